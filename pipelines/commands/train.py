@@ -1,11 +1,16 @@
-"""`tenure train ...` commands."""
+"""``tenure train churn|recommender`` and ``tenure recommend``: one module per model."""
 
 from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="train commands.", no_args_is_help=True)
+from pipelines.commands import train_churn, train_recommender
+
+app = typer.Typer(help="Train a model, log it to MLflow and register it as challenger.", no_args_is_help=True)
+train_churn.register(app)
+train_recommender.register(app)
 
 
 def register_recommend(root: typer.Typer) -> None:
     """Add ``tenure recommend CUSTOMER_ID`` (offline recommendations from the champion)."""
+    train_recommender.register_recommend(root)

@@ -1,0 +1,603 @@
+"""Recommender runtime used by the service and the CLI: a trained ALS model as plain files, served
+with numpy/scipy/implicit only (no pandas, no MLflow on the hot path).
+
+Files in a model directory (what ``save`` writes and ``from_model_dir`` reads):
+``manifest.json`` (format, parameters, mode, counts), ``factors.npz`` (``user_factors``
+customers x factors, ``item_factors`` items x factors, float32), ``mappings.json``
+(``customer_ids``, ``item_ids`` in row/column order), ``user_items.npz`` (CSR confidence,
+customers x items), ``purchases.npz`` (CSR purchase counts, customers x items),
+``items.json`` (``category`` and ``available`` per item column), ``popularity.json``
+(``popularity`` per item column: customers who interacted, and the global ranking).
+
+Strategies (the ``strategy`` of every answer):
+``als`` (known customer, stored user vector), ``als_fresh`` (user vector recomputed with
+implicit's ``recalculate_user`` from the stored row plus ``recent_items``), ``buy_again`` /
+``blend`` (the model's mode, when purchased items are allowed), ``popular`` (no usable
+history), ``no_consent_popular`` (customer without personalisation consent: nothing personal
+is read). Segments are not supported, so ``popular_in_segment`` is never returned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MODES = ("als", "buy_again", "blend")
+STRATEGIES = ("als", "als_fresh", "buy_again", "blend", "popular", "popular_in_segment", "no_consent_popular")
+_FILES = ("manifest.json", "factors.npz", "mappings.json", "user_items.npz", "purchases.npz",
+          "items.json", "popularity.json")
+
+
+@dataclasses.dataclass
+class Recommendations:
+    """Answer for one customer: ranked ``items`` (dicts ``item_id``, ``score``, ``because``)."""
+
+    items: list[dict[str, Any]]
+    strategy: str
+    model_version: str | None = None
+
+    def item_ids(self) -> list[str]:
+        """The recommended item ids, best first."""
+        return [it["item_id"] for it in self.items]
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure scoring functions (also used by training's evaluation, so offline and online agree)
+
+
+def normalise_rows(scores: np.ndarray) -> np.ndarray:
+    """Min-max scale each row of ``scores`` (n x items) to [0, 1]; constant rows become 0."""
+    lo = scores.min(axis=1, keepdims=True)
+    span = scores.max(axis=1, keepdims=True) - lo
+    return np.divide(scores - lo, span, out=np.zeros_like(scores), where=span > 0)
+
+
+def mode_scores(als_scores: np.ndarray, purchases: sp.csr_matrix, mode: str, blend_weight: float) -> np.ndarray:
+    """Final scores of ``mode`` from ALS scores and purchase counts.
+
+    Parameters
+    ----------
+    als_scores:
+        Array (n customers x items) of ALS scores.
+    purchases:
+        CSR matrix (n customers x items) of purchase counts of the same customers.
+    mode:
+        ``als``: the ALS scores unchanged. ``blend``: ``(1 - w) * als01 + w * rebuy01`` where
+        ``als01`` is the row-wise min-max scaled ALS score and ``rebuy01`` the purchase count
+        divided by the customer's largest count. ``buy_again``: purchased items first (ranked by
+        ``rebuy01``), then the others by ``als01`` (scores in (0, 1] and [-1, 0]).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode == "als":
+        return als_scores
+    als01 = normalise_rows(np.asarray(als_scores, dtype=np.float32))
+    rebuy = np.asarray(purchases.todense(), dtype=np.float32)
+    top = rebuy.max(axis=1, keepdims=True)
+    rebuy01 = np.divide(rebuy, top, out=np.zeros_like(rebuy), where=top > 0)
+    if mode == "blend":
+        return (1.0 - blend_weight) * als01 + blend_weight * rebuy01
+    return np.where(rebuy01 > 0, rebuy01, als01 - 1.0)
+
+
+def top_k(
+    scores: np.ndarray,
+    k: int,
+    exclude: sp.csr_matrix | None = None,
+    allowed: np.ndarray | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Best ``k`` columns of each row of ``scores`` (n x items), best first.
+
+    ``exclude`` (CSR, n x items): non-zero entries are never returned; ``allowed``
+    (bool array, items): only these columns may be returned. Rows with fewer candidates
+    return fewer items.
+
+    Returns
+    -------
+    list of (item columns, scores) per row.
+    """
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    n, m = scores.shape
+    if allowed is not None:
+        scores[:, ~allowed] = -np.inf
+    if exclude is not None and exclude.nnz:
+        exclude = exclude.tocsr()
+        row_of = np.repeat(np.arange(n), np.diff(exclude.indptr))
+        scores[row_of, exclude.indices] = -np.inf
+    k = min(k, m)
+    if k <= 0:
+        return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in range(n)]
+    if k < m:
+        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        part = np.tile(np.arange(m), (n, 1))
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    ids = np.take_along_axis(part, order, axis=1)
+    best = np.take_along_axis(part_scores, order, axis=1)
+    out = []
+    for r in range(n):
+        ok = np.isfinite(best[r])
+        out.append((ids[r][ok], best[r][ok]))
+    return out
+
+
+def explain_contributions(
+    item_factors: np.ndarray,
+    yty: np.ndarray,
+    regularization: float,
+    alpha: float,
+    user_rows: sp.csr_matrix,
+    item_cols: Sequence[np.ndarray],
+    n: int = 3,
+) -> list[list[list[int]]]:
+    """Own items that contributed most to each recommended item (implicit's ``explain``, batched).
+
+    Same formula as ``implicit.cpu.als.AlternatingLeastSquares.explain``: with
+    ``C = alpha * user_row`` and ``A = YtY + reg I + sum_j (c_j - 1) y_j y_j^T``, the
+    contribution of own item ``j`` to item ``i`` is ``c_j * y_j . A^-1 y_i``.
+
+    Parameters
+    ----------
+    user_rows:
+        CSR matrix (customers x items) of confidence, one row per customer.
+    item_cols:
+        One array of recommended item columns per row.
+
+    Returns
+    -------
+    Per row, per recommended item: own item columns with a positive contribution, largest first
+    (at most ``n``).
+    """
+    f = yty.shape[0]
+    base = yty + regularization * np.eye(f)
+    n_rows = user_rows.shape[0]
+    width = max((len(c) for c in item_cols), default=0)
+    out: list[list[list[int]]] = [[[] for _ in cols] for cols in item_cols]
+    if width == 0 or n_rows == 0:
+        return out
+    a = np.repeat(base[None, :, :], n_rows, axis=0)
+    b = np.zeros((n_rows, f, width))
+    owns, ys, confs = [], [], []
+    indptr, indices, data = user_rows.indptr, user_rows.indices, user_rows.data
+    for r in range(n_rows):
+        own = indices[indptr[r]:indptr[r + 1]]
+        conf = alpha * data[indptr[r]:indptr[r + 1]].astype(np.float64)
+        keep = conf > 0
+        own, conf = own[keep], conf[keep]
+        y = item_factors[own].astype(np.float64)
+        a[r] += (y * (conf - 1.0)[:, None]).T @ y
+        cols = item_cols[r]
+        b[r, :, :len(cols)] = item_factors[cols].T
+        owns.append(own)
+        ys.append(y)
+        confs.append(conf)
+    w = np.linalg.solve(a, b)  # rows x factors x width
+    for r in range(n_rows):
+        own, k = owns[r], len(item_cols[r])
+        if len(own) == 0 or k == 0:
+            continue
+        contrib = (ys[r] @ w[r, :, :k]) * confs[r][:, None]  # own x recommended
+        order = np.argsort(-contrib, axis=0, kind="stable")[:n]
+        top = np.take_along_axis(contrib, order, axis=0) > 0
+        own_top = own[order]
+        out[r] = [own_top[:, c][top[:, c]].tolist() for c in range(k)]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+class RecommenderRuntime:
+    """A trained recommender ready to answer requests.
+
+    Parameters
+    ----------
+    user_factors:
+        Array (customers x factors), float32.
+    item_factors:
+        Array (items x factors), float32.
+    customer_ids, item_ids:
+        Sequences of str in row / column order.
+    user_items:
+        CSR matrix (customers x items) of training confidence (for ``recalculate_user`` and
+        ``because``).
+    purchases:
+        CSR matrix (customers x items) of purchase counts ("exclude purchased", buy-again).
+    item_category, item_available:
+        Per item column: category (str) and availability (bool).
+    popularity:
+        Array (items,) of customers who interacted with each item.
+    params:
+        ``regularization``, ``alpha``, ``mode``, ``blend_weight``, ``event_weights`` and
+        whatever else the manifest records.
+    """
+
+    def __init__(
+        self,
+        user_factors: np.ndarray,
+        item_factors: np.ndarray,
+        customer_ids: Sequence[str],
+        item_ids: Sequence[str],
+        user_items: sp.csr_matrix,
+        purchases: sp.csr_matrix,
+        item_category: Sequence[str],
+        item_available: Sequence[bool],
+        popularity: np.ndarray,
+        params: dict[str, Any],
+        model_version: str | None = None,
+    ) -> None:
+        n_users, n_items = len(customer_ids), len(item_ids)
+        if user_factors.shape[0] != n_users or item_factors.shape[0] != n_items:
+            raise ValueError(
+                f"factor shapes {user_factors.shape} / {item_factors.shape} do not match "
+                f"{n_users} customers x {n_items} items"
+            )
+        for name, m in (("user_items", user_items), ("purchases", purchases)):
+            if m.shape != (n_users, n_items):
+                raise ValueError(f"{name} has shape {m.shape}, expected {(n_users, n_items)}")
+        mode = params.get("mode", "als")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.user_factors = np.ascontiguousarray(user_factors, dtype=np.float32)
+        self.item_factors = np.ascontiguousarray(item_factors, dtype=np.float32)
+        self.customer_ids = [str(c) for c in customer_ids]
+        self.item_ids = [str(i) for i in item_ids]
+        self.user_items = user_items.tocsr().astype(np.float32)
+        self.purchases = purchases.tocsr().astype(np.float32)
+        self.item_category = np.asarray([str(c) for c in item_category], dtype=object)
+        self.item_available = np.asarray(item_available, dtype=bool)
+        self.popularity = np.asarray(popularity, dtype=np.float64)
+        self.params = dict(params)
+        self.mode: str = mode
+        self.blend_weight: float = float(params.get("blend_weight", 0.5))
+        self.regularization: float = float(params.get("regularization", 0.01))
+        self.alpha: float = float(params.get("alpha", 1.0))
+        self.event_weights: dict[str, float] = dict(params.get("event_weights", {}))
+        self.model_version = model_version
+        self._customer_index = {c: i for i, c in enumerate(self.customer_ids)}
+        self._item_index = {c: i for i, c in enumerate(self.item_ids)}
+        self._categories = sorted(set(self.item_category.tolist()))
+        self._yty = self.item_factors.T.astype(np.float64) @ self.item_factors.astype(np.float64)
+        self._popular_order = np.argsort(-self.popularity, kind="stable")
+        self._als = None  # implicit model, built on first recalculate_user
+        self._norms = None
+        self._blas = None
+
+    # ---- persistence --------------------------------------------------------------------
+
+    @classmethod
+    def from_model_dir(cls, local_dir: str | Path) -> "RecommenderRuntime":
+        """Load from a model directory, or from an MLflow pyfunc model directory holding one.
+
+        ``local_dir`` may be the folder ``save`` wrote, or what
+        ``mlflow.artifacts.download_artifacts("models:/tenure-recommender@champion")`` returns
+        (the files are then under ``artifacts/recommender/``).
+        """
+        root = _find_model_dir(Path(local_dir))
+        manifest = json.loads((root / "manifest.json").read_text())
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{root}: recommender format {manifest.get('format_version')} is not supported "
+                f"(expected {FORMAT_VERSION}); retrain with this version of tenure"
+            )
+        with np.load(root / "factors.npz") as f:
+            user_factors, item_factors = f["user_factors"], f["item_factors"]
+        mappings = json.loads((root / "mappings.json").read_text())
+        items = json.loads((root / "items.json").read_text())
+        popularity = json.loads((root / "popularity.json").read_text())
+        return cls(
+            user_factors=user_factors,
+            item_factors=item_factors,
+            customer_ids=mappings["customer_ids"],
+            item_ids=mappings["item_ids"],
+            user_items=sp.load_npz(root / "user_items.npz").tocsr(),
+            purchases=sp.load_npz(root / "purchases.npz").tocsr(),
+            item_category=items["category"],
+            item_available=items["available"],
+            popularity=np.asarray(popularity["popularity"], dtype=np.float64),
+            params=manifest.get("params", {}),
+            model_version=manifest.get("model_version"),
+        )
+
+    def save(self, directory: str | Path, extra_manifest: dict[str, Any] | None = None) -> Path:
+        """Write the model as plain files under ``directory`` (created); returns it."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        np.savez(directory / "factors.npz", user_factors=self.user_factors, item_factors=self.item_factors)
+        (directory / "mappings.json").write_text(
+            json.dumps({"customer_ids": self.customer_ids, "item_ids": self.item_ids})
+        )
+        sp.save_npz(directory / "user_items.npz", self.user_items)
+        sp.save_npz(directory / "purchases.npz", self.purchases)
+        (directory / "items.json").write_text(
+            json.dumps({"item_ids": self.item_ids, "category": self.item_category.tolist(),
+                        "available": self.item_available.tolist()})
+        )
+        (directory / "popularity.json").write_text(
+            json.dumps({"popularity": self.popularity.tolist(),
+                        "popular_item_ids": [self.item_ids[i] for i in self._popular_order[:1000]]})
+        )
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "kind": "tenure-recommender",
+            "n_customers": len(self.customer_ids),
+            "n_items": len(self.item_ids),
+            "factors": int(self.item_factors.shape[1]),
+            "params": self.params,
+            "files": list(_FILES),
+        }
+        manifest.update(extra_manifest or {})
+        (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        return directory
+
+    # ---- lookups ------------------------------------------------------------------------
+
+    def knows_customer(self, customer_id: str) -> bool:
+        """Whether the model has a row (training history) for ``customer_id``."""
+        return str(customer_id) in self._customer_index
+
+    @property
+    def categories(self) -> list[str]:
+        """Item categories known to the model."""
+        return list(self._categories)
+
+    def _allowed(self, categories: Sequence[str] | None, available_only: bool) -> np.ndarray | None:
+        mask = None
+        if available_only:
+            mask = self.item_available.copy()
+        if categories:
+            if isinstance(categories, str):
+                categories = [categories]
+            cat = np.isin(self.item_category, [str(c) for c in categories])
+            mask = cat if mask is None else mask & cat
+        return mask
+
+    def _item(self, col: int, score: float, because: Sequence[int] = ()) -> dict[str, Any]:
+        return {"item_id": self.item_ids[col], "score": float(score),
+                "because": [self.item_ids[j] for j in because]}
+
+    # ---- recommendations ----------------------------------------------------------------
+
+    def recommend(
+        self,
+        customer_id: str,
+        k: int = 10,
+        exclude_purchased: bool = True,
+        categories: Sequence[str] | None = None,
+        available_only: bool = True,
+        consent: bool = True,
+        recent_items: Sequence[tuple[str, float]] | None = None,
+    ) -> Recommendations:
+        """Top-``k`` items for one customer (see :meth:`recommend_batch`)."""
+        return self.recommend_batch(
+            [customer_id], k=k, exclude_purchased=exclude_purchased, categories=categories,
+            available_only=available_only, consent=[consent],
+            recent_items=None if recent_items is None else [recent_items],
+        )[0]
+
+    def recommend_batch(
+        self,
+        customer_ids: Sequence[str],
+        k: int = 10,
+        exclude_purchased: bool = True,
+        categories: Sequence[str] | None = None,
+        available_only: bool = True,
+        consent: bool | Sequence[bool] = True,
+        recent_items: Sequence[Sequence[tuple[str, float]] | None] | None = None,
+    ) -> list[Recommendations]:
+        """Top-``k`` items for many customers, in the order given.
+
+        Parameters
+        ----------
+        customer_ids:
+            Customers to answer for.
+        k:
+            Items per customer (1..1000).
+        exclude_purchased:
+            Leave out items the customer bought (training purchases, plus ``recent_items``
+            whose weight reaches the purchase weight). When False and the model's mode is
+            ``blend`` or ``buy_again``, rebuys are mixed in and the strategy says so.
+        categories:
+            Only items of these categories.
+        available_only:
+            Only items marked available.
+        consent:
+            One flag for all, or one per customer; without consent nothing personal is read
+            and the answer is ``no_consent_popular``.
+        recent_items:
+            None, or one entry per customer: None or a list of ``(item_id, weight)`` (weights
+            on the scale of ``event_weights``) for events the model has not seen; the user
+            vector is then recomputed (``als_fresh``). Unknown item ids are ignored.
+        """
+        if not 1 <= int(k) <= 1000:
+            raise ValueError(f"k must be between 1 and 1000, got {k}")
+        # Small matrix products are slower with a threaded BLAS (and would fight the server's
+        # own threads): one BLAS thread while answering.
+        with self._blas_one_thread():
+            return self._recommend_batch(customer_ids, int(k), exclude_purchased, categories,
+                                         available_only, consent, recent_items)
+
+    def _blas_one_thread(self):
+        if self._blas is None:
+            from threadpoolctl import ThreadpoolController
+
+            self._blas = ThreadpoolController()
+        return self._blas.limit(limits=1, user_api="blas")
+
+    def _recommend_batch(self, customer_ids, k, exclude_purchased, categories, available_only, consent,
+                         recent_items) -> list[Recommendations]:
+        n = len(customer_ids)
+        consents = [bool(consent)] * n if isinstance(consent, (bool, np.bool_)) else [bool(c) for c in consent]
+        if len(consents) != n:
+            raise ValueError(f"consent has {len(consents)} flags for {n} customers")
+        if recent_items is not None and len(recent_items) != n:
+            raise ValueError(f"recent_items has {len(recent_items)} entries for {n} customers")
+        allowed = self._allowed(categories, available_only)
+        results: list[Recommendations | None] = [None] * n
+
+        als_pos, als_rows = [], []
+        fresh_pos, fresh_rows, fresh_recent = [], [], []
+        for pos, cid in enumerate(customer_ids):
+            if not consents[pos]:
+                results[pos] = self._popular(k, allowed, None, "no_consent_popular")
+                continue
+            row = self._customer_index.get(str(cid))
+            recent = self._recent_vector(recent_items[pos]) if recent_items is not None else None
+            if recent is not None:
+                fresh_pos.append(pos)
+                fresh_rows.append(row)
+                fresh_recent.append(recent)
+            elif row is not None and self.user_items.indptr[row + 1] > self.user_items.indptr[row]:
+                als_pos.append(pos)
+                als_rows.append(row)
+            else:
+                excl = self.purchases[row] if (row is not None and exclude_purchased) else None
+                results[pos] = self._popular(k, allowed, excl, "popular")
+
+        if als_rows:
+            rows = np.asarray(als_rows)
+            answers = self._score(self.user_factors[rows], self.user_items[rows], self.purchases[rows],
+                                  k, exclude_purchased, allowed, "als")
+            for pos, ans in zip(als_pos, answers):
+                results[pos] = ans
+        if fresh_rows:
+            conf_rows, buy_rows = [], []
+            for row, (cols, weights) in zip(fresh_rows, fresh_recent):
+                base = self.user_items[row] if row is not None else sp.csr_matrix((1, len(self.item_ids)), dtype=np.float32)
+                add = sp.csr_matrix((weights, (np.zeros_like(cols), cols)), shape=(1, len(self.item_ids)), dtype=np.float32)
+                merged = base + add
+                merged.data = np.clip(merged.data, 0, None)
+                merged.eliminate_zeros()
+                conf_rows.append(merged)
+                buy_weight = self.event_weights.get("purchase", np.inf)
+                bought = add.copy()
+                bought.data = (bought.data >= buy_weight).astype(np.float32)
+                bought.eliminate_zeros()
+                base_buys = self.purchases[row] if row is not None else sp.csr_matrix((1, len(self.item_ids)), dtype=np.float32)
+                buy_rows.append(base_buys + bought)
+            conf = sp.vstack(conf_rows).tocsr()
+            buys = sp.vstack(buy_rows).tocsr()
+            vectors = self._recalculate(conf)
+            answers = self._score(vectors, conf, buys, k, exclude_purchased, allowed, "als_fresh")
+            for pos, ans, c in zip(fresh_pos, answers, conf_rows):
+                if c.nnz == 0:  # recent items were all unknown or cancelled out
+                    row = self._customer_index.get(str(customer_ids[pos]))
+                    excl = self.purchases[row] if (row is not None and exclude_purchased) else None
+                    ans = self._popular(k, allowed, excl, "popular")
+                results[pos] = ans
+        for r in results:
+            r.model_version = self.model_version
+        return results  # type: ignore[return-value]
+
+    def _recent_vector(self, recent: Sequence[tuple[str, float]] | None) -> tuple[np.ndarray, np.ndarray] | None:
+        if not recent:
+            return None
+        cols, weights = [], []
+        for entry in recent:
+            item_id, weight = entry
+            col = self._item_index.get(str(item_id))
+            if col is not None:
+                cols.append(col)
+                weights.append(float(weight))
+        if not cols:
+            return np.empty(0, np.int64), np.empty(0, np.float32)
+        return np.asarray(cols, dtype=np.int64), np.asarray(weights, dtype=np.float32)
+
+    def _recalculate(self, conf: sp.csr_matrix) -> np.ndarray:
+        """implicit's ``recalculate_user`` on rows of confidence (n x items) -> (n x factors)."""
+        if self._als is None:
+            from implicit.cpu.als import AlternatingLeastSquares
+
+            als = AlternatingLeastSquares(
+                factors=self.item_factors.shape[1], regularization=self.regularization,
+                alpha=self.alpha, num_threads=1,
+            )
+            als.item_factors = self.item_factors
+            als.user_factors = self.user_factors
+            self._als = als
+        return np.asarray(self._als.recalculate_user(np.arange(conf.shape[0]), conf), dtype=np.float32).reshape(
+            conf.shape[0], -1
+        )
+
+    def _score(
+        self,
+        vectors: np.ndarray,
+        conf: sp.csr_matrix,
+        buys: sp.csr_matrix,
+        k: int,
+        exclude_purchased: bool,
+        allowed: np.ndarray | None,
+        strategy: str,
+    ) -> list[Recommendations]:
+        scores = vectors @ self.item_factors.T
+        if not exclude_purchased and self.mode != "als":
+            scores = mode_scores(scores, buys, self.mode, self.blend_weight)
+            strategy = self.mode
+        ranked = top_k(scores, k, exclude=buys if exclude_purchased else None, allowed=allowed)
+        because = explain_contributions(self.item_factors, self._yty, self.regularization, self.alpha,
+                                        conf, [cols for cols, _ in ranked])
+        out = []
+        for (cols, vals), why in zip(ranked, because):
+            out.append(Recommendations([self._item(c, s, b) for c, s, b in zip(cols.tolist(), vals.tolist(), why)],
+                                       strategy))
+        return out
+
+    def _popular(self, k: int, allowed: np.ndarray | None, exclude: sp.csr_matrix | None, strategy: str) -> Recommendations:
+        order = self._popular_order
+        if allowed is not None:
+            order = order[allowed[order]]
+        if exclude is not None and exclude.nnz:
+            order = order[~np.isin(order, exclude.indices)]
+        top = order[:k]
+        return Recommendations([self._item(int(c), self.popularity[c]) for c in top], strategy)
+
+    def similar_items(self, item_id: str, k: int = 10, available_only: bool = False) -> list[dict[str, Any]]:
+        """Items closest to ``item_id`` by cosine of item factors, itself left out.
+
+        Returns
+        -------
+        list of dicts ``item_id``, ``score`` (cosine), best first.
+
+        Raises
+        ------
+        KeyError
+            When the item is not in the model.
+        """
+        col = self._item_index.get(str(item_id))
+        if col is None:
+            raise KeyError(f"item {item_id!r} is not in the recommender model")
+        if self._norms is None:
+            self._norms = np.linalg.norm(self.item_factors, axis=1)
+        norms = self._norms
+        sims = (self.item_factors @ self.item_factors[col]) / np.maximum(norms * norms[col], 1e-12)
+        sims = sims[None, :]
+        allowed = self.item_available.copy() if available_only else np.ones(len(self.item_ids), bool)
+        allowed[col] = False
+        (cols, vals), = top_k(sims, k, allowed=allowed)
+        return [{"item_id": self.item_ids[c], "score": float(v)} for c, v in zip(cols, vals)]
+
+
+def _find_model_dir(path: Path) -> Path:
+    if (path / "manifest.json").is_file():
+        return path
+    for candidate in (path / "artifacts" / "recommender", path / "recommender"):
+        if (candidate / "manifest.json").is_file():
+            return candidate
+    found = sorted(path.glob("**/manifest.json"))
+    if found:
+        return found[0].parent
+    raise FileNotFoundError(
+        f"no recommender model under {path}: expected manifest.json (train one with "
+        "'tenure train recommender')"
+    )

@@ -277,7 +277,7 @@ class RecommenderRuntime:
     # ---- persistence --------------------------------------------------------------------
 
     @classmethod
-    def from_model_dir(cls, local_dir: str | Path) -> "RecommenderRuntime":
+    def from_model_dir(cls, local_dir: str | Path) -> RecommenderRuntime:
         """Load from a model directory, or from an MLflow pyfunc model directory holding one.
 
         ``local_dir`` may be the folder ``save`` wrote, or what

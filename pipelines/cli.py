@@ -14,7 +14,7 @@ from typing import Optional
 
 import typer
 
-from pipelines.commands import data, demo, export, features, models, monitor, serve, train
+from pipelines.commands import data, demo, export, features, models, monitor, run, serve, train
 from pipelines.console import console, fail
 
 app = typer.Typer(
@@ -69,6 +69,7 @@ serve.register(app)
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(export.app, name="export")
 demo.register(app)
+run.register(app)
 
 
 def main() -> None:

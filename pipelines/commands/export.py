@@ -1,7 +1,50 @@
-"""`tenure export ...` commands."""
+"""``tenure export audience``: the customers to act on, as a file for marketing automation."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import List, Optional
+
 import typer
 
-app = typer.Typer(help="export commands.", no_args_is_help=True)
+from pipelines.console import console, fail, out
+
+app = typer.Typer(help="Export files for marketing automation (audiences).", no_args_is_help=True)
+
+_BANDS = ("low", "medium", "high")
+
+
+@app.command("audience")
+def audience(
+    ctx: typer.Context,
+    risk: List[str] = typer.Option(["high"], "--risk", "-r", help="Risk band(s) to export: low, medium, high (repeatable)."),
+    with_recommendations: int = typer.Option(0, "--with-recommendations", "-k", min=0, max=1000,
+                                             help="Add this many recommended items per customer (item_1..item_K)."),
+    file_format: str = typer.Option("csv", "--format", help="csv or parquet."),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="File to write (default: exports_dir/audience-...)."),
+    source: str = typer.Option("auto", "--source", help="Features from: auto (online store, else snapshot), online, snapshot."),
+) -> None:
+    """Write the customers in the given risk band(s) with churn probability, reasons and recommendations.
+
+    Columns: customer_id, churn_probability, risk_band, churn_model_version, feature_source,
+    scored_at, reason_N_feature, reason_N_value, reason_N_contribution (N = 1..serving.top_reasons),
+    and with -k: item_1..item_K, recommendation_strategy, recommender_model_version.
+    """
+    bad = [r for r in risk if r not in _BANDS]
+    if bad:
+        raise typer.BadParameter(f"unknown risk band(s) {bad}; choose from {list(_BANDS)}", param_hint="--risk")
+    if file_format not in ("csv", "parquet"):
+        raise typer.BadParameter(f"format must be csv or parquet, got {file_format!r}", param_hint="--format")
+    if source not in ("auto", "online", "snapshot"):
+        raise typer.BadParameter(f"source must be auto, online or snapshot, got {source!r}", param_hint="--source")
+    settings = ctx.obj
+    from pipelines.scoring import export_audience
+
+    try:
+        with console.status("scoring customers with the champion models"):
+            path, frame = export_audience(settings, risk=tuple(dict.fromkeys(risk)), k=with_recommendations,
+                                          file_format=file_format, out=out_path, source=source)  # type: ignore[arg-type]
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
+    console.print(f"wrote {len(frame)} customers ({'/'.join(risk)} risk) to [bold]{path}[/bold]", highlight=False)
+    out.print(str(path), highlight=False)

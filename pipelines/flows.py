@@ -1,0 +1,338 @@
+"""The pipeline steps (ingest, features, train, score, monitor) as plain functions, and their runner.
+
+Each step composes the other rooms' functions; it does not re-implement them. Each one
+returns its row counts (:class:`pipelines.steps.StepOutput`) and has an input fingerprint
+(:func:`step_fingerprint`), so :func:`run_step` skips it when it already finished for the
+same inputs and a failed run resumes where it stopped. The CLI (``tenure run``), the
+Prefect flows (:mod:`pipelines.orchestration`) and the demo all go through :func:`run_step`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from pipelines.steps import StepOutput, StepResult, StepRunner, fingerprint
+from tenure.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+STEPS: tuple[str, ...] = ("ingest", "features", "train", "score", "monitor")
+MODEL_KINDS: tuple[str, ...] = ("churn", "recommender")
+
+
+class MissingPiece(RuntimeError):
+    """A function another room provides is not available (yet); the message names it and its room."""
+
+
+def _require(module: str, attr: str, room: str) -> Any:
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise MissingPiece(f"{module}.{attr} is not available ({room} room): {exc}") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# ingest
+
+
+def ingest_step(settings: Settings) -> StepOutput:
+    """New raw files (``raw_dir``) and the service's event log (``event_log_dir``) -> validated tables.
+
+    Ingestion is idempotent on ``event_id``: re-reading a file adds nothing twice.
+    """
+    ingest = _require("features.ingest", "ingest", "data")
+    rows: dict[str, int] = {}
+    details: dict[str, Any] = {}
+    sources = [p for p in (settings.paths.raw_dir, settings.paths.event_log_dir) if p.exists() and any(p.iterdir())]
+    if not sources:
+        raise FileNotFoundError(
+            f"nothing to ingest: {settings.paths.raw_dir} and {settings.paths.event_log_dir} are empty; "
+            "put files there or run `tenure generate` first"
+        )
+    for source in sources:
+        report = ingest(settings, source)
+        for key, value in _report_counts(report).items():
+            rows[key] = rows.get(key, 0) + value
+        details[str(source)] = _jsonable(report)
+    return StepOutput(rows=rows, details=details)
+
+
+def _report_counts(report: Any) -> dict[str, int]:
+    """Integer fields of an ingestion report (dataclass, dict or object) as row counts."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(report):
+        items = dataclasses.asdict(report).items()
+    elif isinstance(report, dict):
+        items = report.items()
+    else:
+        items = vars(report).items() if hasattr(report, "__dict__") else []
+    counts: dict[str, int] = {}
+    for key, value in items:
+        if isinstance(value, bool):
+            continue
+        if isinstance(value, int):
+            counts[str(key)] = value
+        elif isinstance(value, dict):
+            for sub, v in value.items():
+                if isinstance(v, int) and not isinstance(v, bool):
+                    counts[f"{key}.{sub}"] = v
+    return counts
+
+
+def _jsonable(value: Any) -> Any:
+    import dataclasses
+    import json
+
+    if dataclasses.is_dataclass(value):
+        value = dataclasses.asdict(value)
+    try:
+        return json.loads(json.dumps(value, default=str))
+    except (TypeError, ValueError):
+        return str(value)
+
+
+# --------------------------------------------------------------------------------------------
+# features
+
+
+def feature_snapshot_times(settings: Settings) -> list[Any]:
+    """As-of times of the batch feature snapshots: every ``feast.snapshot_every_days`` back from
+    the end of the data (the day after the last event), covering the churn history window."""
+    import pandas as pd
+
+    from features.snapshots import snapshot_times
+
+    read_events = _require("features.tables", "read_events", "data")
+    events = read_events(settings)
+    if events.empty:
+        raise ValueError("no events in the tables; run `tenure run ingest` first")
+    last = pd.Timestamp(events["event_at"].max()).tz_convert("UTC")
+    end = last.floor("D") + pd.Timedelta(days=1)
+    span = settings.churn.history_days + settings.churn.horizon_days
+    first_event = pd.Timestamp(events["event_at"].min()).tz_convert("UTC").floor("D")
+    every = settings.feast.snapshot_every_days
+    start = max(first_event, end - pd.Timedelta(days=span))
+    # align the grid on the end so the latest snapshot is the end of the data
+    n = int((end - start) / pd.Timedelta(days=every))
+    return snapshot_times(end - pd.Timedelta(days=every * n), end, every)
+
+
+def features_step(settings: Settings) -> StepOutput:
+    """Build the batch feature tables, register the Feast definitions, materialize the online store."""
+    from feature_repo.store import apply_definitions, materialize
+    from features.snapshots import build_feature_tables
+
+    times = feature_snapshot_times(settings)
+    tables = build_feature_tables(settings, times)
+    applied = apply_definitions(settings)
+    start, end = materialize(settings, incremental=True)
+    return StepOutput(
+        rows={"customer_feature_rows": tables.customer_rows, "item_feature_rows": tables.item_rows,
+              "snapshots": len(tables.as_of)},
+        details={"first_as_of": str(tables.as_of[0]), "last_as_of": str(tables.as_of[-1]),
+                 "feast_objects": len(applied), "materialized": [str(start), str(end)]},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# train
+
+
+def _train(settings: Settings, kind: str) -> Any:
+    if kind == "churn":
+        return _require("training.churn_pipeline", "train_churn", "churn")(settings)
+    return _require("training.recommender_pipeline", "train_recommender", "recommender")(settings)
+
+
+def train_step(settings: Settings, kinds: Sequence[str] = MODEL_KINDS, promote: bool = True) -> StepOutput:
+    """Train both models (logged to MLflow, registered as ``challenger``) and run the promotion gate."""
+    from training.registry import get_alias_version
+    from training.registry import promote as run_gate
+
+    rows: dict[str, int] = {}
+    details: dict[str, Any] = {}
+    for kind in kinds:
+        if kind not in MODEL_KINDS:
+            raise ValueError(f"model kind must be one of {list(MODEL_KINDS)}, got {kind!r}")
+        result = _train(settings, kind)
+        info: dict[str, Any] = {"result": _jsonable(_summarise_training(result))}
+        info["challenger_version"] = get_alias_version(settings, kind, "challenger")
+        if promote and info["challenger_version"] is not None:
+            decision = run_gate(settings, kind)
+            info["gate"] = decision.as_dict()
+        info["champion_version"] = get_alias_version(settings, kind, "champion")
+        for key, value in _report_counts(_summarise_training(result)).items():
+            rows[f"{kind}.{key}"] = value
+        details[kind] = info
+    return StepOutput(rows=rows, details=details)
+
+
+def _summarise_training(result: Any) -> Any:
+    """The JSON-ready part of a training result (run id, version, metrics, counts)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(result):
+        out = {}
+        for field in dataclasses.fields(result):
+            value = getattr(result, field.name)
+            if isinstance(value, (str, int, float, bool, type(None))):
+                out[field.name] = value
+            elif isinstance(value, dict) and all(isinstance(v, (int, float, str, bool, type(None))) for v in value.values()):
+                out[field.name] = value
+        return out
+    if isinstance(result, dict):
+        return {k: v for k, v in result.items() if isinstance(v, (str, int, float, bool, dict, type(None)))}
+    return str(result)
+
+
+# --------------------------------------------------------------------------------------------
+# score
+
+
+def score_step(settings: Settings, k: int | None = None) -> StepOutput:
+    """Churn scores (and ``k`` recommendations) for every customer -> ``exports_dir/scores/``."""
+    from pipelines.scoring import batch_score, write_scores
+
+    k = settings.recommender.k if k is None else k
+    frame = batch_score(settings, k=k)
+    paths = write_scores(settings, frame)
+    bands = frame["risk_band"].value_counts().to_dict() if len(frame) else {}
+    return StepOutput(
+        rows={"customers_scored": len(frame), **{f"risk_{b}": int(n) for b, n in bands.items()}},
+        details={"paths": {k: str(v) for k, v in paths.items()},
+                 "churn_model_version": str(frame["churn_model_version"].iloc[0]) if len(frame) else None},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# monitor and retrain
+
+
+def make_retrain(settings: Settings, kinds: Sequence[str] = MODEL_KINDS) -> Callable[..., dict[str, Any]]:
+    """The retrain callable handed to monitoring: ingest the logged events, rebuild features,
+    train both models and run the gate. Returns what happened (versions, gate decisions)."""
+
+    def retrain(*_args: Any, **_kwargs: Any) -> dict[str, Any]:
+        runner = StepRunner(settings.paths.state_dir)
+        results = {}
+        for step in ("ingest", "features"):
+            results[step] = run_step(settings, step, runner=runner).as_dict()
+        # monitoring decided to retrain: train even when the tables did not change
+        trained = runner.run(
+            "train", lambda: train_step(settings, kinds), lambda: step_fingerprint(settings, "train"), force=True
+        )
+        results["train"] = trained.as_dict()
+        return {
+            "steps": {name: {"status": r["status"], "duration_s": r["duration_s"]} for name, r in results.items()},
+            "models": {kind: trained.details.get(kind, {}) for kind in kinds},
+        }
+
+    return retrain
+
+
+def monitor_step(settings: Settings, retrain: bool = True, window: Any = None) -> StepOutput:
+    """One monitoring pass: drift/performance reports, alerts and (policy permitting) retraining."""
+    run_monitoring_pass = _require("monitoring", "run_monitoring_pass", "monitoring")
+    result = run_monitoring_pass(settings, window=window, retrain=make_retrain(settings) if retrain else None)
+    summary = _jsonable(result)
+    rows = _report_counts(result)
+    return StepOutput(rows=rows, details={"result": summary})
+
+
+# --------------------------------------------------------------------------------------------
+# fingerprints and the runner
+
+
+def _champion_versions(settings: Settings) -> dict[str, str | None]:
+    from training.registry import get_alias_version
+
+    return {kind: get_alias_version(settings, kind, "champion") for kind in MODEL_KINDS}
+
+
+def step_fingerprint(settings: Settings, step: str) -> str:
+    """The input fingerprint of ``step``: the files it reads and the settings that shape it."""
+    p = settings.paths
+    if step == "ingest":
+        return fingerprint(p.raw_dir, p.event_log_dir, settings.columns)
+    if step == "features":
+        return fingerprint(p.tables_dir, settings.feast, settings.churn.history_days, settings.churn.horizon_days)
+    if step == "train":
+        return fingerprint(p.features_dir, p.tables_dir, settings.churn, settings.recommender)
+    if step == "score":
+        return fingerprint(p.features_dir, p.feast_dir, _champion_versions(settings), settings.recommender.k,
+                           settings.churn.medium_threshold, settings.churn.high_threshold)
+    if step == "monitor":
+        return fingerprint(p.prediction_log_dir, _champion_versions(settings), settings.monitoring)
+    raise ValueError(f"unknown step {step!r}; allowed: {list(STEPS)}")
+
+
+def step_function(settings: Settings, step: str) -> Callable[[], StepOutput]:
+    """The no-argument function that runs ``step`` with ``settings``."""
+    functions: dict[str, Callable[[], StepOutput]] = {
+        "ingest": lambda: ingest_step(settings),
+        "features": lambda: features_step(settings),
+        "train": lambda: train_step(settings),
+        "score": lambda: score_step(settings),
+        "monitor": lambda: monitor_step(settings),
+    }
+    if step not in functions:
+        raise ValueError(f"unknown step {step!r}; allowed: {list(STEPS)}")
+    return functions[step]
+
+
+def run_step(settings: Settings, step: str, force: bool = False, runner: StepRunner | None = None) -> StepResult:
+    """Run ``step`` unless it already finished for its current inputs (see :class:`StepRunner`)."""
+    if step not in STEPS:
+        raise ValueError(f"unknown step {step!r}; allowed: {list(STEPS)}")
+    runner = runner or StepRunner(settings.paths.state_dir)
+    return runner.run(step, step_function(settings, step), lambda: step_fingerprint(settings, step), force=force)
+
+
+def run_steps(
+    settings: Settings,
+    steps: Iterable[str] = STEPS,
+    force: bool | Iterable[str] = False,
+    on_result: Callable[[StepResult], None] | None = None,
+) -> list[StepResult]:
+    """Run ``steps`` in order; stops at the first failure (raising :class:`pipelines.steps.StepFailed`).
+
+    Parameters
+    ----------
+    force:
+        True re-runs all, or the names of the steps to re-run.
+    on_result:
+        Called after each step (the CLI prints a line).
+    """
+    steps = list(steps)
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown:
+        raise ValueError(f"unknown steps {unknown}; allowed: {list(STEPS)}")
+    runner = StepRunner(settings.paths.state_dir, force=force)
+    results = []
+    for step in steps:
+        result = runner.run(step, step_function(settings, step), lambda s=step: step_fingerprint(settings, s))
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
+
+
+__all__ = [
+    "STEPS",
+    "MissingPiece",
+    "feature_snapshot_times",
+    "features_step",
+    "ingest_step",
+    "make_retrain",
+    "monitor_step",
+    "run_step",
+    "run_steps",
+    "score_step",
+    "step_fingerprint",
+    "step_function",
+    "train_step",
+]

@@ -236,7 +236,7 @@ class PreparedCustomerEvents:
         self.signup_ns = _to_ns(customers["signup_at"])
         consent = customers["consent_personalization"] if "consent_personalization" in customers else False
         self.consent = (
-            pd.Series(consent, index=customers.index).fillna(False).astype(bool).to_numpy().astype(np.int64)
+            pd.Series(consent, index=customers.index).astype("boolean").fillna(False).astype(bool).to_numpy().astype(np.int64)
         )
         self.profile = {
             col: (

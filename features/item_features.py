@@ -58,7 +58,7 @@ class PreparedItemEvents:
                          if "category" in items.columns else np.full(self.n, UNKNOWN_CATEGORY, dtype=object))
         self.price = (pd.to_numeric(items["price"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
                       if "price" in items.columns else np.full(self.n, np.nan))
-        self.available = (items["available"].fillna(True).astype(bool).to_numpy().astype(np.int64)
+        self.available = (items["available"].astype("boolean").fillna(True).astype(bool).to_numpy().astype(np.int64)
                           if "available" in items.columns else np.ones(self.n, dtype=np.int64))
         codes = _codes_for(events["item_id"], self.item_ids)
         times = _to_ns(events["event_at"])

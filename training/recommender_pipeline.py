@@ -1,0 +1,408 @@
+"""Recommender training step: load canonical tables, hold out by time, (tune,) fit, evaluate against
+baselines, log to MLflow, register the challenger; and the promotion gate's comparison.
+
+What is registered is a model fitted on *all* events (so it knows the latest behaviour); its
+figures come from a twin fitted on the events before the holdout cut-off and judged on the
+holdout. The gate therefore refits both versions' recorded configurations on the current
+holdout split rather than scoring the registered artefacts (which have seen that holdout).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tenure.settings import Settings
+from training.interactions import build_interactions, holdout_targets, time_split
+from training.recommender_evaluate import BASELINES, evaluate
+from training.recommender_model import ALSRecommender
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("generated", "movielens")
+GATE_METRICS = ("ndcg_at_k", "recall_at_k")
+Progress = Callable[[str], None]
+
+
+@dataclasses.dataclass
+class RecommenderData:
+    """Canonical tables for one training run, and how to read events as confidence."""
+
+    events: pd.DataFrame
+    customers: pd.DataFrame | None
+    items: pd.DataFrame | None
+    source: str
+    path: str | None
+    event_weights: dict[str, float]
+    target_event_types: tuple[str, ...] = ("purchase",)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What ``train_recommender`` did: run, version, the metrics table and the configuration used."""
+
+    run_id: str | None
+    model_version: str | None
+    metrics: pd.DataFrame
+    config: dict[str, Any]
+    cutoff: pd.Timestamp
+    n_train_customers: int
+    n_items: int
+
+
+# ---- data ----------------------------------------------------------------------------------
+
+
+def read_movielens_events(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """MovieLens ``ratings.csv`` / ``movies.csv`` as canonical (customers, items, events).
+
+    Uses ``features.adapters.read_movielens`` when the data room provides it; otherwise reads
+    the files directly. Ratings become implicit feedback: rating >= 4 is a ``purchase`` event
+    (a positive, confidence 1 before ``alpha``), lower ratings are ``view`` events (ignored
+    by the MovieLens event weights). Users have no consent column in MovieLens: all count.
+    """
+    path = Path(path)
+    ratings_file = path / "ratings.csv"
+    if not ratings_file.is_file():
+        raise FileNotFoundError(f"{ratings_file} not found: pass --path to a MovieLens folder (ml-latest-small)")
+    try:
+        from features.adapters import read_movielens  # type: ignore[import-not-found]
+    except ImportError:
+        read_movielens = None
+    if read_movielens is not None:
+        customers, items, events = read_movielens(path)
+        return customers, items, events
+    ratings = pd.read_csv(ratings_file)
+    movies = pd.read_csv(path / "movies.csv") if (path / "movies.csv").is_file() else None
+    events = pd.DataFrame({
+        "event_id": "ml-" + ratings.index.astype(str),
+        "customer_id": ratings["userId"].astype(str),
+        "event_at": pd.to_datetime(ratings["timestamp"], unit="s", utc=True),
+        "event_type": np.where(ratings["rating"] >= 4.0, "purchase", "view"),
+        "item_id": ratings["movieId"].astype(str),
+    })
+    customers = pd.DataFrame({"customer_id": sorted(events["customer_id"].unique())})
+    customers["consent_personalization"] = True
+    customers["signup_at"] = events.groupby("customer_id")["event_at"].min().reindex(customers["customer_id"]).to_numpy()
+    if movies is not None:
+        items = pd.DataFrame({
+            "item_id": movies["movieId"].astype(str),
+            "category": movies["genres"].astype(str).str.split("|").str[0],
+            "price": 0.0,
+            "available": True,
+        })
+    else:
+        items = pd.DataFrame({"item_id": sorted(events["item_id"].unique()), "category": "unknown",
+                              "price": 0.0, "available": True})
+    return customers, items, events
+
+
+MOVIELENS_EVENT_WEIGHTS = {"purchase": 1.0}
+
+
+def load_data(settings: Settings, source: str = "generated", path: str | Path | None = None) -> RecommenderData:
+    """Read the tables of ``source``: ``generated`` = the canonical tables under settings
+    (``tenure generate`` + ingestion), ``movielens`` = the MovieLens folder at ``path``."""
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if source == "movielens":
+        if path is None:
+            raise ValueError("--source movielens needs --path to the MovieLens folder (with ratings.csv)")
+        customers, items, events = read_movielens_events(path)
+        return RecommenderData(events, customers, items, source, str(path), dict(MOVIELENS_EVENT_WEIGHTS))
+    from features.tables import read_customers, read_events, read_items
+
+    events = read_events(settings)
+    if events is None or len(events) == 0:
+        raise ValueError(
+            f"no events under {settings.paths.tables_dir}: run 'tenure generate' and ingest first"
+        )
+    return RecommenderData(events, read_customers(settings), read_items(settings), source,
+                           str(path) if path else None, dict(settings.recommender.event_weights))
+
+
+# ---- configuration -------------------------------------------------------------------------
+
+
+def config_from_settings(settings: Settings, data: RecommenderData | None = None) -> dict[str, Any]:
+    """The recommender configuration of a run (what the manifest records and the gate refits)."""
+    r = settings.recommender
+    return {
+        "factors": r.factors, "regularization": r.regularization, "alpha": r.alpha,
+        "iterations": r.iterations, "weighting": r.weighting, "mode": r.mode,
+        "blend_weight": r.blend_weight, "half_life_days": r.time_decay_half_life_days,
+        "event_weights": dict(data.event_weights if data is not None else r.event_weights),
+        "use_gpu": r.use_gpu, "random_state": r.random_state,
+    }
+
+
+def _matrix(data: RecommenderData, events: pd.DataFrame, config: Mapping[str, Any],
+            as_of: pd.Timestamp | None = None, item_ids=None):
+    return build_interactions(
+        events, data.customers, data.items, event_weights=config["event_weights"],
+        half_life_days=config["half_life_days"], as_of=as_of, weighting=config["weighting"],
+        item_ids=item_ids,
+    )
+
+
+def _model(config: Mapping[str, Any], num_threads: int) -> ALSRecommender:
+    return ALSRecommender(
+        factors=int(config["factors"]), regularization=float(config["regularization"]),
+        alpha=float(config["alpha"]), iterations=int(config["iterations"]), use_gpu=config["use_gpu"],
+        mode=config["mode"], blend_weight=float(config["blend_weight"]), num_threads=num_threads,
+        random_state=config["random_state"],
+    )
+
+
+def _categories(data: RecommenderData, item_ids: np.ndarray) -> np.ndarray | None:
+    if data.items is None or "category" not in data.items.columns:
+        return None
+    cats = data.items.assign(item_id=data.items["item_id"].astype(str)).drop_duplicates("item_id")
+    return cats.set_index("item_id")["category"].reindex(item_ids).fillna("unknown").astype(str).to_numpy()
+
+
+def holdout_evaluation(
+    data: RecommenderData,
+    config: Mapping[str, Any],
+    holdout_days: int,
+    k: int,
+    baselines: tuple[str, ...] = BASELINES,
+    num_threads: int = 0,
+    events: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.Timestamp, Any]:
+    """Fit ``config`` on events before the cut-off and evaluate on the holdout.
+
+    Returns
+    -------
+    (metrics table, cut-off, training InteractionMatrix)
+    """
+    events = data.events if events is None else events
+    train_ev, test_ev, cutoff = time_split(events, holdout_days)
+    train = _matrix(data, train_ev, config, as_of=cutoff)
+    targets = holdout_targets(test_ev, train, data.target_event_types)
+    if not targets:
+        raise ValueError(
+            f"no training customer acted on an item in the last {holdout_days} days: nothing to "
+            "evaluate on; lengthen recommender.holdout_days or add data"
+        )
+    model = _model(config, num_threads).fit(train.user_items, train.purchases)
+    table = evaluate(model, train, targets, k, _categories(data, train.item_ids), baselines,
+                     num_threads=num_threads, random_state=config["random_state"])
+    return table, cutoff, train
+
+
+def tune(
+    data: RecommenderData,
+    config: Mapping[str, Any],
+    n_trials: int,
+    holdout_days: int,
+    k: int,
+    num_threads: int = 0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Optuna search on a validation split inside the training period (never the test holdout).
+
+    The validation cut-off lies ``holdout_days`` before the test cut-off; the objective is
+    nDCG@k of the model there. Searched: factors, regularization, alpha, weighting (none/bm25)
+    and, in blend mode, blend_weight. Returns the best configuration.
+    """
+    import optuna
+
+    if n_trials < 1:
+        raise ValueError(f"--tune needs at least 1 trial, got {n_trials}")
+    train_ev, _, _ = time_split(data.events, holdout_days)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def objective(trial: optuna.Trial) -> float:
+        trial_config = dict(config)
+        trial_config.update(
+            factors=trial.suggest_categorical("factors", [16, 32, 64, 128]),
+            regularization=trial.suggest_float("regularization", 1e-3, 10.0, log=True),
+            alpha=trial.suggest_float("alpha", 0.5, 50.0, log=True),
+            weighting=trial.suggest_categorical("weighting", ["none", "bm25"]),
+        )
+        if config["mode"] == "blend":
+            trial_config["blend_weight"] = trial.suggest_float("blend_weight", 0.0, 1.0)
+        table, _, _ = holdout_evaluation(data, trial_config, holdout_days, k, baselines=(),
+                                         num_threads=num_threads, events=train_ev)
+        if progress:
+            progress(f"trial {trial.number + 1}/{n_trials}: validation ndcg@{k} {table.loc['model', 'ndcg_at_k']:.4f}")
+        return float(table.loc["model", "ndcg_at_k"])
+
+    study = optuna.create_study(direction="maximize",
+                                sampler=optuna.samplers.TPESampler(seed=config["random_state"]))
+    study.enqueue_trial({key: config[key] for key in ("factors", "regularization", "alpha", "weighting")
+                         if key in config} | ({"blend_weight": config["blend_weight"]} if config["mode"] == "blend" else {}))
+    study.optimize(objective, n_trials=n_trials)
+    best = dict(config)
+    best.update(study.best_params)
+    best["tuned_validation_ndcg_at_k"] = float(study.best_value)
+    logger.info("tuning: best validation ndcg@%d %.4f with %s", k, study.best_value, study.best_params)
+    return best
+
+
+# ---- train + log + register ----------------------------------------------------------------
+
+
+def train_recommender(
+    settings: Settings,
+    *,
+    tune_trials: int = 0,
+    source: str = "generated",
+    path: str | Path | None = None,
+    data: RecommenderData | None = None,
+    register: bool = True,
+    num_threads: int = 0,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train, evaluate against baselines, log to MLflow and register as ``challenger``.
+
+    Parameters
+    ----------
+    settings:
+        Settings (``recommender`` and ``mlflow`` sections are used).
+    tune_trials:
+        Optuna trials on the validation split (0 = use the settings as they are).
+    source, path:
+        Where the tables come from (see :func:`load_data`); ``data`` wins when given.
+    register:
+        Register the logged model as a new version aliased ``challenger``.
+    num_threads:
+        Threads for implicit (0 = all cores).
+    progress:
+        Called with a short message after each step.
+    """
+    say = progress or (lambda message: logger.info("%s", message))
+    if data is None:
+        data = load_data(settings, source, path)
+    say(f"loaded {len(data.events):,} events ({data.source})")
+    r = settings.recommender
+    config = config_from_settings(settings, data)
+    if tune_trials:
+        config = tune(data, config, tune_trials, r.holdout_days, r.k, num_threads, progress=say)
+    table, cutoff, train = holdout_evaluation(data, config, r.holdout_days, r.k, num_threads=num_threads)
+    say(f"evaluated on the holdout after {cutoff:%Y-%m-%d}: ndcg@{r.k} {table.loc['model', 'ndcg_at_k']:.4f}")
+
+    end = pd.to_datetime(data.events["event_at"], utc=True).max()
+    full = _matrix(data, data.events, config, as_of=end)
+    model = _model(config, num_threads).fit(full.user_items, full.purchases)
+    say(f"fitted the serving model on {full.shape[0]:,} customers x {full.shape[1]:,} items")
+    runtime = model.to_runtime(full, data.items, params={
+        "event_weights": config["event_weights"], "weighting": config["weighting"],
+        "half_life_days": config["half_life_days"], "use_gpu": config["use_gpu"],
+    })
+    run_id, version = None, None
+    with tempfile.TemporaryDirectory(prefix="tenure-recommender-") as tmp:
+        model_dir = runtime.save(Path(tmp) / "recommender", extra_manifest={
+            "source": data.source, "source_path": data.path, "trained_until": str(end),
+            "holdout_cutoff": str(cutoff), "config": config, "used_gpu": bool(model.used_gpu_),
+            "target_event_types": list(data.target_event_types),
+            "metrics": {key: float(v) for key, v in table.loc["model"].items()},
+        })
+        run_id = _log_run(settings, config, table, model_dir, data, cutoff, full, train, tune_trials,
+                          bool(model.used_gpu_))
+        say(f"logged MLflow run {run_id}")
+        if register:
+            from training.registry import register_version
+
+            version = register_version(settings, "recommender", run_id, artifact_path="model",
+                                       tags={"mode": config["mode"], "source": data.source})
+            say(f"registered {settings.mlflow.recommender_model_name} version {version} as challenger")
+    return TrainResult(run_id, version, table, config, cutoff, train.shape[0], train.shape[1])
+
+
+def _log_run(settings, config, table, model_dir, data, cutoff, full, train, tune_trials, used_gpu) -> str:
+    import mlflow
+
+    from training.recommender_pyfunc import RecommenderPyfunc
+    from training.tracking import ensure_experiment
+
+    experiment_id = ensure_experiment(settings, settings.mlflow.recommender_experiment)
+    r = settings.recommender
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        params = {key: value for key, value in config.items() if key != "event_weights"}
+        params.update({
+            "event_weights": json.dumps(config["event_weights"], sort_keys=True), "k": r.k,
+            "holdout_days": r.holdout_days, "holdout_cutoff": str(cutoff), "source": data.source,
+            "n_customers": full.shape[0], "n_items": full.shape[1], "n_interactions": full.nnz,
+            "n_train_customers": train.shape[0], "tune_trials": tune_trials, "used_gpu": used_gpu,
+            "n_eval_customers": int(table["n_customers"].iloc[0]),
+        })
+        mlflow.log_params({key: ("None" if v is None else v) for key, v in params.items()})
+        metrics: dict[str, float] = {}
+        for ranker, row in table.drop(columns=["n_customers"]).iterrows():
+            for name, value in row.items():
+                key = name if ranker == "model" else f"baseline/{ranker}/{name}"
+                if pd.notna(value):
+                    metrics[key] = float(value)
+        mlflow.log_metrics(metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            csv = Path(tmp) / "metrics.csv"
+            table.to_csv(csv)
+            mlflow.log_artifact(str(csv), artifact_path="evaluation")
+        mlflow.log_artifacts(str(model_dir), artifact_path="recommender")
+        mlflow.pyfunc.log_model(
+            name="model", python_model=RecommenderPyfunc(), artifacts={"recommender": str(model_dir)},
+            pip_requirements=["implicit==0.7.3", "numpy", "scipy", "pandas", "threadpoolctl"],
+        )
+        return run.info.run_id
+
+
+# ---- gate ----------------------------------------------------------------------------------
+
+
+def _version_manifest(settings: Settings, version: str) -> dict[str, Any]:
+    import mlflow
+
+    from tenure.recommender_runtime import _find_model_dir
+    from training.tracking import configure_mlflow
+
+    configure_mlflow(settings)
+    name = settings.mlflow.recommender_model_name
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp)
+        return json.loads((_find_model_dir(Path(local)) / "manifest.json").read_text())
+
+
+def compare_for_gate(settings: Settings, champion_version: str, challenger_version: str,
+                     data: RecommenderData | None = None):
+    """Judge the challenger against the champion on the same, current holdout.
+
+    Both versions' recorded configurations are refitted on the events before the current
+    cut-off (``settings.recommender.holdout_days`` before the latest event, data source of the
+    challenger) and scored on the holdout. The challenger is promoted when its nDCG@k and
+    recall@k are each at least the champion's minus ``gate_ndcg_tolerance``. ``data``
+    replaces the tables (tests, in-memory sources).
+    """
+    from training.registry import GateDecision
+
+    r = settings.recommender
+    challenger = _version_manifest(settings, challenger_version)
+    champion = _version_manifest(settings, champion_version)
+    if data is None:
+        data = load_data(settings, challenger.get("source", "generated"), challenger.get("source_path"))
+    scores = {}
+    for role, manifest in (("challenger", challenger), ("champion", champion)):
+        config = dict(config_from_settings(settings, data))
+        config.update(manifest.get("config", {}))
+        table, cutoff, _ = holdout_evaluation(data, config, r.holdout_days, r.k, baselines=())
+        scores[role] = {m: float(table.loc["model", m]) for m in GATE_METRICS}
+    tol = r.gate_ndcg_tolerance
+    worse = [m for m in GATE_METRICS if scores["challenger"][m] < scores["champion"][m] - tol]
+    detail = ", ".join(
+        f"{m.replace('_at_k', f'@{r.k}')} {scores['challenger'][m]:.4f} vs {scores['champion'][m]:.4f}"
+        for m in GATE_METRICS)
+    if worse:
+        reason = f"challenger worse than champion beyond tolerance {tol} on the holdout after {cutoff:%Y-%m-%d}: {detail}"
+    else:
+        reason = f"challenger not worse than champion (tolerance {tol}) on the holdout after {cutoff:%Y-%m-%d}: {detail}"
+    return GateDecision(promoted=not worse, reason=reason, challenger_metrics=scores["challenger"],
+                        champion_metrics=scores["champion"])

@@ -175,18 +175,41 @@ def _summarise_training(result: Any) -> Any:
     """The JSON-ready part of a training result (run id, version, metrics, counts)."""
     import dataclasses
 
+    import pandas as pd
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, (str, int, float, bool, type(None))):
+            return value
+        if isinstance(value, pd.DataFrame):  # a metrics table: {row: {metric: value}}
+            return {str(i): {str(c): _float(v) for c, v in row.items()} for i, row in value.iterrows()}
+        if isinstance(value, pd.Timestamp):
+            return str(value)
+        if isinstance(value, dict) and all(isinstance(v, (int, float, str, bool, type(None))) for v in value.values()):
+            return value
+        if isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()):
+            return {str(k): plain(v) for k, v in value.items()}
+        return _SKIP
+
     if dataclasses.is_dataclass(result):
         out = {}
         for field in dataclasses.fields(result):
-            value = getattr(result, field.name)
-            if isinstance(value, (str, int, float, bool, type(None))):
-                out[field.name] = value
-            elif isinstance(value, dict) and all(isinstance(v, (int, float, str, bool, type(None))) for v in value.values()):
+            value = plain(getattr(result, field.name))
+            if value is not _SKIP:
                 out[field.name] = value
         return out
     if isinstance(result, dict):
         return {k: v for k, v in result.items() if isinstance(v, (str, int, float, bool, dict, type(None)))}
     return str(result)
+
+
+_SKIP = object()
+
+
+def _float(value: Any) -> Any:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return str(value)
 
 
 # --------------------------------------------------------------------------------------------

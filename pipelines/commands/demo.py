@@ -1,9 +1,96 @@
-"""`tenure demo`."""
+"""``tenure demo``: the whole loop on a generated shop, with a drift episode that retraining repairs."""
 
 from __future__ import annotations
 
+from typing import Optional
+
 import typer
+
+from pipelines.console import console, fail, out
+
+_STYLE = {"stage": "bold cyan", "info": "white", "ok": "green", "warn": "yellow", "result": "magenta"}
 
 
 def register(app: typer.Typer) -> None:
-    """Add `tenure demo` to the root app."""
+    """Add ``tenure demo`` to the root app."""
+
+    @app.command("demo")
+    def demo(
+        ctx: typer.Context,
+        small: bool = typer.Option(False, "--small", help="A smaller shop: about two minutes."),
+        customers: Optional[int] = typer.Option(None, "--customers", min=50, help="Customers in the shop."),
+        items: Optional[int] = typer.Option(None, "--items", min=10, help="Items in the catalogue."),
+        days: Optional[int] = typer.Option(None, "--days", min=30, help="Simulated days."),
+        seed: Optional[int] = typer.Option(None, "--seed", help="Random seed of the simulator."),
+        replay_days: Optional[int] = typer.Option(None, "--replay-days", min=1,
+                                                  help="Last days held back and replayed through the service."),
+        port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="Service port (default: a free one)."),
+        keep_serving: bool = typer.Option(False, "--keep-serving",
+                                          help="Leave the service running at the end (stop it with Ctrl-C)."),
+    ) -> None:
+        """Run the whole story: generate, ingest, features, train, serve, replay with drift, alert, retrain, reload.
+
+        Writes reports_dir/demo_summary.json. Stores left by an earlier demo are replaced;
+        a data folder the demo did not create is never touched.
+        """
+        import dataclasses
+        import time
+
+        from pipelines.demo import DEFAULT, SMALL, DemoError, run_demo, summary_path
+
+        base = SMALL if small else DEFAULT
+        changes = {name: value for name, value in (("customers", customers), ("items", items), ("days", days),
+                                                   ("seed", seed), ("replay_days", replay_days), ("port", port))
+                   if value is not None}
+        if keep_serving:
+            changes["keep_serving"] = True
+        try:
+            config = dataclasses.replace(base, **changes)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        settings = ctx.obj
+
+        def say(kind: str, text: str) -> None:
+            prefix = "\n==> " if kind == "stage" else "    "
+            console.print(f"{prefix}{text}", style=_STYLE.get(kind, "white"), highlight=False, markup=False)
+
+        t0 = time.perf_counter()
+        try:
+            summary = run_demo(settings, config, say=say)
+        except DemoError as exc:
+            cause = exc.__cause__
+            fail(f"{exc}\n(partial summary in {summary_path(settings)})" + (f"\ncaused by: {cause!r}" if cause else ""))
+        _print_summary(summary, summary_path(settings), time.perf_counter() - t0)
+        if config.keep_serving and summary.get("service", {}).get("url"):
+            console.print(f"service still running at {summary['service']['url']} (Ctrl-C to stop)")
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+
+
+def _print_summary(summary: dict, path, seconds: float) -> None:
+    from rich.table import Table
+
+    claims = summary.get("claims", {})
+    table = Table(title=f"tenure demo: done in {seconds:.0f} s", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("where / result")
+    champions = summary.get("champions", {})
+    table.add_row("champions (initial -> final)",
+                  f"{champions.get('initial')} -> {champions.get('final')}")
+    table.add_row("service answered", str(claims.get("service_answered")))
+    table.add_row("drift alert raised", str(claims.get("alert_raised")))
+    table.add_row("retrain decision", str(claims.get("retrain_decision")))
+    explore = summary.get("explore", {})
+    table.add_row("MLflow UI", explore.get("mlflow_ui", ""))
+    table.add_row("reports index", explore.get("reports_index", ""))
+    table.add_row("audience file", summary.get("audience", {}).get("path", ""))
+    table.add_row("batch scores", str(summary.get("scores", {}).get("paths", {}).get("csv", "")))
+    table.add_row("service log", summary.get("service", {}).get("log", ""))
+    table.add_row("explore", "; ".join(explore.get(k, "") for k in ("serve_again", "steps", "audience")))
+    table.add_row("summary (JSON)", str(path))
+    timings = summary.get("timings_s", {})
+    table.add_row("timings (s)", ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+    out.print(table)

@@ -159,7 +159,7 @@ def generate_demo_data(settings: Settings, config: DemoConfig) -> DemoData:
     drift_at = end - pd.Timedelta(days=config.drift_days_before_end)
     replay_start = end - pd.Timedelta(days=config.replay_days)
     shop = simulate_shop(config.customers, config.items, config.days, config.seed, config.start,
-                         drift_at=drift_at.to_pydatetime())
+                         drift_at=config.days - config.drift_days_before_end)
     events = shop.events
     at = pd.to_datetime(events["event_at"], utc=True)
     history, replay = events[at < replay_start], events[at >= replay_start]

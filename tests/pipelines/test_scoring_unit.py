@@ -1,0 +1,99 @@
+"""Batch scoring and audience logic with tiny fakes of the model runtimes (unit tests of our own code)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.scoring import (
+    BASE_COLUMNS,
+    add_recommendations,
+    item_columns,
+    reason_columns,
+    score_rows,
+    select_audience,
+    write_frame,
+)
+
+
+class FakeScorer:
+    """p = activity_gap / 100, clipped; reasons: the one feature, signed."""
+
+    feature_names = ["gap"]
+
+    def vectorize(self, rows: list[dict]) -> np.ndarray:
+        return np.array([[row["gap"]] for row in rows], dtype=float)
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.clip(X[:, 0] / 100.0, 0, 1)
+
+    def risk_bands(self, p: np.ndarray) -> list[str]:
+        return ["high" if v >= 0.6 else "medium" if v >= 0.3 else "low" for v in p]
+
+    def top_reasons(self, X: np.ndarray, k: int) -> list[list[dict]]:
+        return [[{"feature": "gap", "value": float(x[0]), "contribution": float(x[0]) / 100 - 0.5}][:k] for x in X]
+
+
+@dataclass
+class FakeRecs:
+    items: list[dict]
+    strategy: str
+
+
+class FakeRecommender:
+    def recommend(self, customer_id: str, k: int = 10, exclude_purchased: bool = True, consent: bool = True):
+        if not consent:
+            return FakeRecs([{"item_id": "popular-1", "score": 1.0}], "no_consent_popular")
+        return FakeRecs([{"item_id": f"{customer_id}-i{j}", "score": 1.0 / (j + 1)} for j in range(k)], "als")
+
+
+def test_score_rows_flattens_reasons_and_skips_unknown_customers() -> None:
+    frame = score_rows(FakeScorer(), "7", ["a", "b", "c"], [{"gap": 90}, None, {"gap": 10}], n_reasons=2,
+                       feature_source="snapshot")
+    assert list(frame.columns) == list(BASE_COLUMNS) + reason_columns(2)
+    assert frame["customer_id"].tolist() == ["a", "c"], "unknown customers get no invented score"
+    assert frame["risk_band"].tolist() == ["high", "low"]
+    assert frame.loc[0, "reason_1_feature"] == "gap"
+    assert frame.loc[0, "reason_1_contribution"] == pytest.approx(0.4)
+    assert frame.loc[0, "reason_2_feature"] is None, "missing reasons stay empty"
+    assert set(frame["churn_model_version"]) == {"7"}
+
+
+def test_score_rows_checks_lengths() -> None:
+    with pytest.raises(ValueError, match="same length"):
+        score_rows(FakeScorer(), "1", ["a"], [])
+
+
+def test_recommendations_respect_consent() -> None:
+    frame = score_rows(FakeScorer(), "1", ["a", "b"], [{"gap": 70}, {"gap": 80}])
+    out = add_recommendations(frame, FakeRecommender(), "3", k=3, consent={"a": True, "b": False})
+    by_id = out.set_index("customer_id")
+    assert [by_id.loc["a", c] for c in item_columns(3)] == ["a-i0", "a-i1", "a-i2"]
+    assert by_id.loc["b", "item_1"] == "popular-1" and pd.isna(by_id.loc["b", "item_2"])
+    assert by_id.loc["b", "recommendation_strategy"] == "no_consent_popular"
+    assert set(out["recommender_model_version"]) == {"3"}
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        add_recommendations(frame, FakeRecommender(), "3", k=0)
+
+
+def test_select_audience_keeps_only_requested_bands() -> None:
+    frame = score_rows(FakeScorer(), "1", list("abcd"), [{"gap": g} for g in (95, 45, 5, 61)])
+    assert select_audience(frame, ["high"])["customer_id"].tolist() == ["a", "d"]
+    assert sorted(select_audience(frame, ["high", "medium"])["customer_id"]) == ["a", "b", "d"]
+    with pytest.raises(ValueError, match="risk bands"):
+        select_audience(frame, ["extreme"])
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_write_frame_round_trips_atomically(tmp_path: Path, fmt: str) -> None:
+    frame = score_rows(FakeScorer(), "1", ["a", "b"], [{"gap": 90}, {"gap": 20}])
+    path = write_frame(frame, tmp_path / "out" / f"audience.{fmt}")
+    back = pd.read_csv(path) if fmt == "csv" else pd.read_parquet(path)
+    assert back["customer_id"].astype(str).tolist() == ["a", "b"]
+    assert [p.name for p in path.parent.iterdir()] == [path.name], "no temporary file left behind"
+    with pytest.raises(ValueError, match="format must be"):
+        write_frame(frame, tmp_path / "audience.xlsx")

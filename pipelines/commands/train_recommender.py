@@ -2,12 +2,162 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from pipelines.console import console, fail, out, progress
+
+_COLUMNS = (
+    ("precision_at_k", "P@{k}"), ("recall_at_k", "R@{k}"), ("ndcg_at_k", "nDCG@{k}"), ("map_at_k", "MAP@{k}"),
+    ("hit_rate_at_k", "HR@{k}"), ("coverage_at_k", "coverage"), ("popularity_percentile_at_k", "pop. pct"),
+)
+
+
+def metrics_table(frame, k: int, title: str = ""):
+    """Rich table of the evaluation frame (one row per ranker, ``model`` first)."""
+    from rich.table import Table
+
+    table = Table(title=title or None)
+    table.add_column("ranker")
+    for _, label in _COLUMNS:
+        table.add_column(label.format(k=k), justify="right")
+    best = {col: frame[col].drop(index="model", errors="ignore").max() for col, _ in _COLUMNS}
+    for ranker, row in frame.iterrows():
+        cells = []
+        for col, _ in _COLUMNS:
+            text = f"{row[col]:.4f}"
+            if ranker == "model" and col in ("ndcg_at_k", "recall_at_k") and row[col] >= best[col]:
+                text = f"[bold green]{text}[/bold green]"
+            cells.append(text)
+        table.add_row(str(ranker), *cells)
+    return table
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``recommender`` command to the ``train`` group."""
 
+    @app.command("recommender")
+    def recommender(
+        ctx: typer.Context,
+        tune: int = typer.Option(0, "--tune", min=0, help="Optuna trials on the validation split (0 = none)."),
+        source: str = typer.Option("generated", "--source", help="generated (the canonical tables) or movielens."),
+        path: Path | None = typer.Option(None, "--path", help="Folder of the MovieLens files (--source movielens)."),
+        promote: bool = typer.Option(False, "--promote", help="Run the promotion gate after registering."),
+        threads: int = typer.Option(0, "--threads", min=0, help="Threads for implicit (0 = all cores)."),
+    ) -> None:
+        """Train ALS, compare it with baselines on a time holdout, log to MLflow, register as challenger.
+
+        Examples: `tenure train recommender`, `tenure train recommender --tune 20 --promote`,
+        `tenure train recommender --source movielens --path ../shared/datasets/movielens_small`.
+        """
+        settings = ctx.obj
+        if source not in ("generated", "movielens"):
+            raise typer.BadParameter(f"--source must be generated or movielens, got {source!r}")
+        if source == "movielens" and path is None:
+            raise typer.BadParameter("--source movielens needs --path DIR (the folder with ratings.csv)")
+        if path is not None and not path.is_dir():
+            raise typer.BadParameter(f"--path {path} is not a folder")
+        from training.recommender_pipeline import train_recommender
+
+        steps = 5 + tune
+        try:
+            with progress() as bar:
+                task = bar.add_task("recommender", total=steps)
+
+                def step(message: str) -> None:
+                    bar.update(task, advance=1, description=message)
+
+                result = train_recommender(settings, tune_trials=tune, source=source, path=path,
+                                           num_threads=threads, progress=step)
+                bar.update(task, completed=steps)
+        except (ValueError, FileNotFoundError) as exc:
+            fail(str(exc))
+        k = settings.recommender.k
+        out.print(metrics_table(
+            result.metrics, k,
+            title=f"mode {result.config['mode']}: holdout after {result.cutoff:%Y-%m-%d}, "
+                  f"{int(result.metrics['n_customers'].iloc[0]):,} customers"))
+        out.print(f"run id: {result.run_id}")
+        out.print(f"registered {settings.mlflow.recommender_model_name} version {result.model_version} as challenger")
+        if promote:
+            from training.registry import promote as run_gate
+
+            with console.status("promotion gate: refitting champion and challenger on the current holdout"):
+                decision = run_gate(settings, "recommender")
+            verdict = "[bold green]promoted[/bold green]" if decision.promoted else "[bold yellow]not promoted[/bold yellow]"
+            out.print(f"gate: version {decision.challenger_version} {verdict}: {decision.reason}")
+
 
 def register_recommend(root: typer.Typer) -> None:
     """Add ``tenure recommend CUSTOMER_ID`` to the root app."""
+
+    @root.command("recommend")
+    def recommend(
+        ctx: typer.Context,
+        customer_id: str = typer.Argument(..., help="The customer to recommend for."),
+        k: int = typer.Option(10, "-k", "--k", min=1, max=1000, help="Number of items."),
+        include_purchased: bool = typer.Option(False, "--include-purchased",
+                                               help="Allow items the customer bought (buy-again / blend modes)."),
+        category: list[str] | None = typer.Option(None, "--category", help="Only this category (repeatable)."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    ) -> None:
+        """Recommend items for one customer, offline, with the registered champion.
+
+        Example: `tenure recommend C000042 -k 10 --category snacks`.
+        """
+        settings = ctx.obj
+        import json
+        import logging
+
+        import mlflow
+
+        from tenure.recommender_runtime import RecommenderRuntime
+        from training.registry import get_alias_version
+        from training.tracking import configure_mlflow
+
+        configure_mlflow(settings)
+        name = settings.mlflow.recommender_model_name
+        version = get_alias_version(settings, "recommender", "champion")
+        if version is None:
+            fail(f"{name} has no champion: run 'tenure train recommender --promote' "
+                 "or 'tenure models promote recommender'")
+        consent = _consent(settings, customer_id, logging.getLogger(__name__))
+        with console.status(f"loading {name} version {version}"):
+            local = mlflow.artifacts.download_artifacts(f"models:/{name}@champion")
+            runtime = RecommenderRuntime.from_model_dir(local)
+            runtime.model_version = version
+        if category:
+            unknown = sorted(set(category) - set(runtime.categories))
+            if unknown:
+                raise typer.BadParameter(f"unknown categories {unknown}; known: {runtime.categories}")
+        answer = runtime.recommend(customer_id, k=k, exclude_purchased=not include_purchased,
+                                   categories=category, consent=consent)
+        if as_json:
+            out.print_json(json.dumps({"customer_id": customer_id, "strategy": answer.strategy,
+                                       "model_version": version, "items": answer.items}))
+            return
+        from rich.table import Table
+
+        table = Table("#", "item", "category", "score", "because",
+                      title=f"{customer_id}: strategy {answer.strategy}, {name} v{version}")
+        index = {item_id: i for i, item_id in enumerate(runtime.item_ids)}
+        for rank, item in enumerate(answer.items, start=1):
+            table.add_row(str(rank), item["item_id"], str(runtime.item_category[index[item["item_id"]]]),
+                          f"{item['score']:.4f}", ", ".join(item["because"]))
+        out.print(table)
+
+
+def _consent(settings, customer_id: str, logger) -> bool:
+    """Consent of ``customer_id`` from the customers table; True (with a warning) when unreadable."""
+    try:
+        from features.tables import read_customers
+
+        customers = read_customers(settings)
+    except Exception as exc:  # noqa: BLE001 - tables are optional for an offline look
+        logger.warning("cannot read the customers table (%s); assuming consent", exc)
+        return True
+    match = customers[customers["customer_id"].astype(str) == str(customer_id)]
+    if match.empty or "consent_personalization" not in match.columns:
+        return True
+    return bool(match["consent_personalization"].iloc[0])

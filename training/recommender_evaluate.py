@@ -176,10 +176,14 @@ def baseline_scorers(
 
         out["buy_again"] = (_buy_again, False)
     if "item_cosine" in names:
+        import warnings
+
         from implicit.nearest_neighbours import CosineRecommender
 
         cosine = CosineRecommender(K=100, num_threads=num_threads)
-        cosine.fit(ui, show_progress=False)
+        with warnings.catch_warnings():  # implicit transposes to COO itself and then warns about it
+            warnings.filterwarnings("ignore", message="Method expects CSR input")
+            cosine.fit(ui, show_progress=False)
         sim = cosine.similarity
         out["item_cosine"] = (lambda rows: _dense(ui[rows] @ sim), True)
     if "bpr" in names:

@@ -43,6 +43,7 @@ class RecommenderData:
     path: str | None
     event_weights: dict[str, float]
     target_event_types: tuple[str, ...] = ("purchase",)
+    mode: str | None = None  # forced mode (None = settings.recommender.mode)
 
 
 @dataclasses.dataclass
@@ -117,10 +118,12 @@ def load_data(settings: Settings, source: str = "generated", path: str | Path | 
         if path is None:
             raise ValueError("--source movielens needs --path to the MovieLens folder (with ratings.csv)")
         customers, items, events = read_movielens_events(path)
-        return RecommenderData(events, customers, items, source, str(path), dict(MOVIELENS_EVENT_WEIGHTS))
+        # A film is not "bought again": rebuy modes make no sense, so MovieLens always runs as plain ALS.
+        return RecommenderData(events, customers, items, source, str(path), dict(MOVIELENS_EVENT_WEIGHTS),
+                               mode="als")
     from features.tables import read_customers, read_events, read_items
 
-    events = read_events(settings)
+    events = read_events(settings, columns=["event_id", "customer_id", "event_at", "event_type", "item_id"])
     if events is None or len(events) == 0:
         raise ValueError(
             f"no events under {settings.paths.tables_dir}: run 'tenure generate' and ingest first"
@@ -137,7 +140,8 @@ def config_from_settings(settings: Settings, data: RecommenderData | None = None
     r = settings.recommender
     return {
         "factors": r.factors, "regularization": r.regularization, "alpha": r.alpha,
-        "iterations": r.iterations, "weighting": r.weighting, "mode": r.mode,
+        "iterations": r.iterations, "weighting": r.weighting,
+        "mode": data.mode if data is not None and data.mode else r.mode,
         "blend_weight": r.blend_weight, "half_life_days": r.time_decay_half_life_days,
         "event_weights": dict(data.event_weights if data is not None else r.event_weights),
         "use_gpu": r.use_gpu, "random_state": r.random_state,

@@ -19,7 +19,7 @@ def metrics_table(frame, k: int, title: str = ""):
     from rich.table import Table
 
     table = Table(title=title or None)
-    table.add_column("ranker")
+    table.add_column("ranker", no_wrap=True, min_width=19)
     for _, label in _COLUMNS:
         table.add_column(label.format(k=k), justify="right")
     best = {col: frame[col].drop(index="model", errors="ignore").max() for col, _ in _COLUMNS}

@@ -34,7 +34,13 @@ def register(app: typer.Typer) -> None:
         a data folder the demo did not create is never touched.
         """
         import dataclasses
+        import logging
+        import os
         import time
+
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        for noisy in ("feast", "mlflow", "alembic", "bentoml", "evidently"):
+            logging.getLogger(noisy).setLevel(max(logging.getLogger().level, logging.WARNING))
 
         from pipelines.demo import DEFAULT, SMALL, DemoError, run_demo, summary_path
 

@@ -39,6 +39,11 @@ def register(app: typer.Typer) -> None:
         if bad:
             raise typer.BadParameter(f"unknown step(s) {bad}; choose from {list(_STEP_NAMES)} or 'all'",
                                      param_hint="STEPS")
+        import logging
+        import os
+
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        logging.getLogger("feast").setLevel(max(logging.getLogger().level, logging.WARNING))
         from pipelines.flows import MissingPiece, run_steps
         from pipelines.steps import StepFailed, StepLocked
 

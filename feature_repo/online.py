@@ -95,8 +95,11 @@ class OnlineFeatureReader:
             if name == "customer_id":
                 continue
             is_string = name in self._string_features
+            stamps = vector.event_timestamps
             for i, (value, status) in enumerate(zip(vector.values, vector.statuses)):
-                if status in _FOUND:
+                # a row exists when the store has it and it carries a write time; Redis reports
+                # absent keys as PRESENT with empty values and no timestamp, SQLite as NOT_FOUND
+                if status in _FOUND and (stamps[i].seconds or stamps[i].nanos):
                     found[i] = True
                 kind = value.WhichOneof("val")
                 if kind is None:

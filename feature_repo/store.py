@@ -178,8 +178,9 @@ def materialize(
     Parameters
     ----------
     start, end:
-        Interval of ``event_timestamp`` to load. Defaults: the earliest snapshot, and the later of
-        now and just after the latest snapshot (simulated data may lie in the future).
+        Interval of ``event_timestamp`` to load. Defaults: the earliest snapshot, and one second
+        after the latest snapshot (not "now": the next incremental run then starts right after
+        the snapshots loaded, so a newer snapshot with an as-of time in the past is still picked up).
     incremental:
         Load only what is newer than the previous materialization, up to ``end``. Feature views
         never materialized before get the full range (Feast's own default, now - TTL, would miss
@@ -204,8 +205,7 @@ def materialize(
         )
     first, last = time_range
     start = _utc(start) if start is not None else first
-    end = _utc(end) if end is not None else max(datetime.now(timezone.utc), last.replace(microsecond=0)
-                                                 + _one_second())
+    end = _utc(end) if end is not None else last + _one_second()
     if start > end:
         raise ValueError(f"materialization start ({start}) must not be after end ({end})")
     store = open_store(settings)

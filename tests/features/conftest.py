@@ -149,3 +149,30 @@ def make_events() -> Callable[[list[dict[str, Any]]], pd.DataFrame]:
 def make_customers() -> Callable[[list[dict[str, Any]]], pd.DataFrame]:
     """Build canonical customers from partial rows (see :func:`customers_frame`)."""
     return customers_frame
+
+
+FEAST_T1 = utc("2026-03-08")
+FEAST_T2 = utc("2026-03-15")
+
+
+@pytest.fixture(scope="session")
+def feast_data() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(customers, items, events) for the Feast tests: snapshots at FEAST_T1 and FEAST_T2.
+
+    Customer ``a`` buys for 10 before T1, for 20 between T1 and T2 and for 40 after T2, so a
+    training row sees exactly what happened up to its snapshot and nothing later.
+    """
+    customers = customers_frame([
+        {"customer_id": "a", "plan": "pro", "region": "north"},
+        {"customer_id": "b", "signup_at": "2026-02-01", "consent_personalization": False, "plan": "free"},
+        {"customer_id": "p", "plan": "free", "region": "south"},
+    ])
+    events = events_frame([
+        {"customer_id": "a", "event_at": "2026-03-05", "event_type": "purchase", "item_id": "i1", "amount": 10.0},
+        {"customer_id": "a", "event_at": "2026-03-10", "event_type": "purchase", "item_id": "i2", "amount": 20.0},
+        {"customer_id": "a", "event_at": "2026-03-20", "event_type": "purchase", "item_id": "i1", "amount": 40.0},
+        {"customer_id": "b", "event_at": "2026-03-14", "event_type": "session"},
+        {"customer_id": "b", "event_at": FEAST_T2, "event_type": "view", "item_id": "i1"},
+        {"customer_id": "p", "event_at": "2026-03-01", "event_type": "session"},
+    ])
+    return customers, ITEMS.copy(), events

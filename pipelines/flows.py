@@ -43,7 +43,6 @@ def ingest_step(settings: Settings) -> StepOutput:
 
     Ingestion is idempotent on ``event_id``: re-reading a file adds nothing twice.
     """
-    ingest = _require("features.ingest", "ingest", "data")
     rows: dict[str, int] = {}
     details: dict[str, Any] = {}
     sources = [p for p in (settings.paths.raw_dir, settings.paths.event_log_dir) if p.exists() and any(p.iterdir())]
@@ -52,6 +51,7 @@ def ingest_step(settings: Settings) -> StepOutput:
             f"nothing to ingest: {settings.paths.raw_dir} and {settings.paths.event_log_dir} are empty; "
             "put files there or run `tenure generate` first"
         )
+    ingest = _require("features.ingest", "ingest", "data")
     for source in sources:
         report = ingest(settings, source)
         for key, value in _report_counts(report).items():

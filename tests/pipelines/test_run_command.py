@@ -1,0 +1,38 @@
+"""``tenure run``: exit codes, the failure message, and the recorded attempt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.steps import StepRunner
+
+from .conftest import isolated_overrides
+
+
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "tenure.yaml"
+    path.write_text(yaml.safe_dump(isolated_overrides(tmp_path)))
+    return path
+
+
+def test_unknown_step_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["--config", str(_config(tmp_path)), "run", "deploy"])
+    assert result.exit_code == 2
+    assert "unknown step" in result.output
+
+
+def test_failed_step_exits_1_and_is_recorded(tmp_path: Path, settings) -> None:
+    config = _config(tmp_path)
+    result = CliRunner().invoke(app, ["--config", str(config), "run", "ingest"])
+    assert result.exit_code == 1
+    assert "step 'ingest' failed" in result.output and "run the same command again" in result.output
+    state = Path(yaml.safe_load(config.read_text())["paths"]["data_dir"]) / "state"
+    history = StepRunner(state).history()
+    assert [(h["step"], h["status"]) for h in history] == [("ingest", "failed")]
+    assert "nothing to ingest" in history[0]["error"]
+    status = CliRunner().invoke(app, ["--config", str(config), "run", "--status"])
+    assert status.exit_code == 0 and "nothing to ingest" in status.output

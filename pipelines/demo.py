@@ -509,7 +509,9 @@ def _calls(run: DemoRun, client: Any, data: DemoData) -> None:
     scores_path = settings.paths.features_dir / "customer_features.parquet"
     import pandas as pd
 
-    ids = pd.read_parquet(scores_path, columns=["customer_id"])["customer_id"].astype(str).unique().tolist()[:200]
+    snapshot = pd.read_parquet(scores_path, columns=["customer_id", "event_timestamp"])
+    latest = snapshot[snapshot["event_timestamp"] == snapshot["event_timestamp"].max()]
+    ids = sorted(latest["customer_id"].astype(str).unique())[:200]
     answered = churn_score(client, ids)
     scored = [r for r in answered if r.get("churn_probability") is not None]
     scored.sort(key=lambda r: r["churn_probability"], reverse=True)

@@ -40,6 +40,7 @@ __all__ = [
     "upsert_items",
     "append_events",
     "compact_events",
+    "EventWriter",
     "UpsertResult",
     "AppendResult",
 ]
@@ -334,64 +335,115 @@ def upsert_items(settings: Settings, frame: pd.DataFrame) -> UpsertResult:
     return _upsert(settings, frame, "items")
 
 
+class EventWriter:
+    """Appends events in several batches and commits them all at once (all or nothing).
+
+    Each :meth:`add` skips events whose ``event_id`` is stored already (or was added earlier in
+    this writer) and stages the rest as Parquet files in a hidden folder; :meth:`commit` moves
+    every staged file into its ``event_date=`` partition and undoes the moves if one fails;
+    :meth:`abort` drops the staged files. Readers never see staged files.
+    """
+
+    def __init__(self, settings: Settings, run_id: str | None = None) -> None:
+        self.settings = settings
+        self.run_id = run_id or uuid.uuid4().hex[:12]
+        self.root = table_path(settings, "events")
+        self.staging = self.root / f".staging-{self.run_id}"
+        self._known = None  # pyarrow array of stored + staged ids, loaded lazily
+        self._staged_ids: list = []
+        self._files: list[tuple[Path, Path]] = []
+        self._batches = 0
+        self.written = 0
+        self.skipped = 0
+
+    def add(self, frame: pd.DataFrame) -> tuple[int, int]:
+        """Stage valid canonical events; returns ``(staged, skipped_as_already_stored)``."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        events = conform(frame, "events")
+        if events.empty:
+            return 0, 0
+        if events["event_id"].duplicated().any():
+            dup = events.loc[events["event_id"].duplicated(), "event_id"].iloc[0]
+            raise ValueError(f"events to store hold event_id {dup!r} more than once; de-duplicate first")
+        if self._known is None:
+            self._known = stored_event_ids(self.settings)
+        ids = pa.array(events["event_id"].to_numpy(dtype=object), type=pa.string())
+        known = pa.concat_arrays([self._known, *self._staged_ids]) if self._staged_ids else self._known
+        skipped = 0
+        if len(known):
+            seen = pc.is_in(ids, value_set=known).to_numpy(zero_copy_only=False)
+            skipped = int(seen.sum())
+            if skipped:
+                events = events[~seen]
+                ids = pa.array(events["event_id"].to_numpy(dtype=object), type=pa.string())
+        self.skipped += skipped
+        if events.empty:
+            return 0, skipped
+        self._staged_ids.append(ids)
+        self.staging.mkdir(parents=True, exist_ok=True)
+        day = events["event_at"].dt.strftime("%Y-%m-%d").to_numpy()
+        batch = self._batches
+        self._batches += 1
+        for date, part in events.groupby(day, sort=True):
+            name = f"part-{self.run_id}-{batch:04d}.parquet"
+            src = self.staging / f"event_date={date}" / name
+            src.parent.mkdir(exist_ok=True)
+            _write_parquet(part, src, "events")
+            _fsync_file(src)
+            self._files.append((src, self.root / f"event_date={date}" / name))
+        self.written += len(events)
+        return len(events), skipped
+
+    def commit(self) -> AppendResult:
+        """Move every staged file into place; on failure undo the moves made and re-raise."""
+        moved: list[Path] = []
+        try:
+            for src, dst in self._files:
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                if dst.exists():
+                    raise FileExistsError(f"{dst} exists already; run ids must be unique")
+                os.replace(src, dst)
+                moved.append(dst)
+        except BaseException:
+            for dst in moved:
+                dst.unlink(missing_ok=True)
+            raise
+        finally:
+            shutil.rmtree(self.staging, ignore_errors=True)
+        partitions = len({dst.parent for dst in moved})
+        logger.info("stored %d events in %d partitions (%d already stored, skipped)",
+                    self.written, partitions, self.skipped)
+        result = AppendResult(written=self.written, skipped_duplicates=self.skipped, partitions=partitions)
+        self._files = []
+        return result
+
+    def abort(self) -> None:
+        """Drop everything staged; the tables stay as they were."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self._files = []
+
+
 def append_events(settings: Settings, frame: pd.DataFrame, run_id: str | None = None) -> AppendResult:
     """Append events whose ``event_id`` is not stored yet, partitioned by ``event_date`` (UTC).
 
     Parameters
     ----------
     frame: valid canonical events (DataFrame, one row per event, unique ``event_id``).
-    run_id: names the part files (``part-<run_id>.parquet``); random when None.
+    run_id: names the part files (``part-<run_id>-0000.parquet``); random when None.
 
     Returns
     -------
     AppendResult with rows written and rows skipped because their event_id was already stored.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    events = conform(frame, "events")
-    if events["event_id"].duplicated().any():
-        dup = events.loc[events["event_id"].duplicated(), "event_id"].iloc[0]
-        raise ValueError(f"events to store hold event_id {dup!r} more than once; de-duplicate first")
-    stored = stored_event_ids(settings)
-    if len(stored) and len(events):
-        is_stored = pc.is_in(pa.array(events["event_id"].to_numpy(), type=pa.string()), value_set=stored)
-        seen = is_stored.to_numpy(zero_copy_only=False)
-        skipped = int(seen.sum())
-        events = events[~seen]
-    else:
-        skipped = 0
-    if events.empty:
-        return AppendResult(written=0, skipped_duplicates=skipped, partitions=0)
-    run_id = run_id or uuid.uuid4().hex[:12]
-    root = table_path(settings, "events")
-    root.mkdir(parents=True, exist_ok=True)
-    staging = root / f".staging-{run_id}"
-    staging.mkdir()
-    day = events["event_at"].dt.strftime("%Y-%m-%d")
-    moved: list[Path] = []
+    writer = EventWriter(settings, run_id)
     try:
-        planned: list[tuple[Path, Path]] = []
-        for date, part in events.groupby(day.to_numpy(), sort=True):
-            src = staging / f"event_date={date}" / f"part-{run_id}.parquet"
-            src.parent.mkdir()
-            _write_parquet(part, src, "events")
-            _fsync_file(src)
-            planned.append((src, root / f"event_date={date}" / src.name))
-        for src, dst in planned:
-            dst.parent.mkdir(exist_ok=True)
-            if dst.exists():
-                raise FileExistsError(f"{dst} exists already; run ids must be unique")
-            os.replace(src, dst)
-            moved.append(dst)
+        writer.add(frame)
+        return writer.commit()
     except BaseException:
-        for dst in moved:  # undo: the run is all or nothing
-            dst.unlink(missing_ok=True)
+        writer.abort()
         raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    logger.info("stored %d events in %d partitions (%d already stored, skipped)", len(events), len(moved), skipped)
-    return AppendResult(written=len(events), skipped_duplicates=skipped, partitions=len(moved))
 
 
 def compact_events(settings: Settings, dates: Iterable[str] | None = None) -> int:

@@ -1,0 +1,426 @@
+"""Validation of untrusted rows against the data contract: typed values out, located rejects beside them.
+
+Each problem becomes one reject ``(file, row, column, value, reason)``; ``row`` is the 1-based
+data row (the header is not counted: data row n of a CSV is on line n + 1; in a JSON-lines file
+it is the line number; in Parquet the row position + 1). A problem with the file itself (a
+missing required column, a column the events contract does not know) has no row and rejects
+every row of the file. Checks are vectorised: parsing with pandas/pyarrow, value rules with a
+pandera schema, keys and references with hash look-ups.
+
+Rules
+-----
+- ids: non-empty strings (integers are accepted and turned into strings).
+- timestamps: ISO 8601 with a UTC offset (``2026-03-01T09:30:00Z``, ``...+02:00``), stored in
+  UTC; a time without an offset is *rejected* as naive, as is a date without a time.
+- ``event_type`` in :data:`tenure.settings.EVENT_TYPES`; ``event_id`` unique within a file.
+- numbers: ``price``, ``amount``, ``quantity``, ``resolution_hours``, ``rating`` >= 0;
+  ``nps`` in 0..10, ``csat`` in 1..5.
+- booleans: true/false, yes/no, 1/0, t/f, y/n (any case).
+- events must name a known customer and, when ``item_id`` is set, a known item.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from features.schema import EVENT_TYPES, TABLES, Column, TableSpec
+
+logger = logging.getLogger(__name__)
+
+REJECT_COLUMNS: tuple[str, ...] = ("file", "row", "column", "value", "reason")
+"""Columns of a rejects file."""
+
+_AWARE_PATTERN = r"\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*([zZ]|UTC|[+-]\d{2}(:?\d{2})?)$"
+_TRUE = {"true", "t", "yes", "y", "1", "1.0"}
+_FALSE = {"false", "f", "no", "n", "0", "0.0"}
+
+
+@dataclass
+class ValidationResult:
+    """Outcome of validating one frame (or chunk) of a file.
+
+    Attributes
+    ----------
+    table: ``customers``, ``items`` or ``events``.
+    source: the file (or source name) the rows came from.
+    rows_read: rows looked at.
+    valid: DataFrame of the accepted rows in canonical shape (one row per accepted row).
+    rejects: DataFrame with :data:`REJECT_COLUMNS`, one row per problem (a row can have several).
+    rejected_rows: number of distinct rows rejected.
+    file_error: a problem with the file as a whole (then nothing is accepted), else None.
+    reasons: problems counted by reason (without specifics).
+    valid_rows: array of shape (len(valid),), the data row number of each accepted row.
+    """
+
+    table: str
+    source: str
+    rows_read: int
+    valid: pd.DataFrame
+    rejects: pd.DataFrame
+    rejected_rows: int
+    file_error: str | None = None
+    reasons: dict[str, int] = field(default_factory=dict)
+    valid_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+
+def empty_rejects() -> pd.DataFrame:
+    """An empty rejects frame."""
+    return pd.DataFrame({c: pd.Series([], dtype=object if c != "row" else "Int64") for c in REJECT_COLUMNS})
+
+
+def _reason_key(reason: str) -> str:
+    """The reason without its specifics, for counting ("unknown customer_id", "nps outside 0..10")."""
+    return reason.split(" (", 1)[0].split(": ", 1)[0]
+
+
+class _Rejects:
+    """Collects problems as parallel arrays (no per-row Python)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.parts: list[pd.DataFrame] = []
+
+    def add(self, rows: np.ndarray, column: str, values: Iterable, reason: str | np.ndarray) -> None:
+        rows = np.asarray(rows)
+        if len(rows) == 0:
+            return
+        vals = pd.Series(list(values) if not isinstance(values, (pd.Series, np.ndarray)) else values)
+        vals = vals.astype(str).str.slice(0, 200).to_numpy(dtype=object)
+        vals[pd.isna(pd.Series(values).to_numpy(dtype=object))] = ""
+        self.parts.append(pd.DataFrame({
+            "file": self.source,
+            "row": pd.array(rows, dtype="Int64"),
+            "column": column,
+            "value": vals,
+            "reason": reason,
+        }))
+
+    def add_file_error(self, column: str, reason: str) -> None:
+        self.parts.append(pd.DataFrame({"file": [self.source], "row": pd.array([pd.NA], dtype="Int64"),
+                                        "column": [column], "value": [""], "reason": [reason]}))
+
+    def frame(self) -> pd.DataFrame:
+        if not self.parts:
+            return empty_rejects()
+        out = pd.concat(self.parts, ignore_index=True)
+        # one problem per (row, column): the first (parsing) reason wins over later value rules
+        located = out["row"].notna()
+        dedup = out[located].drop_duplicates(["row", "column"], keep="first")
+        return pd.concat([out[~located], dedup], ignore_index=True)
+
+
+def apply_mapping(frame: pd.DataFrame, mapping: Mapping[str, str] | None) -> pd.DataFrame:
+    """Rename user columns to canonical ones (``{source_name: canonical_name}``)."""
+    if not mapping:
+        return frame
+    missing = [src for src in mapping if src not in frame.columns]
+    if missing:
+        logger.debug("column mapping names columns not in the file: %s", missing)
+    return frame.rename(columns={k: v for k, v in mapping.items() if k in frame.columns})
+
+
+# ------------------------------------------------------------------ parsing, one column at a time
+
+def _parse_id(values: pd.Series, rows: np.ndarray, col: Column, rej: _Rejects) -> pd.Series:
+    if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        out = values.astype(str).astype(object)
+        if values.isna().any():
+            out = out.where(values.notna(), None)
+        return out
+    if pd.api.types.is_float_dtype(values.dtype):
+        whole = values.notna() & (values == np.floor(values))
+        out = pd.Series(None, index=values.index, dtype=object)
+        out[whole] = values[whole].astype(np.int64).astype(str)
+        bad = values.notna() & ~whole
+        rej.add(rows[bad.to_numpy()], col.name, values[bad], f"{col.name} must be a string id, got a number")
+        return out.where(~bad, None)
+    kinds = values.map(type, na_action="ignore")
+    not_str = values.notna() & ~kinds.isin([str])
+    if not_str.any():
+        is_int = kinds.isin([int, np.int64])
+        conv = values.where(~(not_str & is_int), values.astype(str))
+        still_bad = not_str & ~is_int
+        rej.add(rows[still_bad.to_numpy()], col.name, values[still_bad],
+                f"{col.name} must be a string id")
+        values = conv.where(~still_bad, None)
+    stripped = values.where(values.isna(), values.astype(str).str.strip())
+    stripped = stripped.where(stripped != "", None)
+    return stripped.astype(object)
+
+
+def _parse_string(values: pd.Series, rows: np.ndarray, col: Column, rej: _Rejects) -> pd.Series:
+    if values.dtype != object:
+        mask = values.isna()
+        return values.astype(str).astype(object).where(~mask, None)
+    out = values.where(values.isna(), values.astype(str))
+    return out.where(out != "", None).astype(object)
+
+
+def _parse_float(values: pd.Series, rows: np.ndarray, col: Column, rej: _Rejects) -> pd.Series:
+    if pd.api.types.is_bool_dtype(values.dtype):
+        values = values.astype(object)
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        return values.astype(np.float64)
+    present = values.notna() & (values.astype(str).str.strip() != "")
+    num = pd.to_numeric(values.where(present, np.nan), errors="coerce")
+    bad = present & num.isna()
+    rej.add(rows[bad.to_numpy()], col.name, values[bad], f"{col.name} is not a number")
+    return num.astype(np.float64)
+
+
+def _parse_bool(values: pd.Series, rows: np.ndarray, col: Column, rej: _Rejects) -> pd.Series:
+    if pd.api.types.is_bool_dtype(values.dtype) and not isinstance(values.dtype, pd.BooleanDtype):
+        return values.astype(object)
+    text = values.where(values.isna(), values.astype(str).str.strip().str.lower())
+    out = pd.Series(None, index=values.index, dtype=object)
+    is_true = text.isin(_TRUE)
+    is_false = text.isin(_FALSE)
+    out[is_true] = True
+    out[is_false] = False
+    present = values.notna() & (text != "")
+    bad = present & ~is_true & ~is_false
+    rej.add(rows[bad.to_numpy()], col.name, values[bad], f"{col.name} is not a boolean (use true/false)")
+    return out
+
+
+def _parse_timestamp(values: pd.Series, rows: np.ndarray, col: Column, rej: _Rejects) -> pd.Series:
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        present = values.notna()
+        rej.add(rows[present.to_numpy()], col.name, values[present],
+                f"naive timestamp: {col.name} has no UTC offset (store tz-aware UTC times)")
+        return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = values.where(values.isna(), values.astype(str).str.strip())
+    present = text.notna() & (text != "")
+    arrow = pa.array(text.where(present, None).to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    aware = pc.match_substring_regex(arrow, _AWARE_PATTERN).to_numpy(zero_copy_only=False)
+    aware = np.where(present.to_numpy(), np.asarray(aware, dtype=object), False).astype(bool)
+    parsed = pd.to_datetime(text.where(present, None), utc=True, errors="coerce", format="ISO8601")
+    unparseable = present.to_numpy() & parsed.isna().to_numpy()
+    naive = present.to_numpy() & ~unparseable & ~aware
+    rej.add(rows[unparseable], col.name, values[unparseable],
+            f"unparseable timestamp: {col.name} must be ISO 8601 like 2026-03-01T09:30:00Z")
+    rej.add(rows[naive], col.name, values[naive],
+            f"naive timestamp: {col.name} has no UTC offset (add Z or +00:00)")
+    parsed = parsed.where(~naive, pd.NaT)
+    return parsed.astype("datetime64[ns, UTC]")
+
+
+_PARSERS = {
+    "id": _parse_id,
+    "string": _parse_string,
+    "float": _parse_float,
+    "bool": _parse_bool,
+    "timestamp": _parse_timestamp,
+}
+
+
+# ------------------------------------------------------------------ value rules (pandera)
+
+def _pandera_schema(spec: TableSpec, present: Iterable[str], nullable_override: set[str],
+                    required_override: set[str]):
+    import pandera.pandas as pa
+
+    columns = {}
+    for name in present:
+        col = spec.column(name)
+        checks = []
+        if col.kind == "float" and (col.min_value is not None or col.max_value is not None):
+            if col.min_value is not None and col.max_value is not None:
+                checks.append(pa.Check.in_range(col.min_value, col.max_value))
+            elif col.min_value is not None:
+                checks.append(pa.Check.ge(col.min_value))
+            else:
+                checks.append(pa.Check.le(col.max_value))
+        if name == "event_type":
+            checks.append(pa.Check.isin(list(EVENT_TYPES)))
+        nullable = (col.nullable or name in nullable_override) and name not in required_override
+        columns[name] = pa.Column(checks=checks, nullable=nullable, coerce=False, required=True)
+    return pa.DataFrameSchema(columns, coerce=False, strict=False)
+
+
+def _describe(column: str, check: str, spec: TableSpec) -> str:
+    if check == "not_nullable":
+        return f"missing value: {column} is required"
+    col = spec.column(column)
+    if check.startswith("isin"):
+        return f"unknown event_type (allowed: {', '.join(EVENT_TYPES)})"
+    if col.min_value is not None and col.max_value is not None:
+        lo, hi = _fmt(col.min_value), _fmt(col.max_value)
+        return f"{column} outside {lo}..{hi}"
+    if col.min_value is not None:
+        return f"negative {column}" if col.min_value == 0 else f"{column} below {_fmt(col.min_value)}"
+    return f"{column} fails {check}"
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def validate_frame(
+    raw: pd.DataFrame,
+    table: str,
+    source: str = "<frame>",
+    rows: np.ndarray | None = None,
+    known_customers: pd.Index | np.ndarray | None = None,
+    known_items: pd.Index | np.ndarray | None = None,
+    mapping: Mapping[str, str] | None = None,
+    label_column: str | None = None,
+    check_references: bool = True,
+) -> ValidationResult:
+    """Validate rows of one table and split them into canonical accepted rows and rejects.
+
+    Parameters
+    ----------
+    raw: DataFrame, one row per input row, as read (strings or typed values).
+    table: ``customers``, ``items`` or ``events``.
+    source: the file name written into rejects.
+    rows: 1-based data row numbers of ``raw`` (default ``1..len(raw)``).
+    known_customers, known_items: ids an event may refer to (events only). ``None`` with
+        ``check_references`` True means "none known".
+    mapping: ``{source_name: canonical_name}`` renames applied first (``settings.columns``).
+    label_column: customers only: a snapshot file with a churn label in this column (yes/no,
+        true/false, 1/0), stored as ``churned``; ``signup_at`` and ``consent_personalization``
+        become optional (consent defaults to True).
+    check_references: check events' customer and item ids against the known ids.
+
+    Returns
+    -------
+    ValidationResult
+    """
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; expected one of {sorted(TABLES)}")
+    spec = TABLES[table]
+    if label_column is not None and table != "customers":
+        raise ValueError("label_column only applies to the customers table")
+    n = len(raw)
+    rows = np.arange(1, n + 1, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    if len(rows) != n:
+        raise ValueError(f"rows holds {len(rows)} numbers for {n} rows")
+    rej = _Rejects(source)
+    frame = apply_mapping(raw, mapping)
+    if label_column is not None:
+        if label_column not in frame.columns:
+            return _file_failure(spec, source, n, rej, label_column,
+                                 f"missing label column {label_column!r} (columns: {list(frame.columns)})")
+        frame = frame.rename(columns={label_column: "churned"})
+
+    # file-level problems
+    dupes = frame.columns[frame.columns.duplicated()].tolist()
+    if dupes:
+        return _file_failure(spec, source, n, rej, ",".join(map(str, dupes)),
+                             "duplicate column (after the column mapping)")
+    relaxed = {"signup_at", "consent_personalization"} if label_column is not None else set()
+    required = [c for c in spec.required if c not in relaxed]
+    missing = [c for c in required if c not in frame.columns]
+    extra = [c for c in frame.columns if c not in spec.names]
+    if missing or (extra and not spec.extra_columns_allowed):
+        for c in missing:
+            rej.add_file_error(c, f"missing required column {c!r} (map yours with settings.columns.{table})")
+        if not spec.extra_columns_allowed:
+            for c in extra:
+                rej.add_file_error(str(c), f"unexpected column {c!r}: not in the {table} contract "
+                                           f"(drop it or map it with settings.columns.{table})")
+        problems = [f"missing required column {c!r}" for c in missing] + \
+                   ([f"unexpected column(s) {extra}"] if extra and not spec.extra_columns_allowed else [])
+        return _finish_file_error(spec, source, n, rej, "; ".join(problems))
+
+    # parse canonical columns
+    frame = frame.reset_index(drop=True)
+    typed: dict[str, pd.Series] = {}
+    for col in spec.columns:
+        if col.name in frame.columns:
+            typed[col.name] = _PARSERS[col.kind](frame[col.name], rows, col, rej)
+    if label_column is not None:
+        if "consent_personalization" not in typed:
+            typed["consent_personalization"] = pd.Series(True, index=frame.index, dtype=object)
+        if "signup_at" not in typed:
+            typed["signup_at"] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
+    if "available" in typed:
+        typed["available"] = typed["available"].where(typed["available"].notna(), True)
+    checked = pd.DataFrame(typed)
+    checked.index = rows
+
+    # value rules
+    import pandera.errors as pae
+
+    schema = _pandera_schema(spec, list(typed), nullable_override=relaxed,
+                             required_override={"churned"} if label_column is not None else set())
+    try:
+        schema.validate(checked, lazy=True)
+    except pae.SchemaErrors as err:
+        fc = err.failure_cases
+        fc = fc[fc["index"].notna() & fc["column"].isin(list(typed))]
+        for (column, check), grp in fc.groupby(["column", "check"], sort=False):
+            reason = _describe(str(column), str(check), spec)
+            rej.add(grp["index"].to_numpy(dtype=np.int64), str(column), grp["failure_case"], reason)
+
+    # keys unique within the file
+    key = checked[spec.key]
+    dup = key.duplicated(keep="first").to_numpy() & key.notna().to_numpy()
+    if dup.any():
+        first_row = pd.Series(rows, index=key.to_numpy()).groupby(level=0).first()
+        first = first_row.reindex(key[dup].to_numpy()).to_numpy()
+        reasons = np.array([f"duplicate {spec.key} in file (first at row {r})" for r in first], dtype=object)
+        rej.add(rows[dup], spec.key, key[dup], reasons)  # type: ignore[arg-type]
+
+    # references (events)
+    if table == "events" and check_references:
+        cust_known = _as_index(known_customers)
+        unknown_c = checked["customer_id"].notna().to_numpy() & ~checked["customer_id"].isin(cust_known).to_numpy()
+        rej.add(rows[unknown_c], "customer_id", checked["customer_id"][unknown_c],
+                "unknown customer_id (not in the customers table; ingest customers first)")
+        if "item_id" in checked:
+            item_known = _as_index(known_items)
+            has_item = checked["item_id"].notna().to_numpy()
+            unknown_i = has_item & ~checked["item_id"].isin(item_known).to_numpy()
+            rej.add(rows[unknown_i], "item_id", checked["item_id"][unknown_i],
+                    "unknown item_id (not in the items table; ingest items first)")
+
+    rejects = rej.frame()
+    bad_rows = set() if rejects.empty else set(rejects["row"].dropna().astype(np.int64).tolist())
+    bad = np.isin(rows, np.fromiter(bad_rows, dtype=np.int64, count=len(bad_rows)))
+    checked = checked.reset_index(drop=True)
+    valid = checked[~bad]
+    from features.schema import conform
+
+    valid = conform(valid, table)
+    extras = [c for c in frame.columns if c not in spec.names]
+    if extras and spec.extra_columns_allowed:
+        ext = frame.loc[~bad, extras].reset_index(drop=True)
+        valid = pd.concat([valid, ext], axis=1)
+    if label_column is not None:
+        valid["churned"] = valid["churned"].astype(bool)
+    reasons = rejects["reason"].map(_reason_key).value_counts().to_dict() if len(rejects) else {}
+    return ValidationResult(table=table, source=source, rows_read=n, valid=valid, rejects=rejects,
+                            rejected_rows=int(bad.sum()), file_error=None, reasons=reasons,
+                            valid_rows=rows[~bad])
+
+
+def _as_index(ids) -> pd.Index:
+    if ids is None:
+        return pd.Index([], dtype=object)
+    return ids if isinstance(ids, pd.Index) else pd.Index(np.asarray(ids, dtype=object))
+
+
+def _file_failure(spec: TableSpec, source: str, n: int, rej: _Rejects, column: str, reason: str) -> ValidationResult:
+    rej.add_file_error(column, reason)
+    return _finish_file_error(spec, source, n, rej, reason)
+
+
+def _finish_file_error(spec: TableSpec, source: str, n: int, rej: _Rejects, message: str) -> ValidationResult:
+    from features.schema import empty_frame
+
+    rejects = rej.frame()
+    reasons = rejects["reason"].map(_reason_key).value_counts().to_dict()
+    return ValidationResult(table=spec.name, source=source, rows_read=n, valid=empty_frame(spec.name),
+                            rejects=rejects, rejected_rows=n, file_error=message, reasons=reasons)

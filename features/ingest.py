@@ -1,0 +1,463 @@
+"""Ingestion: read customer/item/event files (CSV, Parquet, JSON lines), validate, store, report.
+
+Good rows are stored (customers and items upserted by id, events appended unless their
+``event_id`` is stored already); bad rows go to one rejects CSV per run under
+``settings.paths.rejects_dir``. Event files are read in chunks and committed once per run
+(all or nothing), so memory stays flat and a failure half-way leaves the tables unchanged.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from features.contract import REJECT_COLUMNS, ValidationResult, validate_frame
+from features.schema import TABLES
+from tenure.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".csv", ".parquet", ".pq", ".jsonl", ".ndjson")
+CHUNK_ROWS: int = 500_000
+"""Rows validated at a time (events); bounds the memory of one ingestion."""
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class FileReport:
+    """What happened to one input (file or in-memory source)."""
+
+    table: str
+    source: str
+    rows_read: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    skipped_duplicates: int = 0
+    inserted: int = 0
+    updated: int = 0
+    seconds: float = 0.0
+    file_error: str | None = None
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds > 0 else float("nan")
+
+
+@dataclass
+class IngestReport:
+    """Outcome of one ingestion run (one or more files)."""
+
+    run_id: str
+    files: list[FileReport] = field(default_factory=list)
+    rejects_path: Path | None = None
+
+    @property
+    def rejected(self) -> int:
+        return sum(f.rejected for f in self.files)
+
+    @property
+    def ok(self) -> bool:
+        """True when no row was rejected."""
+        return self.rejected == 0 and not any(f.file_error for f in self.files)
+
+    def reasons(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for f in self.files:
+            for k, v in f.reasons.items():
+                total[k] = total.get(k, 0) + v
+        return dict(sorted(total.items(), key=lambda kv: -kv[1]))
+
+
+class IngestRun:
+    """One ingestion run: shares a run id and one rejects file across its inputs.
+
+    Use as a context manager, or call :meth:`finish` at the end; the rejects file is written
+    (atomically) only when there were rejects.
+    """
+
+    def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
+        self.settings = settings
+        self.progress = progress
+        self.report = IngestReport(run_id=time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6])
+        self._rejects: list[pd.DataFrame] = []
+
+    def __enter__(self) -> "IngestRun":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.finish()
+
+    # -------------------------------------------------------------- inputs
+    def ingest_file(self, table: str, path: Path | str, label_column: str | None = None) -> FileReport:
+        """Validate and store one file of ``table`` (customers, items or events)."""
+        path = Path(path)
+        _check_table(table)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} does not exist (or is not a file)")
+        if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+            raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use one of {list(SUPPORTED_SUFFIXES)}")
+        if table == "events":
+            return self._ingest_events(_read_chunks(path, CHUNK_ROWS), str(path))
+        chunks = list(_read_chunks(path, CHUNK_ROWS))
+        frames = [c.frame for c in chunks if len(c.rows)]
+        raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        rows = np.concatenate([c.rows for c in chunks]) if chunks else np.zeros(0, dtype=np.int64)
+        malformed = [m for c in chunks for m in c.malformed]
+        return self.ingest_frame(table, raw, str(path), rows=rows, label_column=label_column,
+                                 malformed=malformed)
+
+    def ingest_frame(self, table: str, raw: pd.DataFrame, source: str, rows: np.ndarray | None = None,
+                     label_column: str | None = None, apply_mapping: bool = True,
+                     malformed: list[tuple[int, str, str]] | None = None) -> FileReport:
+        """Validate and store rows already in memory (adapters, tests)."""
+        _check_table(table)
+        rows = np.arange(1, len(raw) + 1, dtype=np.int64) if rows is None else rows
+        if table == "events":
+            return self._ingest_events(iter([_Chunk(raw, rows, malformed or [])]), source,
+                                       apply_mapping=apply_mapping)
+        from features import tables
+
+        started = time.perf_counter()
+        result = validate_frame(raw, table, source, rows=rows, label_column=label_column,
+                                mapping=self._mapping(table) if apply_mapping else None)
+        report = self._report_from(result)
+        extra: list[pd.DataFrame] = []
+        self._count_malformed(_Chunk(raw, rows, malformed or []), source, report, extra)
+        self._rejects.extend(extra)
+        if result.file_error is None and len(result.valid):
+            upsert = tables.upsert_customers if table == "customers" else tables.upsert_items
+            res = upsert(self.settings, result.valid)
+            report.inserted, report.updated = res.inserted, res.updated
+        report.seconds = time.perf_counter() - started
+        self._keep(result, report)
+        if self.progress:
+            self.progress(result.rows_read)
+        return report
+
+    def ingest_dir(self, directory: Path | str) -> list[FileReport]:
+        """Ingest ``customers.*``, then ``items.*``, then ``events*.*`` files of a folder."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"{directory} is not a folder")
+        found = {t: _files_for(directory, t) for t in ("customers", "items", "events")}
+        if not any(found.values()):
+            raise FileNotFoundError(
+                f"{directory} holds no customers.*, items.* or events*.* file "
+                f"({', '.join(SUPPORTED_SUFFIXES)}); run `tenure generate` or point --from-dir elsewhere"
+            )
+        out = []
+        for table in ("customers", "items", "events"):
+            for f in found[table]:
+                out.append(self.ingest_file(table, f))
+        return out
+
+    def ingest_event_log(self) -> list[FileReport]:
+        """Ingest every ``*.jsonl`` of ``settings.paths.event_log_dir`` (already stored ids are skipped)."""
+        folder = Path(self.settings.paths.event_log_dir)
+        files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+        if not files:
+            logger.info("no event log files under %s", folder)
+        return [self.ingest_file("events", f) for f in files]
+
+    # -------------------------------------------------------------- events
+    def _ingest_events(self, chunks: Iterator[_Chunk], source: str, apply_mapping: bool = True) -> FileReport:
+        from features import tables
+
+        started = time.perf_counter()
+        report = FileReport(table="events", source=source)
+        known_c = pd.Index(tables.read_customers(self.settings, missing_ok=True)["customer_id"].to_numpy(dtype=object))
+        known_i = pd.Index(tables.read_items(self.settings, missing_ok=True)["item_id"].to_numpy(dtype=object))
+        writer = tables.EventWriter(self.settings)
+        seen: list[pd.Series] = []
+        rejects: list[pd.DataFrame] = []
+        try:
+            for chunk in chunks:
+                self._count_malformed(chunk, source, report, rejects)
+                if chunk.frame.empty and not len(chunk.rows):
+                    continue
+                result = validate_frame(chunk.frame, "events", source, rows=chunk.rows, known_customers=known_c,
+                                        known_items=known_i,
+                                        mapping=self._mapping("events") if apply_mapping else None)
+                rejects.append(result.rejects)
+                if result.file_error is not None:
+                    # the whole file is refused: count its remaining rows, store nothing
+                    writer.abort()
+                    report.file_error = result.file_error
+                    report.rows_read += result.rows_read + sum(len(c.rows) for c in chunks)
+                    report.rejected = report.rows_read
+                    report.accepted = report.skipped_duplicates = 0
+                    for k, v in result.reasons.items():
+                        report.reasons[k] = report.reasons.get(k, 0) + v
+                    break
+                result = _reject_cross_chunk_duplicates(result, seen)
+                report.rows_read += result.rows_read
+                report.rejected += result.rejected_rows
+                for k, v in result.reasons.items():
+                    report.reasons[k] = report.reasons.get(k, 0) + v
+                written, skipped = writer.add(result.valid)
+                report.accepted += written
+                report.skipped_duplicates += skipped
+                if self.progress:
+                    self.progress(result.rows_read)
+            else:
+                writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        self._rejects.extend(rejects)
+        report.inserted = report.accepted
+        report.seconds = time.perf_counter() - started
+        self.report.files.append(report)
+        return report
+
+    def _count_malformed(self, chunk: _Chunk, source: str, report: FileReport, rejects: list[pd.DataFrame]) -> None:
+        if chunk.malformed:
+            rejects.append(_malformed_rejects(source, chunk.malformed))
+            report.rows_read += len(chunk.malformed)
+            report.rejected += len(chunk.malformed)
+            for _, reason, _text in chunk.malformed:
+                key = reason.split(":", 1)[0]
+                report.reasons[key] = report.reasons.get(key, 0) + 1
+
+    # -------------------------------------------------------------- helpers
+    def _mapping(self, table: str) -> dict[str, str]:
+        return dict(getattr(self.settings.columns, table))
+
+    def _report_from(self, result: ValidationResult) -> FileReport:
+        return FileReport(table=result.table, source=result.source, rows_read=result.rows_read,
+                          accepted=len(result.valid) if result.file_error is None else 0,
+                          rejected=result.rejected_rows, file_error=result.file_error,
+                          reasons=dict(result.reasons))
+
+    def _keep(self, result: ValidationResult, report: FileReport) -> None:
+        self._rejects.append(result.rejects)
+        self.report.files.append(report)
+
+    def finish(self) -> IngestReport:
+        """Write the rejects file (if any rejects) and return the report."""
+        frames = [r for r in self._rejects if len(r)]
+        if frames and self.report.rejects_path is None:
+            rejects = pd.concat(frames, ignore_index=True)[list(REJECT_COLUMNS)]
+            folder = Path(self.settings.paths.rejects_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"rejects-{self.report.run_id}.csv"
+            tmp = folder / f".{path.name}.tmp"
+            rejects.to_csv(tmp, index=False)
+            tmp.replace(path)
+            self.report.rejects_path = path
+            logger.warning("%d problems in %d rows rejected; see %s", len(rejects), self.report.rejected, path)
+        return self.report
+
+
+def _check_table(table: str) -> None:
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; expected one of {sorted(TABLES)}")
+
+
+def _files_for(directory: Path, table: str) -> list[Path]:
+    pattern = f"{table}*" if table == "events" else f"{table}.*"
+    return sorted(p for p in directory.glob(pattern) if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+
+
+def _reject_cross_chunk_duplicates(result: ValidationResult, seen: list[pd.Series]) -> ValidationResult:
+    """Duplicates of ``event_id`` across chunks of one file: later rows are rejected like in-chunk ones.
+
+    ``seen`` holds, per earlier chunk, a Series of accepted row numbers indexed by event_id.
+    """
+    valid = result.valid
+    ids = valid["event_id"].to_numpy(dtype=object)
+    rows = result.valid_rows
+    if seen and len(ids):
+        prev = pd.concat(seen)
+        pos = prev.index.get_indexer(ids) if prev.index.is_unique else pd.Index(prev.index).get_indexer_for(ids)
+        dup = pos >= 0
+        if dup.any():
+            first = prev.to_numpy()[pos[dup]]
+            rej = pd.DataFrame({
+                "file": result.source,
+                "row": pd.array(rows[dup], dtype="Int64"),
+                "column": "event_id",
+                "value": ids[dup],
+                "reason": [f"duplicate event_id in file (first at row {r})" for r in first],
+            })
+            key = "duplicate event_id in file"
+            result.rejects = pd.concat([result.rejects, rej], ignore_index=True)
+            result.rejected_rows += int(dup.sum())
+            result.reasons[key] = result.reasons.get(key, 0) + int(dup.sum())
+            result.valid = valid[~dup].reset_index(drop=True)
+            result.valid_rows = rows[~dup]
+            ids, rows = ids[~dup], rows[~dup]
+    seen.append(pd.Series(rows, index=ids))
+    return result
+
+
+# ------------------------------------------------------------------ readers
+
+@dataclass
+class _Chunk:
+    """Raw rows of a file with their 1-based data row numbers, and rows that could not be split."""
+
+    frame: pd.DataFrame
+    rows: np.ndarray
+    malformed: list[tuple[int, str, str]] = field(default_factory=list)  # (row, reason, raw text)
+
+
+def _read_chunks(path: Path, chunk_rows: int) -> Iterator[_Chunk]:
+    """Yield chunks of a CSV, Parquet or JSON-lines file."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        yield from _read_csv(path, chunk_rows)
+    elif suffix in (".parquet", ".pq"):
+        yield from _read_parquet(path, chunk_rows)
+    else:
+        yield from _read_jsonl(path, chunk_rows)
+
+
+def _read_csv(path: Path, chunk_rows: int) -> Iterator[_Chunk]:
+    """CSV, every value read as a string (typing is validation's job); empty = missing."""
+    import csv
+
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        header = next(csv.reader(fh), None)
+    if not header:
+        return
+    bad: list[tuple[int, str, str]] = []
+
+    def on_invalid(row) -> str:
+        bad.append((int(row.number or 1) - 1,
+                    f"malformed CSV row: expected {row.expected_columns} fields, got {row.actual_columns}",
+                    (row.text or "")[:200]))
+        return "skip"
+
+    reader = pcsv.open_csv(
+        path,
+        read_options=pcsv.ReadOptions(use_threads=False, block_size=32 << 20, encoding="utf8",
+                                      column_names=None),
+        parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid),
+        convert_options=pcsv.ConvertOptions(column_types={h: pa.string() for h in header},
+                                            strings_can_be_null=True, quoted_strings_can_be_null=True,
+                                            null_values=[""]),
+    )
+    position = 0
+    reported = 0
+    for batch in reader:
+        frame = batch.to_pandas()
+        n = len(frame)
+        rows = _shift_rows(np.arange(position + 1, position + n + 1, dtype=np.int64),
+                           np.array(sorted(b[0] for b in bad), dtype=np.int64))
+        position += n
+        new_bad, reported = bad[reported:], len(bad)
+        for i in range(0, max(n, 1), chunk_rows):
+            yield _Chunk(frame.iloc[i:i + chunk_rows].reset_index(drop=True), rows[i:i + chunk_rows],
+                         new_bad if i == 0 else [])
+    if len(bad) > reported:
+        yield _Chunk(pd.DataFrame(columns=header), np.zeros(0, dtype=np.int64), bad[reported:])
+
+
+def _shift_rows(positions: np.ndarray, malformed: np.ndarray) -> np.ndarray:
+    """Turn positions among well-formed rows into data row numbers, stepping over malformed rows."""
+    if len(malformed) == 0:
+        return positions
+    out = positions.copy()
+    for r in np.sort(malformed):
+        out[out >= r] += 1
+    return out
+
+
+def _read_parquet(path: Path, chunk_rows: int) -> Iterator[_Chunk]:
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    position = 0
+    for batch in pf.iter_batches(batch_size=chunk_rows):
+        frame = batch.to_pandas()
+        n = len(frame)
+        yield _Chunk(frame, np.arange(position + 1, position + n + 1, dtype=np.int64))
+        position += n
+
+
+def _read_jsonl(path: Path, chunk_rows: int) -> Iterator[_Chunk]:
+    """JSON lines; blank lines are skipped, a line that is not a JSON object is rejected."""
+    with open(path, encoding="utf-8") as fh:
+        batch: list[str] = []
+        numbers: list[int] = []
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            batch.append(line if line.endswith("\n") else line + "\n")
+            numbers.append(lineno)
+            if len(batch) >= chunk_rows:
+                yield _parse_jsonl_batch(batch, numbers)
+                batch, numbers = [], []
+        if batch:
+            yield _parse_jsonl_batch(batch, numbers)
+
+
+def _parse_jsonl_batch(lines: list[str], numbers: list[int]) -> _Chunk:
+    try:
+        frame = pd.read_json(io.StringIO("".join(lines)), lines=True, dtype=False, convert_dates=False,
+                             convert_axes=False)
+        if len(frame) == len(lines):
+            return _Chunk(frame, np.asarray(numbers, dtype=np.int64))
+    except ValueError:
+        pass
+    # slow path, only for a batch with a broken line: find the lines that are not JSON objects
+    records, good, malformed = [], [], []
+    for text, no in zip(lines, numbers):
+        try:
+            obj = json.loads(text.strip())
+        except json.JSONDecodeError as exc:
+            malformed.append((no, f"invalid JSON: {exc.msg}", text.strip()[:200]))
+            continue
+        if not isinstance(obj, dict):
+            malformed.append((no, "invalid JSON: a line must hold one JSON object", text.strip()[:200]))
+            continue
+        records.append(obj)
+        good.append(no)
+    return _Chunk(pd.DataFrame.from_records(records), np.asarray(good, dtype=np.int64), malformed)
+
+
+def _malformed_rejects(source: str, malformed: list[tuple[int, str, str]]) -> pd.DataFrame:
+    return pd.DataFrame({
+        "file": source,
+        "row": pd.array([m[0] for m in malformed], dtype="Int64"),
+        "column": "",
+        "value": [m[2] for m in malformed],
+        "reason": [m[1] for m in malformed],
+    })
+
+
+# ------------------------------------------------------------------ convenience
+
+def ingest_files(settings: Settings, inputs: list[tuple[str, Path]], progress: Progress | None = None,
+                 label_column: str | None = None) -> IngestReport:
+    """Ingest ``(table, path)`` pairs in order in one run; returns the report (rejects file written)."""
+    with IngestRun(settings, progress) as run:
+        for table, path in inputs:
+            run.ingest_file(table, path, label_column=label_column)
+    return run.report
+
+
+def ingest_shop_frames(settings: Settings, source: str, customers: pd.DataFrame | None = None,
+                       items: pd.DataFrame | None = None, events: pd.DataFrame | None = None,
+                       progress: Progress | None = None) -> IngestReport:
+    """Validate and store canonical frames (e.g. from an adapter) in one run, customers first."""
+    with IngestRun(settings, progress) as run:
+        for table, frame in (("customers", customers), ("items", items), ("events", events)):
+            if frame is not None:
+                run.ingest_frame(table, frame, f"{source}:{table}", apply_mapping=False)
+    return run.report

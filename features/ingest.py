@@ -61,6 +61,10 @@ class IngestReport:
     run_id: str
     files: list[FileReport] = field(default_factory=list)
     rejects_path: Path | None = None
+    rows_read: int = 0
+    accepted: int = 0
+    rejected_rows: int = 0
+    skipped_duplicates: int = 0
 
     @property
     def rejected(self) -> int:
@@ -245,7 +249,12 @@ class IngestRun:
         self.report.files.append(report)
 
     def finish(self) -> IngestReport:
-        """Write the rejects file (if any rejects) and return the report."""
+        """Write the rejects file (if any rejects), total the counts and return the report."""
+        files = self.report.files
+        self.report.rows_read = sum(f.rows_read for f in files)
+        self.report.accepted = sum(f.accepted for f in files)
+        self.report.rejected_rows = sum(f.rejected for f in files)
+        self.report.skipped_duplicates = sum(f.skipped_duplicates for f in files)
         frames = [r for r in self._rejects if len(r)]
         if frames and self.report.rejects_path is None:
             rejects = pd.concat(frames, ignore_index=True)[list(REJECT_COLUMNS)]
@@ -442,6 +451,23 @@ def _malformed_rejects(source: str, malformed: list[tuple[int, str, str]]) -> pd
 
 
 # ------------------------------------------------------------------ convenience
+
+def ingest(settings: Settings, source: Path | str, progress: Progress | None = None) -> IngestReport:
+    """Ingest a folder (``customers.*``, ``items.*``, ``events*.*``, e.g. ``raw_dir`` or the
+    service's ``event_log_dir``) or one events file, in one run.
+
+    Returns
+    -------
+    IngestReport (the rejects file, if any, is written under ``settings.paths.rejects_dir``).
+    """
+    source = Path(source)
+    with IngestRun(settings, progress) as run:
+        if source.is_dir():
+            run.ingest_dir(source)
+        else:
+            run.ingest_file("events", source)
+    return run.report
+
 
 def ingest_files(settings: Settings, inputs: list[tuple[str, Path]], progress: Progress | None = None,
                  label_column: str | None = None) -> IngestReport:

@@ -554,3 +554,49 @@ def _events_frame(parts: dict[str, np.ndarray], start_ts: pd.Timestamp, seed: in
         "resolution_hours": parts["res"][order],
         "rating": np.full(m, np.nan),
     })
+
+
+def write_shop(shop: Shop, out_dir, file_format: str = "parquet") -> dict[str, "Path"]:
+    """Write ``customers``, ``items`` and ``events`` files (the raw files ``tenure ingest`` reads).
+
+    Parameters
+    ----------
+    shop: the simulated shop.
+    out_dir: folder to write into (created when missing); existing files of the same name are
+        replaced atomically (write to a temporary file, then rename).
+    file_format: ``parquet`` (typed, compact) or ``csv`` (timestamps ISO 8601 with a UTC offset).
+
+    Returns
+    -------
+    dict table name -> path written.
+    """
+    from pathlib import Path
+
+    import pyarrow as pa
+
+    if file_format not in ("parquet", "csv"):
+        raise ValueError(f"file_format must be 'parquet' or 'csv', got {file_format!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, frame in (("customers", shop.customers), ("items", shop.items), ("events", shop.events)):
+        path = out / f"{name}.{file_format}"
+        tmp = out / f".{path.name}.tmp"
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if file_format == "parquet":
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, tmp, compression="zstd")
+        else:
+            import pyarrow.compute as pc
+            import pyarrow.csv as pcsv
+
+            for i, field_ in enumerate(table.schema):
+                if pa.types.is_timestamp(field_.type):
+                    seconds = pc.cast(table.column(i), pa.timestamp("s", tz="UTC"))  # whole seconds
+                    text = pc.strftime(seconds, format="%Y-%m-%dT%H:%M:%SZ")
+                    table = table.set_column(i, field_.name, text)
+            pcsv.write_csv(table, tmp)
+        tmp.replace(path)
+        paths[name] = path
+    return paths

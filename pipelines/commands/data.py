@@ -2,8 +2,191 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from pipelines.console import console, fail, out, progress
+
+_TABLES = ("customers", "items", "events")
+_SOURCES = ("telco", "movielens", "cdnow")
 
 
 def register(app: typer.Typer) -> None:
-    """Add the data commands to the root app (owned by the data room; filled in by issue 2)."""
+    """Add ``tenure generate`` and ``tenure ingest`` to the root app."""
+    app.command("generate")(generate)
+    app.command("ingest")(ingest)
+
+
+def generate(
+    ctx: typer.Context,
+    customers: Optional[int] = typer.Option(None, "--customers", min=1, help="Customers (default: simulator.customers)."),
+    items: Optional[int] = typer.Option(None, "--items", min=4, help="Items (default: simulator.items)."),
+    days: Optional[int] = typer.Option(None, "--days", min=1, help="Simulated days (default: simulator.days)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed; same seed, same data (default: simulator.seed)."),
+    start: Optional[str] = typer.Option(None, "--start", help="First day, UTC, e.g. 2026-01-01 (default: simulator.start)."),
+    drift_at: Optional[int] = typer.Option(
+        None, "--drift-at", min=0,
+        help="Day index from which prices rise 20%, a new low-engagement channel appears and the category mix shifts.",
+    ),
+    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for the files (default: paths.raw_dir)."),
+    file_format: str = typer.Option("parquet", "--format", help="parquet or csv."),
+) -> None:
+    """Simulate a shop and write customers, items and events files (then run `tenure ingest --from-dir`).
+
+    Example: `tenure generate --customers 5000 --items 500 --days 180 --seed 7 --drift-at 150 --format csv`.
+    """
+    settings = ctx.obj
+    sim = settings.simulator
+    customers = customers or sim.customers
+    items = items or sim.items
+    days = days or sim.days
+    seed = sim.seed if seed is None else seed
+    start = start or sim.start
+    if file_format not in ("parquet", "csv"):
+        raise typer.BadParameter(f"--format must be parquet or csv, got {file_format!r}")
+    if drift_at is not None and drift_at >= days:
+        raise typer.BadParameter(f"--drift-at must be a day index below --days ({days}), got {drift_at}")
+    try:
+        import pandas as pd
+
+        pd.Timestamp(start)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--start must be a date like 2026-01-01, got {start!r}") from exc
+    target = out_dir or settings.paths.raw_dir
+
+    from features.simulator import simulate_shop, write_shop
+
+    with progress() as bar:
+        task = bar.add_task("simulating days", total=days)
+        shop = simulate_shop(customers, items, days, seed, start=start, drift_at=drift_at,
+                             progress=lambda done, total: bar.update(task, completed=done))
+        write_task = bar.add_task(f"writing {file_format}", total=3)
+        paths = write_shop(shop, target, file_format)
+        bar.update(write_task, completed=3)
+    from rich.table import Table
+
+    table = Table("table", "rows", "file", title=f"generated (seed {seed}, drift_at {drift_at})")
+    for name, frame in (("customers", shop.customers), ("items", shop.items), ("events", shop.events)):
+        table.add_row(name, f"{len(frame):,}", str(paths[name]))
+    out.print(table)
+    console.print(f"next: tenure ingest --from-dir {target}")
+
+
+def ingest(
+    ctx: typer.Context,
+    table: Optional[str] = typer.Argument(None, help="customers, items or events (with FILE)."),
+    file: Optional[Path] = typer.Argument(None, help="CSV, Parquet or JSON-lines file of that table."),
+    from_dir: Optional[Path] = typer.Option(None, "--from-dir", help="Folder with customers.*, items.*, events*.* files."),
+    event_log: bool = typer.Option(False, "--event-log", help="Ingest the service's event log (paths.event_log_dir/*.jsonl)."),
+    source: Optional[str] = typer.Option(None, "--source", help="A public dataset: telco, movielens or cdnow."),
+    path: Optional[Path] = typer.Option(None, "--path", help="Folder (or file) of the --source dataset."),
+    label_column: Optional[str] = typer.Option(
+        None, "--label-column", help="Customers snapshot with a churn label column (yes/no), stored as churned."),
+    allow_rejects: bool = typer.Option(False, "--allow-rejects", help="Exit 0 even when rows were rejected."),
+) -> None:
+    """Validate files against the data contract and store the good rows; bad rows go to a rejects CSV.
+
+    Examples: `tenure ingest --from-dir data/raw`, `tenure ingest events events.csv`,
+    `tenure ingest --event-log`, `tenure ingest --source telco --path ../shared/datasets`,
+    `tenure ingest customers snapshot.csv --label-column Churn`.
+    Exit codes: 0 all rows stored, 1 some rows rejected (unless --allow-rejects) or a failure, 2 usage error.
+    """
+    settings = ctx.obj
+    modes = [m for m, on in (("FILE", table is not None), ("--from-dir", from_dir is not None),
+                             ("--event-log", event_log), ("--source", source is not None)) if on]
+    if not modes:
+        raise typer.BadParameter("say what to ingest: TABLE FILE, --from-dir DIR, --event-log or --source NAME --path DIR")
+    if len(modes) > 1:
+        raise typer.BadParameter(f"give only one of TABLE FILE, --from-dir, --event-log, --source (got {', '.join(modes)})")
+    if table is not None:
+        if table not in _TABLES:
+            raise typer.BadParameter(f"TABLE must be one of {', '.join(_TABLES)}, got {table!r}")
+        if file is None:
+            raise typer.BadParameter(f"give the file to ingest: tenure ingest {table} FILE")
+        if not file.is_file():
+            raise typer.BadParameter(f"{file} does not exist or is not a file")
+    if label_column is not None and table != "customers":
+        raise typer.BadParameter("--label-column applies to `tenure ingest customers FILE` only")
+    if from_dir is not None and not from_dir.is_dir():
+        raise typer.BadParameter(f"--from-dir {from_dir} is not a folder")
+    if source is not None:
+        if source not in _SOURCES:
+            raise typer.BadParameter(f"--source must be one of {', '.join(_SOURCES)}, got {source!r}")
+        if path is None:
+            raise typer.BadParameter(f"--source {source} needs --path DIR (the dataset's folder)")
+        if not path.exists():
+            raise typer.BadParameter(f"--path {path} does not exist")
+    elif path is not None:
+        raise typer.BadParameter("--path goes with --source")
+
+    from features.ingest import IngestRun
+
+    try:
+        with progress() as bar:
+            task = bar.add_task("validating rows", total=None)
+            run = IngestRun(settings, progress=lambda n: bar.advance(task, n))
+            try:
+                if table is not None:
+                    run.ingest_file(table, file, label_column=label_column)
+                elif from_dir is not None:
+                    run.ingest_dir(from_dir)
+                elif event_log:
+                    if not run.ingest_event_log():
+                        console.print(f"no *.jsonl files under {settings.paths.event_log_dir}: nothing to ingest")
+                else:
+                    _ingest_source(run, source, path)
+            finally:
+                report = run.finish()
+    except (FileNotFoundError, ValueError) as exc:
+        fail(str(exc))
+    _print_report(report)
+    if not report.ok:
+        where = f"; see {report.rejects_path}" if report.rejects_path else ""
+        message = f"{report.rejected:,} row(s) rejected{where}"
+        if allow_rejects:
+            console.print(f"[yellow]{message} (allowed by --allow-rejects)[/yellow]")
+        else:
+            fail(f"{message}. Fix them and ingest again (stored rows are skipped), or pass --allow-rejects")
+
+
+def _ingest_source(run, source: str, path: Path) -> None:
+    from features import adapters
+
+    if source == "telco":
+        customers = adapters.read_telco(path)
+        run.ingest_frame("customers", customers, f"telco:{path}", apply_mapping=False)
+        return
+    reader = adapters.read_movielens if source == "movielens" else adapters.read_cdnow
+    customers, items, events = reader(path)
+    for name, frame in (("customers", customers), ("items", items), ("events", events)):
+        run.ingest_frame(name, frame, f"{source}:{name}", apply_mapping=False)
+
+
+def _short(source: str) -> str:
+    """A file's name (sources like ``telco:/a/b`` keep their prefix)."""
+    prefix, sep, rest = source.rpartition(":") if not Path(source).exists() else ("", "", source)
+    return f"{prefix}{sep}{Path(rest).name}" if rest else source
+
+
+def _print_report(report) -> None:
+    from rich.table import Table
+
+    table = Table("table", "file", "read", "accepted", "rejected", "skipped dup.", "new", "updated", "rows/s",
+                  title=f"ingest run {report.run_id}")
+    for f in report.files:
+        rate = f.rows_per_second
+        table.add_row(f.table, _short(f.source), f"{f.rows_read:,}", f"{f.accepted:,}", f"{f.rejected:,}",
+                      f"{f.skipped_duplicates:,}", f"{f.inserted:,}", f"{f.updated:,}",
+                      "-" if rate != rate else f"{rate:,.0f}")
+    out.print(table)
+    reasons = report.reasons()
+    if reasons:
+        why = Table("reason", "problems", title="rejected, by reason")
+        for reason, count in reasons.items():
+            why.add_row(reason, f"{count:,}")
+        out.print(why)
+    for f in report.files:
+        if f.file_error:
+            console.print(f"[red]{f.source}: {f.file_error}[/red]")

@@ -137,6 +137,7 @@ def baseline_scorers(
     bpr_params: Mapping[str, float] | None = None,
     num_threads: int = 0,
     random_state: int | None = 42,
+    cosine_k: int = 100,
 ) -> dict[str, tuple[ScoreFn, bool]]:
     """Score functions of the baselines: name -> (rows -> scores (rows x items), may_exclude).
 
@@ -180,7 +181,7 @@ def baseline_scorers(
 
         from implicit.nearest_neighbours import CosineRecommender
 
-        cosine = CosineRecommender(K=100, num_threads=num_threads)
+        cosine = CosineRecommender(K=cosine_k, num_threads=num_threads)
         with warnings.catch_warnings():  # implicit transposes to COO itself and then warns about it
             warnings.filterwarnings("ignore", message="Method expects CSR input")
             cosine.fit(ui, show_progress=False)
@@ -209,6 +210,8 @@ def evaluate(
     baselines: Sequence[str] = BASELINES,
     num_threads: int = 0,
     random_state: int | None = 42,
+    bpr_params: Mapping[str, float] | None = None,
+    cosine_k: int = 100,
 ) -> pd.DataFrame:
     """Metrics of ``model`` and the baselines on the same holdout customers.
 
@@ -229,7 +232,8 @@ def evaluate(
         {int(r): c for r, c in zip(rows, _model_recs(model, rows, k))}, targets, k, n_items, pct)}
     names = [b for b in baselines if not (b == "als" and model.mode == "als")]
     for name, (fn, may_exclude) in baseline_scorers(
-        train, item_categories, names, model=model, num_threads=num_threads, random_state=random_state
+        train, item_categories, names, model=model, bpr_params=bpr_params, num_threads=num_threads,
+        random_state=random_state, cosine_k=cosine_k,
     ).items():
         recs = _rank(fn, rows, k, exclude if may_exclude else None)
         table[name] = ranking_metrics(recs, targets, k, n_items, pct)

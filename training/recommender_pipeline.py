@@ -44,6 +44,7 @@ class RecommenderData:
     event_weights: dict[str, float]
     target_event_types: tuple[str, ...] = ("purchase",)
     mode: str | None = None  # forced mode (None = settings.recommender.mode)
+    purchase_event_types: tuple[str, ...] = ("purchase",)  # what "already bought" means
 
 
 @dataclasses.dataclass
@@ -119,8 +120,9 @@ def load_data(settings: Settings, source: str = "generated", path: str | Path | 
             raise ValueError("--source movielens needs --path to the MovieLens folder (with ratings.csv)")
         customers, items, events = read_movielens_events(path)
         # A film is not "bought again": rebuy modes make no sense, so MovieLens always runs as plain ALS.
+        # Every rated film counts as "already seen" (excluded), whatever the rating.
         return RecommenderData(events, customers, items, source, str(path), dict(MOVIELENS_EVENT_WEIGHTS),
-                               mode="als")
+                               mode="als", purchase_event_types=("purchase", "view"))
     from features.tables import read_customers, read_events, read_items
 
     events = read_events(settings, columns=["event_id", "customer_id", "event_at", "event_type", "item_id"])
@@ -153,7 +155,7 @@ def _matrix(data: RecommenderData, events: pd.DataFrame, config: Mapping[str, An
     return build_interactions(
         events, data.customers, data.items, event_weights=config["event_weights"],
         half_life_days=config["half_life_days"], as_of=as_of, weighting=config["weighting"],
-        item_ids=item_ids,
+        purchase_event_types=data.purchase_event_types, item_ids=item_ids,
     )
 
 
@@ -181,6 +183,8 @@ def holdout_evaluation(
     baselines: tuple[str, ...] = BASELINES,
     num_threads: int = 0,
     events: pd.DataFrame | None = None,
+    bpr_params: Mapping[str, float] | None = None,
+    cosine_k: int = 100,
 ) -> tuple[pd.DataFrame, pd.Timestamp, Any]:
     """Fit ``config`` on events before the cut-off and evaluate on the holdout.
 
@@ -199,7 +203,8 @@ def holdout_evaluation(
         )
     model = _model(config, num_threads).fit(train.user_items, train.purchases)
     table = evaluate(model, train, targets, k, _categories(data, train.item_ids), baselines,
-                     num_threads=num_threads, random_state=config["random_state"])
+                     num_threads=num_threads, random_state=config["random_state"],
+                     bpr_params=bpr_params, cosine_k=cosine_k)
     return table, cutoff, train
 
 

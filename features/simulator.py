@@ -16,6 +16,7 @@ Vectorised numpy: one loop over days (vector operations over customers), none ov
 from __future__ import annotations
 
 import logging
+import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -155,6 +156,13 @@ class _ItemSampler:
         return self.members[np.minimum(pos, len(self.members) - 1)]
 
 
+def _draw_vector(p: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Indices drawn from the probability vector ``p`` for uniform numbers ``u``."""
+    cum = np.cumsum(p)
+    cum[-1] = 1.0
+    return np.minimum(np.searchsorted(cum, u, side="right"), len(p) - 1)
+
+
 def _draw_rows(cum: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One column index per requested row of a row-wise cumulative matrix, vectorised."""
     n_cols = cum.shape[1]
@@ -198,6 +206,11 @@ def simulate_shop(
     """
     _check_args(n_customers, n_items, days, drift_at)
     rng = np.random.default_rng(seed)
+
+    def streams(name: str) -> np.random.Generator:
+        """A generator of its own for each draw after the daily loop (stable under drift)."""
+        return np.random.default_rng([seed, zlib.crc32(name.encode())])
+
     start_ts = pd.Timestamp(start)
     start_ts = start_ts.tz_localize("UTC") if start_ts.tzinfo is None else start_ts.tz_convert("UTC")
     start_ts = start_ts.normalize()
@@ -357,7 +370,7 @@ def simulate_shop(
 
     # ---------------------------------------------------------------- events
     parts = _build_events(
-        rng=rng,
+        rng=streams,
         rec=tuple(np.concatenate(x) for x in (rec_cust, rec_day, rec_sess, rec_views, rec_carts, rec_buys)),
         rebuys=(np.concatenate(rebuy_cust), np.concatenate(rebuy_day)),
         tickets=(np.concatenate(tix_cust), np.concatenate(tix_day), np.concatenate(tix_res)),
@@ -390,7 +403,7 @@ def simulate_shop(
         "item_id": item_ids,
         "category": cat_names[item_cat],
         "price": np.round(base_price * final_factor, 2),
-        "available": rng.random(n_items) >= 0.03,
+        "available": streams("available").random(n_items) >= 0.03,
     })
     day_ns = np.int64(_SECONDS_PER_DAY) * 10**9
     truth = pd.DataFrame({
@@ -444,7 +457,7 @@ def _build_events(*, rng, rec, rebuys, tickets, surveys, cancels, taste_cum, tie
     # sessions: random start within the day
     s_rec = np.repeat(np.arange(len(r_cust)), r_sess)
     s_cust = r_cust[s_rec]
-    s_sec = r_day[s_rec].astype(np.int64) * _SECONDS_PER_DAY + rng.integers(0, _SECONDS_PER_DAY - 3600, len(s_rec))
+    s_sec = r_day[s_rec].astype(np.int64) * _SECONDS_PER_DAY + rng("session_time").integers(0, _SECONDS_PER_DAY - 3600, len(s_rec))
     add(s_cust, s_sec, "session")
     sess_start = np.concatenate([[0], np.cumsum(r_sess)[:-1]])
 
@@ -453,75 +466,78 @@ def _build_events(*, rng, rec, rebuys, tickets, surveys, cancels, taste_cum, tie
     v_start = np.concatenate([[0], np.cumsum(r_views)[:-1]])
     k = np.arange(len(v_rec)) - v_start[v_rec]
     n_s = r_sess[v_rec]
-    local = np.where(k < n_s, k, (rng.random(len(v_rec)) * n_s).astype(np.int64))
+    local = np.where(k < n_s, k, (rng("view_session").random(len(v_rec)) * n_s).astype(np.int64))
     v_sess = sess_start[v_rec] + local
     v_cust = r_cust[v_rec]
     v_day = r_day[v_rec]
-    v_sec = s_sec[v_sess] + rng.integers(10, 900, len(v_rec))
+    v_sec = s_sec[v_sess] + rng("view_offset").integers(10, 900, len(v_rec))
     drifted = v_day >= drift_day
-    explore = rng.random(len(v_rec)) < np.where(drifted, 0.35, 0.1)
-    cat = _draw_rows(taste_cum, v_cust.astype(np.int64), rng)
-    g_cum = np.cumsum(np.where(drifted[:, None], post_pop[None, :], cat_pop[None, :])[explore], axis=1) \
-        if explore.any() else np.zeros((0, len(cat_pop)))
-    if explore.any():
-        g_cum[:, -1] = 1.0
-        cat[explore] = _draw_rows(g_cum, np.arange(int(explore.sum())), rng)
-    tier = np.where(rng.random(len(v_rec)) < 0.7, tier_pref[v_cust], rng.integers(0, 3, len(v_rec)))
-    v_item = sampler.draw(cat, tier, rng)
+    explore = rng("explore").random(len(v_rec)) < np.where(drifted, 0.35, 0.1)
+    cat = _draw_rows(taste_cum, v_cust.astype(np.int64), rng("taste"))
+    # exploration browses by the shop-wide category mix (another mix after the drift day);
+    # every draw has a size independent of the drift, so days before it are identical
+    g_pre = _draw_vector(cat_pop, rng("explore_pre").random(len(v_rec)))
+    g_post = _draw_vector(post_pop, rng("explore_post").random(len(v_rec)))
+    cat = np.where(explore, np.where(drifted, g_post, g_pre), cat)
+    tier = np.where(rng("tier_mix").random(len(v_rec)) < 0.7, tier_pref[v_cust],
+                    rng("tier").integers(0, 3, len(v_rec)))
+    v_item = sampler.draw(cat, tier, rng("items"))
     add(v_cust, v_sec, "view", item=v_item)
 
     # funnel: the first `carts` views of a customer-day are carted, the first `buys` bought
     is_cart = k < r_carts[v_rec]
-    c_sec = v_sec[is_cart] + rng.integers(10, 300, int(is_cart.sum()))
+    c_sec = v_sec[is_cart] + rng("cart_offset").integers(10, 300, int(is_cart.sum()))
     c_item = v_item[is_cart]
     c_cust = v_cust[is_cart]
-    qty_all = np.where(consumable[item_cat[v_item]], 1 + rng.poisson(0.5, len(v_rec)), 1)
+    qty_all = np.where(consumable[item_cat[v_item]], 1 + rng("quantity").poisson(0.5, len(v_rec)), 1)
     add(c_cust, c_sec, "add_to_cart", item=c_item, qty=qty_all[is_cart])
     is_buy_v = k < r_buys[v_rec]
     is_buy_c = is_buy_v[is_cart]
-    b_sec = c_sec[is_buy_c] + rng.integers(30, 1200, int(is_buy_c.sum()))
+    b_sec = c_sec[is_buy_c] + rng("buy_offset").integers(30, 1200, int(is_buy_c.sum()))
     b_item = c_item[is_buy_c]
     b_cust = c_cust[is_buy_c]
     b_qty = qty_all[is_buy_v]
 
     # consumable rebuys: a session and a direct purchase of the staple item
     rb_cust, rb_day = rebuys
-    rb_sec = rb_day.astype(np.int64) * _SECONDS_PER_DAY + rng.integers(0, _SECONDS_PER_DAY - 3600, len(rb_cust))
+    rb_sec = rb_day.astype(np.int64) * _SECONDS_PER_DAY + rng("rebuy_time").integers(0, _SECONDS_PER_DAY - 3600, len(rb_cust))
     add(rb_cust, rb_sec, "session")
     rb_item = staple_item[rb_cust]
-    rb_qty = 1 + rng.poisson(0.5, len(rb_cust))
+    rb_qty = 1 + rng("rebuy_quantity").poisson(0.5, len(rb_cust))
 
     p_cust = np.concatenate([b_cust, rb_cust])
-    p_sec = np.concatenate([b_sec, rb_sec + rng.integers(60, 600, len(rb_cust))])
+    p_sec = np.concatenate([b_sec, rb_sec + rng("rebuy_offset").integers(60, 600, len(rb_cust))])
     p_item = np.concatenate([b_item, rb_item])
     p_qty = np.concatenate([b_qty, rb_qty]).astype(float)
+    by_time = np.argsort(p_sec, kind="stable")  # day order keeps the days before a drift identical
+    p_cust, p_sec, p_item, p_qty = p_cust[by_time], p_sec[by_time], p_item[by_time], p_qty[by_time]
     factor = np.where(p_sec // _SECONDS_PER_DAY >= drift_day, _DRIFT_PRICE_FACTOR, 1.0)
     p_amount = np.round(base_price[p_item] * factor * p_qty, 2)
     add(p_cust, p_sec, "purchase", item=p_item, qty=p_qty, amount=p_amount)
 
     # returns
-    ret = rng.random(len(p_cust)) < cat_return[item_cat[p_item]]
-    ret_sec = p_sec[ret] + rng.integers(2 * _SECONDS_PER_DAY, 20 * _SECONDS_PER_DAY, int(ret.sum()))
+    ret = rng("returns").random(len(p_cust)) < cat_return[item_cat[p_item]]
+    ret_sec = p_sec[ret] + rng("return_offset").integers(2 * _SECONDS_PER_DAY, 20 * _SECONDS_PER_DAY, int(ret.sum()))
     add(p_cust[ret], ret_sec, "return", item=p_item[ret], qty=p_qty[ret], amount=p_amount[ret])
 
     # support tickets and the CSAT survey that follows some of them
     t_cust, t_day, t_res = tickets
-    t_sec = t_day.astype(np.int64) * _SECONDS_PER_DAY + rng.integers(0, _SECONDS_PER_DAY, len(t_cust))
-    t_chan = rng.choice([2, 3, 4], len(t_cust), p=[0.4, 0.4, 0.2])
+    t_sec = t_day.astype(np.int64) * _SECONDS_PER_DAY + rng("ticket_time").integers(0, _SECONDS_PER_DAY, len(t_cust))
+    t_chan = rng("ticket_channel").choice([2, 3, 4], len(t_cust), p=[0.4, 0.4, 0.2])
     add(t_cust, t_sec, "support_ticket", chan=t_chan, res=np.round(t_res, 2))
-    asked = rng.random(len(t_cust)) < 0.6
-    csat = np.clip(np.round(4.6 - 0.9 * np.log1p(t_res / 12) + rng.normal(0, 0.6, len(t_cust))), 1, 5)
-    cs_sec = t_sec + (t_res * 3600).astype(np.int64) + rng.integers(3600, _SECONDS_PER_DAY, len(t_cust))
+    asked = rng("csat_asked").random(len(t_cust)) < 0.6
+    csat = np.clip(np.round(4.6 - 0.9 * np.log1p(t_res / 12) + rng("csat_noise").normal(0, 0.6, len(t_cust))), 1, 5)
+    cs_sec = t_sec + (t_res * 3600).astype(np.int64) + rng("csat_time").integers(3600, _SECONDS_PER_DAY, len(t_cust))
     add(t_cust[asked], cs_sec[asked], "survey", chan=np.full(int(asked.sum()), 2), csat=csat[asked])
 
     # NPS surveys
     n_cust, n_day, n_val = surveys
-    n_sec = n_day.astype(np.int64) * _SECONDS_PER_DAY + rng.integers(0, _SECONDS_PER_DAY, len(n_cust))
+    n_sec = n_day.astype(np.int64) * _SECONDS_PER_DAY + rng("nps_time").integers(0, _SECONDS_PER_DAY, len(n_cust))
     add(n_cust, n_sec, "survey", chan=np.full(len(n_cust), 2), nps=n_val)
 
     # cancellations
     x_cust, x_day = cancels
-    x_sec = x_day.astype(np.int64) * _SECONDS_PER_DAY + rng.integers(0, _SECONDS_PER_DAY, len(x_cust))
+    x_sec = x_day.astype(np.int64) * _SECONDS_PER_DAY + rng("cancel_time").integers(0, _SECONDS_PER_DAY, len(x_cust))
     add(x_cust, x_sec, "subscription_cancel")
 
     merged = {key: np.concatenate([o[key] for o in out]) for key in out[0]}

@@ -22,6 +22,7 @@ Rules
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -356,7 +357,9 @@ def validate_frame(
     schema = _pandera_schema(spec, list(typed), nullable_override=relaxed,
                              required_override={"churned"} if label_column is not None else set())
     try:
-        schema.validate(checked, lazy=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # pandera's own concat of failure cases
+            schema.validate(checked, lazy=True)
     except pae.SchemaErrors as err:
         fc = err.failure_cases
         fc = fc[fc["index"].notna() & fc["column"].isin(list(typed))]

@@ -193,8 +193,8 @@ class IngestRun:
                 result = validate_frame(chunk.frame, "events", source, rows=chunk.rows, known_customers=known_c,
                                         known_items=known_i,
                                         mapping=self._mapping("events") if apply_mapping else None)
-                rejects.append(result.rejects)
                 if result.file_error is not None:
+                    rejects.append(result.rejects)
                     # the whole file is refused: count its remaining rows, store nothing
                     writer.abort()
                     report.file_error = result.file_error
@@ -205,6 +205,7 @@ class IngestRun:
                         report.reasons[k] = report.reasons.get(k, 0) + v
                     break
                 result = _reject_cross_chunk_duplicates(result, seen)
+                rejects.append(result.rejects)
                 report.rows_read += result.rows_read
                 report.rejected += result.rejected_rows
                 for k, v in result.reasons.items():

@@ -45,6 +45,11 @@ _INT64_MIN = np.iinfo(np.int64).min
 ACTIVITY_EVENT_TYPES: tuple[str, ...] = ("view", "add_to_cart", "purchase", "session")
 """Event types that count as activity for ``days_since_last_activity``."""
 
+EVENT_COLUMNS_USED: tuple[str, ...] = (
+    "customer_id", "event_at", "event_type", "item_id", "quantity", "amount", "nps", "csat", "resolution_hours",
+)
+"""The event columns the customer and item features read (``event_id`` and ``channel`` are not needed)."""
+
 UNKNOWN_CATEGORY = "unknown"
 """Value of a categorical attribute that is missing in the customer or item table."""
 
@@ -288,13 +293,13 @@ class PreparedCustomerEvents:
         self.tickets = _select(events, is_type["support_ticket"], codes, times, {"resolution_hours": resolution})
         self.resolved = _select(events, is_type["support_ticket"] & ~np.isnan(resolution), codes, times,
                                 {"resolution_hours": resolution})
-        # surveys: any event carrying an answer; ties at the same instant are broken by event_id
-        tie = (events["event_id"].astype(str).to_numpy(dtype=object) if "event_id" in events.columns
-               else np.arange(len(events)))
+        # surveys: any event carrying an answer. Answers at the same instant are ordered by value
+        # (the higher one counts as the last), so the result never depends on row order and
+        # needs no event_id: batch and online agree whatever order their events come in.
         nps = _column(events, "nps")
         csat = _column(events, "csat")
-        self.nps = _select(events, ~np.isnan(nps), codes, times, {"nps": nps}, tie_break=tie)
-        self.csat = _select(events, ~np.isnan(csat), codes, times, {"csat": csat}, tie_break=tie)
+        self.nps = _select(events, ~np.isnan(nps), codes, times, {"nps": nps}, tie_break=nps)
+        self.csat = _select(events, ~np.isnan(csat), codes, times, {"csat": csat}, tie_break=csat)
 
     def compute(self, as_of: object) -> pd.DataFrame:
         """Features as of ``as_of``.

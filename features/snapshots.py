@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Sequence
 import pandas as pd
 
 from features.customer_features import (
+    EVENT_COLUMNS_USED,
     LOOKBACK_DAYS,
     PreparedCustomerEvents,
     to_utc_timestamp,
@@ -160,7 +161,12 @@ def build_feature_tables(
         customers = read_customers(settings) if customers is None else customers
         items = read_items(settings) if items is None else items
         if events is None:
-            events = read_events(settings, start=times[0] - pd.Timedelta(days=LOOKBACK_DAYS), end=times[-1])
+            events = read_events(
+                settings,
+                start=times[0] - pd.Timedelta(days=LOOKBACK_DAYS),
+                end=times[-1],
+                columns=list(EVENT_COLUMNS_USED),
+            )
     if customers.empty:
         raise ValueError(
             "no customers to build features for; ingest data first (tenure generate && tenure ingest)"

@@ -156,11 +156,9 @@ def test_service_features_and_last_survey_answers(make_customers, make_events, i
         {"customer_id": "a", "event_at": T - pd.Timedelta(days=4), "event_type": "support_ticket"},  # open
         {"customer_id": "a", "event_at": T - pd.Timedelta(days=20), "event_type": "survey", "nps": 9, "csat": 5},
         {"customer_id": "a", "event_at": T - pd.Timedelta(days=2), "event_type": "survey", "nps": 3},
-        # two answers at the same instant: the larger event_id wins, in batch and online alike
-        {"event_id": "z2", "customer_id": "a", "event_at": T - pd.Timedelta(days=1), "event_type": "survey",
-         "csat": 2},
-        {"event_id": "z1", "customer_id": "a", "event_at": T - pd.Timedelta(days=1), "event_type": "survey",
-         "csat": 4},
+        # two answers at the same instant: the higher one wins, whatever the row order
+        {"customer_id": "a", "event_at": T - pd.Timedelta(days=1), "event_type": "survey", "csat": 4},
+        {"customer_id": "a", "event_at": T - pd.Timedelta(days=1), "event_type": "survey", "csat": 2},
         {"customer_id": "a", "event_at": T + pd.Timedelta(days=1), "event_type": "survey", "nps": 0},
     ])
     row = one(compute_customer_features(events, customers, items, T), "a")
@@ -169,7 +167,9 @@ def test_service_features_and_last_survey_answers(make_customers, make_events, i
     assert row["resolution_hours_30d"] == pytest.approx(2.0)
     assert row["resolution_hours_90d"] == pytest.approx(6.0)
     assert row["last_nps"] == 3.0
-    assert row["last_csat"] == 2.0
+    assert row["last_csat"] == 4.0
+    reversed_rows = compute_customer_features(events.iloc[::-1], customers, items, T)
+    pd.testing.assert_frame_equal(reversed_rows, compute_customer_features(events, customers, items, T))
 
 
 def test_recency_and_engagement(make_customers, make_events, items):

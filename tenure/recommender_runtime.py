@@ -95,20 +95,24 @@ def top_k(
     k: int,
     exclude: sp.csr_matrix | None = None,
     allowed: np.ndarray | None = None,
+    overwrite: bool = False,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Best ``k`` columns of each row of ``scores`` (n x items), best first.
 
     ``exclude`` (CSR, n x items): non-zero entries are never returned; ``allowed``
     (bool array, items): only these columns may be returned. Rows with fewer candidates
-    return fewer items.
+    return fewer items. ``overwrite`` lets the function mask ``scores`` in place.
 
     Returns
     -------
     list of (item columns, scores) per row.
     """
-    scores = np.array(scores, dtype=np.float32, copy=True)
+    if overwrite and scores.dtype == np.float32 and scores.flags.writeable:
+        scores = np.asarray(scores)
+    else:
+        scores = np.array(scores, dtype=np.float32, copy=True)
     n, m = scores.shape
-    if allowed is not None:
+    if allowed is not None and not allowed.all():
         scores[:, ~allowed] = -np.inf
     if exclude is not None and exclude.nnz:
         exclude = exclude.tocsr()
@@ -118,18 +122,17 @@ def top_k(
     if k <= 0:
         return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in range(n)]
     if k < m:
-        part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        part = np.argpartition(scores, m - k, axis=1)[:, m - k:]
     else:
         part = np.tile(np.arange(m), (n, 1))
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-part_scores, axis=1, kind="stable")
     ids = np.take_along_axis(part, order, axis=1)
     best = np.take_along_axis(part_scores, order, axis=1)
-    out = []
-    for r in range(n):
-        ok = np.isfinite(best[r])
-        out.append((ids[r][ok], best[r][ok]))
-    return out
+    finite = np.isfinite(best)
+    if finite.all():
+        return list(zip(ids, best))
+    return [(ids[r][finite[r]], best[r][finite[r]]) for r in range(n)]
 
 
 def explain_contributions(
@@ -140,12 +143,18 @@ def explain_contributions(
     user_rows: sp.csr_matrix,
     item_cols: Sequence[np.ndarray],
     n: int = 3,
+    projected: np.ndarray | None = None,
+    padded: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[list[list[int]]]:
     """Own items that contributed most to each recommended item (implicit's ``explain``, batched).
 
     Same formula as ``implicit.cpu.als.AlternatingLeastSquares.explain``: with
-    ``C = alpha * user_row`` and ``A = YtY + reg I + sum_j (c_j - 1) y_j y_j^T``, the
-    contribution of own item ``j`` to item ``i`` is ``c_j * y_j . A^-1 y_i``.
+    ``C = alpha * user_row``, ``D = diag(c - 1)`` over the customer's own items ``Y_u`` and
+    ``A = YtY + reg I + Y_u^T D Y_u``, the contribution of own item ``j`` to item ``i`` is
+    ``c_j * y_j . A^-1 y_i``. For customers with at most as many own items as factors this is
+    computed without forming ``A`` (Woodbury): ``Y_u A^-1 Y_i^T = (I + G D)^-1 H`` with
+    ``P = Y (YtY + reg I)^-1`` (``projected``, items x factors), ``G = P_u Y_u^T``,
+    ``H = P_u Y_i^T``, batched over customers.
 
     Parameters
     ----------
@@ -153,6 +162,11 @@ def explain_contributions(
         CSR matrix (customers x items) of confidence, one row per customer.
     item_cols:
         One array of recommended item columns per row.
+    projected:
+        ``P`` above, precomputed (float64, items x factors); computed when None.
+    padded:
+        ``(Y, P)`` as float64 with one all-zero row appended, precomputed by callers that
+        explain often (the runtime); built when None.
 
     Returns
     -------
@@ -162,37 +176,75 @@ def explain_contributions(
     f = yty.shape[0]
     base = yty + regularization * np.eye(f)
     n_rows = user_rows.shape[0]
-    width = max((len(c) for c in item_cols), default=0)
     out: list[list[list[int]]] = [[[] for _ in cols] for cols in item_cols]
+    width = max((len(c) for c in item_cols), default=0)
     if width == 0 or n_rows == 0:
         return out
-    a = np.repeat(base[None, :, :], n_rows, axis=0)
-    b = np.zeros((n_rows, f, width))
-    owns, ys, confs = [], [], []
+    if projected is None:
+        projected = np.linalg.solve(base, item_factors.astype(np.float64).T).T
     indptr, indices, data = user_rows.indptr, user_rows.indices, user_rows.data
+    owns, confs = [], []
     for r in range(n_rows):
-        own = indices[indptr[r]:indptr[r + 1]]
         conf = alpha * data[indptr[r]:indptr[r + 1]].astype(np.float64)
         keep = conf > 0
-        own, conf = own[keep], conf[keep]
-        y = item_factors[own].astype(np.float64)
-        a[r] += (y * (conf - 1.0)[:, None]).T @ y
-        cols = item_cols[r]
-        b[r, :, :len(cols)] = item_factors[cols].T
-        owns.append(own)
-        ys.append(y)
-        confs.append(conf)
-    w = np.linalg.solve(a, b)  # rows x factors x width
-    for r in range(n_rows):
-        own, k = owns[r], len(item_cols[r])
-        if len(own) == 0 or k == 0:
-            continue
-        contrib = (ys[r] @ w[r, :, :k]) * confs[r][:, None]  # own x recommended
-        order = np.argsort(-contrib, axis=0, kind="stable")[:n]
-        top = np.take_along_axis(contrib, order, axis=0) > 0
-        own_top = own[order]
-        out[r] = [own_top[:, c][top[:, c]].tolist() for c in range(k)]
+        owns.append(indices[indptr[r]:indptr[r + 1]][keep])
+        confs.append(conf[keep])
+    sizes = np.array([len(o) for o in owns])
+    small = [r for r in range(n_rows) if 0 < sizes[r] <= f and len(item_cols[r])]
+    big = [r for r in range(n_rows) if sizes[r] > f and len(item_cols[r])]
+    if small:
+        yz, pz = padded if padded is not None else _padded_factors(item_factors, projected)
+        # Buckets of similar history length, so short histories are not padded to long ones.
+        bucket_of = np.searchsorted(_EXPLAIN_BUCKETS, sizes[small])
+        for bucket in np.unique(bucket_of):
+            members = [r for r, bk in zip(small, bucket_of) if bk == bucket]
+            _explain_woodbury(yz, pz, owns, confs, sizes, members, item_cols, width, n, out)
+    for r in big:
+        y = item_factors[owns[r]].astype(np.float64)
+        a = base + (y * (confs[r] - 1.0)[:, None]).T @ y
+        w = np.linalg.solve(a, item_factors[item_cols[r]].astype(np.float64).T)
+        contrib = ((y @ w) * confs[r][:, None])[None]
+        _top_contributors(contrib, owns[r][None], [r], item_cols, n, out)
     return out
+
+
+def _padded_factors(item_factors: np.ndarray, projected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    f = item_factors.shape[1]
+    return (np.vstack([item_factors.astype(np.float64), np.zeros((1, f))]),
+            np.vstack([np.asarray(projected, dtype=np.float64), np.zeros((1, f))]))
+
+
+_EXPLAIN_BUCKETS = np.array([4, 8, 16, 32, 64, 128, 256])
+
+
+def _explain_woodbury(yz, pz, owns, confs, sizes, rows, item_cols, width, n, out) -> None:
+    m = int(sizes[rows].max())
+    pad = yz.shape[0] - 1  # the all-zero row
+    own_pad = np.full((len(rows), m), pad, dtype=np.int64)
+    conf_pad = np.zeros((len(rows), m))
+    rec_pad = np.full((len(rows), width), pad, dtype=np.int64)
+    for b, r in enumerate(rows):
+        own_pad[b, :sizes[r]] = owns[r]
+        conf_pad[b, :sizes[r]] = confs[r]
+        rec_pad[b, :len(item_cols[r])] = item_cols[r]
+    p_own = pz[own_pad]  # batch x m x f
+    g = p_own @ yz[own_pad].transpose(0, 2, 1)  # batch x m x m
+    h = p_own @ yz[rec_pad].transpose(0, 2, 1)  # batch x m x width
+    d = np.where(conf_pad > 0, conf_pad - 1.0, 0.0)
+    system = np.eye(m)[None, :, :] + g * d[:, None, :]
+    contrib = np.linalg.solve(system, h) * conf_pad[:, :, None]
+    contrib[own_pad == pad] = -np.inf
+    _top_contributors(contrib, own_pad, rows, item_cols, n, out)
+
+
+def _top_contributors(contrib, own, rows, item_cols, n, out) -> None:
+    """Fill ``out[r]`` from contributions (batch x own x recommended), keeping positive ones."""
+    order = np.argsort(-contrib, axis=1, kind="stable")[:, :n, :]
+    best = np.take_along_axis(contrib, order, axis=1)
+    items = np.take_along_axis(np.broadcast_to(own[:, :, None], contrib.shape), order, axis=1)
+    items = np.where(best > 0, items, -1).transpose(0, 2, 1).tolist()  # batch x recommended x n
+    for b, r in enumerate(rows):
+        out[r] = [[j for j in top if j >= 0] for top in items[b][:len(item_cols[r])]]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -273,6 +325,7 @@ class RecommenderRuntime:
         self._als = None  # implicit model, built on first recalculate_user
         self._norms = None
         self._blas = None
+        self._projected = None  # item_factors (YtY + reg I)^-1, for explanations
 
     # ---- persistence --------------------------------------------------------------------
 
@@ -544,9 +597,15 @@ class RecommenderRuntime:
         if not exclude_purchased and self.mode != "als":
             scores = mode_scores(scores, buys, self.mode, self.blend_weight)
             strategy = self.mode
-        ranked = top_k(scores, k, exclude=buys if exclude_purchased else None, allowed=allowed)
+        ranked = top_k(scores, k, exclude=buys if exclude_purchased else None, allowed=allowed, overwrite=True)
+        if self._projected is None:
+            projected = np.linalg.solve(
+                self._yty + self.regularization * np.eye(self._yty.shape[0]), self.item_factors.astype(np.float64).T
+            ).T
+            self._projected = (projected, _padded_factors(self.item_factors, projected))
         because = explain_contributions(self.item_factors, self._yty, self.regularization, self.alpha,
-                                        conf, [cols for cols, _ in ranked])
+                                        conf, [cols for cols, _ in ranked], projected=self._projected[0],
+                                        padded=self._projected[1])
         out = []
         for (cols, vals), why in zip(ranked, because):
             out.append(Recommendations([self._item(c, s, b) for c, s, b in zip(cols.tolist(), vals.tolist(), why)],

@@ -120,3 +120,20 @@ def test_save_and_load_round_trip(fitted, tmp_path):
         RecommenderRuntime.from_model_dir(tmp_path / "empty")
     with pytest.raises(ValueError, match="k must be"):
         rt.recommend(m.customer_ids[0], k=0)
+
+
+def test_short_and_long_histories_explain_like_implicit(fitted):
+    """Both routes (Woodbury for short histories, the full system for long ones) match implicit."""
+    import scipy.sparse as sp
+
+    m, model, rt, _ = fitted
+    n_items = len(m.item_ids)
+    short = sp.csr_matrix(([5.0, 1.0, 3.0], ([0, 0, 0], [1, 4, 9])), shape=(1, n_items), dtype=np.float32)
+    long_row = m.user_items[[int(np.argmax(np.diff(m.user_items.indptr)))]]
+    assert long_row.nnz > rt.item_factors.shape[1] >= short.nnz
+    for row in (short, long_row):
+        recs = np.array([0, 2, 3, 5, 7])
+        got = explain_contributions(rt.item_factors, rt._yty, rt.regularization, rt.alpha, row, [recs])[0]
+        for col, because in zip(recs, got):
+            _, top, _ = model.model_.explain(0, row, int(col), N=3)
+            assert because == [j for j, s in top if s > 0]

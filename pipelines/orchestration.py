@@ -69,6 +69,43 @@ def tenure_pipeline(
     return [step_task(step, config_file, overrides, force) for step in steps]
 
 
+def _deployment_specs(
+    config_file: str | None, daily_cron: str, monitor_every_hours: float, timezone: str
+) -> list[dict[str, Any]]:
+    """Keyword arguments of each deployment, shared by ``serve`` and ``deploy``."""
+    if monitor_every_hours <= 0:
+        raise ValueError(f"monitoring interval must be positive, got {monitor_every_hours} hours")
+    from prefect.client.schemas.schedules import CronSchedule, IntervalSchedule
+
+    try:
+        daily = CronSchedule(cron=daily_cron, timezone=timezone)
+    except Exception as exc:
+        raise ValueError(f"daily schedule {daily_cron!r} is not a valid cron expression: {exc}") from exc
+    common = {"config_file": config_file}
+    return [
+        {
+            "name": "tenure-daily",
+            "schedule": daily,
+            "parameters": {**common, "steps": list(DAILY_STEPS)},
+            "description": "New files and logged events -> tables -> features (Feast) -> batch scores.",
+            "tags": ["tenure", "daily"],
+        },
+        {
+            "name": "tenure-monitor",
+            "schedule": IntervalSchedule(interval=timedelta(hours=monitor_every_hours), timezone=timezone),
+            "parameters": {**common, "steps": list(MONITOR_STEPS)},
+            "description": "Drift and performance reports, alerts, retraining by the policy.",
+            "tags": ["tenure", "monitoring"],
+        },
+        {
+            "name": "tenure-train",
+            "parameters": {**common, "steps": list(TRAIN_STEPS)},
+            "description": "Retrain both models on the latest data and run the promotion gate (on demand).",
+            "tags": ["tenure", "training"],
+        },
+    ]
+
+
 def build_deployments(
     config_file: str | None = None,
     daily_cron: str = "0 2 * * *",
@@ -79,45 +116,51 @@ def build_deployments(
 
     Parameters
     ----------
+    config_file:
+        tenure settings file the runs read (None: ``TENURE_CONFIG`` or the defaults).
     daily_cron:
         Cron expression of the daily ingest -> features -> score run.
     monitor_every_hours:
         Interval of the monitoring run (hours, > 0).
     """
-    if monitor_every_hours <= 0:
-        raise ValueError(f"monitoring interval must be positive, got {monitor_every_hours} hours")
-    from prefect.client.schemas.schedules import CronSchedule
+    specs = _deployment_specs(config_file, daily_cron, monitor_every_hours, timezone)
+    return [tenure_pipeline.to_deployment(concurrency_limit=1, **spec) for spec in specs]
 
-    try:
-        CronSchedule(cron=daily_cron, timezone=timezone)
-    except Exception as exc:
-        raise ValueError(f"daily schedule {daily_cron!r} is not a valid cron expression: {exc}") from exc
-    common = {"config_file": config_file}
-    return [
-        tenure_pipeline.to_deployment(
-            name="tenure-daily",
-            schedule=CronSchedule(cron=daily_cron, timezone=timezone),
-            parameters={**common, "steps": list(DAILY_STEPS)},
-            description="New files and logged events -> tables -> features (Feast) -> batch scores.",
-            tags=["tenure", "daily"],
-            concurrency_limit=1,
-        ),
-        tenure_pipeline.to_deployment(
-            name="tenure-monitor",
-            interval=timedelta(hours=monitor_every_hours),
-            parameters={**common, "steps": list(MONITOR_STEPS)},
-            description="Drift and performance reports, alerts, retraining by the policy.",
-            tags=["tenure", "monitoring"],
-            concurrency_limit=1,
-        ),
-        tenure_pipeline.to_deployment(
-            name="tenure-train",
-            parameters={**common, "steps": list(TRAIN_STEPS)},
-            description="Retrain both models on the latest data and run the promotion gate (on demand).",
-            tags=["tenure", "training"],
-            concurrency_limit=1,
-        ),
-    ]
+
+def deploy_to_work_pool(
+    work_pool: str,
+    source: str | None = None,
+    config_file: str | None = None,
+    daily_cron: str = "0 2 * * *",
+    monitor_every_hours: float = 6.0,
+    timezone: str = "UTC",
+) -> list[str]:
+    """Register the same deployments with a Prefect work pool, for workers on other machines.
+
+    Parameters
+    ----------
+    work_pool:
+        Name of an existing work pool (e.g. ``prefect work-pool create tenure --type process``).
+    source:
+        Where workers find the code: a git URL or a folder (default: this checkout).
+
+    Returns
+    -------
+    list of str
+        The deployment ids.
+    """
+    from pathlib import Path
+
+    source = source or str(Path(__file__).resolve().parents[1])
+    remote = tenure_pipeline.from_source(source=source, entrypoint="pipelines/orchestration.py:tenure_pipeline")
+    ids = []
+    for spec in _deployment_specs(config_file, daily_cron, monitor_every_hours, timezone):
+        # to_deployment + apply registers without building an image (Flow.deploy would
+        # also query the pool's workers, which fails on Prefect 3.8.8's own server)
+        deployment = remote.to_deployment(work_pool_name=work_pool, concurrency_limit=1, **spec)
+        ids.append(str(deployment.apply()))
+    logger.info("deployed %d tenure deployments to work pool %s (code from %s)", len(ids), work_pool, source)
+    return ids
 
 
 def serve_schedules(

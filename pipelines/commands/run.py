@@ -71,24 +71,34 @@ def register(app: typer.Typer) -> None:
         timezone: str = typer.Option("UTC", "--timezone", help="Time zone of the cron schedule."),
         config: Optional[str] = typer.Option(None, "--config-for-runs",
                                              help="Settings file the scheduled runs read (default: the --config given)."),
+        work_pool: Optional[str] = typer.Option(None, "--work-pool",
+                                                help="Register the deployments with this Prefect work pool instead "
+                                                     "of serving them here (workers run them)."),
+        source: Optional[str] = typer.Option(None, "--source",
+                                             help="With --work-pool: where workers get the code (git URL or folder)."),
     ) -> None:
-        """Serve tenure's scheduled Prefect 3 deployments in this process (Ctrl-C stops).
+        """Serve tenure's scheduled Prefect 3 deployments in this process (Ctrl-C stops), or register them with a work pool.
 
         Daily ingest -> features -> score, monitoring every 6 hours (retraining when the
         policy says so), and an on-demand 'tenure-train'. Uses PREFECT_API_URL when set,
         else a temporary local Prefect server.
         """
-        try:
-            from pipelines.orchestration import serve_schedules
-        except ImportError as exc:  # Prefect is optional at run time
-            fail(f"Prefect is not installed ({exc}); install it (uv sync) to use `tenure schedule`")
-        from tenure.settings import Settings  # noqa: F401  (settings already validated by the root)
-
         import os
 
+        try:
+            from pipelines.orchestration import deploy_to_work_pool, serve_schedules
+        except ImportError as exc:  # Prefect is optional at run time
+            fail(f"Prefect is not installed ({exc}); install it (uv sync) to use `tenure schedule`")
+        if source and not work_pool:
+            raise typer.BadParameter("--source only applies with --work-pool")
         config_file = config or os.environ.get("TENURE_CONFIG")
         try:
-            serve_schedules(config_file, daily_cron, monitor_every_hours, timezone)
+            if work_pool:
+                ids = deploy_to_work_pool(work_pool, source, config_file, daily_cron, monitor_every_hours, timezone)
+                out.print(f"registered {len(ids)} deployments with work pool {work_pool!r}; "
+                          f"start a worker: prefect worker start --pool {work_pool}")
+            else:
+                serve_schedules(config_file, daily_cron, monitor_every_hours, timezone)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
 

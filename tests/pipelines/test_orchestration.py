@@ -53,6 +53,21 @@ def test_flow_runs_steps_through_the_shared_runner(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="unknown steps"):
             tenure_pipeline(steps=["deploy"], overrides=overrides)
 
+        # the same deployments registered with a work pool, for workers elsewhere
+        from prefect import get_client
+        from prefect.client.schemas.actions import WorkPoolCreate
+
+        from pipelines.orchestration import deploy_to_work_pool
+
+        with get_client(sync_client=True) as client:
+            client.create_work_pool(WorkPoolCreate(name="tenure-test", type="process"))
+            ids = deploy_to_work_pool("tenure-test", config_file="prod.yaml", monitor_every_hours=6)
+            deployments = {d.name: d for d in (client.read_deployment(i) for i in ids)}
+        assert set(deployments) == {"tenure-daily", "tenure-monitor", "tenure-train"}
+        assert deployments["tenure-daily"].work_pool_name == "tenure-test"
+        assert deployments["tenure-daily"].parameters["config_file"] == "prod.yaml"
+        assert deployments["tenure-monitor"].schedules[0].schedule.interval == timedelta(hours=6)
+
     assert first[0]["status"] == "done" and first[0]["rows"], first
     assert second[0]["status"] == "skipped"
     assert second[0]["rows"] == first[0]["rows"]

@@ -144,7 +144,8 @@ def read_movielens(path: Path | str) -> tuple[pd.DataFrame, pd.DataFrame, pd.Dat
         "title": movies["title"].to_numpy(dtype=object),
         "genres": movies["genres"].to_numpy(dtype=object),
     })
-    unlisted = np.setdiff1d(events["item_id"].unique().astype(str), items["item_id"].astype(str))
+    rated = pd.Index(events["item_id"].unique())
+    unlisted = rated[~rated.isin(items["item_id"])].to_numpy(dtype=object)
     if len(unlisted):
         logger.warning("%d rated movies are missing from movies.csv; added with category 'unknown'", len(unlisted))
         items = pd.concat([items, pd.DataFrame({"item_id": unlisted.astype(object), "category": "unknown",

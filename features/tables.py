@@ -96,13 +96,17 @@ def _arrow_schema(frame: pd.DataFrame, table: str):
     return pa.schema(fields)
 
 
-def _write_parquet(frame: pd.DataFrame, path: Path, table: str) -> None:
-    """Write one Parquet file (the single place that writes table data; tests inject failures here)."""
+def _write_parquet(data, path: Path, table: str) -> None:
+    """Write one Parquet file from a DataFrame or an Arrow table.
+
+    The single place that writes table data (tests inject failures here).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    arrow = pa.Table.from_pandas(frame, schema=_arrow_schema(frame, table), preserve_index=False)
-    pq.write_table(arrow, path, compression="zstd")
+    if isinstance(data, pd.DataFrame):
+        data = pa.Table.from_pandas(data, schema=_arrow_schema(data, table), preserve_index=False)
+    pq.write_table(data, path, compression="zstd")
 
 
 def _atomic_replace(frame: pd.DataFrame, path: Path, table: str) -> None:
@@ -383,15 +387,24 @@ class EventWriter:
             return 0, skipped
         self._staged_ids.append(ids)
         self.staging.mkdir(parents=True, exist_ok=True)
-        day = events["event_at"].dt.strftime("%Y-%m-%d").to_numpy()
         batch = self._batches
         self._batches += 1
-        for date, part in events.groupby(day, sort=True):
-            name = f"part-{self.run_id}-{batch:04d}.parquet"
-            src = self.staging / f"event_date={date}" / name
-            src.parent.mkdir(exist_ok=True)
-            _write_parquet(part, src, "events")
-            _fsync_file(src)
+        # one Arrow conversion, then one slice per day (rows sorted by day, stable)
+        ns = events["event_at"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+        day_no = ns // (86_400 * 10**9)
+        order = np.argsort(day_no, kind="stable")
+        events = events.iloc[order]
+        day_no = day_no[order]
+        import pyarrow as pa
+
+        arrow = pa.Table.from_pandas(events, schema=_events_arrow_schema(), preserve_index=False)
+        starts = np.flatnonzero(np.r_[True, day_no[1:] != day_no[:-1]])
+        ends = np.r_[starts[1:], len(day_no)]
+        name = f"part-{self.run_id}-{batch:04d}.parquet"
+        for lo, hi in zip(starts, ends):
+            date = pd.Timestamp(int(day_no[lo]) * 86_400 * 10**9, tz="UTC").strftime("%Y-%m-%d")
+            src = self.staging / f"event_date={date}__{name}"
+            _write_parquet(arrow.slice(int(lo), int(hi - lo)), src, "events")
             self._files.append((src, self.root / f"event_date={date}" / name))
         self.written += len(events)
         return len(events), skipped

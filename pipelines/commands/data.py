@@ -173,12 +173,16 @@ def _short(source: str) -> str:
 def _print_report(report) -> None:
     from rich.table import Table
 
-    table = Table("table", "file", "read", "accepted", "rejected", "skipped dup.", "new", "updated", "rows/s",
-                  title=f"ingest run {report.run_id}")
+    from rich.table import Column
+
+    numbers = [Column(name, justify="right", no_wrap=True)
+               for name in ("read", "accepted", "rejected", "dup", "new/upd", "rows/s")]
+    table = Table(Column("table", no_wrap=True), Column("file", overflow="fold"), *numbers,
+                  title=f"ingest run {report.run_id}", caption="dup = already stored, skipped; new/upd = upsert")
     for f in report.files:
         rate = f.rows_per_second
         table.add_row(f.table, _short(f.source), f"{f.rows_read:,}", f"{f.accepted:,}", f"{f.rejected:,}",
-                      f"{f.skipped_duplicates:,}", f"{f.inserted:,}", f"{f.updated:,}",
+                      f"{f.skipped_duplicates:,}", f"{f.inserted:,}/{f.updated:,}",
                       "-" if rate != rate else f"{rate:,.0f}")
     out.print(table)
     reasons = report.reasons()

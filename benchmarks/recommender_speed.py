@@ -42,7 +42,7 @@ def make_events(n_customers: int, n_items: int, n_events: int, seed: int = 0) ->
     cust = rng.choice(n_customers, size=n_events, p=activity / activity.sum())
     in_cluster = rng.random(n_events) < 0.8
     item = rng.integers(0, n_items, n_events)
-    zipf = np.minimum(rng.zipf(1.6, n_events) - 1, 10_000)
+    zipf = np.minimum(rng.zipf(1.2, n_events) - 1, 10_000)
     for c in range(n_clusters):
         sel = in_cluster & (cust_cluster[cust] == c)
         if members[c].size:

@@ -115,7 +115,11 @@ class ALSRecommender:
             iterations=int(self.iterations), use_gpu=self.used_gpu_, num_threads=int(self.num_threads),
             random_state=self.random_state,
         )
-        model.fit(user_items, show_progress=False)
+        from threadpoolctl import threadpool_limits
+
+        # implicit runs its own threads; a threaded BLAS underneath only fights them (implicit's advice)
+        with threadpool_limits(1, "blas"):
+            model.fit(user_items, show_progress=False)
         if self.used_gpu_:
             model = model.to_cpu()
         self.model_ = model

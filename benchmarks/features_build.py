@@ -48,7 +48,7 @@ def _child(data_dir: str, as_of: list[str], queue) -> None:
         "read_s": round(t1 - t0, 2),
         "compute_and_write_s": round(t2 - t1, 2),
         "total_s": round(t2 - t0, 2),
-        "events": int(len(events)),
+        "events": len(events),
         "snapshots": len(times),
         "customer_rows": result.customer_rows,
         "item_rows": result.item_rows,
@@ -116,7 +116,7 @@ def main() -> None:
     record = {
         "benchmark": "features_build",
         "command": " ".join([".venv/bin/python", "benchmarks/features_build.py", *sys.argv[1:]]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
         "loadavg": os.getloadavg(),
         "note": "the machine is shared during development; loadavg is the load when the run ended",

@@ -157,7 +157,7 @@ def main() -> None:
     record = {
         "benchmark": "features_online",
         "command": " ".join([".venv/bin/python", "benchmarks/features_online.py", *sys.argv[1:]]),
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
         "loadavg": os.getloadavg(),
         "note": "the machine is shared during development; loadavg is the load when the run ended. "

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 
@@ -53,7 +54,7 @@ class OnlineFeatureReader:
     served until it is overwritten by materialization or a push.
     """
 
-    def __init__(self, store: "feast.FeatureStore", feature_service_name: str) -> None:
+    def __init__(self, store: feast.FeatureStore, feature_service_name: str) -> None:
         self._store = store
         try:
             self._service = store.get_feature_service(feature_service_name)
@@ -110,8 +111,8 @@ class OnlineFeatureReader:
 
 
 def push_customer_features(
-    store: "feast.FeatureStore",
-    frame: "pd.DataFrame",
+    store: feast.FeatureStore,
+    frame: pd.DataFrame,
     as_of: object | None = None,
 ) -> int:
     """Write recomputed customer features to the online store (activity and profile push sources).
@@ -133,7 +134,6 @@ def push_customer_features(
         Number of customers pushed.
     """
     import pandas as pd
-
     from feast.data_source import PushMode
 
     missing = [c for c in ("customer_id", *CUSTOMER_ACTIVITY_FEATURES, *CUSTOMER_PROFILE_FEATURES)

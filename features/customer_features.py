@@ -27,8 +27,8 @@ Missing values (the churn model trains on exactly these)
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -239,7 +239,7 @@ class PreparedCustomerEvents:
         self.customer_ids = pd.Index(customers["customer_id"].astype(str), name="customer_id")
         self.n = len(self.customer_ids)
         self.signup_ns = _to_ns(customers["signup_at"])
-        consent = customers["consent_personalization"] if "consent_personalization" in customers else False
+        consent = customers.get("consent_personalization", False)
         self.consent = (
             pd.Series(consent, index=customers.index).astype("boolean").fillna(False).astype(bool).to_numpy().astype(np.int64)
         )

@@ -7,7 +7,7 @@ exactly at T counts), a window "Nd" is ``(T - N days, T]``. Counts are 0 when no
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -126,7 +127,7 @@ def _write(frame: pd.DataFrame, path: Path) -> None:
 
 
 def build_feature_tables(
-    settings: "Settings",
+    settings: Settings,
     as_of: object | Sequence[object],
     *,
     events: pd.DataFrame | None = None,

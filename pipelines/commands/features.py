@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Annotated
 
 import typer
 
@@ -36,10 +36,10 @@ def _time(value: str, option: str):
 @app.command("build")
 def build(
     ctx: typer.Context,
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="One as-of time, e.g. 2026-06-30 (UTC)."),
-    start: Optional[str] = typer.Option(None, "--start", help="First as-of time of a series."),
-    end: Optional[str] = typer.Option(None, "--end", help="Last as-of time of a series (included)."),
-    every: Optional[str] = typer.Option(
+    as_of: str | None = typer.Option(None, "--as-of", help="One as-of time, e.g. 2026-06-30 (UTC)."),
+    start: str | None = typer.Option(None, "--start", help="First as-of time of a series."),
+    end: str | None = typer.Option(None, "--end", help="Last as-of time of a series (included)."),
+    every: str | None = typer.Option(
         None, "--every", help="Spacing of the series, e.g. 7d (default: feast.snapshot_every_days)."
     ),
     replace: bool = typer.Option(
@@ -92,7 +92,7 @@ def apply(ctx: typer.Context) -> None:
     try:
         with console.status(f"applying definitions ({settings.feast.profile} profile)"):
             names = apply_definitions(settings)
-    except Exception as exc:  # registry or store unreachable, bad definitions
+    except Exception as exc:  # noqa: BLE001 - registry or store unreachable, bad definitions
         fail(f"feast apply failed: {exc}")
     out.print(f"applied {len(names)} objects to project {settings.feast.project!r} "
               f"({settings.feast.profile} profile): {', '.join(names)}")
@@ -101,8 +101,8 @@ def apply(ctx: typer.Context) -> None:
 @app.command("materialize")
 def materialize_command(
     ctx: typer.Context,
-    start: Optional[str] = typer.Option(None, "--start", help="Earliest event_timestamp to load (default: first snapshot)."),
-    end: Optional[str] = typer.Option(None, "--end", help="Latest event_timestamp to load (default: now)."),
+    start: str | None = typer.Option(None, "--start", help="Earliest event_timestamp to load (default: first snapshot)."),
+    end: str | None = typer.Option(None, "--end", help="Latest event_timestamp to load (default: now)."),
     incremental: bool = typer.Option(False, "--incremental", help="Only what is newer than the last run."),
 ) -> None:
     """Load the latest feature values per customer and item into the online store."""
@@ -118,7 +118,7 @@ def materialize_command(
             lo, hi = materialize(settings, start=start_ts, end=end_ts, incremental=incremental)
     except ValueError as exc:
         fail(str(exc))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - store unreachable, source unreadable
         fail(f"materialization failed: {exc}")
     out.print(f"materialized {'incrementally ' if incremental else ''}{lo} .. {hi} "
               f"into the {settings.feast.profile} online store")
@@ -154,10 +154,9 @@ def show(
 @app.command("training-frame")
 def training_frame(
     ctx: typer.Context,
-    entity_file: Path = typer.Option(
-        ..., "--entity-file", help="CSV or Parquet with customer_id, event_timestamp (and labels)."
-    ),
-    output: Path = typer.Option(..., "--out", help="Where to write the frame (.parquet or .csv)."),
+    entity_file: Annotated[Path, typer.Option(
+        "--entity-file", help="CSV or Parquet with customer_id, event_timestamp (and labels).")],
+    output: Annotated[Path, typer.Option("--out", help="Where to write the frame (.parquet or .csv).")],
     service: str = typer.Option("churn_v1", "--service", help="Feature service to join."),
 ) -> None:
     """Join point-in-time-correct features onto an entity file (Feast get_historical_features)."""

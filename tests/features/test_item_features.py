@@ -6,7 +6,11 @@ import math
 
 import pandas as pd
 
-from features.item_features import ITEM_FEATURE_COLUMNS, compute_item_feature_snapshots, compute_item_features
+from features.item_features import (
+    ITEM_FEATURE_COLUMNS,
+    compute_item_feature_snapshots,
+    compute_item_features,
+)
 
 T = pd.Timestamp("2026-04-01", tz="UTC")
 

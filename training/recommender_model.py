@@ -110,15 +110,15 @@ class ALSRecommender:
         from implicit.als import AlternatingLeastSquares
 
         self.used_gpu_ = gpu_available(self.use_gpu)
-        model = AlternatingLeastSquares(
-            factors=int(self.factors), regularization=float(self.regularization), alpha=float(self.alpha),
-            iterations=int(self.iterations), use_gpu=self.used_gpu_, num_threads=int(self.num_threads),
-            random_state=self.random_state,
-        )
         from threadpoolctl import threadpool_limits
 
         # implicit runs its own threads; a threaded BLAS underneath only fights them (implicit's advice)
         with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=int(self.factors), regularization=float(self.regularization), alpha=float(self.alpha),
+                iterations=int(self.iterations), use_gpu=self.used_gpu_, num_threads=int(self.num_threads),
+                random_state=self.random_state,
+            )
             model.fit(user_items, show_progress=False)
         if self.used_gpu_:
             model = model.to_cpu()

@@ -9,8 +9,8 @@ import typer
 from pipelines.console import console, fail, out, progress
 
 _COLUMNS = (
-    ("precision_at_k", "P@{k}"), ("recall_at_k", "R@{k}"), ("ndcg_at_k", "nDCG@{k}"), ("map_at_k", "MAP@{k}"),
-    ("hit_rate_at_k", "HR@{k}"), ("coverage_at_k", "coverage"), ("popularity_percentile_at_k", "pop. pct"),
+    ("precision_at_k", "P"), ("recall_at_k", "R"), ("ndcg_at_k", "nDCG"), ("map_at_k", "MAP"),
+    ("hit_rate_at_k", "HR"), ("coverage_at_k", "cov."), ("popularity_percentile_at_k", "pop."),
 )
 
 
@@ -18,15 +18,16 @@ def metrics_table(frame, k: int, title: str = ""):
     """Rich table of the evaluation frame (one row per ranker, ``model`` first)."""
     from rich.table import Table
 
-    table = Table(title=title or None)
+    table = Table(title=title or None, caption=f"metrics at k={k}; cov. = catalogue coverage, "
+                  "pop. = mean popularity percentile of recommended items")
     table.add_column("ranker", no_wrap=True, min_width=19)
     for _, label in _COLUMNS:
-        table.add_column(label.format(k=k), justify="right")
+        table.add_column(label, justify="right", no_wrap=True, min_width=5)
     best = {col: frame[col].drop(index="model", errors="ignore").max() for col, _ in _COLUMNS}
     for ranker, row in frame.iterrows():
         cells = []
         for col, _ in _COLUMNS:
-            text = f"{row[col]:.4f}"
+            text = f"{row[col]:.3f}"
             if ranker == "model" and col in ("ndcg_at_k", "recall_at_k") and row[col] >= best[col]:
                 text = f"[bold green]{text}[/bold green]"
             cells.append(text)

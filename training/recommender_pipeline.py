@@ -64,47 +64,18 @@ class TrainResult:
 
 
 def read_movielens_events(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """MovieLens ``ratings.csv`` / ``movies.csv`` as canonical (customers, items, events).
+    """MovieLens as canonical (customers, items, events), through ``features.adapters.read_movielens``.
 
-    Uses ``features.adapters.read_movielens`` when the data room provides it; otherwise reads
-    the files directly. Ratings become implicit feedback: rating >= 4 is a ``purchase`` event
-    (a positive, confidence 1 before ``alpha``), lower ratings are ``view`` events (ignored
-    by the MovieLens event weights). Users have no consent column in MovieLens: all count.
+    Ratings become implicit feedback there: rating >= 4 is a ``purchase`` event (a positive,
+    confidence 1 before ``alpha`` with :data:`MOVIELENS_EVENT_WEIGHTS`), lower ratings are
+    ``view`` events (not positives, but "already seen"). All users count as consenting.
     """
     path = Path(path)
-    ratings_file = path / "ratings.csv"
-    if not ratings_file.is_file():
-        raise FileNotFoundError(f"{ratings_file} not found: pass --path to a MovieLens folder (ml-latest-small)")
-    try:
-        from features.adapters import read_movielens  # type: ignore[import-not-found]
-    except ImportError:
-        read_movielens = None
-    if read_movielens is not None:
-        customers, items, events = read_movielens(path)
-        return customers, items, events
-    ratings = pd.read_csv(ratings_file)
-    movies = pd.read_csv(path / "movies.csv") if (path / "movies.csv").is_file() else None
-    events = pd.DataFrame({
-        "event_id": "ml-" + ratings.index.astype(str),
-        "customer_id": ratings["userId"].astype(str),
-        "event_at": pd.to_datetime(ratings["timestamp"], unit="s", utc=True),
-        "event_type": np.where(ratings["rating"] >= 4.0, "purchase", "view"),
-        "item_id": ratings["movieId"].astype(str),
-    })
-    customers = pd.DataFrame({"customer_id": sorted(events["customer_id"].unique())})
-    customers["consent_personalization"] = True
-    customers["signup_at"] = events.groupby("customer_id")["event_at"].min().reindex(customers["customer_id"]).to_numpy()
-    if movies is not None:
-        items = pd.DataFrame({
-            "item_id": movies["movieId"].astype(str),
-            "category": movies["genres"].astype(str).str.split("|").str[0],
-            "price": 0.0,
-            "available": True,
-        })
-    else:
-        items = pd.DataFrame({"item_id": sorted(events["item_id"].unique()), "category": "unknown",
-                              "price": 0.0, "available": True})
-    return customers, items, events
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} is not a folder: pass --path to a MovieLens folder (ml-latest-small)")
+    from features.adapters import read_movielens
+
+    return read_movielens(path)
 
 
 MOVIELENS_EVENT_WEIGHTS = {"purchase": 1.0}

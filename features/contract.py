@@ -127,6 +127,26 @@ def apply_mapping(frame: pd.DataFrame, mapping: Mapping[str, str] | None) -> pd.
 
 # ------------------------------------------------------------------ parsing, one column at a time
 
+def _all_strings(values: pd.Series) -> bool:
+    """True when an object column holds only str (or missing) values: a C-level check."""
+    return values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty")
+
+
+def _clean_strings(values: pd.Series) -> pd.Series:
+    """Strings with surrounding blanks trimmed and empty strings as None (vectorised with Arrow)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(values.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    if pc.any(pc.match_substring_regex(arr, r"^\s|\s$")).as_py():
+        trimmed = pc.utf8_trim_whitespace(arr)
+        values = pd.Series(trimmed.to_numpy(zero_copy_only=False), index=values.index, dtype=object)
+    empty = (values == "").to_numpy()
+    if empty.any():
+        values = values.where(~empty, None)
+    return values
+
+
 def _parse_id(values: pd.Series, rows: np.ndarray, col: Column, rej: _Rejects) -> pd.Series:
     if pd.api.types.is_integer_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
         out = values.astype(str).astype(object)
@@ -140,26 +160,24 @@ def _parse_id(values: pd.Series, rows: np.ndarray, col: Column, rej: _Rejects) -
         bad = values.notna() & ~whole
         rej.add(rows[bad.to_numpy()], col.name, values[bad], f"{col.name} must be a string id, got a number")
         return out.where(~bad, None)
-    kinds = values.map(type, na_action="ignore")
-    not_str = values.notna() & ~kinds.isin([str])
-    if not_str.any():
-        is_int = kinds.isin([int, np.int64])
-        conv = values.where(~(not_str & is_int), values.astype(str))
-        still_bad = not_str & ~is_int
-        rej.add(rows[still_bad.to_numpy()], col.name, values[still_bad],
-                f"{col.name} must be a string id")
-        values = conv.where(~still_bad, None)
-    stripped = values.where(values.isna(), values.astype(str).str.strip())
-    stripped = stripped.where(stripped != "", None)
-    return stripped.astype(object)
+    if values.dtype != object:
+        values = values.astype(object).where(values.notna(), None)
+    if not _all_strings(values):
+        kinds = values.map(type, na_action="ignore")
+        is_int = kinds.isin([int, np.int64]).to_numpy()
+        still_bad = values.notna().to_numpy() & ~kinds.isin([str]).to_numpy() & ~is_int
+        rej.add(rows[still_bad], col.name, values[still_bad], f"{col.name} must be a string id")
+        values = values.where(~is_int, values.astype(str)).where(~still_bad, None)
+    return _clean_strings(values)
 
 
 def _parse_string(values: pd.Series, rows: np.ndarray, col: Column, rej: _Rejects) -> pd.Series:
     if values.dtype != object:
         mask = values.isna()
         return values.astype(str).astype(object).where(~mask, None)
-    out = values.where(values.isna(), values.astype(str))
-    return out.where(out != "", None).astype(object)
+    if not _all_strings(values):
+        values = values.where(values.isna(), values.astype(str))
+    return _clean_strings(values)
 
 
 def _parse_float(values: pd.Series, rows: np.ndarray, col: Column, rej: _Rejects) -> pd.Series:
@@ -167,10 +185,12 @@ def _parse_float(values: pd.Series, rows: np.ndarray, col: Column, rej: _Rejects
         values = values.astype(object)
     if pd.api.types.is_numeric_dtype(values.dtype):
         return values.astype(np.float64)
-    present = values.notna() & (values.astype(str).str.strip() != "")
-    num = pd.to_numeric(values.where(present, np.nan), errors="coerce")
-    bad = present & num.isna()
-    rej.add(rows[bad.to_numpy()], col.name, values[bad], f"{col.name} is not a number")
+    num = pd.to_numeric(values, errors="coerce")
+    bad = (values.notna() & num.isna()).to_numpy()
+    if bad.any():
+        blank = values[bad].astype(str).str.strip() == ""  # blanks are missing, not errors
+        bad[np.flatnonzero(bad)[blank.to_numpy()]] = False
+    rej.add(rows[bad], col.name, values[bad], f"{col.name} is not a number")
     return num.astype(np.float64)
 
 
@@ -200,12 +220,11 @@ def _parse_timestamp(values: pd.Series, rows: np.ndarray, col: Column, rej: _Rej
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    text = values.where(values.isna(), values.astype(str).str.strip())
-    present = text.notna() & (text != "")
-    arrow = pa.array(text.where(present, None).to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-    aware = pc.match_substring_regex(arrow, _AWARE_PATTERN).to_numpy(zero_copy_only=False)
-    aware = np.where(present.to_numpy(), np.asarray(aware, dtype=object), False).astype(bool)
-    parsed = pd.to_datetime(text.where(present, None), utc=True, errors="coerce", format="ISO8601")
+    text = _clean_strings(values if _all_strings(values) else values.where(values.isna(), values.astype(str)))
+    present = text.notna()
+    arrow = pa.array(text.to_numpy(dtype=object), type=pa.string(), from_pandas=True)
+    aware = pc.match_substring_regex(arrow, _AWARE_PATTERN).fill_null(False).to_numpy(zero_copy_only=False)
+    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
     unparseable = present.to_numpy() & parsed.isna().to_numpy()
     naive = present.to_numpy() & ~unparseable & ~aware
     rej.add(rows[unparseable], col.name, values[unparseable],

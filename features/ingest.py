@@ -183,7 +183,7 @@ class IngestRun:
         known_c = pd.Index(tables.read_customers(self.settings, missing_ok=True)["customer_id"].to_numpy(dtype=object))
         known_i = pd.Index(tables.read_items(self.settings, missing_ok=True)["item_id"].to_numpy(dtype=object))
         writer = tables.EventWriter(self.settings)
-        seen: list[pd.Series] = []
+        seen: list = []
         rejects: list[pd.DataFrame] = []
         try:
             for chunk in chunks:
@@ -280,25 +280,31 @@ def _files_for(directory: Path, table: str) -> list[Path]:
     return sorted(p for p in directory.glob(pattern) if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
 
 
-def _reject_cross_chunk_duplicates(result: ValidationResult, seen: list[pd.Series]) -> ValidationResult:
+def _reject_cross_chunk_duplicates(result: ValidationResult, seen: list) -> ValidationResult:
     """Duplicates of ``event_id`` across chunks of one file: later rows are rejected like in-chunk ones.
 
-    ``seen`` holds, per earlier chunk, a Series of accepted row numbers indexed by event_id.
+    ``seen`` holds, per earlier chunk, ``(Arrow array of accepted ids, their row numbers)``; the
+    membership test is one Arrow hash look-up, row numbers are only looked up for duplicates.
     """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     valid = result.valid
-    ids = valid["event_id"].to_numpy(dtype=object)
+    ids = pa.array(valid["event_id"].to_numpy(dtype=object), type=pa.string())
     rows = result.valid_rows
     if seen and len(ids):
-        prev = pd.concat(seen)
-        pos = prev.index.get_indexer(ids) if prev.index.is_unique else pd.Index(prev.index).get_indexer_for(ids)
-        dup = pos >= 0
+        known = pa.concat_arrays([s[0] for s in seen])
+        dup = pc.is_in(ids, value_set=known).to_numpy(zero_copy_only=False)
         if dup.any():
-            first = prev.to_numpy()[pos[dup]]
+            dup_ids = valid["event_id"].to_numpy(dtype=object)[dup]
+            known_rows = np.concatenate([s[1] for s in seen])
+            pos = pc.index_in(pa.array(dup_ids, type=pa.string()), value_set=known).to_numpy(zero_copy_only=False)
+            first = known_rows[pos.astype(np.int64)]
             rej = pd.DataFrame({
                 "file": result.source,
                 "row": pd.array(rows[dup], dtype="Int64"),
                 "column": "event_id",
-                "value": ids[dup],
+                "value": dup_ids,
                 "reason": [f"duplicate event_id in file (first at row {r})" for r in first],
             })
             key = "duplicate event_id in file"
@@ -307,8 +313,9 @@ def _reject_cross_chunk_duplicates(result: ValidationResult, seen: list[pd.Serie
             result.reasons[key] = result.reasons.get(key, 0) + int(dup.sum())
             result.valid = valid[~dup].reset_index(drop=True)
             result.valid_rows = rows[~dup]
-            ids, rows = ids[~dup], rows[~dup]
-    seen.append(pd.Series(rows, index=ids))
+            ids = ids.filter(pa.array(~dup))
+            rows = rows[~dup]
+    seen.append((ids, rows))
     return result
 
 

@@ -13,9 +13,9 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -96,7 +96,7 @@ class IngestRun:
         self.report = IngestReport(run_id=time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6])
         self._rejects: list[pd.DataFrame] = []
 
-    def __enter__(self) -> "IngestRun":
+    def __enter__(self) -> IngestRun:
         return self
 
     def __exit__(self, *exc: object) -> None:

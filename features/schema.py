@@ -16,19 +16,19 @@ import pandas as pd
 from tenure.settings import EVENT_TYPES
 
 __all__ = [
+    "CUSTOMERS",
+    "CUSTOMER_COLUMNS",
+    "EVENTS",
+    "EVENT_COLUMNS",
     "EVENT_TYPES",
+    "ITEMS",
+    "ITEM_COLUMNS",
     "ITEM_EVENT_TYPES",
+    "TABLES",
     "Column",
     "TableSpec",
-    "CUSTOMERS",
-    "ITEMS",
-    "EVENTS",
-    "TABLES",
-    "CUSTOMER_COLUMNS",
-    "ITEM_COLUMNS",
-    "EVENT_COLUMNS",
-    "empty_frame",
     "conform",
+    "empty_frame",
 ]
 
 Kind = Literal["id", "string", "timestamp", "float", "bool"]

@@ -16,9 +16,11 @@ Vectorised numpy: one loop over days (vector operations over customers), none ov
 from __future__ import annotations
 
 import logging
+import os
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -572,7 +574,7 @@ def _events_frame(parts: dict[str, np.ndarray], start_ts: pd.Timestamp, seed: in
     })
 
 
-def write_shop(shop: Shop, out_dir, file_format: str = "parquet") -> dict[str, "Path"]:
+def write_shop(shop: Shop, out_dir: str | os.PathLike, file_format: str = "parquet") -> dict[str, Path]:
     """Write ``customers``, ``items`` and ``events`` files (the raw files ``tenure ingest`` reads).
 
     Parameters
@@ -586,8 +588,6 @@ def write_shop(shop: Shop, out_dir, file_format: str = "parquet") -> dict[str, "
     -------
     dict table name -> path written.
     """
-    from pathlib import Path
-
     import pyarrow as pa
 
     if file_format not in ("parquet", "csv"):

@@ -18,9 +18,9 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,18 +31,18 @@ from tenure.settings import Settings
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "table_path",
-    "read_customers",
-    "read_items",
-    "read_events",
-    "stored_event_ids",
-    "upsert_customers",
-    "upsert_items",
-    "append_events",
-    "compact_events",
+    "AppendResult",
     "EventWriter",
     "UpsertResult",
-    "AppendResult",
+    "append_events",
+    "compact_events",
+    "read_customers",
+    "read_events",
+    "read_items",
+    "stored_event_ids",
+    "table_path",
+    "upsert_customers",
+    "upsert_items",
 ]
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -21,16 +21,16 @@ def register(app: typer.Typer) -> None:
 
 def generate(
     ctx: typer.Context,
-    customers: Optional[int] = typer.Option(None, "--customers", min=1, help="Customers (default: simulator.customers)."),
-    items: Optional[int] = typer.Option(None, "--items", min=4, help="Items (default: simulator.items)."),
-    days: Optional[int] = typer.Option(None, "--days", min=1, help="Simulated days (default: simulator.days)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed; same seed, same data (default: simulator.seed)."),
-    start: Optional[str] = typer.Option(None, "--start", help="First day, UTC, e.g. 2026-01-01 (default: simulator.start)."),
-    drift_at: Optional[int] = typer.Option(
+    customers: int | None = typer.Option(None, "--customers", min=1, help="Customers (default: simulator.customers)."),
+    items: int | None = typer.Option(None, "--items", min=4, help="Items (default: simulator.items)."),
+    days: int | None = typer.Option(None, "--days", min=1, help="Simulated days (default: simulator.days)."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed; same seed, same data (default: simulator.seed)."),
+    start: str | None = typer.Option(None, "--start", help="First day, UTC, e.g. 2026-01-01 (default: simulator.start)."),
+    drift_at: int | None = typer.Option(
         None, "--drift-at", min=0,
         help="Day index from which prices rise 20%, a new low-engagement channel appears and the category mix shifts.",
     ),
-    out_dir: Optional[Path] = typer.Option(None, "--out", help="Folder for the files (default: paths.raw_dir)."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Folder for the files (default: paths.raw_dir)."),
     file_format: str = typer.Option("parquet", "--format", help="parquet or csv."),
 ) -> None:
     """Simulate a shop and write customers, items and events files (then run `tenure ingest --from-dir`).
@@ -76,13 +76,13 @@ def generate(
 
 def ingest(
     ctx: typer.Context,
-    table: Optional[str] = typer.Argument(None, help="customers, items or events (with FILE)."),
-    file: Optional[Path] = typer.Argument(None, help="CSV, Parquet or JSON-lines file of that table."),
-    from_dir: Optional[Path] = typer.Option(None, "--from-dir", help="Folder with customers.*, items.*, events*.* files."),
+    table: str | None = typer.Argument(None, help="customers, items or events (with FILE)."),
+    file: Path | None = typer.Argument(None, help="CSV, Parquet or JSON-lines file of that table."),
+    from_dir: Path | None = typer.Option(None, "--from-dir", help="Folder with customers.*, items.*, events*.* files."),
     event_log: bool = typer.Option(False, "--event-log", help="Ingest the service's event log (paths.event_log_dir/*.jsonl)."),
-    source: Optional[str] = typer.Option(None, "--source", help="A public dataset: telco, movielens or cdnow."),
-    path: Optional[Path] = typer.Option(None, "--path", help="Folder (or file) of the --source dataset."),
-    label_column: Optional[str] = typer.Option(
+    source: str | None = typer.Option(None, "--source", help="A public dataset: telco, movielens or cdnow."),
+    path: Path | None = typer.Option(None, "--path", help="Folder (or file) of the --source dataset."),
+    label_column: str | None = typer.Option(
         None, "--label-column", help="Customers snapshot with a churn label column (yes/no), stored as churned."),
     allow_rejects: bool = typer.Option(False, "--allow-rejects", help="Exit 0 even when rows were rejected."),
 ) -> None:
@@ -171,9 +171,7 @@ def _short(source: str) -> str:
 
 
 def _print_report(report) -> None:
-    from rich.table import Table
-
-    from rich.table import Column
+    from rich.table import Column, Table
 
     numbers = [Column(name, justify="right", no_wrap=True)
                for name in ("read", "accepted", "rejected", "dup", "new/upd", "rows/s")]
@@ -183,7 +181,7 @@ def _print_report(report) -> None:
         rate = f.rows_per_second
         table.add_row(f.table, _short(f.source), f"{f.rows_read:,}", f"{f.accepted:,}", f"{f.rejected:,}",
                       f"{f.skipped_duplicates:,}", f"{f.inserted:,}/{f.updated:,}",
-                      "-" if rate != rate else f"{rate:,.0f}")
+                      "-" if math.isnan(rate) else f"{rate:,.0f}")
     out.print(table)
     reasons = report.reasons()
     if reasons:

@@ -101,7 +101,7 @@ def test_snapshot_with_label_column(cli, tmp_path):
 
     settings = load_settings(None, paths={"data_dir": str(tmp_path / "data")})
     stored = read_customers(settings).set_index("customer_id")
-    assert stored.loc["a", "churned"] == True and stored.loc["b", "churned"] == False  # noqa: E712
+    assert stored.loc["a", "churned"] == True and stored.loc["b", "churned"] == False
 
 
 def test_event_log_with_nothing_there(cli):

@@ -269,7 +269,8 @@ class RecommenderRuntime:
     item_category, item_available:
         Per item column: category (str) and availability (bool).
     popularity:
-        Array (items,) of customers who interacted with each item.
+        Array (items,) of customers who interacted with each item (popularity answers score
+        items by the share of customers who did).
     params:
         ``regularization``, ``alpha``, ``mode``, ``blend_weight``, ``event_weights`` and
         whatever else the manifest records.
@@ -619,7 +620,8 @@ class RecommenderRuntime:
         if exclude is not None and exclude.nnz:
             order = order[~np.isin(order, exclude.indices)]
         top = order[:k]
-        return Recommendations([self._item(int(c), self.popularity[c]) for c in top], strategy)
+        share = self.popularity / max(len(self.customer_ids), 1)  # share of customers who interacted
+        return Recommendations([self._item(int(c), share[c]) for c in top], strategy)
 
     def similar_items(self, item_id: str, k: int = 10, available_only: bool = False) -> list[dict[str, Any]]:
         """Items closest to ``item_id`` by cosine of item factors, itself left out.

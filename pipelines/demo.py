@@ -494,9 +494,11 @@ def _story(run: DemoRun) -> ServiceProcess | None:
         summary["scores"] = {"rows": result.rows, **result.details}
         from pipelines.scoring import export_audience
 
-        path, frame = export_audience(settings, risk=("high",), k=5, file_format="csv")
-        summary["audience"] = {"path": str(path), "rows": len(frame), "risk": ["high"], "k": 5}
-        say("ok", f"{len(frame):,} high-risk customers with reasons and 5 recommendations -> {path}")
+        # the high band, or medium and high when no customer is in the high band this time
+        risk = ("high",) if result.rows.get("risk_high", 0) else ("medium", "high")
+        path, frame = export_audience(settings, risk=risk, k=5, file_format="csv")
+        summary["audience"] = {"path": str(path), "rows": len(frame), "risk": list(risk), "k": 5}
+        say("ok", f"{len(frame):,} customers at {'/'.join(risk)} risk with reasons and 5 recommendations -> {path}")
 
     summary["explore"] = _explore(settings, service)
     summary["plots"] = _plots(settings)

@@ -201,12 +201,15 @@ def tune(
     train_ev, _, _ = time_split(data.events, holdout_days)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+    factor_choices = sorted({16, 32, 64, 128, int(config["factors"])})
+    reg_range, alpha_range = (1e-3, 10.0), (0.5, 50.0)
+
     def objective(trial: optuna.Trial) -> float:
         trial_config = dict(config)
         trial_config.update(
-            factors=trial.suggest_categorical("factors", [16, 32, 64, 128]),
-            regularization=trial.suggest_float("regularization", 1e-3, 10.0, log=True),
-            alpha=trial.suggest_float("alpha", 0.5, 50.0, log=True),
+            factors=trial.suggest_categorical("factors", factor_choices),
+            regularization=trial.suggest_float("regularization", *reg_range, log=True),
+            alpha=trial.suggest_float("alpha", *alpha_range, log=True),
             weighting=trial.suggest_categorical("weighting", ["none", "bm25"]),
         )
         if config["mode"] == "blend":
@@ -219,8 +222,14 @@ def tune(
 
     study = optuna.create_study(direction="maximize",
                                 sampler=optuna.samplers.TPESampler(seed=config["random_state"]))
-    study.enqueue_trial({key: config[key] for key in ("factors", "regularization", "alpha", "weighting")
-                         if key in config} | ({"blend_weight": config["blend_weight"]} if config["mode"] == "blend" else {}))
+    # The configured values are the first trial (clipped into the search ranges).
+    first = {"factors": int(config["factors"]),
+             "regularization": float(np.clip(config["regularization"], *reg_range)),
+             "alpha": float(np.clip(config["alpha"], *alpha_range)),
+             "weighting": config["weighting"] if config["weighting"] in ("none", "bm25") else "none"}
+    if config["mode"] == "blend":
+        first["blend_weight"] = float(config["blend_weight"])
+    study.enqueue_trial(first)
     study.optimize(objective, n_trials=n_trials)
     best = dict(config)
     best.update(study.best_params)

@@ -109,3 +109,25 @@ def test_movielens_through_the_same_pipeline(shared_datasets, make_settings, tmp
                                       str(shared_datasets / "movielens_small"), "--threads", "1"], env=env)
     assert result.exit_code == 0, result.output
     assert "run id:" in result.stdout and "mode als" in result.stdout
+
+
+def test_tuning_uses_a_validation_cutoff_before_the_test_one(shop, make_settings, monkeypatch):
+    from training import recommender_pipeline as rp
+
+    settings = make_settings(recommender=SMALL | {"mode": "blend"})
+    data = _data(shop, settings)
+    test_cutoff = rp.time_split(data.events, 14)[2]
+    seen_ends = []
+    real = rp.holdout_evaluation
+
+    def spy(data_, config, holdout_days, k, baselines=(), num_threads=0, events=None, **kw):
+        seen_ends.append(pd.to_datetime((events if events is not None else data_.events)["event_at"]).max())
+        return real(data_, config, holdout_days, k, baselines, num_threads, events, **kw)
+
+    monkeypatch.setattr(rp, "holdout_evaluation", spy)
+    best = rp.tune(data, rp.config_from_settings(settings, data), 2, 14, 10, num_threads=1)
+    assert len(seen_ends) == 2 and all(end < test_cutoff for end in seen_ends)
+    assert {"factors", "regularization", "alpha", "weighting", "blend_weight"} <= set(best)
+    assert 0 <= best["tuned_validation_ndcg_at_k"] <= 1
+    with pytest.raises(ValueError, match="at least 1 trial"):
+        rp.tune(data, rp.config_from_settings(settings, data), 0, 14, 10)

@@ -89,8 +89,12 @@ def register_version(
     run_id: str,
     artifact_path: str = "model",
     tags: dict[str, str] | None = None,
+    model_uri: str | None = None,
 ) -> str:
-    """Register ``runs:/<run_id>/<artifact_path>`` as a new version and alias it ``challenger``.
+    """Register a logged model as a new version and alias it ``challenger``.
+
+    ``model_uri`` (``ModelInfo.model_uri`` of ``log_model``, MLflow 3's ``models:/m-...``) wins;
+    otherwise ``runs:/<run_id>/<artifact_path>`` is registered.
 
     Returns
     -------
@@ -106,7 +110,8 @@ def register_version(
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name, description=f"tenure {kind} model; aliases champion/challenger")
-    version = mlflow.register_model(f"runs:/{run_id}/{artifact_path}", name, tags=tags or {})
+    uri = model_uri or f"runs:/{run_id}/{artifact_path}"
+    version = mlflow.register_model(uri, name, tags=tags or {})
     client.set_registered_model_alias(name, CHALLENGER, version.version)
     logger.info("registered %s version %s (run %s) as %s", name, version.version, run_id, CHALLENGER)
     return str(version.version)

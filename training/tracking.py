@@ -10,7 +10,7 @@ from tenure.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def configure_mlflow(settings: Settings) -> "mlflow.tracking.MlflowClient":  # noqa: F821
+def configure_mlflow(settings: Settings) -> mlflow.tracking.MlflowClient:  # noqa: F821
     """Point MLflow at the tracking store of ``settings`` and return a client.
 
     For a ``sqlite:///`` URI the parent folder is created. Call this at the start of a

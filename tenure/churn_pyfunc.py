@@ -1,0 +1,30 @@
+"""MLflow pyfunc wrapper of :class:`tenure.churn_scorer.ChurnScorer` (calibrated probabilities).
+
+Lives beside the scorer, not in ``training/``, so that anything loading the model with
+``mlflow.pyfunc.load_model`` (monitoring, notebooks) never imports training code.
+"""
+
+from __future__ import annotations
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from tenure.churn_scorer import BUNDLE_DIR, ChurnScorer
+
+
+class ChurnPyfunc(mlflow.pyfunc.PythonModel):
+    """``predict(DataFrame of features) -> DataFrame[churn_probability, risk_band]``."""
+
+    def load_context(self, context) -> None:  # noqa: D102 (MLflow hook)
+        self.scorer = ChurnScorer.load(context.artifacts[BUNDLE_DIR])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: D102
+        return self.predict_frame(self.scorer, model_input)
+
+    @staticmethod
+    def predict_frame(scorer: ChurnScorer, frame: pd.DataFrame) -> pd.DataFrame:
+        """Calibrated probability and risk band for each row of ``frame``."""
+        X = scorer.vectorize(frame.to_dict(orient="records"))
+        p = scorer.predict_proba(X)
+        return pd.DataFrame({"churn_probability": p.astype(np.float64), "risk_band": scorer.risk_bands(p)})

@@ -1,0 +1,286 @@
+"""Churn training sets: labels as of many cut-offs, point-in-time features from Feast, time splits.
+
+Definitions (all times UTC, horizon H from ``settings.churn.horizon_days``):
+
+- A customer is *alive* at cut-off T when they signed up at or before T, have no
+  ``subscription_cancel`` at or before T, and either signed up within (T - H, T] or had
+  qualifying activity in (T - H, T]. Customers not alive at T are not scored at T
+  (they are already gone, or not yet here).
+- The label at T is 1 (churned) when the customer has no qualifying activity in
+  (T, T + H] or cancels explicitly in (T, T + H]; else 0.
+- Only cut-offs whose label window has fully passed (T + H <= the last event) are used.
+- Splits are by time with an embargo: a training cut-off's label window ends at or
+  before the first validation cut-off, and a validation cut-off's at or before the
+  first test cut-off, so no label of an earlier split looks into a later one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+ENTITY_COLUMNS = ("customer_id", "event_timestamp")
+LABEL_COLUMN = "label"
+CANCEL_EVENT = "subscription_cancel"
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeSplit:
+    """Rows of a training set split by cut-off time (DataFrames with features and ``label``)."""
+
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+
+    def cutoffs(self) -> dict[str, list[pd.Timestamp]]:
+        """The cut-offs in each part, for logging."""
+        return {
+            name: sorted(part["event_timestamp"].unique())
+            for name, part in (("train", self.train), ("valid", self.valid), ("test", self.test))
+        }
+
+
+def matured_cutoffs(candidates: Sequence[pd.Timestamp], data_end: pd.Timestamp, horizon_days: int) -> list[pd.Timestamp]:
+    """Cut-offs among ``candidates`` whose label window (T, T + H] ends at or before ``data_end``."""
+    if horizon_days < 1:
+        raise ValueError(f"churn horizon must be at least 1 day, got {horizon_days}")
+    horizon = pd.Timedelta(days=horizon_days)
+    return sorted({pd.Timestamp(t) for t in candidates if pd.Timestamp(t) + horizon <= data_end})
+
+
+def label_churn(
+    events: pd.DataFrame,
+    customers: pd.DataFrame,
+    cutoffs: Sequence[pd.Timestamp],
+    horizon_days: int,
+    qualifying_event_types: Sequence[str],
+) -> pd.DataFrame:
+    """Churn labels for every customer alive at each cut-off.
+
+    Parameters
+    ----------
+    events:
+        Canonical events (at least ``customer_id``, ``event_at``, ``event_type``).
+    customers:
+        Canonical customers (``customer_id``, ``signup_at``).
+    cutoffs:
+        Cut-off times (tz-aware UTC).
+    horizon_days:
+        Length of the label window, in days.
+    qualifying_event_types:
+        Event types that count as activity.
+
+    Returns
+    -------
+    DataFrame, one row per (alive customer, cut-off): ``customer_id``, ``event_timestamp``
+    (the cut-off) and ``label`` (int 0/1).
+    """
+    if horizon_days < 1:
+        raise ValueError(f"churn horizon must be at least 1 day, got {horizon_days}")
+    if not qualifying_event_types:
+        raise ValueError("at least one qualifying event type is needed to define activity")
+    for column in ("customer_id", "event_at", "event_type"):
+        if column not in events.columns:
+            raise ValueError(f"events lack the column {column!r}")
+    horizon = np.timedelta64(horizon_days, "D").astype("timedelta64[ns]").astype(np.int64)
+
+    ids = pd.Index(customers["customer_id"].astype(str).unique())
+    signup = pd.to_datetime(customers.drop_duplicates("customer_id").set_index("customer_id")["signup_at"], utc=True)
+    signup_ns = signup.reindex(ids).to_numpy(dtype="datetime64[ns]").astype(np.int64)
+
+    codes = ids.get_indexer(events["customer_id"].astype(str))
+    known = codes >= 0
+    times = events["event_at"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    is_active = events["event_type"].isin(list(qualifying_event_types)).to_numpy()
+    is_cancel = (events["event_type"] == CANCEL_EVENT).to_numpy()
+
+    act_codes, act_times = codes[known & is_active], times[known & is_active]
+    order = np.lexsort((act_times, act_codes))
+    act_codes, act_times = act_codes[order], act_times[order]
+    can_codes, can_times = codes[known & is_cancel], times[known & is_cancel]
+    first_cancel = np.full(len(ids), np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first_cancel, can_codes, can_times)
+
+    # Per customer, activity times are a sorted run in act_times: [start[c], start[c+1]).
+    starts = np.searchsorted(act_codes, np.arange(len(ids) + 1))
+    frames = []
+    for cutoff in cutoffs:
+        t = pd.Timestamp(cutoff)
+        t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+        t_ns = t.value
+        # per customer: how much activity up to t - H, t and t + H
+        upto_t = _count_upto(act_times, starts, t_ns)
+        upto_before = _count_upto(act_times, starts, t_ns - horizon)
+        upto_after = _count_upto(act_times, starts, t_ns + horizon)
+        active_before = (upto_t - upto_before) > 0
+        recent_signup = (signup_ns <= t_ns) & (signup_ns > t_ns - horizon)
+        alive = (signup_ns <= t_ns) & (first_cancel > t_ns) & (active_before | recent_signup)
+        active_after = (upto_after - upto_t) > 0
+        cancels_in_window = (first_cancel > t_ns) & (first_cancel <= t_ns + horizon)
+        label = (~active_after | cancels_in_window).astype(np.int64)
+        frames.append(
+            pd.DataFrame(
+                {"customer_id": ids[alive], "event_timestamp": t, LABEL_COLUMN: label[alive]}
+            )
+        )
+    if not frames:
+        return pd.DataFrame({"customer_id": pd.Series(dtype=str),
+                             "event_timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
+                             LABEL_COLUMN: pd.Series(dtype=np.int64)})
+    labels = pd.concat(frames, ignore_index=True)
+    labels["event_timestamp"] = pd.to_datetime(labels["event_timestamp"], utc=True)
+    return labels
+
+
+def _count_upto(times: np.ndarray, starts: np.ndarray, limit: int) -> np.ndarray:
+    """Per customer, how many of its (sorted) activity times are <= ``limit``."""
+    n = len(starts) - 1
+    if len(times) == 0:
+        return np.zeros(n, dtype=np.int64)
+    # cumulative count of "time <= limit" over the sorted runs, read at each run's bounds
+    below = (times <= limit).astype(np.int64)
+    cum = np.concatenate([[0], np.cumsum(below)])
+    return cum[starts[1:]] - cum[starts[:-1]]
+
+
+def split_by_time(frame: pd.DataFrame, validation_cutoffs: int, test_cutoffs: int, horizon_days: int) -> TimeSplit:
+    """Split a training set by cut-off: earliest for training, then validation, latest for test.
+
+    Training cut-offs whose label window would reach past the first validation cut-off are
+    dropped (embargo), and likewise validation cut-offs against the first test cut-off.
+
+    Raises
+    ------
+    ValueError
+        When there are too few cut-offs for the three parts.
+    """
+    cutoffs = sorted(pd.to_datetime(frame["event_timestamp"], utc=True).unique())
+    need = validation_cutoffs + test_cutoffs + 1
+    if len(cutoffs) < need:
+        raise ValueError(
+            f"need at least {need} matured cut-offs ({validation_cutoffs} validation + {test_cutoffs} test + "
+            f"1 training), found {len(cutoffs)}; build more feature snapshots over a longer history "
+            "(tenure features build --start ... --every 7d) or lower churn.validation_cutoffs/test_cutoffs"
+        )
+    horizon = pd.Timedelta(days=horizon_days)
+    test_times = cutoffs[-test_cutoffs:]
+    valid_times = [t for t in cutoffs if t + horizon <= test_times[0]][-validation_cutoffs:]
+    train_times = [t for t in cutoffs if valid_times and t + horizon <= valid_times[0]]
+    if not valid_times or not train_times:
+        raise ValueError(
+            f"the cut-offs ({len(cutoffs)}, {cutoffs[0].date()} .. {cutoffs[-1].date()}) do not leave room for "
+            f"training and validation windows whose {horizon_days}-day label windows end before the next part "
+            "starts; a longer history is needed (or fewer validation/test cut-offs)"
+        )
+    ts = pd.to_datetime(frame["event_timestamp"], utc=True)
+    split = TimeSplit(
+        train=frame[ts.isin(train_times)].reset_index(drop=True),
+        valid=frame[ts.isin(valid_times)].reset_index(drop=True),
+        test=frame[ts.isin(test_times)].reset_index(drop=True),
+    )
+    for name, part in (("train", split.train), ("valid", split.valid), ("test", split.test)):
+        classes = part[LABEL_COLUMN].nunique()
+        if classes < 2:
+            raise ValueError(
+                f"the {name} window has a single class (label {part[LABEL_COLUMN].iloc[0] if len(part) else 'none'}, "
+                f"{len(part)} rows); churn cannot be learned or judged there; use more data or a different horizon"
+            )
+    return split
+
+
+def check_point_in_time(
+    frame: pd.DataFrame,
+    events: pd.DataFrame,
+    customers: pd.DataFrame,
+    items: pd.DataFrame,
+    sample: int = 300,
+    random_state: int = 0,
+    tolerance: float = 1e-6,
+) -> None:
+    """Recompute a sample of training rows from events up to their cut-off and compare.
+
+    Every activity feature of a row at cut-off T must equal the value the feature code
+    computes from the events at or before T. A feature that saw later events (leakage), or
+    a snapshot stamped with the wrong time, makes them differ.
+
+    Raises
+    ------
+    ValueError
+        Naming the first feature, customer and cut-off that differ.
+    """
+    from features.customer_features import CUSTOMER_ACTIVITY_FEATURES, compute_customer_features
+
+    columns = [c for c in CUSTOMER_ACTIVITY_FEATURES if c in frame.columns]
+    if frame.empty or not columns:
+        return
+    rows = frame.sample(min(sample, len(frame)), random_state=random_state)
+    for cutoff, part in rows.groupby("event_timestamp"):
+        ids = set(part["customer_id"])
+        recomputed = compute_customer_features(
+            events[events["customer_id"].isin(ids)], customers[customers["customer_id"].isin(ids)], items, cutoff
+        ).set_index("customer_id")
+        got = part.set_index("customer_id")[columns].astype(float)
+        want = recomputed.reindex(got.index)[columns].astype(float)
+        diff = ~(np.isclose(got.to_numpy(), want.to_numpy(), atol=tolerance, equal_nan=True))
+        if diff.any():
+            i, j = map(int, np.argwhere(diff)[0])
+            raise ValueError(
+                f"feature {columns[j]!r} of customer {got.index[i]} at cut-off {cutoff} is {got.iat[i, j]} but "
+                f"{want.iat[i, j]} when recomputed from events up to the cut-off: the training frame "
+                "leaks information from after the cut-off (or a snapshot carries the wrong time)"
+            )
+
+
+def build_churn_training_set(settings, store=None, verify_sample: int = 300) -> pd.DataFrame:
+    """Labels at every matured snapshot time, joined point-in-time to the ``churn_v1`` features.
+
+    The cut-offs are the ``event_timestamp`` values of the batch feature table (``tenure
+    features build``) whose label window has passed; features come from Feast's
+    ``get_historical_features`` through :func:`feature_repo.store.get_training_frame`.
+    A sample of ``verify_sample`` rows is recomputed from raw events as a leakage guard
+    (:func:`check_point_in_time`); 0 skips it.
+
+    Returns
+    -------
+    DataFrame, one row per (customer, cut-off): ``customer_id``, ``event_timestamp``,
+    ``label`` and the feature service's features.
+    """
+    from feature_repo.definitions import CHURN_SERVICE
+    from feature_repo.store import get_training_frame
+    from features.snapshots import CUSTOMER_TABLE
+    from features.tables import read_customers, read_events
+
+    table = settings.paths.features_dir / CUSTOMER_TABLE
+    if not table.exists():
+        raise ValueError(f"no feature table at {table}; run `tenure features build` first")
+    snapshot_times = pd.read_parquet(table, columns=["event_timestamp"])["event_timestamp"].unique()
+    customers = read_customers(settings)
+    events = read_events(settings, columns=["customer_id", "event_at", "event_type"])
+    if events.empty:
+        raise ValueError("no events ingested; the churn label needs activity history (tenure ingest ...)")
+    data_end = events["event_at"].max()
+    cutoffs = matured_cutoffs(pd.to_datetime(snapshot_times, utc=True), data_end, settings.churn.horizon_days)
+    earliest = data_end - pd.Timedelta(days=settings.churn.history_days)
+    cutoffs = [t for t in cutoffs if t >= earliest]
+    if not cutoffs:
+        raise ValueError(
+            f"no feature snapshot is at least {settings.churn.horizon_days} days before the last event "
+            f"({data_end}); the training window is empty: build snapshots earlier in the history"
+        )
+    labels = label_churn(events, customers, cutoffs, settings.churn.horizon_days, settings.churn.qualifying_event_types)
+    if labels.empty:
+        raise ValueError("no customer is alive at any cut-off; the training window is empty")
+    logger.info("labelled %d rows over %d cut-offs (churn rate %.3f)", len(labels), len(cutoffs), labels[LABEL_COLUMN].mean())
+    frame = get_training_frame(settings, labels, feature_service=CHURN_SERVICE, store=store)
+    if verify_sample:
+        from features.tables import read_items
+
+        full_events = read_events(settings, start=min(cutoffs) - pd.Timedelta(days=365), end=max(cutoffs))
+        check_point_in_time(frame, full_events, customers, read_items(settings), sample=verify_sample)
+    return frame

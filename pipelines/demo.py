@@ -46,7 +46,7 @@ class DemoConfig:
 
     customers: int = 2000
     items: int = 200
-    days: int = 150
+    days: int = 180
     seed: int = 42
     start: str = "2026-01-01"
     replay_days: int = 14
@@ -69,7 +69,7 @@ class DemoConfig:
                              f"the end), got {self.drift_days_before_end}")
 
 
-SMALL = DemoConfig(customers=600, items=80, days=120, replay_days=10, drift_days_before_end=7,
+SMALL = DemoConfig(customers=500, items=80, days=150, replay_days=10, drift_days_before_end=7,
                    score_customers_per_day=80)
 DEFAULT = DemoConfig()
 
@@ -373,15 +373,18 @@ def summary_path(settings: Settings) -> Path:
     return Path(settings.paths.reports_dir) / SUMMARY_FILE
 
 
+_SHOWN_METRICS = ("roc_auc", "pr_auc", "lift_top10", "ece", "ndcg_at_k", "recall_at_k", "coverage_at_k")
+
+
 def _metric_lines(train_details: dict[str, Any]) -> list[str]:
-    """Readable "model vs baselines" lines from the train step's details."""
+    """Readable "model vs baselines" lines from the train step's details (headline metrics only)."""
     lines = []
     for kind, info in train_details.items():
         result = info.get("result", {}) if isinstance(info, dict) else {}
         metrics = result.get("metrics") if isinstance(result, dict) else None
         if isinstance(metrics, dict) and metrics and all(isinstance(v, dict) for v in metrics.values()):
             for model, values in metrics.items():
-                shown = ", ".join(f"{k} {v:.3f}" for k, v in values.items() if isinstance(v, float))
+                shown = ", ".join(f"{k} {values[k]:.3f}" for k in _SHOWN_METRICS if isinstance(values.get(k), float))
                 lines.append(f"{kind} {model}: {shown}")
         elif isinstance(metrics, dict):
             shown = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, float))

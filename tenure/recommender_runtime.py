@@ -182,29 +182,42 @@ def explain_contributions(
         return out
     if projected is None:
         projected = np.linalg.solve(base, item_factors.astype(np.float64).T).T
-    indptr, indices, data = user_rows.indptr, user_rows.indices, user_rows.data
-    owns, confs = [], []
-    for r in range(n_rows):
-        conf = alpha * data[indptr[r]:indptr[r + 1]].astype(np.float64)
-        keep = conf > 0
-        owns.append(indices[indptr[r]:indptr[r + 1]][keep])
-        confs.append(conf[keep])
-    sizes = np.array([len(o) for o in owns])
-    small = [r for r in range(n_rows) if 0 < sizes[r] <= f and len(item_cols[r])]
-    big = [r for r in range(n_rows) if sizes[r] > f and len(item_cols[r])]
-    if small:
+    user_rows = user_rows.tocsr()
+    if user_rows.nnz and user_rows.data.min() <= 0:  # only positive confidence contributes (as in implicit)
+        user_rows = user_rows.copy()
+        user_rows.data[user_rows.data < 0] = 0
+        user_rows.eliminate_zeros()
+    indptr, indices = user_rows.indptr, user_rows.indices
+    conf_all = alpha * user_rows.data.astype(np.float64)
+    sizes = np.diff(indptr)
+    n_recs = np.array([len(c) for c in item_cols])
+    small = np.flatnonzero((sizes > 0) & (sizes <= f) & (n_recs > 0))
+    big = np.flatnonzero((sizes > f) & (n_recs > 0))
+    if len(small):
         yz, pz = padded if padded is not None else _padded_factors(item_factors, projected)
+        pad = yz.shape[0] - 1
+        rec_pad = np.full((n_rows, width), pad, dtype=np.int64)
+        for r in small:
+            rec_pad[r, :n_recs[r]] = item_cols[r]
         # Buckets of similar history length, so short histories are not padded to long ones.
         bucket_of = np.searchsorted(_EXPLAIN_BUCKETS, sizes[small])
         for bucket in np.unique(bucket_of):
-            members = [r for r, bk in zip(small, bucket_of) if bk == bucket]
-            _explain_woodbury(yz, pz, owns, confs, sizes, members, item_cols, width, n, out)
+            rows = small[bucket_of == bucket]
+            m = int(sizes[rows].max())
+            pos = indptr[rows][:, None] + np.arange(m)[None, :]
+            inside = np.arange(m)[None, :] < sizes[rows][:, None]
+            pos = np.where(inside, pos, 0)
+            own_pad = np.where(inside, indices[pos] if len(indices) else pad, pad)
+            conf_pad = np.where(inside, conf_all[pos] if len(conf_all) else 0.0, 0.0)
+            _explain_woodbury(yz, pz, own_pad, conf_pad, rec_pad[rows], rows, item_cols, n, out)
     for r in big:
-        y = item_factors[owns[r]].astype(np.float64)
-        a = base + (y * (confs[r] - 1.0)[:, None]).T @ y
+        own = indices[indptr[r]:indptr[r + 1]]
+        conf = conf_all[indptr[r]:indptr[r + 1]]
+        y = item_factors[own].astype(np.float64)
+        a = base + (y * (conf - 1.0)[:, None]).T @ y
         w = np.linalg.solve(a, item_factors[item_cols[r]].astype(np.float64).T)
-        contrib = ((y @ w) * confs[r][:, None])[None]
-        _top_contributors(contrib, owns[r][None], [r], item_cols, n, out)
+        contrib = ((y @ w) * conf[:, None])[None]
+        _top_contributors(contrib, own[None], [r], item_cols, n, out)
     return out
 
 
@@ -214,19 +227,13 @@ def _padded_factors(item_factors: np.ndarray, projected: np.ndarray) -> tuple[np
             np.vstack([np.asarray(projected, dtype=np.float64), np.zeros((1, f))]))
 
 
-_EXPLAIN_BUCKETS = np.array([4, 8, 16, 32, 64, 128, 256])
+_EXPLAIN_BUCKETS = np.array([8, 16, 32, 64, 128, 256])
 
 
-def _explain_woodbury(yz, pz, owns, confs, sizes, rows, item_cols, width, n, out) -> None:
-    m = int(sizes[rows].max())
+def _explain_woodbury(yz, pz, own_pad, conf_pad, rec_pad, rows, item_cols, n, out) -> None:
+    """Contributions for customers with short histories (batch x own x recommended), via Woodbury."""
     pad = yz.shape[0] - 1  # the all-zero row
-    own_pad = np.full((len(rows), m), pad, dtype=np.int64)
-    conf_pad = np.zeros((len(rows), m))
-    rec_pad = np.full((len(rows), width), pad, dtype=np.int64)
-    for b, r in enumerate(rows):
-        own_pad[b, :sizes[r]] = owns[r]
-        conf_pad[b, :sizes[r]] = confs[r]
-        rec_pad[b, :len(item_cols[r])] = item_cols[r]
+    m = own_pad.shape[1]
     p_own = pz[own_pad]  # batch x m x f
     g = p_own @ yz[own_pad].transpose(0, 2, 1)  # batch x m x m
     h = p_own @ yz[rec_pad].transpose(0, 2, 1)  # batch x m x width

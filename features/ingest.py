@@ -27,7 +27,7 @@ from tenure.settings import Settings
 logger = logging.getLogger(__name__)
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".csv", ".parquet", ".pq", ".jsonl", ".ndjson")
-CHUNK_ROWS: int = 500_000
+CHUNK_ROWS: int = 250_000
 """Rows validated at a time (events); bounds the memory of one ingestion."""
 
 Progress = Callable[[int], None]
@@ -190,7 +190,11 @@ class IngestRun:
                 self._count_malformed(chunk, source, report, rejects)
                 if chunk.frame.empty and not len(chunk.rows):
                     continue
-                result = validate_frame(chunk.frame, "events", source, rows=chunk.rows, known_customers=known_c,
+                frame, rows, skipped = _drop_stored(chunk.frame, chunk.rows, writer,
+                                                    self._mapping("events") if apply_mapping else None)
+                report.skipped_duplicates += skipped
+                report.rows_read += skipped
+                result = validate_frame(frame, "events", source, rows=rows, known_customers=known_c,
                                         known_items=known_i,
                                         mapping=self._mapping("events") if apply_mapping else None)
                 if result.file_error is not None:
@@ -278,6 +282,24 @@ def _check_table(table: str) -> None:
 def _files_for(directory: Path, table: str) -> list[Path]:
     pattern = f"{table}*" if table == "events" else f"{table}.*"
     return sorted(p for p in directory.glob(pattern) if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+
+
+def _drop_stored(frame: pd.DataFrame, rows: np.ndarray, writer, mapping: dict | None
+                 ) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """Leave out rows whose event_id is stored already (they would be skipped anyway), before
+    validating: re-ingesting a file or a growing event log then costs a hash look-up per row."""
+    source_name = next((src for src, dst in (mapping or {}).items() if dst == "event_id"), "event_id")
+    if source_name not in frame.columns or frame.empty:
+        return frame, rows, 0
+    ids = frame[source_name]
+    if ids.dtype != object or pd.api.types.infer_dtype(ids, skipna=True) != "string":
+        return frame, rows, 0  # unusual ids: validation turns them into strings first
+    stored = writer.stored_mask(ids.to_numpy(dtype=object))
+    n = int(stored.sum())
+    if not n:
+        return frame, rows, 0
+    keep = ~stored
+    return frame[keep].reset_index(drop=True), rows[keep], n
 
 
 def _reject_cross_chunk_duplicates(result: ValidationResult, seen: list) -> ValidationResult:

@@ -441,20 +441,17 @@ def _build_events(*, rng, rec, rebuys, tickets, surveys, cancels, taste_cum, tie
     out: list[dict[str, np.ndarray]] = []
 
     def add(cust, sec, etype, item=None, qty=None, amount=None, chan=None, nps=None, csat=None, res=None):
-        m = len(cust)
-        nan = np.full(m, np.nan)
-        out.append({
-            "cust": cust.astype(np.int32),
-            "sec": sec.astype(np.int64),
-            "type": np.full(m, types[etype], dtype=np.int8),
-            "item": np.full(m, -1, dtype=np.int32) if item is None else item.astype(np.int32),
-            "quantity": nan if qty is None else qty.astype(float),
-            "amount": nan if amount is None else amount,
-            "chan": device[cust].astype(np.int8) if chan is None else chan.astype(np.int8),
-            "nps": nan if nps is None else nps,
-            "csat": nan if csat is None else csat,
-            "res": nan if res is None else res,
-        })
+        keep = sec < end_sec  # nothing after the period (returns, late CSAT surveys)
+        part = {
+            "cust": cust[keep].astype(np.int32),
+            "sec": sec[keep].astype(np.int64),
+            "type": np.int8(types[etype]),
+            "item": None if item is None else item[keep].astype(np.int32),
+            "chan": (device[cust[keep]] if chan is None else chan[keep]).astype(np.int8),
+        }
+        for name, values in (("quantity", qty), ("amount", amount), ("nps", nps), ("csat", csat), ("res", res)):
+            part[name] = None if values is None else np.asarray(values, dtype=np.float64)[keep]
+        out.append(part)
 
     # sessions: random start within the day
     s_rec = np.repeat(np.arange(len(r_cust)), r_sess)
@@ -499,6 +496,7 @@ def _build_events(*, rng, rec, rebuys, tickets, surveys, cancels, taste_cum, tie
     b_item = c_item[is_buy_c]
     b_cust = c_cust[is_buy_c]
     b_qty = qty_all[is_buy_v]
+    del v_rec, k, n_s, local, v_sess, v_day, drifted, explore, cat, g_pre, g_post, tier, qty_all, is_buy_v
 
     # consumable rebuys: a session and a direct purchase of the staple item
     rb_cust, rb_day = rebuys
@@ -542,36 +540,77 @@ def _build_events(*, rng, rec, rebuys, tickets, surveys, cancels, taste_cum, tie
     x_sec = x_day.astype(np.int64) * _SECONDS_PER_DAY + rng("cancel_time").integers(0, _SECONDS_PER_DAY, len(x_cust))
     add(x_cust, x_sec, "subscription_cancel")
 
-    merged = {key: np.concatenate([o[key] for o in out]) for key in out[0]}
-    keep = merged["sec"] < end_sec
-    return {key: v[keep] for key, v in merged.items()}
+    merged = _merge_parts(out)
+    out.clear()
+    return merged
+
+
+def _merge_parts(parts: list[dict]) -> dict[str, np.ndarray]:
+    """One array per field over all parts; fields a part lacks are -1 (ids) or NaN (numbers)."""
+    total = sum(len(p["cust"]) for p in parts)
+    merged = {
+        "cust": np.empty(total, dtype=np.int32),
+        "sec": np.empty(total, dtype=np.int64),
+        "type": np.empty(total, dtype=np.int8),
+        "item": np.full(total, -1, dtype=np.int32),
+        "chan": np.empty(total, dtype=np.int8),
+    }
+    for name in ("quantity", "amount", "nps", "csat", "res"):
+        merged[name] = np.full(total, np.nan)
+    pos = 0
+    for part in parts:
+        n = len(part["cust"])
+        for name, values in part.items():
+            if values is not None:
+                merged[name][pos:pos + n] = values
+        pos += n
+    return merged
 
 
 def _events_frame(parts: dict[str, np.ndarray], start_ts: pd.Timestamp, seed: int, customer_ids: np.ndarray,
                   item_ids: np.ndarray) -> pd.DataFrame:
-    """Sort the event arrays by time, give them ids: the canonical events frame (columns in order)."""
+    """Sort the event arrays by time, give them ids: the canonical events frame (columns in order).
+
+    Built as an Arrow table and converted once: no block consolidation copies, and repeated
+    strings (customer ids, event types) share one Python object each.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     order = np.lexsort((parts["item"], parts["type"], parts["cust"], parts["sec"]))
     m = len(order)
-    sec = parts["sec"][order]
-    ns = start_ts.value + sec * 10**9
+    for name in list(parts):  # reorder in place, one field at a time (bounded memory)
+        parts[name] = parts[name][order]
+    del order
     width = max(len(str(m)), 8)
-    event_ids = _ids(f"e{seed}-", m, width)
-    item_lookup = np.append(item_ids, None)
-    item = parts["item"][order]
-    return pd.DataFrame({
+    numbers = pc.utf8_lpad(pc.cast(pa.array(np.arange(m, dtype=np.int64)), pa.string()), width, padding="0")
+    event_ids = pc.binary_join_element_wise(pa.scalar(f"e{seed}-"), numbers, "")
+    del numbers
+    item = parts.pop("item")
+    columns = {
         "event_id": event_ids,
-        "customer_id": customer_ids[parts["cust"][order]],
-        "event_at": pd.to_datetime(ns, unit="ns", utc=True),
-        "event_type": np.array(_EVENT_TYPE_ORDER, dtype=object)[parts["type"][order]],
-        "item_id": item_lookup[np.where(item < 0, len(item_ids), item)],
-        "quantity": parts["quantity"][order],
-        "amount": parts["amount"][order],
-        "channel": np.array(_EVENT_CHANNELS, dtype=object)[parts["chan"][order]],
-        "nps": parts["nps"][order],
-        "csat": parts["csat"][order],
-        "resolution_hours": parts["res"][order],
-        "rating": np.full(m, np.nan),
-    })
+        "customer_id": pa.array(customer_ids, type=pa.string()).take(pa.array(parts.pop("cust"))),
+        "event_at": pa.array(start_ts.value + parts.pop("sec") * 10**9, type=pa.timestamp("ns", tz="UTC")),
+        "event_type": pa.array(np.array(_EVENT_TYPE_ORDER, dtype=object), type=pa.string()).take(
+            pa.array(parts.pop("type"))),
+        "item_id": pa.array(item_ids, type=pa.string()).take(pa.array(item, mask=item < 0)),
+        "quantity": pa.array(parts.pop("quantity")),
+        "amount": pa.array(parts.pop("amount")),
+        "channel": pa.array(np.array(_EVENT_CHANNELS, dtype=object), type=pa.string()).take(
+            pa.array(parts.pop("chan"))),
+        "nps": pa.array(parts.pop("nps")),
+        "csat": pa.array(parts.pop("csat")),
+        "resolution_hours": pa.array(parts.pop("res")),
+        "rating": pa.nulls(m, type=pa.float64()),
+    }
+    del item
+    table = pa.table(columns)
+    del columns, event_ids
+    frame = table.to_pandas(split_blocks=True, self_destruct=True, deduplicate_objects=True)
+    for name in ("quantity", "amount", "nps", "csat", "resolution_hours", "rating"):
+        if frame[name].dtype != np.float64:
+            frame[name] = frame[name].astype(np.float64)
+    return frame
 
 
 def write_shop(shop: Shop, out_dir: str | os.PathLike, file_format: str = "parquet") -> dict[str, Path]:

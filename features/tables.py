@@ -360,6 +360,18 @@ class EventWriter:
         self.written = 0
         self.skipped = 0
 
+    def stored_mask(self, event_ids: np.ndarray) -> np.ndarray:
+        """Boolean array: which of these ids were stored before this writer started."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if self._known is None:
+            self._known = stored_event_ids(self.settings)
+        if not len(self._known) or not len(event_ids):
+            return np.zeros(len(event_ids), dtype=bool)
+        ids = pa.array(np.asarray(event_ids, dtype=object), type=pa.string(), from_pandas=True)
+        return pc.is_in(ids, value_set=self._known).fill_null(False).to_numpy(zero_copy_only=False)
+
     def add(self, frame: pd.DataFrame) -> tuple[int, int]:
         """Stage valid canonical events; returns ``(staged, skipped_as_already_stored)``."""
         import pyarrow as pa

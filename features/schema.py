@@ -221,6 +221,11 @@ def _cast(values: pd.Series, col: Column) -> pd.Series:
     if col.kind == "float":
         return pd.to_numeric(values, errors="coerce").astype(np.float64)
     if col.kind == "bool":
+        missing = values.isna()
+        if missing.any():
+            if col.default is not None:
+                return values.where(~missing, col.default).astype(bool)
+            return values.astype(object).where(~missing, None)  # e.g. churned unknown for some rows
         return values.astype(bool)
     if values.dtype == object:
         return values.where(values.isna(), values.astype(str)).astype(object)

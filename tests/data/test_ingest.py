@@ -235,3 +235,14 @@ def test_compaction_keeps_every_event(settings, small_raw, tiny_shop):
     after = tables.read_events(settings)
     assert set(after["event_id"]) == set(before["event_id"]) and len(after) == len(before)
     assert np.all([len(list(p.glob("*.parquet"))) == 1 for p in (settings.paths.tables_dir / "events").iterdir()])
+
+
+def test_label_stays_unknown_for_customers_without_one(settings, tiny_shop):
+    snapshot = pd.DataFrame({"customer_id": ["s1", "s2"], "Churn": ["Yes", "No"]})
+    with IngestRun(settings) as run:
+        run.ingest_frame("customers", snapshot, "snapshot.csv", label_column="Churn")
+        run.ingest_frame("customers", tiny_shop.customers.head(3), "shop")
+    stored = tables.read_customers(settings).set_index("customer_id")["churned"]
+    assert stored["s1"] is True or stored["s1"] == True  # noqa: E712
+    assert stored["s2"] == False  # noqa: E712
+    assert stored.drop(["s1", "s2"]).isna().all()  # never guessed as True

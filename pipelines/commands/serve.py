@@ -1,9 +1,59 @@
-"""`tenure serve`."""
+"""``tenure serve``: run the BentoML service with the champions from the registry."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import typer
+
+from pipelines.console import console, fail
+
+
+def service_command(host: str, port: int) -> list[str]:
+    """The ``bentoml serve`` command line for the tenure service."""
+    return [sys.executable, "-m", "bentoml", "serve", "serving.service:TenureService",
+            "--host", host, "--port", str(port), "--working-dir", str(Path(__file__).resolve().parents[2])]
+
+
+def service_environment(config: Path | None, workers: int) -> dict[str, str]:
+    """Environment for the service process: the same settings file, the worker count for BentoML."""
+    env = dict(os.environ)
+    if config is not None:
+        env["TENURE_CONFIG"] = str(Path(config).resolve())
+    env["BENTOML_CONFIG_OPTIONS"] = f"services.tenure.workers={workers}"
+    env.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    return env
 
 
 def register(app: typer.Typer) -> None:
-    """Add `tenure serve` to the root app."""
+    """Add ``tenure serve`` to the root app."""
+
+    @app.command("serve")
+    def serve(
+        ctx: typer.Context,
+        host: str | None = typer.Option(None, "--host", help="Bind address (default serving.host)."),
+        port: int | None = typer.Option(None, "--port", min=1, max=65535, help="Port (default serving.port)."),
+        workers: int | None = typer.Option(None, "--workers", min=1, max=64, help="Worker processes (default serving.workers)."),
+    ) -> None:
+        """Serve /churn-score, /recommend, /similar-items and /events from the registered champions.
+
+        The service loads the `champion` alias of tenure-churn and tenure-recommender, checks for
+        newly promoted versions every serving.reload_interval_s seconds (or on POST /admin/reload),
+        and answers /readyz once both models and the feature store are loaded.
+        """
+        settings = ctx.obj
+        parent = ctx.find_root()
+        config = parent.params.get("config")
+        command = service_command(host or settings.serving.host, port or settings.serving.port)
+        env = service_environment(config, workers or settings.serving.workers)
+        console.print(f"serving on http://{host or settings.serving.host}:{port or settings.serving.port} "
+                      f"(OpenAPI at /docs); Ctrl-C stops")
+        try:
+            code = subprocess.call(command, env=env)
+        except KeyboardInterrupt:
+            code = 0
+        if code not in (0, -2, 130):
+            fail(f"the service exited with code {code}; see the log above")

@@ -1,0 +1,176 @@
+"""``POST /events``: validate with the contract's rules, log durably, de-duplicate, refresh online features.
+
+Order of work, so that nothing acknowledged is lost: (1) validate; (2) drop events whose
+``event_id`` was already accepted; (3) append the new ones to the event log and fsync;
+(4) remember their ids; (5) acknowledge. A crash between (3) and (4) can only log an
+event twice, which ingestion de-duplicates on ``event_id``; it can never lose one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+import threading
+from collections import defaultdict, deque
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+RECENT_EVENTS_PER_CUSTOMER = 500
+
+
+class DurableEventLog:
+    """Append-only JSON-lines log (one file per day and process) plus a SQLite index of accepted ids."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.folder / "accepted_ids.sqlite", check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS accepted (event_id TEXT PRIMARY KEY, logged_at TEXT)")
+        self._db.commit()
+
+    def seen(self, event_ids: Sequence[str]) -> set[str]:
+        """The ids among ``event_ids`` that were accepted before."""
+        if not event_ids:
+            return set()
+        found: set[str] = set()
+        with self._lock:
+            for start in range(0, len(event_ids), 500):
+                chunk = list(event_ids[start:start + 500])
+                marks = ",".join("?" * len(chunk))
+                found.update(r[0] for r in self._db.execute(f"SELECT event_id FROM accepted WHERE event_id IN ({marks})", chunk))
+        return found
+
+    def append(self, events: Sequence[dict[str, Any]]) -> Path:
+        """Write ``events`` as JSON lines, flush and fsync, then record their ids. Returns the file."""
+        now = datetime.now(UTC)
+        path = self.folder / f"events-{now:%Y%m%d}-{os.getpid()}.jsonl"
+        payload = "".join(json.dumps(e, separators=(",", ":"), default=str) + "\n" for e in events)
+        with self._lock:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            try:
+                os.write(fd, payload.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self._db.executemany("INSERT OR IGNORE INTO accepted VALUES (?, ?)",
+                                 [(e["event_id"], now.isoformat()) for e in events])
+            self._db.commit()
+        return path
+
+    def close(self) -> None:
+        """Close the id index."""
+        with self._lock:
+            self._db.close()
+
+
+class EventIntake:
+    """Validates event batches and keeps per-customer recent events for online feature updates.
+
+    Parameters
+    ----------
+    log:
+        The durable log.
+    customers, items:
+        Canonical tables (pandas) for reference checks and feature computation.
+    history:
+        Callable ``customer_id -> DataFrame`` of that customer's stored events (the ingested
+        tables), read once per customer and then kept with the new events in memory.
+    """
+
+    def __init__(self, log: DurableEventLog, customers, items, history) -> None:
+        self.log = log
+        self.customers = customers
+        self.items = items
+        self.known_customers = customers["customer_id"].astype(str).to_numpy()
+        self.known_items = items["item_id"].astype(str).to_numpy()
+        self._history = history
+        self._recent: dict[str, deque] = defaultdict(lambda: deque(maxlen=RECENT_EVENTS_PER_CUSTOMER))
+        self._loaded: set[str] = set()
+        self._lock = threading.Lock()
+
+    def validate(self, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[int, list[str]]]:
+        """Accepted canonical events (as JSON-ready dicts) and the reasons per rejected position."""
+        import pandas as pd
+
+        from features.contract import validate_frame
+
+        raw = pd.DataFrame(events)
+        result = validate_frame(raw, "events", source="POST /events", known_customers=self.known_customers,
+                                known_items=self.known_items)
+        reasons: dict[int, list[str]] = defaultdict(list)
+        if result.file_error:
+            for i in range(len(events)):
+                reasons[i].append(result.file_error)
+            return [], reasons
+        for row in result.rejects.itertuples(index=False):
+            position = int(row.row) - 1
+            reasons[position].append(f"{row.column}: {row.reason}")
+        accepted = []
+        for row_number, record in zip(result.valid_rows, result.valid.to_dict(orient="records")):
+            clean = {k: _json_value(v) for k, v in record.items()}
+            clean["_position"] = int(row_number) - 1
+            accepted.append(clean)
+        return accepted, reasons
+
+    def remember(self, events: Iterable[dict[str, Any]]) -> None:
+        """Keep accepted events in the per-customer memory used for online features and fresh recommendations."""
+        with self._lock:
+            for event in events:
+                self._recent[event["customer_id"]].append(event)
+
+    def customer_events(self, customer_id: str):
+        """Stored + recently accepted events of one customer (canonical DataFrame)."""
+        import pandas as pd
+
+        with self._lock:
+            first_time = customer_id not in self._loaded
+            self._loaded.add(customer_id)
+            recent = list(self._recent.get(customer_id, ()))
+        stored = self._history(customer_id) if first_time else None
+        if stored is not None and len(stored):
+            with self._lock:
+                self._recent[customer_id].extendleft(
+                    reversed([{k: _json_value(v) for k, v in r.items()} for r in stored.to_dict(orient="records")])
+                )
+                recent = list(self._recent[customer_id])
+        frame = pd.DataFrame(recent)
+        if frame.empty:
+            return frame
+        frame = frame.drop_duplicates("event_id", keep="last")
+        frame["event_at"] = pd.to_datetime(frame["event_at"], utc=True)
+        for column in ("quantity", "amount", "nps", "csat", "resolution_hours"):
+            if column in frame.columns:
+                frame[column] = pd.to_numeric(frame[column], errors="coerce")
+        return frame
+
+    def recent_items(self, customer_id: str, weights: dict[str, float]) -> list[tuple[str, float]]:
+        """``(item_id, weight)`` of the customer's remembered item events, for a fresh user vector."""
+        with self._lock:
+            recent = list(self._recent.get(customer_id, ()))
+        out: dict[str, float] = defaultdict(float)
+        for event in recent:
+            item, weight = event.get("item_id"), weights.get(event.get("event_type", ""), 0.0)
+            if item and weight:
+                out[item] += weight
+        return [(item, w) for item, w in out.items() if w > 0]
+
+
+def _json_value(value: Any) -> Any:
+    """Plain JSON-ready Python value (timestamps as ISO strings, NaN as None)."""
+    if value is None:
+        return None
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, float) and value != value:
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value

@@ -1,0 +1,171 @@
+"""The champions the service holds: loaded from the MLflow registry, cached on disk, hot-swapped.
+
+A reload builds the new model objects completely, then replaces one reference, so a request
+in flight keeps the objects it started with and never sees half a model. When the registry
+cannot be reached the last good models stay in service (or, at start, the local cached copy).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadedModels:
+    """One consistent set of served models (replaced as a whole)."""
+
+    churn: Any | None = None
+    churn_version: str | None = None
+    recommender: Any | None = None
+    recommender_version: str | None = None
+
+
+Loader = Callable[[Path], Any]
+
+
+class ModelStore:
+    """Holds the current champions; :meth:`refresh` swaps in newly promoted ones.
+
+    Parameters
+    ----------
+    tracking_uri:
+        MLflow tracking/registry URI.
+    model_names:
+        ``{"churn": "tenure-churn", "recommender": "tenure-recommender"}``.
+    loaders:
+        ``{"churn": ChurnScorer.from_model_dir, "recommender": RecommenderRuntime.from_model_dir}``.
+    cache_dir:
+        Where the last loaded model folders are copied, for starts while the registry is down.
+    """
+
+    def __init__(self, tracking_uri: str, model_names: dict[str, str], loaders: dict[str, Loader], cache_dir: Path) -> None:
+        self.tracking_uri = tracking_uri
+        self.model_names = dict(model_names)
+        self.loaders = dict(loaders)
+        self.cache_dir = Path(cache_dir)
+        self.current = LoadedModels()
+        self.registry_reachable = False
+        self.last_error: str | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- registry ------------------------------------------------------------------------------
+    def _client(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def _champion_versions(self) -> dict[str, str | None]:
+        from mlflow.exceptions import MlflowException
+
+        client = self._client()
+        versions: dict[str, str | None] = {}
+        for kind, name in self.model_names.items():
+            try:
+                versions[kind] = str(client.get_model_version_by_alias(name, CHAMPION).version)
+            except MlflowException as exc:
+                if "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")) or "not found" in str(exc).lower():
+                    versions[kind] = None
+                else:
+                    raise
+        return versions
+
+    def _download(self, kind: str, version: str) -> Path:
+        import mlflow
+
+        target = self.cache_dir / kind / version
+        if (target / ".complete").exists():
+            return target
+        tmp = self.cache_dir / kind / f".{version}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True, exist_ok=True)
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.model_names[kind]}/{version}", dst_path=str(tmp))
+        (tmp / ".complete").write_text(version)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+        (self.cache_dir / kind / "current.json").write_text(json.dumps({"version": version}))
+        return target
+
+    def _load(self, kind: str, folder: Path, version: str) -> Any:
+        model = self.loaders[kind](folder)
+        model.model_version = version
+        return model
+
+    # --- public --------------------------------------------------------------------------------
+    def refresh(self) -> bool:
+        """Check the aliases; load and swap in any new champion. Returns True when something changed."""
+        with self._lock:
+            try:
+                wanted = self._champion_versions()
+            except Exception as exc:  # registry down: keep serving what we have
+                self.registry_reachable = False
+                self.last_error = f"registry unreachable: {type(exc).__name__}: {exc}"
+                logger.warning("%s; keeping versions %s/%s", self.last_error,
+                               self.current.churn_version, self.current.recommender_version)
+                if self.current.churn is None and self.current.recommender is None:
+                    return self._load_cached()
+                return False
+            self.registry_reachable = True
+            self.last_error = None
+            update: dict[str, Any] = {}
+            for kind, version in wanted.items():
+                if version is None or version == getattr(self.current, f"{kind}_version"):
+                    continue
+                try:
+                    model = self._load(kind, self._download(kind, version), version)
+                except Exception as exc:
+                    self.last_error = f"could not load {kind} version {version}: {exc}"
+                    logger.exception("could not load %s version %s; keeping the current one", kind, version)
+                    continue
+                update[kind] = model
+                update[f"{kind}_version"] = version
+                logger.info("loaded %s champion version %s", kind, version)
+            if update:
+                self.current = dataclasses.replace(self.current, **update)
+            return bool(update)
+
+    def _load_cached(self) -> bool:
+        update: dict[str, Any] = {}
+        for kind in self.model_names:
+            marker = self.cache_dir / kind / "current.json"
+            if not marker.exists():
+                continue
+            version = json.loads(marker.read_text())["version"]
+            try:
+                update[kind] = self._load(kind, self.cache_dir / kind / version, version)
+                update[f"{kind}_version"] = version
+                logger.warning("registry down: serving cached %s version %s", kind, version)
+            except Exception:
+                logger.exception("cached %s version %s is unreadable", kind, version)
+        if update:
+            self.current = dataclasses.replace(self.current, **update)
+        return bool(update)
+
+    def start_polling(self, interval_s: float) -> None:
+        """Refresh every ``interval_s`` seconds in a daemon thread until :meth:`stop`."""
+        def loop() -> None:
+            while not self._stop.wait(interval_s):
+                try:
+                    self.refresh()
+                except Exception:
+                    logger.exception("model refresh failed")
+
+        self._thread = threading.Thread(target=loop, name="tenure-model-refresh", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the polling thread."""
+        self._stop.set()

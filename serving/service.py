@@ -1,0 +1,323 @@
+"""The tenure BentoML service: ``/churn-score``, ``/recommend``, ``/similar-items``, ``/events``, ``/admin/reload``.
+
+One ``@bentoml.service`` class holds the champions (hot-swapped from the MLflow registry),
+the Feast online reader, the event intake and the prediction log. Settings are read once,
+when the service starts (``TENURE_CONFIG`` and ``TENURE_*`` variables). The hot path uses
+numpy and the model runtimes only; pandas appears only in ``/events``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import bentoml
+from starlette.responses import JSONResponse
+
+from serving.schemas import (
+    ChurnScore,
+    ChurnScoreRequest,
+    ChurnScoreResponse,
+    EventIn,
+    EventResult,
+    EventsRequest,
+    EventsResponse,
+    RecommendedItem,
+    RecommendRequest,
+    RecommendResponse,
+    ReloadResponse,
+    SimilarItemsRequest,
+    SimilarItemsResponse,
+)
+from serving.security import ApiGuard
+
+logger = logging.getLogger(__name__)
+
+
+def _error(status: int, message: str, detail: list[dict[str, Any]] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "detail": detail or []}, status_code=status)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _clean(value: Any) -> Any:
+    return None if isinstance(value, float) and value != value else value
+
+
+class SettingsGuard(ApiGuard):
+    """:class:`ApiGuard` configured from the service's settings."""
+
+    def __init__(self, app) -> None:
+        from tenure.settings import load_settings
+
+        s = load_settings().serving
+        super().__init__(app, [k.get_secret_value() for k in s.api_keys], s.require_key_for_reads, s.max_request_bytes)
+
+
+@bentoml.service(name="tenure", traffic={"timeout": 30})
+class TenureService:
+    """Churn scores, recommendations and event intake for marketing automation."""
+
+    def __init__(self) -> None:
+        from feature_repo.online import OnlineFeatureReader
+        from feature_repo.store import open_store
+        from serving.event_intake import DurableEventLog, EventIntake
+        from serving.metrics import ServiceMetrics
+        from serving.model_store import ModelStore
+        from serving.prediction_log import PredictionLog
+        from tenure.churn_scorer import ChurnScorer
+        from tenure.recommender_runtime import RecommenderRuntime
+        from tenure.settings import load_settings
+
+        self.settings = settings = load_settings()
+        logging.getLogger("tenure").setLevel(settings.log_level)
+        self.metrics = ServiceMetrics.create()
+        self.models = ModelStore(
+            settings.mlflow.tracking_uri,
+            {"churn": settings.mlflow.churn_model_name, "recommender": settings.mlflow.recommender_model_name},
+            {"churn": ChurnScorer.from_model_dir, "recommender": RecommenderRuntime.from_model_dir},
+            settings.serving.model_cache_dir,
+        )
+        self.models.refresh()
+        self.models.start_polling(settings.serving.reload_interval_s)
+        self.store_error: str | None = None
+        try:
+            self.store = open_store(settings)
+            self.churn_reader = OnlineFeatureReader(self.store, "churn_v1")
+            self.reco_reader = OnlineFeatureReader(self.store, "recommender_v1")
+        except Exception as exc:  # the service still starts and says why it is not ready
+            self.store, self.churn_reader, self.reco_reader = None, None, None
+            self.store_error = f"feature store not available: {exc}"
+            logger.error("%s", self.store_error)
+        key = settings.serving.pseudonymize_customer_ids
+        self.prediction_log = PredictionLog(
+            settings.paths.prediction_log_dir, settings.serving.prediction_log_flush_s,
+            pseudonymize_key=(settings.serving.api_keys[0].get_secret_value().encode() if key and settings.serving.api_keys
+                              else (b"tenure" if key else None)),
+        )
+        self.intake = self._build_intake()
+        self._publish_versions()
+
+    # --- set-up helpers ------------------------------------------------------------------------
+    def _build_intake(self):
+        from features.tables import read_customers, read_items, table_path
+        from serving.event_intake import DurableEventLog, EventIntake
+
+        settings = self.settings
+        customers = read_customers(settings, missing_ok=True)
+        items = read_items(settings, missing_ok=True)
+        events_dir = table_path(settings, "events")
+
+        def history(customer_id: str):
+            import pyarrow.dataset as ds
+
+            if not events_dir.exists():
+                return None
+            dataset = ds.dataset(events_dir, format="parquet", partitioning="hive")
+            table = dataset.to_table(filter=ds.field("customer_id") == customer_id)
+            frame = table.to_pandas()
+            return frame.drop(columns=[c for c in frame.columns if c == "event_date"])
+
+        return EventIntake(DurableEventLog(settings.paths.event_log_dir), customers, items, history)
+
+    def _publish_versions(self) -> None:
+        current = self.models.current
+        self.metrics.registry_up.set(1 if self.models.registry_reachable else 0)
+        for model, version in (("churn", current.churn_version), ("recommender", current.recommender_version)):
+            if version:
+                self.metrics.model_info.labels(model=model, version=version).set(1)
+
+    def __is_ready__(self) -> bool:
+        current = self.models.current
+        return current.churn is not None and current.recommender is not None and self.store is not None
+
+    # --- endpoints -----------------------------------------------------------------------------
+    @bentoml.api(route="/churn-score", input_spec=ChurnScoreRequest)
+    def churn_score(self, customer_ids: list[str]) -> ChurnScoreResponse:
+        """Calibrated churn probability, risk band and top reasons per customer (batch, in order)."""
+        current = self.models.current
+        scorer = current.churn
+        if scorer is None or self.churn_reader is None:
+            return _error(503, "no churn model or feature store loaded yet: train and promote a model "
+                               "(tenure train churn --promote) and check /readyz",
+                          [{"msg": self.store_error or self.models.last_error or "no champion"}])
+        limit = self.settings.serving.max_batch_size
+        if not customer_ids:
+            return _error(422, "customer_ids must not be empty", [{"loc": ["customer_ids"], "msg": "empty list"}])
+        if len(customer_ids) > limit:
+            return _error(413, f"at most {limit} customers per request (serving.max_batch_size)",
+                          [{"loc": ["customer_ids"], "msg": f"got {len(customer_ids)}"}])
+        request_id = uuid.uuid4().hex
+        scored_at = _now()
+        rows = self.churn_reader.read(customer_ids)
+        known = [i for i, row in enumerate(rows) if row is not None]
+        results: list[ChurnScore] = []
+        by_position: dict[int, ChurnScore] = {}
+        if known:
+            vectors = [rows[i] for i in known]
+            X = scorer.vectorize(vectors)
+            p = scorer.predict_proba(X)
+            bands = scorer.risk_bands(p)
+            reasons = scorer.top_reasons(X, self.settings.serving.top_reasons)
+            missing = scorer.missing_counts(X)
+            self.metrics.missing_features.inc(float(missing.sum()))
+            for n, i in enumerate(known):
+                cid = customer_ids[i]
+                by_position[i] = ChurnScore(customer_id=cid, status="ok", churn_probability=float(p[n]),
+                                            risk_band=bands[n], top_reasons=reasons[n], missing_features=int(missing[n]),
+                                            model_version=current.churn_version, scored_at=scored_at)
+                self.prediction_log.add({
+                    "kind": "churn", "request_id": request_id, "logged_at": scored_at,
+                    "customer_id": self.prediction_log.customer_ref(cid), "model_version": current.churn_version,
+                    "features": {k: _clean(v) for k, v in vectors[n].items()},
+                    "churn_probability": float(p[n]), "risk_band": bands[n],
+                })
+        unknown = len(customer_ids) - len(known)
+        if unknown:
+            self.metrics.unknown_customers.inc(unknown)
+        self.metrics.scores.inc(len(known))
+        for i, cid in enumerate(customer_ids):
+            results.append(by_position.get(i) or ChurnScore(customer_id=cid, status="unknown_customer",
+                                                            model_version=current.churn_version, scored_at=scored_at))
+        return ChurnScoreResponse(request_id=request_id, model_version=current.churn_version, results=results)
+
+    @bentoml.api(route="/recommend", input_spec=RecommendRequest)
+    def recommend(
+        self,
+        customer_id: str,
+        k: int = 10,
+        exclude_purchased: bool = True,
+        categories: list[str] | None = None,
+        available_only: bool = True,
+        context: dict[str, Any] | None = None,
+    ) -> RecommendResponse:
+        """Top-k items for one customer, with the strategy used and the items behind each."""
+        current = self.models.current
+        runtime = current.recommender
+        if runtime is None:
+            return _error(503, "no recommender loaded yet: train and promote one (tenure train recommender --promote)")
+        if not customer_id:
+            return _error(422, "customer_id must not be empty", [{"loc": ["customer_id"], "msg": "empty"}])
+        if not 1 <= k <= 100:
+            return _error(422, "k must be between 1 and 100", [{"loc": ["k"], "msg": f"got {k}"}])
+        consent = True
+        if self.reco_reader is not None:
+            row = self.reco_reader.read([customer_id])[0]
+            if row is not None and row.get("consent_personalization") is not None:
+                value = row["consent_personalization"]
+                consent = bool(value) if value == value else True
+        recent = self.intake.recent_items(customer_id, self.settings.recommender.event_weights)
+        recs = runtime.recommend(customer_id, k=k, exclude_purchased=exclude_purchased, categories=categories,
+                                 available_only=available_only, consent=consent, recent_items=recent or None)
+        self.metrics.strategies.labels(strategy=recs.strategy).inc()
+        request_id = uuid.uuid4().hex
+        self.prediction_log.add({
+            "kind": "recommend", "request_id": request_id, "logged_at": _now(),
+            "customer_id": self.prediction_log.customer_ref(customer_id), "model_version": current.recommender_version,
+            "strategy": recs.strategy, "items": [item["item_id"] for item in recs.items], "context": context,
+        })
+        return RecommendResponse(request_id=request_id, customer_id=customer_id, strategy=recs.strategy,
+                                 items=[RecommendedItem(**item) for item in recs.items],
+                                 model_version=current.recommender_version)
+
+    @bentoml.api(route="/similar-items", input_spec=SimilarItemsRequest)
+    def similar_items(self, item_id: str, k: int = 10, available_only: bool = False) -> SimilarItemsResponse:
+        """Items like ``item_id`` by the recommender's item factors (for an item page)."""
+        current = self.models.current
+        if current.recommender is None:
+            return _error(503, "no recommender loaded yet")
+        if not 1 <= k <= 100:
+            return _error(422, "k must be between 1 and 100", [{"loc": ["k"], "msg": f"got {k}"}])
+        try:
+            items = current.recommender.similar_items(item_id, k=k, available_only=available_only)
+        except (KeyError, ValueError) as exc:
+            return _error(404, f"unknown item {item_id!r}", [{"loc": ["item_id"], "msg": str(exc)}])
+        return SimilarItemsResponse(item_id=item_id, items=[RecommendedItem(**i) for i in items],
+                                    model_version=current.recommender_version)
+
+    @bentoml.api(route="/events", input_spec=EventsRequest)
+    def events(self, events: list[EventIn]) -> EventsResponse:
+        """Validate, durably log and de-duplicate events; refresh those customers' online features."""
+        limit = self.settings.serving.max_events_per_request
+        if not events:
+            return _error(422, "events must not be empty", [{"loc": ["events"], "msg": "empty list"}])
+        if len(events) > limit:
+            return _error(413, f"at most {limit} events per request (serving.max_events_per_request)",
+                          [{"loc": ["events"], "msg": f"got {len(events)}"}])
+        raw = [e.model_dump() for e in events]
+        accepted, reasons = self.intake.validate(raw)
+        seen = self.intake.log.seen([e["event_id"] for e in accepted])
+        new = [{k: v for k, v in e.items() if k != "_position"} for e in accepted if e["event_id"] not in seen]
+        if new:
+            self.intake.log.append(new)  # durable before anything is acknowledged
+            self.intake.remember(new)
+        accepted_positions = {e["_position"]: e["event_id"] for e in accepted}
+        results = []
+        for i, event in enumerate(raw):
+            if i in reasons and i not in accepted_positions:
+                results.append(EventResult(event_id=event["event_id"], status="rejected", reasons=reasons[i]))
+            elif event["event_id"] in seen:
+                results.append(EventResult(event_id=event["event_id"], status="duplicate"))
+            else:
+                results.append(EventResult(event_id=event["event_id"], status="accepted"))
+        counts = {s: sum(r.status == s for r in results) for s in ("accepted", "duplicate", "rejected")}
+        for status, n in counts.items():
+            if n:
+                self.metrics.events.labels(status=status).inc(n)
+        updated = self._refresh_online_features({e["customer_id"] for e in new})
+        return EventsResponse(accepted=counts["accepted"], duplicates=counts["duplicate"], rejected=counts["rejected"],
+                              results=results, features_updated=sorted(updated))
+
+    def _refresh_online_features(self, customer_ids: set[str]) -> list[str]:
+        """Recompute the customers' features with the batch feature code and push them online."""
+        if not customer_ids or self.store is None:
+            return []
+        from feature_repo.online import push_customer_features
+        from features.customer_features import compute_customer_features
+
+        updated = []
+        for cid in customer_ids:
+            try:
+                history = self.intake.customer_events(cid)
+                if history.empty:
+                    continue
+                as_of = history["event_at"].max()
+                customer = self.intake.customers[self.intake.customers["customer_id"] == cid]
+                frame = compute_customer_features(history, customer, self.intake.items, as_of)
+                if len(frame):
+                    push_customer_features(self.store, frame, as_of=as_of)
+                    updated.append(cid)
+            except Exception:  # the events are logged; a failed refresh is caught up by the next materialization
+                logger.exception("online feature refresh failed for one customer")
+        return updated
+
+    @bentoml.api(route="/admin/reload")
+    def reload(self) -> ReloadResponse:
+        """Check the registry now and swap in newly promoted champions (needs an API key)."""
+        before = self.models.current
+        changed = self.models.refresh()
+        if changed:
+            self.metrics.reloads.inc()
+        self._publish_versions()
+        after = self.models.current
+        return ReloadResponse(churn_version=after.churn_version, recommender_version=after.recommender_version,
+                              changed=changed or before is not after, registry_reachable=self.models.registry_reachable)
+
+    def __metrics__(self, content: str) -> str:
+        self._publish_versions()
+        return content
+
+    @bentoml.on_shutdown
+    def _shutdown(self) -> None:
+        self.models.stop()
+        self.prediction_log.close()
+        self.intake.log.close()
+
+
+TenureService.add_asgi_middleware(SettingsGuard)

@@ -237,6 +237,7 @@ def get_training_frame(
     entity_df: pd.DataFrame,
     feature_service: str = "churn_v1",
     store: feast.FeatureStore | None = None,
+    engine: str = "feast",
 ) -> pd.DataFrame:
     """Point-in-time-correct features for each (customer_id, event_timestamp) row of ``entity_df``.
 
@@ -252,6 +253,14 @@ def get_training_frame(
     entity_df:
         DataFrame, one row per training example, with ``customer_id`` and ``event_timestamp``
         (tz-aware UTC); other columns (labels) are kept.
+    feature_service:
+        Name of the registered feature service whose views are joined.
+    engine:
+        ``"feast"`` (default): Feast's ``get_historical_features`` on the file offline store.
+        ``"pandas"``: the same join rules (latest snapshot at or before T within the TTL, ties
+        broken by ``created``) done with ``pandas.merge_asof`` on the feature tables named by
+        the registered views; tested equal to the Feast result, and much faster for frames of
+        hundreds of thousands of rows (the Dask-based file store takes minutes there).
 
     Returns
     -------
@@ -260,6 +269,8 @@ def get_training_frame(
     import numpy as np
     import pandas as pd
 
+    if engine not in ("feast", "pandas"):
+        raise ValueError(f"engine must be 'feast' or 'pandas', got {engine!r}")
     for column in ("customer_id", "event_timestamp"):
         if column not in entity_df.columns:
             raise ValueError(f"entity frame lacks the column {column!r}; it has {list(entity_df.columns)}")
@@ -267,17 +278,43 @@ def get_training_frame(
     service = store.get_feature_service(feature_service)
     row_key = "__tenure_row"
     base = entity_df.reset_index(drop=True).copy()
-    base["event_timestamp"] = pd.to_datetime(base["event_timestamp"], utc=True)
+    base["event_timestamp"] = pd.to_datetime(base["event_timestamp"], utc=True).dt.as_unit("ns")
+    base["customer_id"] = base["customer_id"].astype(str)
     keys = base[["customer_id", "event_timestamp"]].copy()
     keys[row_key] = np.arange(len(base))
-    result = base
+    parts = [base]
     for projection in service.feature_view_projections:
-        refs = [f"{projection.name_to_use()}:{feature.name}" for feature in projection.features]
-        got = store.get_historical_features(entity_df=keys, features=refs).to_df()
-        got = got.drop(columns=["customer_id", "event_timestamp"]).set_index(row_key)
-        got = got.reindex(np.arange(len(base)))
-        result = pd.concat([result, got.reset_index(drop=True)], axis=1)
-    return result
+        names = [feature.name for feature in projection.features]
+        if engine == "feast":
+            refs = [f"{projection.name_to_use()}:{name}" for name in names]
+            got = store.get_historical_features(entity_df=keys, features=refs).to_df()
+            got = got.drop(columns=["customer_id", "event_timestamp"]).set_index(row_key)
+        else:
+            got = _merge_asof_view(store.get_feature_view(projection.name), names, keys, row_key)
+        parts.append(got.reindex(np.arange(len(base))).reset_index(drop=True)[names])
+    return pd.concat(parts, axis=1)
+
+
+def _merge_asof_view(view, names: list[str], keys: pd.DataFrame, row_key: str) -> pd.DataFrame:
+    """One view's point-in-time join with pandas (same rules as Feast's file store)."""
+    import pandas as pd
+
+    source = view.batch_source
+    ts, created = source.timestamp_field, source.created_timestamp_column
+    table = pd.read_parquet(source.path, columns=["customer_id", ts, *([created] if created else []), *names])
+    table["customer_id"] = table["customer_id"].astype(str)
+    table[ts] = pd.to_datetime(table[ts], utc=True).dt.as_unit("ns")
+    order = [ts, created] if created else [ts]
+    table = table.sort_values(order, kind="stable").drop_duplicates(["customer_id", ts], keep="last")
+    table = table.rename(columns={ts: "__snapshot_at"}).drop(columns=[created] if created else [])
+    left = keys.sort_values("event_timestamp", kind="stable")
+    merged = pd.merge_asof(
+        left, table.sort_values("__snapshot_at", kind="stable"),
+        left_on="event_timestamp", right_on="__snapshot_at", by="customer_id",
+        direction="backward", allow_exact_matches=True,
+        tolerance=pd.Timedelta(view.ttl) if view.ttl and view.ttl.total_seconds() > 0 else None,
+    )
+    return merged.set_index(row_key)[names]
 
 
 def teardown(settings: Settings) -> None:

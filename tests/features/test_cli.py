@@ -64,6 +64,11 @@ def test_build_apply_materialize_show_and_training_frame(cli_env, small_shop, tm
     assert result.exit_code == 0, result.output
     frame = pd.read_parquet(out)
     assert list(frame["churned"]) == [0, 1] and "purchases_30d" in frame.columns
+    fast = tmp_path / "fast.parquet"
+    result = run("features", "training-frame", "--entity-file", str(entity_file), "--out", str(fast),
+                 "--engine", "pandas")
+    assert result.exit_code == 0, result.output
+    pd.testing.assert_frame_equal(pd.read_parquet(fast), frame, check_dtype=False)
 
 
 def test_usage_errors_exit_with_2(cli_env):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -119,6 +120,44 @@ def test_training_frame_matches_the_batch_snapshot_for_a_simulated_shop(isolated
         for name in CUSTOMER_FEATURE_COLUMNS:
             pd.testing.assert_series_equal(
                 got[name], expected.loc[got.index, name], check_dtype=False, check_names=False, obj=name)
+
+
+def test_pandas_engine_gives_the_feast_frame(isolated_settings, small_shop, local_store):
+    from feature_repo.store import apply_definitions, get_training_frame
+
+    # the hand-built store: before the first snapshot, exact hits, stale rows, unknown customers
+    settings, store = local_store
+    rows = pd.DataFrame({
+        "customer_id": ["a", "a", "b", "a", "a", "zz", "b"],
+        "event_timestamp": pd.to_datetime(["2026-03-07", "2026-03-08", "2026-03-12", "2026-03-15",
+                                           "2026-04-10", "2026-03-15", "2026-06-30"], utc=True),
+    })
+    _assert_same(get_training_frame(settings, rows, store=store),
+                 get_training_frame(settings, rows, store=store, engine="pandas"))
+    # a simulated shop with weekly snapshots and rows at arbitrary times
+    settings = isolated_settings("feast_engines")
+    customers, items, events = small_shop
+    build_feature_tables(settings, snapshot_times("2026-02-01", "2026-04-26", 7),
+                         events=events, customers=customers, items=items)
+    apply_definitions(settings)
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame({
+        "customer_id": rng.choice(customers["customer_id"], 300),
+        "event_timestamp": pd.Timestamp("2026-01-25", tz="UTC")
+        + pd.to_timedelta(rng.integers(0, 130 * 24, 300), unit="h"),
+        "label": rng.integers(0, 2, 300),
+    })
+    for service in ("churn_v1", "recommender_v1"):
+        _assert_same(get_training_frame(settings, rows, service),
+                     get_training_frame(settings, rows, service, engine="pandas"))
+
+
+def _assert_same(feast_frame: pd.DataFrame, pandas_frame: pd.DataFrame) -> None:
+    assert list(feast_frame.columns) == list(pandas_frame.columns)
+    for name in feast_frame.columns:
+        a, b = feast_frame[name], pandas_frame[name]
+        assert (a.isna() == b.isna()).all(), name
+        pd.testing.assert_series_equal(a[a.notna()], b[b.notna()], check_dtype=False, obj=name)
 
 
 def test_push_updates_the_online_value(local_store, feast_data):

@@ -218,7 +218,9 @@ def evaluate(
     Exclusion of purchased items follows the model's mode for every ranker that may
     exclude: ``als`` mode excludes the customer's training purchases, ``buy_again`` and
     ``blend`` do not (rebuys are their point). The plain ``als`` baseline is left out when
-    the model itself is in ``als`` mode (it would be the same row).
+    the model itself is in ``als`` mode (it would be the same row). In the other modes a row
+    ``model_excluding_purchased`` adds what the service answers to requests with
+    ``exclude_purchased=True`` (strategy ``als``).
 
     Returns
     -------
@@ -230,6 +232,11 @@ def evaluate(
     n_items = train.user_items.shape[1]
     table = {"model": ranking_metrics(
         {int(r): c for r, c in zip(rows, _model_recs(model, rows, k))}, targets, k, n_items, pct)}
+    if model.mode != "als":
+        # What the service answers when a request asks to exclude purchased items (strategy "als").
+        table["model_excluding_purchased"] = ranking_metrics(
+            {int(r): c for r, c in zip(rows, _model_recs(model, rows, k, exclude_purchased=True))},
+            targets, k, n_items, pct)
     names = [b for b in baselines if not (b == "als" and model.mode == "als")]
     for name, (fn, may_exclude) in baseline_scorers(
         train, item_categories, names, model=model, bpr_params=bpr_params, num_threads=num_threads,
@@ -244,8 +251,9 @@ def evaluate(
     return frame
 
 
-def _model_recs(model: ALSRecommender, rows: np.ndarray, k: int) -> list[np.ndarray]:
+def _model_recs(model: ALSRecommender, rows: np.ndarray, k: int, exclude_purchased: bool | None = None
+                ) -> list[np.ndarray]:
     out: list[np.ndarray] = []
     for start in range(0, len(rows), _BATCH):
-        out.extend(model.recommend(rows[start:start + _BATCH], k))
+        out.extend(model.recommend(rows[start:start + _BATCH], k, exclude_purchased=exclude_purchased))
     return out

@@ -329,9 +329,16 @@ def _log_run(settings, config, table, model_dir, data, cutoff, full, train, tune
         metrics: dict[str, float] = {}
         for ranker, row in table.drop(columns=["n_customers"]).iterrows():
             for name, value in row.items():
-                key = name if ranker == "model" else f"baseline/{ranker}/{name}"
-                if pd.notna(value):
-                    metrics[key] = float(value)
+                if pd.isna(value):
+                    continue
+                if ranker == "model":
+                    metrics[name] = float(value)
+                    if config["mode"] == "als":  # the same answers, under the name monitoring looks up
+                        metrics[f"excluding_purchased/{name}"] = float(value)
+                elif ranker == "model_excluding_purchased":
+                    metrics[f"excluding_purchased/{name}"] = float(value)
+                else:
+                    metrics[f"baseline/{ranker}/{name}"] = float(value)
         mlflow.log_metrics(metrics)
         with tempfile.TemporaryDirectory() as tmp:
             csv = Path(tmp) / "metrics.csv"

@@ -23,7 +23,8 @@ def metrics_table(frame, k: int, title: str = ""):
     table.add_column("ranker", no_wrap=True, min_width=19)
     for _, label in _COLUMNS:
         table.add_column(label, justify="right", no_wrap=True, min_width=5)
-    best = {col: frame[col].drop(index="model", errors="ignore").max() for col, _ in _COLUMNS}
+    best = {col: frame[col].drop(index=["model", "model_excluding_purchased"], errors="ignore").max()
+            for col, _ in _COLUMNS}
     for ranker, row in frame.iterrows():
         cells = []
         for col, _ in _COLUMNS:

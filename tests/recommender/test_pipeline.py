@@ -41,6 +41,9 @@ def test_train_log_register_load_and_gate(shop, make_settings):
     run = client.get_run(first.run_id)
     assert run.data.metrics["hit_rate_at_k"] == pytest.approx(first.metrics.loc["model", "hit_rate_at_k"])
     assert "baseline/popular/ndcg_at_k" in run.data.metrics
+    # blend mode: what requests excluding purchases get is logged too (monitoring compares by strategy)
+    assert run.data.metrics["excluding_purchased/hit_rate_at_k"] == pytest.approx(
+        first.metrics.loc["model_excluding_purchased", "hit_rate_at_k"])
     assert json.loads(run.data.params["event_weights"])["purchase"] == 5.0
     assert client.get_experiment(run.info.experiment_id).name == settings.mlflow.recommender_experiment
 

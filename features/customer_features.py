@@ -357,12 +357,15 @@ class PreparedCustomerEvents:
             cols[name] = self.profile[name]
 
         known = (self.signup_ns <= t) & (self.signup_ns != _INT64_MIN)
-        frame = pd.DataFrame({"customer_id": self.customer_ids.to_numpy(dtype=object)})
+        ids = self.customer_ids.to_numpy(dtype=object)
+        rows = np.flatnonzero(known)
+        rows = rows[np.argsort(ids[rows], kind="stable")]  # output sorted by customer_id
+        # one DataFrame built from typed arrays: column-by-column assignment costs ~20 ms for
+        # the one-customer online path
+        data = {"customer_id": ids[rows]}
         for name in CUSTOMER_FEATURE_COLUMNS:
-            frame[name] = cols[name]
-        frame = frame.loc[known]
-        frame = frame.sort_values("customer_id", kind="stable").reset_index(drop=True)
-        return _apply_dtypes(frame)
+            data[name] = np.asarray(cols[name])[rows].astype(_DTYPES[name], copy=False)
+        return pd.DataFrame(data)
 
     def _distinct_categories(self, start_ns: int, end_ns: int) -> np.ndarray:
         sl = self.purchases.window(start_ns, end_ns)
@@ -393,14 +396,12 @@ def _trend(recent: np.ndarray, previous: np.ndarray) -> np.ndarray:
         return np.where(total > 0, (recent - previous) / np.where(total > 0, total, 1.0), 0.0)
 
 
-def _apply_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
-    """int64 counts and consent, float64 other numerics, object strings for ids and categoricals."""
-    for name in CUSTOMER_ACTIVITY_FEATURES:
-        frame[name] = frame[name].astype(np.int64 if name in CUSTOMER_COUNT_FEATURES else np.float64)
-    frame["consent_personalization"] = frame["consent_personalization"].astype(np.int64)
-    for name in ("customer_id", *CUSTOMER_CATEGORICAL_FEATURES):
-        frame[name] = frame[name].astype(object)
-    return frame
+_DTYPES: dict[str, type] = {
+    **{name: (np.int64 if name in CUSTOMER_COUNT_FEATURES else np.float64) for name in CUSTOMER_ACTIVITY_FEATURES},
+    "consent_personalization": np.int64,
+    **dict.fromkeys(CUSTOMER_CATEGORICAL_FEATURES, object),
+}
+"""Output dtypes: int64 counts and consent, float64 other numerics, object strings."""
 
 
 def compute_customer_features(

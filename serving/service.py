@@ -162,9 +162,8 @@ class TenureService:
         if known:
             vectors = [rows[i] for i in known]
             X = scorer.vectorize(vectors)
-            p = scorer.predict_proba(X)
+            p, reasons = scorer.score(X, self.settings.serving.top_reasons)
             bands = scorer.risk_bands(p)
-            reasons = scorer.top_reasons(X, self.settings.serving.top_reasons)
             missing = scorer.missing_counts(X)
             self.metrics.missing_features.inc(float(missing.sum()))
             for n, i in enumerate(known):

@@ -100,7 +100,7 @@ class ChurnScorer:
     # --- output --------------------------------------------------------------------------------
     def raw_scores(self, X: np.ndarray) -> np.ndarray:
         """Uncalibrated log-odds, array of shape (n_rows,)."""
-        return np.asarray(self.booster.predict(X, raw_score=True), dtype=np.float64)
+        return np.asarray(self.booster.predict(X, raw_score=True, num_threads=1), dtype=np.float64)
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
         """Map raw log-odds to calibrated probabilities."""
@@ -126,7 +126,16 @@ class ChurnScorer:
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
         """SHAP contributions in log-odds, shape (n_rows, n_features + 1); the last column is the bias."""
-        return np.asarray(self.booster.predict(X, pred_contrib=True), dtype=np.float64)
+        return np.asarray(self.booster.predict(X, pred_contrib=True, num_threads=1), dtype=np.float64)
+
+    def score(self, X: np.ndarray, k: int = 3) -> tuple[np.ndarray, list[list[dict[str, Any]]]]:
+        """Calibrated probabilities and top-``k`` reasons from one booster call.
+
+        The raw log-odds are the row sums of the SHAP contributions (bias included), so the
+        service needs a single ``pred_contrib`` pass per request.
+        """
+        contrib = self.contributions(X)
+        return self.calibrate(contrib.sum(axis=1)), self._reasons(X, contrib[:, :-1], k)
 
     def top_reasons(self, X: np.ndarray, k: int = 3) -> list[list[dict[str, Any]]]:
         """The ``k`` features that moved each score most, as ``{feature, value, contribution}``.
@@ -135,9 +144,11 @@ class ChurnScorer:
         risk); ``value`` is the customer's feature value (the category name for categoricals,
         None when missing).
         """
+        return self._reasons(X, self.contributions(X)[:, :-1], k)
+
+    def _reasons(self, X: np.ndarray, contrib: np.ndarray, k: int) -> list[list[dict[str, Any]]]:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        contrib = self.contributions(X)[:, :-1]
         k = min(k, contrib.shape[1])
         order = np.argsort(-np.abs(contrib), axis=1)[:, :k]
         reasons = []

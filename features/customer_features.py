@@ -264,7 +264,7 @@ class PreparedCustomerEvents:
         # purchases: amount (filled from price x quantity) and category code
         item_ids = pd.Index(items["item_id"].astype(str))
         if "item_id" in events.columns:
-            item_pos = _codes_for(events["item_id"].fillna("").astype(str), item_ids)
+            item_pos = _codes_for(events["item_id"], item_ids)  # missing ids map to -1
         else:
             item_pos = np.full(len(events), -1, dtype=np.int64)
         price = (pd.to_numeric(items["price"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)

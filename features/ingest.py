@@ -183,7 +183,7 @@ class IngestRun:
         known_c = pd.Index(tables.read_customers(self.settings, missing_ok=True)["customer_id"].to_numpy(dtype=object))
         known_i = pd.Index(tables.read_items(self.settings, missing_ok=True)["item_id"].to_numpy(dtype=object))
         writer = tables.EventWriter(self.settings)
-        seen: list = []
+        seen: dict = {}
         rejects: list[pd.DataFrame] = []
         try:
             for chunk in chunks:
@@ -302,42 +302,46 @@ def _drop_stored(frame: pd.DataFrame, rows: np.ndarray, writer, mapping: dict | 
     return frame[keep].reset_index(drop=True), rows[keep], n
 
 
-def _reject_cross_chunk_duplicates(result: ValidationResult, seen: list) -> ValidationResult:
+def _reject_cross_chunk_duplicates(result: ValidationResult, seen: dict) -> ValidationResult:
     """Duplicates of ``event_id`` across chunks of one file: later rows are rejected like in-chunk ones.
 
-    ``seen`` holds, per earlier chunk, ``(Arrow array of accepted ids, their row numbers)``; the
-    membership test is one Arrow hash look-up, row numbers are only looked up for duplicates.
+    ``seen`` holds the accepted ids of earlier chunks (an id set for the membership test, plus
+    the ids and row numbers, looked up only when a duplicate turns up).
     """
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from features.tables import _IdSet
+
+    if not seen:
+        seen.update(set=_IdSet(), ids=[], rows=[])
     valid = result.valid
-    ids = pa.array(valid["event_id"].to_numpy(dtype=object), type=pa.string())
+    ids = valid["event_id"].to_numpy(dtype=object)
     rows = result.valid_rows
-    if seen and len(ids):
-        known = pa.concat_arrays([s[0] for s in seen])
-        dup = pc.is_in(ids, value_set=known).to_numpy(zero_copy_only=False)
-        if dup.any():
-            dup_ids = valid["event_id"].to_numpy(dtype=object)[dup]
-            known_rows = np.concatenate([s[1] for s in seen])
-            pos = pc.index_in(pa.array(dup_ids, type=pa.string()), value_set=known).to_numpy(zero_copy_only=False)
-            first = known_rows[pos.astype(np.int64)]
-            rej = pd.DataFrame({
-                "file": result.source,
-                "row": pd.array(rows[dup], dtype="Int64"),
-                "column": "event_id",
-                "value": dup_ids,
-                "reason": [f"duplicate event_id in file (first at row {r})" for r in first],
-            })
-            key = "duplicate event_id in file"
-            result.rejects = pd.concat([result.rejects, rej], ignore_index=True)
-            result.rejected_rows += int(dup.sum())
-            result.reasons[key] = result.reasons.get(key, 0) + int(dup.sum())
-            result.valid = valid[~dup].reset_index(drop=True)
-            result.valid_rows = rows[~dup]
-            ids = ids.filter(pa.array(~dup))
-            rows = rows[~dup]
-    seen.append((ids, rows))
+    dup = seen["set"].contains(ids)
+    if dup.any():
+        dup_ids = ids[dup]
+        known = pa.concat_arrays(seen["ids"])
+        pos = pc.index_in(pa.array(dup_ids, type=pa.string()), value_set=known).to_numpy(zero_copy_only=False)
+        first = np.concatenate(seen["rows"])[pos.astype(np.int64)]
+        rej = pd.DataFrame({
+            "file": result.source,
+            "row": pd.array(rows[dup], dtype="Int64"),
+            "column": "event_id",
+            "value": dup_ids,
+            "reason": [f"duplicate event_id in file (first at row {r})" for r in first],
+        })
+        key = "duplicate event_id in file"
+        result.rejects = pd.concat([result.rejects, rej], ignore_index=True)
+        result.rejected_rows += int(dup.sum())
+        result.reasons[key] = result.reasons.get(key, 0) + int(dup.sum())
+        result.valid = valid[~dup].reset_index(drop=True)
+        result.valid_rows = rows[~dup]
+        ids, rows = ids[~dup], rows[~dup]
+    arrow_ids = pa.array(ids, type=pa.string())
+    seen["set"].add(arrow_ids)
+    seen["ids"].append(arrow_ids)
+    seen["rows"].append(rows)
     return result
 
 

@@ -339,6 +339,58 @@ def upsert_items(settings: Settings, frame: pd.DataFrame) -> UpsertResult:
     return _upsert(settings, frame, "items")
 
 
+class _IdSet:
+    """A set of event ids for repeated membership tests: sorted 64-bit hashes + exact check.
+
+    Building it hashes each id once (``pandas.util.hash_array``); a look-up is a
+    ``searchsorted`` plus an exact string comparison of the hits (Arrow), so a hash collision
+    never makes a new id look stored. Far cheaper than re-hashing millions of stored ids per
+    chunk.
+    """
+
+    _BLOCK = 1_000_000
+
+    def __init__(self) -> None:
+        self._hashes: list[np.ndarray] = []
+        self._ids: list = []  # Arrow string arrays, in the order of the matching hashes
+        self.size = 0
+
+    @staticmethod
+    def _hash(ids: np.ndarray) -> np.ndarray:
+        return pd.util.hash_array(np.asarray(ids, dtype=object), categorize=False)
+
+    def add(self, ids) -> None:
+        """Add ids (Arrow string array or array of str)."""
+        import pyarrow as pa
+
+        arr = ids if isinstance(ids, pa.Array) else pa.array(np.asarray(ids, dtype=object), type=pa.string())
+        for start in range(0, len(arr), self._BLOCK):
+            block = arr.slice(start, self._BLOCK)
+            h = self._hash(block.to_numpy(zero_copy_only=False))
+            order = np.argsort(h, kind="stable")
+            self._hashes.append(h[order])
+            self._ids.append(block.take(pa.array(order)))
+            self.size += len(block)
+
+    def contains(self, ids: np.ndarray) -> np.ndarray:
+        """Boolean array: which of ``ids`` (array of str) are in the set."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        ids = np.asarray(ids, dtype=object)
+        out = np.zeros(len(ids), dtype=bool)
+        if not self.size or not len(ids):
+            return out
+        h = self._hash(ids)
+        for hashes, stored in zip(self._hashes, self._ids):
+            pos = np.minimum(np.searchsorted(hashes, h), len(hashes) - 1)
+            hit = np.flatnonzero((hashes[pos] == h) & ~out)
+            if len(hit):
+                same = pc.equal(stored.take(pa.array(pos[hit])), pa.array(ids[hit], type=pa.string()))
+                out[hit[same.fill_null(False).to_numpy(zero_copy_only=False)]] = True
+        return out
+
+
 class EventWriter:
     """Appends events in several batches and commits them all at once (all or nothing).
 
@@ -353,8 +405,8 @@ class EventWriter:
         self.run_id = run_id or uuid.uuid4().hex[:12]
         self.root = table_path(settings, "events")
         self.staging = self.root / f".staging-{self.run_id}"
-        self._known = None  # pyarrow array of stored + staged ids, loaded lazily
-        self._staged_ids: list = []
+        self._known: _IdSet | None = None  # ids stored before this writer, loaded lazily
+        self._staged = _IdSet()  # ids staged by this writer
         self._files: list[tuple[Path, Path]] = []
         self._batches = 0
         self.written = 0
@@ -362,42 +414,32 @@ class EventWriter:
 
     def stored_mask(self, event_ids: np.ndarray) -> np.ndarray:
         """Boolean array: which of these ids were stored before this writer started."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
+        return self._stored().contains(event_ids)
 
+    def _stored(self) -> _IdSet:
         if self._known is None:
-            self._known = stored_event_ids(self.settings)
-        if not len(self._known) or not len(event_ids):
-            return np.zeros(len(event_ids), dtype=bool)
-        ids = pa.array(np.asarray(event_ids, dtype=object), type=pa.string(), from_pandas=True)
-        return pc.is_in(ids, value_set=self._known).fill_null(False).to_numpy(zero_copy_only=False)
+            self._known = _IdSet()
+            self._known.add(stored_event_ids(self.settings))
+        return self._known
 
     def add(self, frame: pd.DataFrame) -> tuple[int, int]:
         """Stage valid canonical events; returns ``(staged, skipped_as_already_stored)``."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         events = conform(frame, "events")
         if events.empty:
             return 0, 0
         if events["event_id"].duplicated().any():
             dup = events.loc[events["event_id"].duplicated(), "event_id"].iloc[0]
             raise ValueError(f"events to store hold event_id {dup!r} more than once; de-duplicate first")
-        if self._known is None:
-            self._known = stored_event_ids(self.settings)
-        ids = pa.array(events["event_id"].to_numpy(dtype=object), type=pa.string())
-        known = pa.concat_arrays([self._known, *self._staged_ids]) if self._staged_ids else self._known
-        skipped = 0
-        if len(known):
-            seen = pc.is_in(ids, value_set=known).to_numpy(zero_copy_only=False)
-            skipped = int(seen.sum())
-            if skipped:
-                events = events[~seen]
-                ids = pa.array(events["event_id"].to_numpy(dtype=object), type=pa.string())
+        ids_np = events["event_id"].to_numpy(dtype=object)
+        seen = self._stored().contains(ids_np) | self._staged.contains(ids_np)
+        skipped = int(seen.sum())
+        if skipped:
+            events = events[~seen]
+            ids_np = ids_np[~seen]
         self.skipped += skipped
         if events.empty:
             return 0, skipped
-        self._staged_ids.append(ids)
+        self._staged.add(ids_np)
         self.staging.mkdir(parents=True, exist_ok=True)
         batch = self._batches
         self._batches += 1

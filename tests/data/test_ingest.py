@@ -243,6 +243,6 @@ def test_label_stays_unknown_for_customers_without_one(settings, tiny_shop):
         run.ingest_frame("customers", snapshot, "snapshot.csv", label_column="Churn")
         run.ingest_frame("customers", tiny_shop.customers.head(3), "shop")
     stored = tables.read_customers(settings).set_index("customer_id")["churned"]
-    assert stored["s1"] is True or stored["s1"] == True  # noqa: E712
-    assert stored["s2"] == False  # noqa: E712
+    assert bool(stored["s1"]) is True
+    assert bool(stored["s2"]) is False
     assert stored.drop(["s1", "s2"]).isna().all()  # never guessed as True

@@ -206,11 +206,35 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def absolute_paths(values: dict[str, Any], base: Path | None = None) -> dict[str, Any]:
+    """Settings values (``model_dump(mode="json")``) with relative store paths made absolute.
+
+    The service process runs with the repository as its working directory, so relative
+    paths would point somewhere else than for the demo process.
+    """
+    base = (base or Path.cwd()).resolve()
+
+    def fix(value: str) -> str:
+        return value if Path(value).is_absolute() else str(base / value)
+
+    for key in ("data_dir", "reports_dir", "exports_dir"):
+        values["paths"][key] = fix(values["paths"][key])
+    values["mlflow"]["artifact_root"] = fix(values["mlflow"]["artifact_root"])
+    uri = values["mlflow"]["tracking_uri"]
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        values["mlflow"]["tracking_uri"] = "sqlite:///" + fix(uri.removeprefix("sqlite:///"))
+    values["serving"]["model_cache_dir"] = fix(values["serving"]["model_cache_dir"])
+    for sink in values["monitoring"]["alert_sinks"]:
+        if sink.get("path"):
+            sink["path"] = fix(sink["path"])
+    return values
+
+
 def write_service_config(settings: Settings, path: Path, api_key: str) -> Path:
     """The effective settings as a YAML file for the service subprocess (mode 0600: it holds the key)."""
     import yaml
 
-    values = settings.model_dump(mode="json")
+    values = absolute_paths(settings.model_dump(mode="json"))
     values["serving"]["api_keys"] = [api_key] + [k.get_secret_value() for k in settings.serving.api_keys
                                                  if k.get_secret_value() != api_key]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,8 +246,10 @@ def write_service_config(settings: Settings, path: Path, api_key: str) -> Path:
 class ServiceProcess:
     """``tenure serve`` as a child process on 127.0.0.1, with its log under ``reports_dir``."""
 
-    def __init__(self, config_file: Path, port: int, log_path: Path, host: str = "127.0.0.1") -> None:
+    def __init__(self, config_file: Path, port: int, log_path: Path, host: str = "127.0.0.1",
+                 tracking_uri: str | None = None) -> None:
         self.config_file = config_file
+        self.tracking_uri = tracking_uri
         self.port = port
         self.host = host
         self.log_path = log_path
@@ -240,6 +266,9 @@ class ServiceProcess:
         command = [sys.executable, "-m", "pipelines.cli", "--config", str(self.config_file), "serve",
                    "--host", self.host, "--port", str(self.port)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("TENURE_")}
+        if self.tracking_uri:  # MLflow calls that do not take the URI explicitly use the same store
+            env["MLFLOW_TRACKING_URI"] = env["MLFLOW_REGISTRY_URI"] = self.tracking_uri
+        env.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
                                         start_new_session=True)
@@ -319,11 +348,16 @@ def _results(body: Any) -> list[dict[str, Any]]:
     return [body] if isinstance(body, dict) else []
 
 
-def churn_score(client: Any, customer_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """POST /churn-score and return the per-customer results."""
-    response = client.post("/churn-score", json={"customer_ids": list(customer_ids)})
-    response.raise_for_status()
-    return _results(response.json())
+def churn_score(client: Any, customer_ids: Sequence[str], batch: int = 100) -> list[dict[str, Any]]:
+    """POST /churn-score (in batches of at most ``batch`` customers) and return the per-customer results."""
+    results: list[dict[str, Any]] = []
+    ids = list(customer_ids)
+    for start in range(0, len(ids), batch):
+        response = client.post("/churn-score", json={"customer_ids": ids[start : start + batch]})
+        if response.status_code >= 400:
+            raise RuntimeError(f"/churn-score answered {response.status_code}: {response.text[:500]}")
+        results.extend(_results(response.json()))
+    return results
 
 
 def post_events(client: Any, records: list[dict[str, Any]], batch: int) -> int:
@@ -471,7 +505,9 @@ def _story(run: DemoRun) -> ServiceProcess | None:
         api_key = secrets.token_urlsafe(16)
         config_file = write_service_config(settings, settings.paths.state_dir / "demo-service.yaml", api_key)
         port = config.port or free_port()
-        service = ServiceProcess(config_file, port, Path(settings.paths.reports_dir) / "demo-service.log")
+        tracking_uri = absolute_paths(settings.model_dump(mode="json"))["mlflow"]["tracking_uri"]
+        service = ServiceProcess(config_file, port, Path(settings.paths.reports_dir) / "demo-service.log",
+                                 tracking_uri=tracking_uri)
         service.start()
         waited = service.wait_ready(config.ready_timeout_s)
         say("ok", f"service ready at {service.url} after {waited:.1f} s")
@@ -517,7 +553,7 @@ def _calls(run: DemoRun, client: Any, data: DemoData) -> None:
     snapshot = pd.read_parquet(scores_path, columns=["customer_id", "event_timestamp"])
     latest = snapshot[snapshot["event_timestamp"] == snapshot["event_timestamp"].max()]
     ids = sorted(latest["customer_id"].astype(str).unique())[:200]
-    answered = churn_score(client, ids)
+    answered = churn_score(client, ids, settings.serving.max_batch_size)
     scored = [r for r in answered if r.get("churn_probability") is not None]
     scored.sort(key=lambda r: r["churn_probability"], reverse=True)
     calls: dict[str, Any] = {"churn_score_customers": len(ids), "churn_scored": len(scored)}
@@ -572,21 +608,28 @@ def _replay(run: DemoRun, client: Any, data: DemoData) -> None:
     batch = min(settings.serving.max_events_per_request, 1000)
     score_batch = min(settings.serving.max_batch_size, 100)
     sent = score_calls = 0
+    events_s = score_s = 0.0
     marks: dict[str, str] = {}
     for day in sorted(days.unique()):
         if day >= data.drift_at.floor("D") and "drift_first_logged_at" not in marks:
             marks["drift_first_logged_at"] = datetime.now(UTC).isoformat()
         todays = events[days == day]
+        t0 = time.perf_counter()
         sent += post_events(client, event_records(todays), batch)
+        events_s += time.perf_counter() - t0
         active = todays["customer_id"].astype(str).drop_duplicates()
         sample = active.sample(min(len(active), config.score_customers_per_day), random_state=config.seed).tolist()
+        t0 = time.perf_counter()
         for start in range(0, len(sample), score_batch):
             churn_score(client, sample[start : start + score_batch])
             score_calls += 1
         for cid in sample[:5]:
             client.post("/recommend", json={"customer_id": cid, "k": 5})
-    say("info", f"sent {sent:,} events and {score_calls} /churn-score calls over {config.replay_days} days")
-    summary["replay"] = {"events_sent": sent, "score_calls": score_calls, "days": config.replay_days, **marks}
+        score_s += time.perf_counter() - t0
+    say("info", f"sent {sent:,} events ({events_s:.0f} s) and {score_calls} /churn-score calls ({score_s:.0f} s, "
+                f"with 5 /recommend calls a day) over {config.replay_days} days")
+    summary["replay"] = {"events_sent": sent, "score_calls": score_calls, "days": config.replay_days,
+                         "events_s": round(events_s, 1), "scoring_s": round(score_s, 1), **marks}
 
 
 def _monitor(run: DemoRun, data: DemoData) -> None:
@@ -601,12 +644,22 @@ def _monitor(run: DemoRun, data: DemoData) -> None:
     summary["monitoring"] = info
     claims = summary["claims"]
     claims["alert_raised"] = bool(info.get("alerts"))
-    claims["retrain_decision"] = info.get("retrain")
-    for alert in info.get("alerts", [])[:3]:
+    retrain = info.get("retrain") or {}
+    decision = retrain.get("decision") or {}
+    claims["retrain_decision"] = {
+        "triggered": decision.get("triggered"),
+        "reasons": decision.get("reasons"),
+        "blocked_by": decision.get("blocked_by"),
+        "outcome": retrain.get("summary"),
+    } if retrain else None
+    for alert in info.get("alerts", [])[:1]:
         say("warn", f"alert: {alert}")
     for path in info.get("reports", [])[:4]:
         say("info", f"report: {path}")
-    say("result", f"retrain decision: {info.get('retrain')}")
+    say("result", f"retrain decision: {'retrain' if decision.get('triggered') else 'no retrain'} "
+                  f"({'; '.join(decision.get('reasons') or []) or decision.get('blocked_by') or 'healthy'})")
+    if retrain.get("summary"):
+        say("result", f"outcome: {retrain['summary']}")
 
 
 def _monitoring_info(result: Any) -> dict[str, Any]:

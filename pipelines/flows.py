@@ -180,7 +180,10 @@ def _summarise_training(result: Any) -> Any:
     def plain(value: Any) -> Any:
         if isinstance(value, (str, int, float, bool, type(None))):
             return value
-        if isinstance(value, pd.DataFrame):  # a metrics table: {row: {metric: value}}
+        if isinstance(value, pd.DataFrame):
+            if isinstance(value.index, pd.RangeIndex):  # long tables (segments, importance) stay in MLflow
+                return _SKIP
+            # a metrics table, one row per model or baseline: {row: {metric: value}}
             return {str(i): {str(c): _float(v) for c, v in row.items()} for i, row in value.iterrows()}
         if isinstance(value, pd.Timestamp):
             return str(value)
@@ -249,9 +252,15 @@ def make_retrain(settings: Settings, kinds: Sequence[str] = MODEL_KINDS) -> Call
             "train", lambda: train_step(settings, kinds), lambda: step_fingerprint(settings, "train"), force=True
         )
         results["train"] = trained.as_dict()
+        models = {}
+        for kind in kinds:
+            info = trained.details.get(kind, {})
+            models[kind] = {"challenger_version": info.get("challenger_version"),
+                            "champion_version": info.get("champion_version"),
+                            "gate": info.get("gate")}
         return {
             "steps": {name: {"status": r["status"], "duration_s": r["duration_s"]} for name, r in results.items()},
-            "models": {kind: trained.details.get(kind, {}) for kind in kinds},
+            "models": models,
         }
 
     return retrain

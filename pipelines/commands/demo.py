@@ -39,6 +39,14 @@ def register(app: typer.Typer) -> None:
         import time
 
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        import warnings
+
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module="scipy")
+        warnings.filterwarnings("ignore", message=".*type hint.*")
+        verbose = bool(ctx.find_root().params.get("verbose"))
+        if not verbose:  # the story is told by the demo's own lines; library INFO logs only with -v
+            logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))
         for noisy in ("feast", "mlflow", "alembic", "bentoml", "evidently"):
             logging.getLogger(noisy).setLevel(max(logging.getLogger().level, logging.WARNING))
 
@@ -88,7 +96,11 @@ def _print_summary(summary: dict, path, seconds: float) -> None:
                   f"{champions.get('initial')} -> {champions.get('final')}")
     table.add_row("service answered", str(claims.get("service_answered")))
     table.add_row("drift alert raised", str(claims.get("alert_raised")))
-    table.add_row("retrain decision", str(claims.get("retrain_decision")))
+    retrain = claims.get("retrain_decision") or {}
+    table.add_row("retrain decision", f"{'triggered' if retrain.get('triggered') else 'not triggered'}: "
+                                      f"{retrain.get('outcome') or retrain.get('blocked_by') or ''}")
+    table.add_row("new champion served", str(claims.get("served_new_champion")))
+    table.add_row("event changed a score", str(claims.get("event_changed_score")))
     explore = summary.get("explore", {})
     table.add_row("MLflow UI", explore.get("mlflow_ui", ""))
     table.add_row("reports index", explore.get("reports_index", ""))

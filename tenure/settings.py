@@ -251,7 +251,8 @@ class MonitoringSettings(_Section):
     dry_run: bool = False
     window_days: int = Field(7, ge=1, description="Size of the current window of the prediction log.")
     alert_sinks: list[AlertSinkSettings] = Field(
-        default_factory=lambda: [AlertSinkSettings(kind="log"), AlertSinkSettings(kind="jsonl", path=Path("reports/alerts.jsonl"))]
+        default_factory=lambda: [AlertSinkSettings(kind="log"), AlertSinkSettings(kind="jsonl")],
+        description="Where alerts go; a jsonl sink without a path writes <reports_dir>/alerts.jsonl.",
     )
 
 

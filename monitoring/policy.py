@@ -1,0 +1,106 @@
+"""The retrain policy: when drift, a realised performance drop or model age sets off retraining.
+
+Pure decision (:func:`decide_retrain`) plus a tiny state file for the cool-down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrainDecision:
+    """Whether to retrain now, why, and what (if anything) holds it back."""
+
+    triggered: bool
+    reasons: list[str]
+    blocked_by: str | None = None
+
+    @property
+    def fire(self) -> bool:
+        """Triggered and not blocked."""
+        return self.triggered and self.blocked_by is None
+
+    def describe(self) -> str:
+        """One line for alerts."""
+        if not self.triggered:
+            return "no retraining: the policy's conditions are not met"
+        if self.blocked_by:
+            return f"retraining held back ({self.blocked_by}); triggers: {'; '.join(self.reasons)}"
+        return f"retraining started; triggers: {'; '.join(self.reasons)}"
+
+
+def decide_retrain(
+    *,
+    drift_share: float | None,
+    drifted: list[str],
+    auc_drop: float | None,
+    model_age_days: float | None,
+    settings,
+    last_retrain_at: datetime | None,
+    now: datetime,
+    dry_run: bool,
+    can_retrain: bool = True,
+) -> RetrainDecision:
+    """Apply the policy of ``settings`` (the ``monitoring`` section).
+
+    Triggers: share of drifted features above ``drift_share_threshold``; any of
+    ``key_features`` drifted; realised ROC-AUC below the promised one by more than
+    ``auc_drop_tolerance``; model older than ``max_model_age_days``. Held back by the
+    cool-down (``retrain_cooldown_hours`` since the last retrain), dry-run mode, or no
+    retrain action being available.
+    """
+    reasons = []
+    if drift_share is not None and drift_share > settings.drift_share_threshold:
+        reasons.append(f"{drift_share:.0%} of features drifted (threshold {settings.drift_share_threshold:.0%})")
+    key = sorted(set(drifted) & set(settings.key_features))
+    if key:
+        reasons.append(f"key features drifted: {', '.join(key)}")
+    if auc_drop is not None and auc_drop > settings.auc_drop_tolerance:
+        reasons.append(f"realised ROC-AUC {auc_drop:.3f} below the promised (tolerance {settings.auc_drop_tolerance})")
+    if model_age_days is not None and model_age_days > settings.max_model_age_days:
+        reasons.append(f"model is {model_age_days:.0f} days old (maximum {settings.max_model_age_days})")
+    if not reasons:
+        return RetrainDecision(False, [])
+    blocked = None
+    if dry_run:
+        blocked = "dry run"
+    elif not can_retrain:
+        blocked = "no retrain action configured"
+    elif last_retrain_at is not None and now - last_retrain_at < timedelta(hours=settings.retrain_cooldown_hours):
+        until = last_retrain_at + timedelta(hours=settings.retrain_cooldown_hours)
+        blocked = f"cool-down until {until.isoformat(timespec='minutes')}"
+    return RetrainDecision(True, reasons, blocked)
+
+
+class RetrainState:
+    """Last retrain time and outcome, in ``state_dir/retrain_state.json``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def last_retrain_at(self, model: str) -> datetime | None:
+        """When ``model`` was last retrained by monitoring, or None."""
+        data = self._load().get(model)
+        return datetime.fromisoformat(data["at"]) if data else None
+
+    def record(self, model: str, outcome: dict[str, Any], at: datetime | None = None) -> None:
+        """Remember a retrain of ``model`` and its outcome."""
+        data = self._load()
+        data[model] = {"at": (at or datetime.now(UTC)).isoformat(), "outcome": outcome}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2, default=str))
+        tmp.replace(self.path)
+
+    def _load(self) -> dict[str, Any]:
+        if not self.path.exists():
+            return {}
+        try:
+            return json.loads(self.path.read_text())
+        except json.JSONDecodeError:
+            return {}

@@ -1,0 +1,297 @@
+"""One monitoring pass: reports -> alerts -> maybe retrain, for the serving champions.
+
+The retrain action is passed in (``retrain()`` returning what training and the promotion
+gate did), so monitoring never imports training; the gate, not monitoring, decides whether
+a retrained model replaces the champion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from monitoring.alerts import Alert, EpisodeTracker, dispatch, sinks_from_settings
+from monitoring.drift import drift_report
+from monitoring.performance import matured_snapshot_performance, recommendation_hit_rate
+from monitoring.policy import RetrainState, decide_retrain
+from monitoring.reports import log_to_mlflow, write_index, write_report
+from monitoring.sources import (
+    as_jsonable,
+    latest_snapshot,
+    load_champion,
+    load_champion_pyfunc,
+    read_prediction_log,
+    score_with_champion,
+)
+
+logger = logging.getLogger(__name__)
+
+NON_FEATURES = {"prediction", "label", "customer_id", "event_timestamp", "created", "risk_band"}
+MIN_LOG_ROWS = 100
+DRIFT_EPISODE = "churn:drift"
+
+
+@dataclasses.dataclass
+class MonitoringResult:
+    """What one pass found and did (JSON-ready through :meth:`as_dict`)."""
+
+    checked_at: str
+    mode: str
+    model_version: str | None
+    verdict: str
+    drift: dict[str, Any] | None = None
+    performance: dict[str, Any] | None = None
+    recommender: dict[str, Any] | None = None
+    alerts: list[str] = dataclasses.field(default_factory=list)
+    alert_delivery: list[dict[str, str]] = dataclasses.field(default_factory=list)
+    report_paths: list[str] = dataclasses.field(default_factory=list)
+    retrain: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON types."""
+        return as_jsonable(dataclasses.asdict(self))
+
+
+def parse_window(window: Any, default_days: int) -> timedelta:
+    """``"7d"``, ``"36h"``, an int (days) or a timedelta -> timedelta."""
+    if window is None:
+        return timedelta(days=default_days)
+    if isinstance(window, timedelta):
+        return window
+    if isinstance(window, (int, float)):
+        return timedelta(days=float(window))
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([dhm])\s*", str(window))
+    if not match:
+        raise ValueError(f"window must look like 7d, 36h or 90m, got {window!r}")
+    value, unit = float(match.group(1)), match.group(2)
+    return timedelta(days=value) if unit == "d" else timedelta(hours=value) if unit == "h" else timedelta(minutes=value)
+
+
+def _feature_columns(reference: pd.DataFrame) -> tuple[list[str], list[str]]:
+    features = [c for c in reference.columns if c not in NON_FEATURES]
+    categorical = [c for c in features if not pd.api.types.is_numeric_dtype(reference[c])]
+    return [c for c in features if c not in categorical], categorical
+
+
+def _current_window(settings, model, mode: str, since: datetime) -> tuple[str, pd.DataFrame]:
+    """The current data: served vectors from the prediction log, or the newest snapshot scored by the champion."""
+    if mode in ("auto", "log"):
+        log = read_prediction_log(settings.paths.prediction_log_dir, "churn", since=since)
+        if len(log) >= MIN_LOG_ROWS or (mode == "log" and len(log)):
+            return "log", log
+        if mode == "log":
+            raise ValueError(f"the prediction log has no churn scores since {since:%Y-%m-%d %H:%M}; try --mode snapshot")
+    found = latest_snapshot(settings.paths.features_dir)
+    if found is None:
+        raise ValueError("no feature snapshot to monitor; run `tenure features build` first")
+    as_of, frame = found
+    frame = alive_population(frame, settings.churn.horizon_days)
+    scored = score_with_champion(model(), frame)
+    return f"snapshot {as_of:%Y-%m-%d}", scored
+
+
+def alive_population(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+    """Customers the churn model scores: active or signed up within the horizon (as in training).
+
+    The reference sample holds only such customers, so a snapshot must be cut the same way or
+    long-gone customers would look like drift.
+    """
+    if "days_since_last_activity" not in frame.columns or "tenure_days" not in frame.columns:
+        return frame
+    alive = (frame["days_since_last_activity"] <= horizon_days) | (frame["tenure_days"] <= horizon_days)
+    return frame[alive.fillna(False)].reset_index(drop=True)
+
+
+def _realised(settings, champion, model) -> dict[str, Any] | None:
+    from features.tables import read_customers, read_events
+
+    table = settings.paths.features_dir / "customer_features.parquet"
+    if not table.exists():
+        return None
+    try:
+        snapshots = pd.read_parquet(table)
+        events = read_events(settings, columns=["customer_id", "event_at", "event_type"])
+        customers = read_customers(settings)
+
+        def score(rows: pd.DataFrame):
+            return score_with_champion(model(), rows)["prediction"].to_numpy()
+
+        result = matured_snapshot_performance(snapshots, events, customers, settings.churn.horizon_days,
+                                              settings.churn.qualifying_event_types, score)
+    except (ValueError, FileNotFoundError) as exc:
+        logger.info("no realised performance this pass: %s", exc)
+        return None
+    if result is not None:
+        promised = champion.metrics.get("test_roc_auc")
+        result["promised_roc_auc"] = promised
+        result["auc_drop"] = (promised - result["roc_auc"]) if promised is not None else None
+    return result
+
+
+def _recommender(settings) -> dict[str, Any] | None:
+    champion = load_champion(settings.mlflow.tracking_uri, settings.mlflow.recommender_model_name, "recommender",
+                             with_reference=False)
+    if champion is None:
+        return None
+    log = read_prediction_log(settings.paths.prediction_log_dir, "recommend")
+    served = recommendation_hit_rate(log, settings.paths.event_log_dir) or {}
+    offline = next((v for k, v in champion.metrics.items() if k.startswith("hit_rate")), None)
+    return {"model_version": champion.version, "offline_hit_rate": offline, **served}
+
+
+def _findings(drift, realised) -> list[str]:
+    lines = []
+    if drift is not None:
+        worst = sorted((f for f in drift.features if f.drifted), key=lambda f: -f.score)
+        lines.append(f"{len(worst)} of {len(drift.features)} features drifted ({drift.drift_share:.0%})")
+        for f in worst[:8]:
+            lines.append(f"{f.column}: {f.method} {f.score:.3f} vs threshold {f.threshold}")
+        if drift.prediction is not None:
+            p = drift.prediction
+            lines.append(f"churn score distribution: {p.method} {p.score:.3f} vs threshold {p.threshold}"
+                         + (" (drifted)" if p.drifted else ""))
+        mix = drift.band_mix
+        if mix.get("reference") and mix.get("current"):
+            lines.append("risk bands: " + ", ".join(
+                f"{b} {mix['reference'].get(b, 0):.0%} -> {mix['current'].get(b, 0):.0%}" for b in ("low", "medium", "high")))
+        for column, values in list(drift.new_categories.items())[:3]:
+            lines.append(f"new categories in {column}: {', '.join(values[:5])}")
+    if realised and realised.get("auc_drop") is not None:
+        lines.append(f"realised ROC-AUC {realised['roc_auc']:.3f} on {realised['window']} vs promised "
+                     f"{realised['promised_roc_auc']:.3f}")
+    return lines
+
+
+def _outcome_summary(outcome: Any) -> str:
+    models = (outcome or {}).get("models", {}) if isinstance(outcome, dict) else {}
+    parts = []
+    for kind, info in models.items():
+        gate = (info or {}).get("gate") or {}
+        if gate:
+            verb = "promoted" if gate.get("promoted") else "not promoted"
+            parts.append(f"{kind} v{gate.get('challenger_version')} {verb}: {gate.get('reason')}")
+    return "; ".join(parts) or "retraining finished"
+
+
+def run_monitoring_pass(
+    settings,
+    window: Any = None,
+    retrain: Callable[[], Any] | None = None,
+    mode: str = "auto",
+    dry_run: bool | None = None,
+    now: datetime | None = None,
+) -> MonitoringResult:
+    """Check the churn champion against live data, alert, and retrain when the policy says so.
+
+    Parameters
+    ----------
+    settings:
+        The full settings (paths, MLflow, churn horizon and ``monitoring`` policy).
+    window:
+        How much of the prediction log counts as current (``"7d"``; default
+        ``monitoring.window_days``).
+    retrain:
+        Called with no arguments when the policy fires; returns what training and the gate did.
+    mode:
+        ``auto`` (prediction log when it has enough rows, else the newest snapshot), ``log`` or ``snapshot``.
+    dry_run:
+        Decide and alert but never retrain (default ``monitoring.dry_run``).
+    """
+    if mode not in ("auto", "log", "snapshot"):
+        raise ValueError(f"mode must be auto, log or snapshot, got {mode!r}")
+    now = now or datetime.now(UTC)
+    dry = settings.monitoring.dry_run if dry_run is None else dry_run
+    span = parse_window(window, settings.monitoring.window_days)
+    sinks = sinks_from_settings(settings.monitoring.alert_sinks, settings.paths.reports_dir)
+    state_dir = settings.paths.state_dir
+    tracker = EpisodeTracker(state_dir / "monitoring_episodes.json")
+    retrain_state = RetrainState(state_dir / "retrain_state.json")
+    result = MonitoringResult(checked_at=now.isoformat(timespec="seconds"), mode=mode, model_version=None, verdict="")
+
+    champion = load_champion(settings.mlflow.tracking_uri, settings.mlflow.churn_model_name, "churn")
+    if champion is None:
+        result.verdict = "no churn champion to monitor"
+        logger.info("%s", result.verdict)
+        return result
+    result.model_version = champion.version
+    if champion.reference is None or champion.reference.empty:
+        result.verdict = f"champion v{champion.version} has no reference sample; drift not checked"
+        return result
+
+    loaded: list[Any] = []
+
+    def model():  # loaded once, only when a pass needs to score
+        if not loaded:
+            loaded.append(load_champion_pyfunc(settings.mlflow.tracking_uri, champion.name))
+        return loaded[0]
+
+    source, current = _current_window(settings, model, mode, now - span)
+    result.mode = source
+    numerical, categorical = _feature_columns(champion.reference)
+    drift, snapshot = drift_report(champion.reference, current, numerical, categorical, settings.monitoring)
+    result.drift = drift.as_dict()
+    realised = _realised(settings, champion, model)
+    result.performance = realised
+    try:
+        result.recommender = _recommender(settings)
+    except Exception as exc:
+        logger.warning("recommender check failed: %s", exc)
+
+    decision = decide_retrain(
+        drift_share=drift.drift_share, drifted=drift.drifted,
+        auc_drop=(realised or {}).get("auc_drop"), model_age_days=champion.age_days,
+        settings=settings.monitoring, last_retrain_at=retrain_state.last_retrain_at("churn"), now=now,
+        dry_run=dry, can_retrain=retrain is not None,
+    )
+    problem = decision.triggered
+    result.verdict = "drift or degradation: " + "; ".join(decision.reasons) if problem else "healthy"
+    summary = {"kind": "churn", "checked_at": result.checked_at, "model_version": champion.version,
+               "mode": source, "window": str(span), "verdict": result.verdict,
+               "drift": result.drift, "performance": realised, "recommender": result.recommender,
+               "retrain": {"decision": dataclasses.asdict(decision), "summary": decision.describe()}}
+    folder = write_report(settings.paths.reports_dir, "churn", as_jsonable(summary), snapshot, now)
+    result.report_paths.append(str(folder / "report.html"))
+    log_to_mlflow(settings.mlflow.tracking_uri, champion.experiment_id, folder, as_jsonable(summary))
+
+    if problem:
+        if tracker.should_alert(DRIFT_EPISODE, drift.drift_share):
+            alert = Alert(model="churn", model_version=champion.version,
+                          title=f"Churn model v{champion.version}: {'; '.join(decision.reasons)}",
+                          findings=_findings(drift, realised), report_path=str(folder / "report.html"),
+                          next_action=decision.describe(), severity="critical" if decision.fire else "warning")
+            result.alert_delivery.append(dispatch(alert, sinks))
+            result.alerts.append(alert.title)
+        else:
+            logger.info("drift episode already alerted; suppressing the repeat")
+    elif tracker.close(DRIFT_EPISODE):
+        logger.info("drift episode closed: the current window looks like the reference again")
+
+    result.retrain = {"decision": dataclasses.asdict(decision), "summary": decision.describe()}
+    if decision.fire and retrain is not None:
+        logger.warning("retraining: %s", "; ".join(decision.reasons))
+        try:
+            outcome = retrain()
+            text = _outcome_summary(outcome)
+            result.retrain["outcome"] = as_jsonable(outcome)
+        except Exception as exc:
+            outcome, text = {"error": str(exc)}, f"retraining failed: {exc}"
+            result.retrain["outcome"] = outcome
+            logger.exception("retraining failed")
+        retrain_state.record("churn", as_jsonable(outcome), now)
+        result.retrain["summary"] = text
+        alert = Alert(model="churn", model_version=champion.version, title="Retraining finished",
+                      findings=[text], report_path=str(folder / "report.html"),
+                      next_action="the promotion gate decided; `tenure models list churn` shows the versions",
+                      severity="info")
+        result.alert_delivery.append(dispatch(alert, sinks))
+        result.alerts.append(f"{alert.title}: {text}")
+        summary["retrain"] = result.retrain
+        (folder / "summary.json").write_text(__import__("json").dumps(as_jsonable(summary), indent=2, default=str))
+    write_index(settings.paths.reports_dir)
+    return result

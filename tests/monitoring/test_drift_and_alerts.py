@@ -1,0 +1,209 @@
+"""Drift detection, alerts and sinks, episode suppression and the retrain policy (fast, seeded)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from monitoring.alerts import Alert, EpisodeTracker, JsonlSink, WebhookSink, dispatch
+from monitoring.drift import drift_report
+from monitoring.performance import churn_metrics, matured_snapshot_performance, recommendation_hit_rate
+from monitoring.policy import RetrainState, decide_retrain
+from monitoring.runner import parse_window
+from monitoring.sources import read_prediction_log
+from tenure.settings import MonitoringSettings
+
+NUMERICAL = ["recency", "spend", "sessions"]
+CATEGORICAL = ["channel"]
+
+
+def frame(n: int, seed: int, shift: float = 0.0, new_channel: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    channel = rng.choice(["organic", "paid", "referral"], n, p=[0.5, 0.3, 0.2]).astype(object)
+    channel[rng.random(n) < new_channel] = "social_video"
+    return pd.DataFrame({
+        "recency": rng.exponential(10 * (1 + shift), n),
+        "spend": rng.gamma(2.0, 30 * (1 + shift), n),
+        "sessions": rng.poisson(5 * (1 - shift / 2), n).astype(float),
+        "channel": channel,
+        "prediction": rng.beta(2, 8 + 0 * shift, n) * (1 + shift),
+    })
+
+
+def test_shifted_copy_drifts_and_resampled_copy_does_not():
+    settings = MonitoringSettings()
+    reference = frame(3000, 0)
+    same, _ = drift_report(reference, frame(2000, 1), NUMERICAL, CATEGORICAL, settings)
+    assert same.drifted == []
+    assert same.drift_share == 0.0
+    shifted, snapshot = drift_report(reference, frame(2000, 2, shift=0.6, new_channel=0.4), NUMERICAL, CATEGORICAL, settings)
+    assert set(shifted.drifted) == {"recency", "spend", "sessions", "channel"}
+    assert shifted.prediction.drifted
+    assert shifted.new_categories == {"channel": ["social_video"]}
+    assert all(f.method == settings.numerical_stattest for f in shifted.features if f.kind == "numerical")
+    assert "metrics" in snapshot.dict()
+
+
+def test_drift_needs_enough_rows_and_shared_columns():
+    with pytest.raises(ValueError, match="at least 30 rows"):
+        drift_report(frame(3000, 0), frame(10, 1), NUMERICAL, CATEGORICAL, MonitoringSettings())
+    with pytest.raises(ValueError, match="share no feature"):
+        drift_report(frame(100, 0), frame(100, 1), ["other"], [], MonitoringSettings())
+
+
+def _alert() -> Alert:
+    return Alert(model="churn", model_version="3", title="Churn model v3: 40% of features drifted",
+                 findings=["recency: wasserstein 0.412 vs threshold 0.2"], report_path="/r/report.html",
+                 next_action="retraining started")
+
+
+def test_alert_says_what_by_how_much_which_version_where_and_what_next():
+    alert = _alert()
+    text = alert.text()
+    for part in ("v3", "recency", "0.412", "threshold 0.2", "/r/report.html", "retraining started"):
+        assert part in text
+    payload = alert.slack_payload()
+    assert payload["text"] == text
+    assert payload["blocks"][0]["type"] == "header"
+    assert "retraining started" in json.dumps(payload["blocks"])
+
+
+class _FlakyHook(BaseHTTPRequestHandler):
+    calls: list[dict] = []
+    fail_first = 2
+
+    def do_POST(self):  # noqa: N802 (http.server API)
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        type(self).calls.append(body)
+        status = 500 if len(type(self).calls) <= type(self).fail_first else 200
+        self.send_response(status)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_webhook_retries_with_backoff_until_it_succeeds():
+    _FlakyHook.calls = []
+    server = HTTPServer(("127.0.0.1", 0), _FlakyHook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        sink = WebhookSink(f"http://127.0.0.1:{server.server_port}/hook", timeout_s=2, retries=3, backoff_s=0.01)
+        assert dispatch(_alert(), [sink]) == {"webhook": "ok"}
+        assert len(_FlakyHook.calls) == 3
+        assert _FlakyHook.calls[-1]["text"].startswith("[tenure]")
+        gives_up = WebhookSink(f"http://127.0.0.1:{server.server_port}/hook", timeout_s=2, retries=0, backoff_s=0.01)
+        _FlakyHook.calls, _FlakyHook.fail_first = [], 5
+        assert dispatch(_alert(), [gives_up])["webhook"].startswith("failed")
+    finally:
+        _FlakyHook.fail_first = 2
+        server.shutdown()
+
+
+def test_a_failing_sink_does_not_stop_the_others(tmp_path):
+    class Broken:
+        name = "broken"
+
+        def send(self, alert):
+            raise OSError("disk full")
+
+    path = tmp_path / "alerts.jsonl"
+    outcome = dispatch(_alert(), [Broken(), JsonlSink(path)])
+    assert outcome["broken"] == "failed: disk full"
+    assert outcome[f"jsonl:{path}"] == "ok"
+    assert json.loads(path.read_text())["model_version"] == "3"
+
+
+def test_episode_alerts_once_then_again_only_when_worse_or_new(tmp_path):
+    tracker = EpisodeTracker(tmp_path / "episodes.json", worsening=0.2)
+    assert tracker.should_alert("churn:drift", 0.4)
+    assert not tracker.should_alert("churn:drift", 0.45)
+    assert tracker.should_alert("churn:drift", 0.65)  # materially worse
+    assert tracker.close("churn:drift")
+    assert tracker.should_alert("churn:drift", 0.4)  # a new episode
+
+
+def test_policy_triggers_cooldown_and_dry_run():
+    s = MonitoringSettings(drift_share_threshold=0.3, key_features=["recency"], retrain_cooldown_hours=24)
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    quiet = decide_retrain(drift_share=0.1, drifted=["spend"], auc_drop=0.01, model_age_days=3, settings=s,
+                           last_retrain_at=None, now=now, dry_run=False)
+    assert not quiet.triggered and not quiet.fire
+    key = decide_retrain(drift_share=0.1, drifted=["recency"], auc_drop=None, model_age_days=3, settings=s,
+                         last_retrain_at=None, now=now, dry_run=False)
+    assert key.fire and "key features drifted: recency" in key.reasons
+    cooling = decide_retrain(drift_share=0.5, drifted=[], auc_drop=None, model_age_days=3, settings=s,
+                             last_retrain_at=now - timedelta(hours=2), now=now, dry_run=False)
+    assert cooling.triggered and not cooling.fire and cooling.blocked_by.startswith("cool-down")
+    dry = decide_retrain(drift_share=0.5, drifted=[], auc_drop=0.2, model_age_days=90, settings=s,
+                         last_retrain_at=None, now=now, dry_run=True)
+    assert dry.blocked_by == "dry run" and len(dry.reasons) == 3
+    assert "held back (dry run)" in dry.describe()
+
+
+def test_retrain_state_round_trip(tmp_path):
+    state = RetrainState(tmp_path / "retrain.json")
+    assert state.last_retrain_at("churn") is None
+    at = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    state.record("churn", {"promoted": False}, at)
+    assert state.last_retrain_at("churn") == at
+
+
+def test_realised_performance_on_a_small_labelled_window():
+    y = np.array([1, 0, 0, 0, 1, 0, 0, 0, 0, 0] * 10)
+    p = np.where(y == 1, 0.8, 0.1)
+    metrics = churn_metrics(y, p)
+    assert metrics["roc_auc"] == 1.0
+    assert metrics["lift_top10"] == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="single class"):
+        churn_metrics(np.zeros(10), np.zeros(10))
+
+    utc = lambda s: pd.Timestamp(s, tz="UTC")  # noqa: E731
+    ids = [f"c{i}" for i in range(40)]
+    customers = pd.DataFrame({"customer_id": ids, "signup_at": utc("2026-01-01")})
+    stays = ids[:30]
+    events = pd.DataFrame(
+        [(c, utc("2026-02-25"), "purchase") for c in ids] + [(c, utc("2026-03-10"), "purchase") for c in stays]
+        + [("c0", utc("2026-05-01"), "session")],
+        columns=["customer_id", "event_at", "event_type"],
+    )
+    snapshots = pd.DataFrame({"customer_id": ids, "event_timestamp": utc("2026-03-01"),
+                              "score": [0.1] * 30 + [0.9] * 10})
+    result = matured_snapshot_performance(snapshots, events, customers, 30, ["purchase", "session"],
+                                          lambda rows: rows["score"].to_numpy())
+    assert result["roc_auc"] == 1.0 and result["rows"] == 40.0
+    assert result["window"] == str(utc("2026-03-01"))
+
+
+def test_prediction_log_reader_and_hit_rate(tmp_path):
+    log = tmp_path / "log"
+    log.mkdir()
+    (log / "churn-20260601-1.jsonl").write_text(
+        json.dumps({"kind": "churn", "request_id": "r1", "logged_at": "2026-06-01T10:00:00+00:00", "customer_id": "c1",
+                    "model_version": "2", "features": {"recency": 3.0, "plan": "free"}, "churn_probability": 0.2,
+                    "risk_band": "low"}) + "\n{not json\n"
+        + json.dumps({"kind": "churn", "request_id": "r0", "logged_at": "2026-05-01T10:00:00+00:00", "customer_id": "c0",
+                      "model_version": "1", "features": {"recency": 9.0, "plan": "paid"}, "churn_probability": 0.7,
+                      "risk_band": "high"}) + "\n")
+    frame = read_prediction_log(log, "churn", since=datetime(2026, 5, 15, tzinfo=UTC))
+    assert frame["customer_id"].tolist() == ["c1"]
+    assert frame.loc[0, "recency"] == 3.0 and frame.loc[0, "prediction"] == 0.2
+    events = tmp_path / "events"
+    events.mkdir()
+    (events / "events-1.jsonl").write_text(json.dumps({"customer_id": "c1", "event_type": "purchase", "item_id": "i2"}) + "\n")
+    served = pd.DataFrame({"customer_id": ["c1", "c2"], "items": [["i1", "i2"], ["i3"]]})
+    assert recommendation_hit_rate(served, events) == {"served_lists": 2, "hit_rate": 0.5}
+
+
+def test_window_parsing():
+    assert parse_window("36h", 7) == timedelta(hours=36)
+    assert parse_window(None, 7) == timedelta(days=7)
+    with pytest.raises(ValueError, match="7d, 36h"):
+        parse_window("soon", 7)

@@ -1,0 +1,67 @@
+"""A whole monitoring pass on the shared simulated workspace, with a real registry and gate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from monitoring import run_monitoring_pass
+from tenure.settings import AlertSinkSettings
+
+pytestmark = pytest.mark.slow
+
+
+def _sensitive(settings):
+    """Thresholds so low that the newest snapshot counts as drifted: the policy fires."""
+    monitoring = settings.monitoring.model_copy(update={
+        "numerical_threshold": 1e-6, "categorical_threshold": 1e-6, "drift_share_threshold": 0.05,
+        "alert_sinks": [AlertSinkSettings(kind="jsonl")],
+    })
+    paths = settings.paths.model_copy(update={"reports_dir": settings.paths.reports_dir / "sensitive",
+                                              "data_dir": settings.paths.data_dir})
+    return settings.model_copy(update={"monitoring": monitoring, "paths": paths})
+
+
+def test_healthy_snapshot_writes_a_report_and_no_alert(churn_workspace, trained_churn):
+    result = run_monitoring_pass(churn_workspace, mode="snapshot", retrain=lambda: pytest.fail("must not retrain"))
+    assert result.model_version is not None
+    assert result.report_paths and result.report_paths[0].endswith("report.html")
+    summary = json.loads((churn_workspace.paths.reports_dir / result.report_paths[0].split("/")[-2] / "summary.json").read_text())
+    assert summary["model_version"] == result.model_version
+    assert (churn_workspace.paths.reports_dir / "index.html").exists()
+    if result.verdict == "healthy":
+        assert result.alerts == []
+
+
+def test_dry_run_alerts_but_retrains_nothing_then_gate_blocks_a_worse_model(churn_workspace, trained_churn):
+    from training.churn_pipeline import train_churn
+    from training.registry import get_alias_version, promote
+
+    settings = _sensitive(churn_workspace)
+    champion = get_alias_version(settings, "churn", "champion")
+    dry = run_monitoring_pass(settings, mode="snapshot", dry_run=True,
+                              retrain=lambda: pytest.fail("dry run must not retrain"))
+    assert dry.alerts and "dry run" in dry.retrain["summary"]
+    alerts = [json.loads(line) for line in (settings.paths.reports_dir / "alerts.jsonl").read_text().splitlines()]
+    assert alerts[-1]["model_version"] == champion
+    assert "held back (dry run)" in alerts[-1]["next_action"]
+
+    weak = settings.model_copy(update={"churn": settings.churn.model_copy(
+        update={"num_leaves": 2, "n_estimators": 1, "learning_rate": 0.01})})
+    calls = []
+
+    def retrain_worse():
+        calls.append(1)
+        result = train_churn(weak)
+        return {"models": {"churn": {"gate": promote(settings, "churn").as_dict(), "run": result.run_id}}}
+
+    fired = run_monitoring_pass(settings, mode="snapshot", retrain=retrain_worse)
+    assert calls == [1]
+    assert "not promoted" in fired.retrain["summary"]
+    assert get_alias_version(settings, "churn", "champion") == champion  # a worse model never replaces it
+    assert any(a.startswith("Retraining finished") for a in fired.alerts)
+
+    again = run_monitoring_pass(settings, mode="snapshot", retrain=retrain_worse)
+    assert calls == [1]  # cool-down
+    assert "cool-down" in again.retrain["summary"]

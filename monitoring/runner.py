@@ -135,14 +135,29 @@ def _realised(settings, champion, model) -> dict[str, Any] | None:
 
 
 def _recommender(settings) -> dict[str, Any] | None:
+    """Served hit rate per strategy against the offline figure for the same kind of answer.
+
+    ``als`` answers exclude bought items, so they are compared with the run's
+    ``excluding_purchased/hit_rate_at_k``; ``blend``/``buy_again`` answers with ``hit_rate_at_k``.
+    Fallback strategies (popular, no consent) have no offline figure.
+    """
     champion = load_champion(settings.mlflow.tracking_uri, settings.mlflow.recommender_model_name, "recommender",
                              with_reference=False)
     if champion is None:
         return None
     log = read_prediction_log(settings.paths.prediction_log_dir, "recommend")
-    served = recommendation_hit_rate(log, settings.paths.event_log_dir) or {}
-    offline = next((v for k, v in champion.metrics.items() if k.startswith("hit_rate")), None)
-    return {"model_version": champion.version, "offline_hit_rate": offline, **served}
+    offline = {
+        "als": champion.metrics.get("excluding_purchased/hit_rate_at_k"),
+        "als_fresh": champion.metrics.get("excluding_purchased/hit_rate_at_k"),
+        "blend": champion.metrics.get("hit_rate_at_k"),
+        "buy_again": champion.metrics.get("hit_rate_at_k"),
+    }
+    by_strategy = {}
+    if not log.empty and "strategy" in log.columns:
+        for strategy, part in log.groupby("strategy"):
+            served = recommendation_hit_rate(part, settings.paths.event_log_dir) or {}
+            by_strategy[str(strategy)] = {**served, "offline_hit_rate": offline.get(str(strategy))}
+    return {"model_version": champion.version, "by_strategy": by_strategy}
 
 
 def _findings(drift, realised) -> list[str]:

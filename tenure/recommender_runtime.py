@@ -541,10 +541,14 @@ class RecommenderRuntime:
                 merged.data = np.clip(merged.data, 0, None)
                 merged.eliminate_zeros()
                 conf_rows.append(merged)
+                # an entry is one event: it is a purchase when its own weight is the purchase weight
+                # (judged before duplicates are summed, so views + carts never add up to a "purchase")
                 buy_weight = self.event_weights.get("purchase", np.inf)
-                bought = add.copy()
-                bought.data = (bought.data >= buy_weight).astype(np.float32)
-                bought.eliminate_zeros()
+                is_buy = weights >= buy_weight
+                bought = sp.csr_matrix((np.ones(int(is_buy.sum()), dtype=np.float32),
+                                        (np.zeros(int(is_buy.sum()), dtype=np.int64), cols[is_buy])),
+                                       shape=(1, len(self.item_ids)), dtype=np.float32)
+                bought.data[:] = 1.0
                 base_buys = self.purchases[row] if row is not None else sp.csr_matrix((1, len(self.item_ids)), dtype=np.float32)
                 buy_rows.append(base_buys + bought)
             conf = sp.vstack(conf_rows).tocsr()

@@ -49,8 +49,8 @@ class DemoConfig:
     days: int = 180
     seed: int = 42
     start: str = "2026-01-01"
-    replay_days: int = 14
-    drift_days_before_end: int = 10
+    replay_days: int = 8
+    drift_days_before_end: int = 5
     score_customers_per_day: int = 150
     port: int | None = None
     keep_serving: bool = False
@@ -69,7 +69,7 @@ class DemoConfig:
                              f"the end), got {self.drift_days_before_end}")
 
 
-SMALL = DemoConfig(customers=500, items=80, days=150, replay_days=10, drift_days_before_end=7,
+SMALL = DemoConfig(customers=500, items=80, days=150, replay_days=6, drift_days_before_end=4,
                    score_customers_per_day=80)
 DEFAULT = DemoConfig()
 

@@ -27,6 +27,7 @@ from typing import Any, Iterator, Literal
 logger = logging.getLogger(__name__)
 
 _MARKER_DIR = "steps"
+_TRANSIENT_SUFFIXES = ("-journal", "-wal", "-shm", ".tmp", ".lock")  # SQLite side files, half-written files
 _HISTORY_FILE = "history.jsonl"
 
 
@@ -79,7 +80,7 @@ def _stat_entries(path: Path) -> Iterator[tuple[str, int, int]]:
     for root, dirs, files in os.walk(path):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for name in sorted(files):
-            if name.startswith("."):
+            if name.startswith(".") or name.endswith(_TRANSIENT_SUFFIXES):
                 continue
             full = Path(root) / name
             try:
@@ -96,8 +97,8 @@ def fingerprint(*parts: Any) -> str:
     ----------
     *parts:
         ``Path`` values stand for their content as seen by the file system (every file's
-        relative name, size and modification time, recursively; a missing path counts as
-        empty); anything else is hashed through its JSON form (dicts with sorted keys;
+        relative name, size and modification time, recursively; hidden files, SQLite side
+        files and temporary files are ignored; a missing path counts as empty); anything else is hashed through its JSON form (dicts with sorted keys;
         pydantic models through ``model_dump``).
 
     Returns

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -25,7 +26,7 @@ RECENT_EVENTS_PER_CUSTOMER = 500
 
 
 class DurableEventLog:
-    """Append-only JSON-lines log (one file per day and process) plus a SQLite index of accepted ids."""
+    """Append-only JSON-lines log (``events-YYYYMMDD.jsonl``, UTC day) plus a SQLite index of accepted ids."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
@@ -51,15 +52,26 @@ class DurableEventLog:
     def append(self, events: Sequence[dict[str, Any]]) -> Path:
         """Write ``events`` as JSON lines, flush and fsync, then record their ids. Returns the file."""
         now = datetime.now(UTC)
-        path = self.folder / f"events-{now:%Y%m%d}-{os.getpid()}.jsonl"
+        # one file a day (docs/CONTRACTS.md); O_APPEND + one write() per batch keeps lines whole
+        # when several workers append to the same file
+        path = self.folder / f"events-{now:%Y%m%d}.jsonl"
         payload = "".join(json.dumps(e, separators=(",", ":"), default=str) + "\n" for e in events)
         with self._lock:
+            new_file = not path.exists()
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
             try:
-                os.write(fd, payload.encode())
+                view = memoryview(payload.encode())
+                while view:  # os.write may write less than asked
+                    view = view[os.write(fd, view):]
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            if new_file:  # the new directory entry must survive a crash too
+                dir_fd = os.open(self.folder, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
             self._db.executemany("INSERT OR IGNORE INTO accepted VALUES (?, ?)",
                                  [(e["event_id"], now.isoformat()) for e in events])
             self._db.commit()
@@ -93,6 +105,8 @@ class EventIntake:
         self.known_items = items["item_id"].astype(str).to_numpy()
         self._history = history
         self._recent: dict[str, deque] = defaultdict(lambda: deque(maxlen=RECENT_EVENTS_PER_CUSTOMER))
+        # only what arrived through POST /events: the stored history is already in the model's rows
+        self._fresh: dict[str, deque] = defaultdict(lambda: deque(maxlen=RECENT_EVENTS_PER_CUSTOMER))
         self._loaded: set[str] = set()
         self._lock = threading.Lock()
 
@@ -125,6 +139,7 @@ class EventIntake:
         with self._lock:
             for event in events:
                 self._recent[event["customer_id"]].append(event)
+                self._fresh[event["customer_id"]].append(event)
 
     def customer_events(self, customer_id: str):
         """Stored + recently accepted events of one customer (canonical DataFrame)."""
@@ -152,15 +167,19 @@ class EventIntake:
         return frame
 
     def recent_items(self, customer_id: str, weights: dict[str, float]) -> list[tuple[str, float]]:
-        """``(item_id, weight)`` of the customer's remembered item events, for a fresh user vector."""
+        """One ``(item_id, weight)`` per remembered item event, for a fresh user vector.
+
+        Entries are per event (not summed per item) so the runtime can tell a purchase from
+        several views of the same item.
+        """
         with self._lock:
-            recent = list(self._recent.get(customer_id, ()))
-        out: dict[str, float] = defaultdict(float)
+            recent = list(self._fresh.get(customer_id, ()))
+        out = []
         for event in recent:
             item, weight = event.get("item_id"), weights.get(event.get("event_type", ""), 0.0)
             if item and weight:
-                out[item] += weight
-        return [(item, w) for item, w in out.items() if w > 0]
+                out.append((item, weight))
+        return out
 
 
 def _json_value(value: Any) -> Any:
@@ -169,7 +188,7 @@ def _json_value(value: Any) -> Any:
         return None
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    if isinstance(value, float) and value != value:
+    if isinstance(value, float) and math.isnan(value):
         return None
     if hasattr(value, "item"):
         return value.item()

@@ -19,7 +19,7 @@ class ServiceMetrics:
     reloads: object
 
     @classmethod
-    def create(cls) -> "ServiceMetrics":
+    def create(cls) -> ServiceMetrics:
         """Register the metrics with BentoML's (multi-process aware) Prometheus client."""
         import bentoml
 

@@ -56,6 +56,7 @@ class ModelStore:
         self.cache_dir = Path(cache_dir)
         self.current = LoadedModels()
         self.registry_reachable = False
+        self.from_cache = False
         self.last_error: str | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -110,7 +111,7 @@ class ModelStore:
         with self._lock:
             try:
                 wanted = self._champion_versions()
-            except Exception as exc:  # registry down: keep serving what we have
+            except Exception as exc:  # noqa: BLE001  registry down (any client error): keep serving
                 self.registry_reachable = False
                 self.last_error = f"registry unreachable: {type(exc).__name__}: {exc}"
                 logger.warning("%s; keeping versions %s/%s", self.last_error,
@@ -119,6 +120,7 @@ class ModelStore:
                     return self._load_cached()
                 return False
             self.registry_reachable = True
+            self.from_cache = False
             self.last_error = None
             update: dict[str, Any] = {}
             for kind, version in wanted.items():
@@ -135,6 +137,7 @@ class ModelStore:
                 logger.info("loaded %s champion version %s", kind, version)
             if update:
                 self.current = dataclasses.replace(self.current, **update)
+                self.from_cache = False
             return bool(update)
 
     def _load_cached(self) -> bool:
@@ -152,6 +155,7 @@ class ModelStore:
                 logger.exception("cached %s version %s is unreadable", kind, version)
         if update:
             self.current = dataclasses.replace(self.current, **update)
+            self.from_cache = True
         return bool(update)
 
     def start_polling(self, interval_s: float) -> None:

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import threading
 from datetime import UTC, datetime
@@ -85,7 +86,7 @@ class PredictionLog:
 
 
 def _default(value: Any) -> Any:
-    if isinstance(value, float) and value != value:
+    if isinstance(value, float) and math.isnan(value):
         return None
     if hasattr(value, "item"):
         return value.item()

@@ -3,6 +3,10 @@
 - Bodies over ``max_bytes`` -> 413; malformed JSON -> 400 with the parser's message.
 - ``X-API-Key`` is required on write and admin routes, and on reads when configured;
   keys are compared in constant time and never logged. Missing key -> 401, wrong -> 403.
+- API bodies are read as JSON whatever the ``Content-Type`` says; an empty body on
+  ``/admin/*`` means ``{}``.
+- ``GET /readyz`` answers with the service's :meth:`readiness` as JSON (200 ready, 503 not),
+  so a probe and a person both see what is loaded.
 Errors are JSON ``{"error": ..., "detail": [...]}`` and never carry a traceback.
 """
 
@@ -53,6 +57,9 @@ class ApiGuard:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
+        if path == "/readyz" and scope.get("method") == "GET":
+            await self._readiness(send)
+            return
         protected_write = _matches(path, WRITE_ROUTES)
         protected_read = self.require_key_for_reads and _matches(path, READ_ROUTES)
         if not (protected_write or _matches(path, READ_ROUTES)):
@@ -89,6 +96,8 @@ class ApiGuard:
             if not message.get("more_body"):
                 break
         raw = b"".join(chunks)
+        if not raw.strip() and path.startswith("/admin/"):
+            raw = b"{}"
         try:
             parsed = json.loads(raw or b"null")
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -98,6 +107,10 @@ class ApiGuard:
             await _send_json(send, 400, {"error": "the body must be a JSON object",
                                          "detail": [{"msg": f"got {type(parsed).__name__}"}]})
             return
+        # the body is JSON whatever the client declared (curl -d sends form encoding by default)
+        scope = dict(scope)
+        scope["headers"] = [(k, v) for k, v in scope.get("headers") or [] if k not in (b"content-type", b"content-length")]
+        scope["headers"] += [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
         replayed = False
 
         async def replay():
@@ -108,3 +121,14 @@ class ApiGuard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    async def _readiness(self, send) -> None:
+        import anyio
+        import bentoml
+
+        try:
+            service = bentoml.get_current_service()
+            state = await anyio.to_thread.run_sync(service.readiness)
+        except Exception as exc:  # noqa: BLE001  not started yet, or no readiness method
+            state = {"ready": False, "reason": f"service not initialised: {type(exc).__name__}"}
+        await _send_json(send, 200 if state.get("ready") else 503, state)

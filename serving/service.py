@@ -9,10 +9,9 @@ numpy and the model runtimes only; pandas appears only in ``/events``.
 from __future__ import annotations
 
 import logging
-import time
+import math
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import bentoml
@@ -47,7 +46,7 @@ def _now() -> str:
 
 
 def _clean(value: Any) -> Any:
-    return None if isinstance(value, float) and value != value else value
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 class SettingsGuard(ApiGuard):
@@ -67,7 +66,6 @@ class TenureService:
     def __init__(self) -> None:
         from feature_repo.online import OnlineFeatureReader
         from feature_repo.store import open_store
-        from serving.event_intake import DurableEventLog, EventIntake
         from serving.metrics import ServiceMetrics
         from serving.model_store import ModelStore
         from serving.prediction_log import PredictionLog
@@ -91,7 +89,7 @@ class TenureService:
             self.store = open_store(settings)
             self.churn_reader = OnlineFeatureReader(self.store, "churn_v1")
             self.reco_reader = OnlineFeatureReader(self.store, "recommender_v1")
-        except Exception as exc:  # the service still starts and says why it is not ready
+        except Exception as exc:  # noqa: BLE001  the service still starts and says why it is not ready
             self.store, self.churn_reader, self.reco_reader = None, None, None
             self.store_error = f"feature store not available: {exc}"
             logger.error("%s", self.store_error)
@@ -133,9 +131,27 @@ class TenureService:
             if version:
                 self.metrics.model_info.labels(model=model, version=version).set(1)
 
-    def __is_ready__(self) -> bool:
+    def readiness(self) -> dict[str, Any]:
+        """What is loaded: both champions, the feature store, and whether the registry answers."""
         current = self.models.current
-        return current.churn is not None and current.recommender is not None and self.store is not None
+        state = {
+            "ready": current.churn is not None and current.recommender is not None and self.store is not None,
+            "churn_model_version": current.churn_version,
+            "recommender_model_version": current.recommender_version,
+            "feature_store": self.store is not None,
+            "registry_reachable": self.models.registry_reachable,
+            "models_from_cache": self.models.from_cache,
+        }
+        problems = [p for p in (self.store_error, self.models.last_error) if p]
+        if current.churn is None:
+            problems.append(f"no champion of {self.settings.mlflow.churn_model_name} loaded")
+        if current.recommender is None:
+            problems.append(f"no champion of {self.settings.mlflow.recommender_model_name} loaded")
+        state["problems"] = problems
+        return state
+
+    def __is_ready__(self) -> bool:
+        return bool(self.readiness()["ready"])
 
     # --- endpoints -----------------------------------------------------------------------------
     @bentoml.api(route="/churn-score", input_spec=ChurnScoreRequest)
@@ -210,7 +226,7 @@ class TenureService:
             row = self.reco_reader.read([customer_id])[0]
             if row is not None and row.get("consent_personalization") is not None:
                 value = row["consent_personalization"]
-                consent = bool(value) if value == value else True
+                consent = bool(value) if not (isinstance(value, float) and math.isnan(value)) else True
         recent = self.intake.recent_items(customer_id, self.settings.recommender.event_weights)
         recs = runtime.recommend(customer_id, k=k, exclude_purchased=exclude_purchased, categories=categories,
                                  available_only=available_only, consent=consent, recent_items=recent or None)

@@ -18,12 +18,19 @@ def service_command(host: str, port: int) -> list[str]:
             "--host", host, "--port", str(port), "--working-dir", str(Path(__file__).resolve().parents[2])]
 
 
-def service_environment(config: Path | None, workers: int) -> dict[str, str]:
-    """Environment for the service process: the same settings file, the worker count for BentoML."""
+def service_environment(config: Path | None, workers: int, bentoml_home: Path | None = None) -> dict[str, str]:
+    """Environment for the service process: the same settings file, the worker count for BentoML.
+
+    ``BENTOML_HOME`` (unless already set) is a folder of this workspace: BentoML keeps its
+    Prometheus multi-process files there and clears them at start, so two services sharing
+    the default ``~/bentoml`` would wipe each other's metrics.
+    """
     env = dict(os.environ)
     if config is not None:
         env["TENURE_CONFIG"] = str(Path(config).resolve())
     env["BENTOML_CONFIG_OPTIONS"] = f"services.tenure.workers={workers}"
+    if bentoml_home is not None and "BENTOML_HOME" not in env:
+        env["BENTOML_HOME"] = str(Path(bentoml_home).resolve())
     env.setdefault("BENTOML_DO_NOT_TRACK", "True")
     return env
 
@@ -48,7 +55,8 @@ def register(app: typer.Typer) -> None:
         parent = ctx.find_root()
         config = parent.params.get("config")
         command = service_command(host or settings.serving.host, port or settings.serving.port)
-        env = service_environment(config, workers or settings.serving.workers)
+        env = service_environment(config, workers or settings.serving.workers,
+                                  bentoml_home=settings.paths.state_dir / "bentoml")
         console.print(f"serving on http://{host or settings.serving.host}:{port or settings.serving.port} "
                       f"(OpenAPI at /docs); Ctrl-C stops")
         try:

@@ -1,0 +1,74 @@
+"""Service tests: one small workspace (data, Feast online store, both champions) and one real
+``tenure serve`` process for the session, spoken to over HTTP on a free port of 127.0.0.1.
+
+The service starts before any model is registered (a first deployment): what it answered
+then is kept in ``service.before_models`` and checked by a test; the models are then trained,
+promoted and picked up with ``POST /admin/reload``. Training functions build the fixture only;
+the service itself never imports ``training``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from workspace import (
+    API_KEY,
+    ServiceProcess,
+    build_data,
+    serving_settings,
+    train_models,
+    write_config,
+)
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory: pytest.TempPathFactory):
+    """Settings, the simulated shop and the root folder of a workspace with features online."""
+    root = tmp_path_factory.mktemp("serving")
+    # the registry is polled only on POST /admin/reload here, so each test decides when models change
+    settings = serving_settings(root, serving={"reload_interval_s": 3600})
+    shop = build_data(settings, n_customers=400, n_items=50, days=150, seed=5)
+    return settings, shop, root
+
+
+@pytest.fixture(scope="session")
+def service(workspace) -> Iterator[ServiceProcess]:
+    """``tenure serve`` on the workspace, champions loaded; stopped at the end of the session."""
+    import httpx
+
+    settings, _, root = workspace
+    config = write_config(settings, root / "tenure.yaml")
+    proc = ServiceProcess(config, root / "service.log").start()
+    try:
+        proc.wait_alive()
+        proc.before_models = {
+            "readyz": httpx.get(f"{proc.url}/readyz", timeout=10),
+            "churn": httpx.post(f"{proc.url}/churn-score", json={"customer_ids": ["c1"]}, timeout=10),
+            "recommend": httpx.post(f"{proc.url}/recommend", json={"customer_id": "c1"}, timeout=10),
+        }
+        train_models(settings)
+        httpx.post(f"{proc.url}/admin/reload", headers={"X-API-Key": API_KEY}, timeout=60)
+        proc.wait_ready()
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def client(service):
+    """httpx client on the service (no API key)."""
+    import httpx
+
+    with httpx.Client(base_url=service.url, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def api_key() -> str:
+    return API_KEY

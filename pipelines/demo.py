@@ -52,6 +52,7 @@ class DemoConfig:
     replay_days: int = 8
     drift_days_before_end: int = 5
     score_customers_per_day: int = 150
+    customers_per_request: int = 100
     port: int | None = None
     keep_serving: bool = False
     ready_timeout_s: float = 180.0
@@ -360,11 +361,36 @@ def churn_score(client: Any, customer_ids: Sequence[str], batch: int = 100) -> l
     return results
 
 
-def post_events(client: Any, records: list[dict[str, Any]], batch: int) -> int:
-    """POST /events in batches; returns how many events were accepted."""
+def customer_batches(records: list[dict[str, Any]], max_events: int, max_customers: int) -> Iterator[list[dict[str, Any]]]:
+    """Split events into requests that keep each customer's events together (in time order).
+
+    The service refreshes the online features of every customer in a request once, so a
+    customer split over two requests would cost two refreshes; ``max_customers`` bounds the
+    refreshes (the work) of one request, ``max_events`` its size.
+    """
+    by_customer: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_customer.setdefault(str(record["customer_id"]), []).append(record)
+    batch: list[dict[str, Any]] = []
+    customers = 0
+    for group in by_customer.values():
+        group.sort(key=lambda r: r["event_at"])
+        if batch and (len(batch) + len(group) > max_events or customers >= max_customers):
+            yield batch
+            batch, customers = [], 0
+        batch.extend(group)  # a customer with more than max_events events gets requests of their own
+        customers += 1
+        while len(batch) > max_events:
+            yield batch[:max_events]
+            batch = batch[max_events:]
+    if batch:
+        yield batch
+
+
+def post_events(client: Any, records: list[dict[str, Any]], max_events: int, max_customers: int = 100) -> int:
+    """POST /events, customers kept together (see :func:`customer_batches`); returns how many were sent."""
     sent = 0
-    for start in range(0, len(records), batch):
-        chunk = records[start : start + batch]
+    for chunk in customer_batches(records, max_events, max_customers):
         response = client.post("/events", json={"events": chunk})
         if response.status_code >= 400:
             raise RuntimeError(f"/events answered {response.status_code}: {response.text[:500]}")
@@ -606,6 +632,7 @@ def _replay(run: DemoRun, client: Any, data: DemoData) -> None:
     events = data.replay_events
     days = pd.to_datetime(events["event_at"], utc=True).dt.floor("D")
     batch = min(settings.serving.max_events_per_request, 1000)
+    refreshes = config.customers_per_request
     score_batch = min(settings.serving.max_batch_size, 100)
     sent = score_calls = 0
     events_s = score_s = 0.0
@@ -615,7 +642,7 @@ def _replay(run: DemoRun, client: Any, data: DemoData) -> None:
             marks["drift_first_logged_at"] = datetime.now(UTC).isoformat()
         todays = events[days == day]
         t0 = time.perf_counter()
-        sent += post_events(client, event_records(todays), batch)
+        sent += post_events(client, event_records(todays), batch, refreshes)
         events_s += time.perf_counter() - t0
         active = todays["customer_id"].astype(str).drop_duplicates()
         sample = active.sample(min(len(active), config.score_customers_per_day), random_state=config.seed).tolist()

@@ -97,3 +97,21 @@ def test_write_frame_round_trips_atomically(tmp_path: Path, fmt: str) -> None:
     assert [p.name for p in path.parent.iterdir()] == [path.name], "no temporary file left behind"
     with pytest.raises(ValueError, match="format must be"):
         write_frame(frame, tmp_path / "audience.xlsx")
+
+
+def test_event_batches_keep_customers_together() -> None:
+    from pipelines.demo import customer_batches
+
+    records = [{"customer_id": f"c{i % 7}", "event_at": f"2026-01-01T00:{i:02d}:00Z", "event_id": str(i)}
+               for i in range(50)]
+    batches = list(customer_batches(records, max_events=20, max_customers=3))
+    assert sum(len(b) for b in batches) == 50
+    assert sorted(r["event_id"] for b in batches for r in b) == sorted(r["event_id"] for r in records)
+    seen: dict[str, int] = {}
+    for i, batch in enumerate(batches):
+        assert len(batch) <= 20 and len({r["customer_id"] for r in batch}) <= 3
+        for r in batch:
+            assert seen.setdefault(r["customer_id"], i) == i, "a customer's events stay in one request"
+        for cid in {r["customer_id"] for r in batch}:
+            times = [r["event_at"] for r in batch if r["customer_id"] == cid]
+            assert times == sorted(times)

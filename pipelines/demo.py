@@ -51,7 +51,7 @@ class DemoConfig:
     start: str = "2026-01-01"
     replay_days: int = 7
     drift_days_before_end: int = 5
-    live_customers_per_day: int = 60
+    live_customers: int = 150
     customers_per_request: int = 20
     port: int | None = None
     keep_serving: bool = False
@@ -71,7 +71,7 @@ class DemoConfig:
 
 
 SMALL = DemoConfig(customers=500, items=80, days=150, replay_days=6, drift_days_before_end=4,
-                   live_customers_per_day=50)
+                   live_customers=100)
 DEFAULT = DemoConfig()
 
 Say = Callable[[str, str], None]
@@ -628,11 +628,11 @@ def _calls(run: DemoRun, client: Any, data: DemoData) -> None:
 def _replay(run: DemoRun, client: Any, data: DemoData) -> None:
     """Replay the held-back days, day by day.
 
-    Each day, the events of ``live_customers_per_day`` of the day's active customers go
-    through ``POST /events`` (their online features refresh) and those customers are scored
-    (the prediction log fills); the other customers' events of that day arrive as a file
-    (``raw_dir/events-replay-YYYYMMDD.parquet``), as a nightly export would, and are
-    ingested with the service's event log when retraining runs.
+    A panel of ``live_customers`` customers active in the replayed days is live: each day
+    their events go through ``POST /events`` (their online features refresh) and those active
+    that day are scored (the prediction log fills). The other customers' events of each day
+    arrive as a file (``raw_dir/events-replay-YYYYMMDD.parquet``), as a nightly export
+    would, and are ingested with the service's event log when retraining runs.
     """
     import pandas as pd
 
@@ -644,13 +644,14 @@ def _replay(run: DemoRun, client: Any, data: DemoData) -> None:
     sent = filed = score_calls = scored = 0
     events_s = score_s = 0.0
     marks: dict[str, str] = {}
+    everyone = events["customer_id"].astype(str).drop_duplicates()
+    panel = set(everyone.sample(min(len(everyone), config.live_customers), random_state=config.seed))
     for day in sorted(days.unique()):
         if day >= data.drift_at.floor("D") and "drift_first_logged_at" not in marks:
             marks["drift_first_logged_at"] = datetime.now(UTC).isoformat()
         todays = events[days == day]
-        active = todays["customer_id"].astype(str).drop_duplicates()
-        live = set(active.sample(min(len(active), config.live_customers_per_day), random_state=config.seed))
-        is_live = todays["customer_id"].astype(str).isin(live)
+        is_live = todays["customer_id"].astype(str).isin(panel)
+        live = set(todays.loc[is_live, "customer_id"].astype(str))
         bulk = todays[~is_live]
         if len(bulk):
             path = settings.paths.raw_dir / f"events-replay-{pd.Timestamp(day):%Y%m%d}.parquet"
@@ -673,7 +674,8 @@ def _replay(run: DemoRun, client: Any, data: DemoData) -> None:
     say("info", f"{sent:,} events of {scored:,} customers sent to /events ({events_s:.0f} s), "
                 f"{filed:,} more as daily files; {score_calls} /churn-score calls ({score_s:.0f} s, "
                 f"with 5 /recommend calls a day) over {config.replay_days} days")
-    summary["replay"] = {"days": config.replay_days, "events_via_service": sent, "events_via_files": filed,
+    summary["replay"] = {"days": config.replay_days, "live_customers": len(panel),
+                         "events_via_service": sent, "events_via_files": filed,
                          "customers_scored": scored, "score_calls": score_calls,
                          "events_s": round(events_s, 1), "scoring_s": round(score_s, 1), **marks}
 

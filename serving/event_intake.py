@@ -14,7 +14,7 @@ import math
 import os
 import sqlite3
 import threading
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 RECENT_EVENTS_PER_CUSTOMER = 500
+HISTORY_CACHE_CUSTOMERS = 20_000
 
 
 class DurableEventLog:
@@ -93,8 +94,8 @@ class EventIntake:
     customers, items:
         Canonical tables (pandas) for reference checks and feature computation.
     history:
-        Callable ``customer_id -> DataFrame`` of that customer's stored events (the ingested
-        tables), read once per customer and then kept with the new events in memory.
+        Callable ``list of customer ids -> DataFrame | None`` of those customers' stored events
+        (the ingested tables), read once per customer and then kept with the new events in memory.
     """
 
     def __init__(self, log: DurableEventLog, customers, items, history) -> None:
@@ -104,10 +105,10 @@ class EventIntake:
         self.known_customers = customers["customer_id"].astype(str).to_numpy()
         self.known_items = items["item_id"].astype(str).to_numpy()
         self._history = history
-        self._recent: dict[str, deque] = defaultdict(lambda: deque(maxlen=RECENT_EVENTS_PER_CUSTOMER))
-        # only what arrived through POST /events: the stored history is already in the model's rows
+        # stored history per customer (read from the tables once), least recently used first
+        self._stored: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        # what arrived through POST /events since the start (the stored history is in the model's rows)
         self._fresh: dict[str, deque] = defaultdict(lambda: deque(maxlen=RECENT_EVENTS_PER_CUSTOMER))
-        self._loaded: set[str] = set()
         self._lock = threading.Lock()
 
     def validate(self, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[int, list[str]]]:
@@ -138,29 +139,41 @@ class EventIntake:
         """Keep accepted events in the per-customer memory used for online features and fresh recommendations."""
         with self._lock:
             for event in events:
-                self._recent[event["customer_id"]].append(event)
                 self._fresh[event["customer_id"]].append(event)
 
-    def customer_events(self, customer_id: str):
-        """Stored + recently accepted events of one customer (canonical DataFrame)."""
+    def customer_events(self, customer_ids: Sequence[str]):
+        """Stored + accepted events of the given customers, one canonical DataFrame.
+
+        The stored history of a customer is read once (one table scan for all customers not
+        seen yet) and kept, least recently used first out, for :data:`HISTORY_CACHE_CUSTOMERS`
+        customers; events accepted by this service are added from memory.
+        """
         import pandas as pd
 
+        ids = list(dict.fromkeys(str(c) for c in customer_ids))
         with self._lock:
-            first_time = customer_id not in self._loaded
-            self._loaded.add(customer_id)
-            recent = list(self._recent.get(customer_id, ()))
-        stored = self._history(customer_id) if first_time else None
-        if stored is not None and len(stored):
+            missing = [c for c in ids if c not in self._stored]
+        if missing:
+            stored = self._history(missing)
+            loaded: dict[str, list[dict[str, Any]]] = {c: [] for c in missing}
+            if stored is not None and len(stored):
+                for record in stored.to_dict(orient="records"):
+                    loaded[str(record["customer_id"])].append({k: _json_value(v) for k, v in record.items()})
             with self._lock:
-                self._recent[customer_id].extendleft(
-                    reversed([{k: _json_value(v) for k, v in r.items()} for r in stored.to_dict(orient="records")])
-                )
-                recent = list(self._recent[customer_id])
-        frame = pd.DataFrame(recent)
+                self._stored.update(loaded)
+        with self._lock:
+            rows: list[dict[str, Any]] = []
+            for cid in ids:
+                self._stored.move_to_end(cid)
+                rows.extend(self._stored[cid])
+                rows.extend(self._fresh.get(cid, ()))
+            while len(self._stored) > HISTORY_CACHE_CUSTOMERS:
+                self._stored.popitem(last=False)
+        frame = pd.DataFrame(rows)
         if frame.empty:
             return frame
         frame = frame.drop_duplicates("event_id", keep="last")
-        frame["event_at"] = pd.to_datetime(frame["event_at"], utc=True)
+        frame["event_at"] = pd.to_datetime(frame["event_at"], utc=True, format="ISO8601")
         for column in ("quantity", "amount", "nps", "csat", "resolution_hours"):
             if column in frame.columns:
                 frame[column] = pd.to_numeric(frame[column], errors="coerce")

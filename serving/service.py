@@ -112,13 +112,13 @@ class TenureService:
         items = read_items(settings, missing_ok=True)
         events_dir = table_path(settings, "events")
 
-        def history(customer_id: str):
+        def history(customer_ids: list[str]):
             import pyarrow.dataset as ds
 
             if not events_dir.exists():
                 return None
             dataset = ds.dataset(events_dir, format="parquet", partitioning="hive")
-            table = dataset.to_table(filter=ds.field("customer_id") == customer_id)
+            table = dataset.to_table(filter=ds.field("customer_id").isin(customer_ids))  # one scan for all
             frame = table.to_pandas()
             return frame.drop(columns=[c for c in frame.columns if c == "event_date"])
 
@@ -290,27 +290,31 @@ class TenureService:
                               results=results, features_updated=sorted(updated))
 
     def _refresh_online_features(self, customer_ids: set[str]) -> list[str]:
-        """Recompute the customers' features with the batch feature code and push them online."""
+        """Recompute the customers' features with the batch feature code and push them online.
+
+        One computation and one push for all customers of the request. The as-of time is the
+        latest event time among them ("now" in event time), as a batch snapshot uses one as-of
+        for every customer, so recency features mean the same online and in training.
+        """
         if not customer_ids or self.store is None:
             return []
         from feature_repo.online import push_customer_features
         from features.customer_features import compute_customer_features
 
-        updated = []
-        for cid in customer_ids:
-            try:
-                history = self.intake.customer_events(cid)
-                if history.empty:
-                    continue
-                as_of = history["event_at"].max()
-                customer = self.intake.customers[self.intake.customers["customer_id"] == cid]
-                frame = compute_customer_features(history, customer, self.intake.items, as_of)
-                if len(frame):
-                    push_customer_features(self.store, frame, as_of=as_of)
-                    updated.append(cid)
-            except Exception:  # the events are logged; a failed refresh is caught up by the next materialization
-                logger.exception("online feature refresh failed for one customer")
-        return updated
+        try:
+            history = self.intake.customer_events(sorted(customer_ids))
+            if history.empty:
+                return []
+            as_of = history["event_at"].max()
+            customers = self.intake.customers[self.intake.customers["customer_id"].isin(customer_ids)]
+            frame = compute_customer_features(history, customers, self.intake.items, as_of)
+            frame = frame[frame["customer_id"].isin(customer_ids)]
+            if len(frame):
+                push_customer_features(self.store, frame, as_of=as_of)
+            return sorted(frame["customer_id"].astype(str))
+        except Exception:
+            logger.exception("online feature refresh failed for %d customer(s)", len(customer_ids))
+            return []
 
     @bentoml.api(route="/admin/reload")
     def reload(self) -> ReloadResponse:

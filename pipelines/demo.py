@@ -44,14 +44,14 @@ SUMMARY_FILE = "demo_summary.json"
 class DemoConfig:
     """Size and shape of the demo shop and its replay."""
 
-    customers: int = 2000
-    items: int = 200
+    customers: int = 3000
+    items: int = 300
     days: int = 180
     seed: int = 42
     start: str = "2026-01-01"
     replay_days: int = 7
     drift_days_before_end: int = 5
-    live_customers: int = 150
+    live_customers: int = 300
     customers_per_request: int = 20
     port: int | None = None
     keep_serving: bool = False

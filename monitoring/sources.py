@@ -123,11 +123,7 @@ def load_champion_pyfunc(tracking_uri: str, model_name: str):
 def score_with_champion(model, frame: pd.DataFrame) -> pd.DataFrame:
     """Add ``prediction`` and ``risk_band`` to ``frame`` with the champion pyfunc ``model``."""
     inputs = model.metadata.get_input_schema().inputs
-    data = frame[[c.name for c in inputs]].copy()
-    for column in data.columns:  # counts are int64 in snapshots; the signature declares doubles
-        if pd.api.types.is_numeric_dtype(data[column]):
-            data[column] = data[column].astype("float64")
-    scored = model.predict(data)
+    scored = model.predict(frame[[c.name for c in inputs]])
     out = frame.copy()
     out["prediction"] = scored["churn_probability"].to_numpy()
     out["risk_band"] = scored["risk_band"].to_numpy()

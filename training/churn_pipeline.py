@@ -352,10 +352,8 @@ def train_churn(
         mlflow.log_artifact(str(tmp_dir / "reference" / "reference.parquet"), "reference")
 
         bundle = scorer.save(tmp_dir / "bundle")
+        # Natural dtypes: counts are never missing (0 when nothing happened), so they stay long.
         example = split.test[features].head(5).copy()
-        # Counts may be missing online: declare every numeric input as double.
-        for column in numeric:
-            example[column] = example[column].astype("float64")
         from mlflow.models import infer_signature
 
         signature = infer_signature(example, ChurnPyfunc.predict_frame(scorer, example))

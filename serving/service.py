@@ -8,8 +8,10 @@ numpy and the model runtimes only; pandas appears only in ``/events``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -59,6 +61,19 @@ class SettingsGuard(ApiGuard):
         super().__init__(app, [k.get_secret_value() for k in s.api_keys], s.require_key_for_reads, s.max_request_bytes)
 
 
+class _Serialized:
+    """An online feature reader whose reads hold a lock (see ``TenureService._store_lock``)."""
+
+    def __init__(self, reader, lock) -> None:
+        self._reader = reader
+        self._lock = lock
+
+    def read(self, customer_ids):
+        """``OnlineFeatureReader.read`` under the lock."""
+        with self._lock:
+            return self._reader.read(customer_ids)
+
+
 @bentoml.service(name="tenure", traffic={"timeout": 30})
 class TenureService:
     """Churn scores, recommendations and event intake for marketing automation."""
@@ -85,10 +100,14 @@ class TenureService:
         self.models.refresh()
         self.models.start_polling(settings.serving.reload_interval_s)
         self.store_error: str | None = None
+        # Feast's SQLite online store shares one connection between threads: concurrent pushes
+        # and reads break its transactions ("cannot start a transaction within a transaction"),
+        # so store calls of this process take turns there; Redis needs no lock
+        self._store_lock = threading.Lock() if settings.feast.profile == "local" else contextlib.nullcontext()
         try:
             self.store = open_store(settings)
-            self.churn_reader = OnlineFeatureReader(self.store, "churn_v1")
-            self.reco_reader = OnlineFeatureReader(self.store, "recommender_v1")
+            self.churn_reader = _Serialized(OnlineFeatureReader(self.store, "churn_v1"), self._store_lock)
+            self.reco_reader = _Serialized(OnlineFeatureReader(self.store, "recommender_v1"), self._store_lock)
         except Exception as exc:  # noqa: BLE001  the service still starts and says why it is not ready
             self.store, self.churn_reader, self.reco_reader = None, None, None
             self.store_error = f"feature store not available: {exc}"
@@ -310,7 +329,8 @@ class TenureService:
             frame = compute_customer_features(history, customers, self.intake.items, as_of)
             frame = frame[frame["customer_id"].isin(customer_ids)]
             if len(frame):
-                push_customer_features(self.store, frame, as_of=as_of)
+                with self._store_lock:
+                    push_customer_features(self.store, frame, as_of=as_of)
             return sorted(frame["customer_id"].astype(str))
         except Exception:
             logger.exception("online feature refresh failed for %d customer(s)", len(customer_ids))

@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", category=RuntimeWarning, module="scipy")
         warnings.filterwarnings("ignore", message=".*type hint.*")
+        warnings.filterwarnings("ignore", category=UserWarning, module="mlflow")
         verbose = bool(ctx.find_root().params.get("verbose"))
         if not verbose:  # the story is told by the demo's own lines; library INFO logs only with -v
             logging.getLogger().setLevel(max(logging.getLogger().level, logging.WARNING))

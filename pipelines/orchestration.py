@@ -45,7 +45,7 @@ def step_task(step: str, config_file: str | None = None, overrides: dict[str, An
 
 @flow(name="tenure-pipeline", log_prints=False)
 def tenure_pipeline(
-    steps: list[str] = list(DAILY_STEPS),
+    steps: list[str] | None = None,
     config_file: str | None = None,
     overrides: dict[str, Any] | None = None,
     force: bool = False,
@@ -55,7 +55,7 @@ def tenure_pipeline(
     Parameters
     ----------
     steps:
-        Names among ``ingest, features, train, score, monitor``.
+        Names among ``ingest, features, train, score, monitor`` (default: the daily ones).
     config_file:
         tenure YAML settings file read by every step (else ``TENURE_CONFIG`` / defaults).
     overrides:
@@ -63,6 +63,7 @@ def tenure_pipeline(
     force:
         Re-run steps even when done for the same inputs.
     """
+    steps = list(DAILY_STEPS) if steps is None else steps
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         raise ValueError(f"unknown steps {unknown}; allowed: {list(STEPS)}")

@@ -162,7 +162,7 @@ def score_rows(
     n_reasons: int = 3,
     feature_source: str = "",
     scored_at: datetime | None = None,
-) -> "pd.DataFrame":  # noqa: F821
+) -> pd.DataFrame:  # noqa: F821
     """Churn scores with flattened reasons for customers whose feature rows are known.
 
     Parameters
@@ -217,12 +217,12 @@ def score_rows(
 
 
 def add_recommendations(
-    frame: "pd.DataFrame",  # noqa: F821
+    frame: pd.DataFrame,  # noqa: F821
     runtime: Any,
     model_version: str,
     k: int,
     consent: dict[str, bool] | None = None,
-) -> "pd.DataFrame":  # noqa: F821
+) -> pd.DataFrame:  # noqa: F821
     """Append ``item_1..item_k``, ``recommendation_strategy`` and ``recommender_model_version``.
 
     Customers without personalisation consent get the runtime's non-personal fallback
@@ -262,7 +262,7 @@ def batch_score(
     source: FeatureSource = "auto",
     customer_ids: Sequence[str] | None = None,
     n_reasons: int | None = None,
-) -> "pd.DataFrame":  # noqa: F821
+) -> pd.DataFrame:  # noqa: F821
     """Score every known customer (or ``customer_ids``) with the champion churn model.
 
     Parameters
@@ -293,14 +293,14 @@ def batch_score(
         recommender = load_champion(settings, "recommender")
         try:
             consent = _consent_map(settings)
-        except Exception as exc:  # no customers table: the runtime's defaults apply
+        except Exception as exc:  # noqa: BLE001 - no customers table: the runtime's defaults apply
             logger.warning("consent flags unavailable (%s); treating customers as consenting", exc)
             consent = {}
         frame = add_recommendations(frame, recommender.runtime, recommender.version, k, consent)
     return frame.sort_values("churn_probability", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def select_audience(frame: "pd.DataFrame", risk: Sequence[str]) -> "pd.DataFrame":  # noqa: F821
+def select_audience(frame: pd.DataFrame, risk: Sequence[str]) -> pd.DataFrame:  # noqa: F821
     """Rows of ``frame`` whose ``risk_band`` is one of ``risk``."""
     bad = sorted(set(risk) - set(RISK_BANDS))
     if bad or not risk:
@@ -308,7 +308,7 @@ def select_audience(frame: "pd.DataFrame", risk: Sequence[str]) -> "pd.DataFrame
     return frame[frame["risk_band"].isin(list(risk))].reset_index(drop=True)
 
 
-def write_frame(frame: "pd.DataFrame", path: Path, file_format: FileFormat | None = None) -> Path:  # noqa: F821
+def write_frame(frame: pd.DataFrame, path: Path, file_format: FileFormat | None = None) -> Path:  # noqa: F821
     """Write ``frame`` as CSV or Parquet atomically (a temporary file renamed into place).
 
     The format defaults to the file's suffix (``.csv`` or ``.parquet``).
@@ -327,7 +327,7 @@ def write_frame(frame: "pd.DataFrame", path: Path, file_format: FileFormat | Non
     return path
 
 
-def write_scores(settings: Settings, frame: "pd.DataFrame") -> dict[str, Path]:  # noqa: F821
+def write_scores(settings: Settings, frame: pd.DataFrame) -> dict[str, Path]:  # noqa: F821
     """Write the batch scores as ``exports_dir/scores/scores.{parquet,csv}`` (latest run)."""
     folder = settings.paths.exports_dir / "scores"
     return {
@@ -349,7 +349,7 @@ def export_audience(
     file_format: FileFormat = "csv",
     out: Path | None = None,
     source: FeatureSource = "auto",
-) -> tuple[Path, "pd.DataFrame"]:  # noqa: F821
+) -> tuple[Path, pd.DataFrame]:  # noqa: F821
     """Write the customers to act on (risk band in ``risk``) with reasons and ``k`` recommendations.
 
     Returns
@@ -368,7 +368,7 @@ def export_audience(
         recommender = load_champion(settings, "recommender")
         try:
             consent = _consent_map(settings)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - same fallback as batch_score
             logger.warning("consent flags unavailable (%s); treating customers as consenting", exc)
             consent = {}
         audience = add_recommendations(audience, recommender.runtime, recommender.version, k, consent)

@@ -18,11 +18,11 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Literal
 
 logger = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ class StepRunner:
     def _lock(self, step: str) -> Iterator[None]:
         self.marker_dir.mkdir(parents=True, exist_ok=True)
         path = self.marker_dir / f".{step}.lock"
-        handle = open(path, "a+")
+        handle = open(path, "a+")  # noqa: SIM115 - held for the lock, closed in finally
         try:
             try:
                 import fcntl

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 from pipelines.console import console, fail, out
@@ -18,13 +16,13 @@ def register(app: typer.Typer) -> None:
     def demo(
         ctx: typer.Context,
         small: bool = typer.Option(False, "--small", help="A smaller shop: about two minutes."),
-        customers: Optional[int] = typer.Option(None, "--customers", min=50, help="Customers in the shop."),
-        items: Optional[int] = typer.Option(None, "--items", min=10, help="Items in the catalogue."),
-        days: Optional[int] = typer.Option(None, "--days", min=30, help="Simulated days."),
-        seed: Optional[int] = typer.Option(None, "--seed", help="Random seed of the simulator."),
-        replay_days: Optional[int] = typer.Option(None, "--replay-days", min=1,
+        customers: int | None = typer.Option(None, "--customers", min=50, help="Customers in the shop."),
+        items: int | None = typer.Option(None, "--items", min=10, help="Items in the catalogue."),
+        days: int | None = typer.Option(None, "--days", min=30, help="Simulated days."),
+        seed: int | None = typer.Option(None, "--seed", help="Random seed of the simulator."),
+        replay_days: int | None = typer.Option(None, "--replay-days", min=1,
                                                   help="Last days held back and replayed through the service."),
-        port: Optional[int] = typer.Option(None, "--port", min=1, max=65535, help="Service port (default: a free one)."),
+        port: int | None = typer.Option(None, "--port", min=1, max=65535, help="Service port (default: a free one)."),
         keep_serving: bool = typer.Option(False, "--keep-serving",
                                           help="Leave the service running at the end (stop it with Ctrl-C)."),
     ) -> None:

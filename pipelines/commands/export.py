@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -17,11 +16,11 @@ _BANDS = ("low", "medium", "high")
 @app.command("audience")
 def audience(
     ctx: typer.Context,
-    risk: List[str] = typer.Option(["high"], "--risk", "-r", help="Risk band(s) to export: low, medium, high (repeatable)."),
+    risk: list[str] = typer.Option(["high"], "--risk", "-r", help="Risk band(s) to export: low, medium, high (repeatable)."),
     with_recommendations: int = typer.Option(0, "--with-recommendations", "-k", min=0, max=1000,
                                              help="Add this many recommended items per customer (item_1..item_K)."),
     file_format: str = typer.Option("csv", "--format", help="csv or parquet."),
-    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="File to write (default: exports_dir/audience-...)."),
+    out_path: Path | None = typer.Option(None, "--out", "-o", help="File to write (default: exports_dir/audience-...)."),
     source: str = typer.Option("auto", "--source", help="Features from: auto (online store, else snapshot), online, snapshot."),
 ) -> None:
     """Write the customers in the given risk band(s) with churn probability, reasons and recommendations.

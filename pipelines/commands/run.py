@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
-
 import typer
 
 from pipelines.console import console, fail, out
@@ -17,7 +15,7 @@ def register(app: typer.Typer) -> None:
     @app.command("run")
     def run_command(
         ctx: typer.Context,
-        steps: List[str] = typer.Argument(
+        steps: list[str] = typer.Argument(
             None, help="Steps in order: ingest, features, train, score, monitor, or 'all'.", show_default=False
         ),
         force: bool = typer.Option(False, "--force", "-f", help="Re-run the steps even when done for the same inputs."),
@@ -69,12 +67,12 @@ def register(app: typer.Typer) -> None:
         monitor_every_hours: float = typer.Option(6.0, "--monitor-every-hours", min=0.01,
                                                   help="Interval of the monitoring run."),
         timezone: str = typer.Option("UTC", "--timezone", help="Time zone of the cron schedule."),
-        config: Optional[str] = typer.Option(None, "--config-for-runs",
+        config: str | None = typer.Option(None, "--config-for-runs",
                                              help="Settings file the scheduled runs read (default: the --config given)."),
-        work_pool: Optional[str] = typer.Option(None, "--work-pool",
+        work_pool: str | None = typer.Option(None, "--work-pool",
                                                 help="Register the deployments with this Prefect work pool instead "
                                                      "of serving them here (workers run them)."),
-        source: Optional[str] = typer.Option(None, "--source",
+        source: str | None = typer.Option(None, "--source",
                                              help="With --work-pool: where workers get the code (git URL or folder)."),
     ) -> None:
         """Serve tenure's scheduled Prefect 3 deployments in this process (Ctrl-C stops), or register them with a work pool.

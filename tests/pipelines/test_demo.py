@@ -58,11 +58,11 @@ def test_demo_audience_file(small_demo) -> None:
 
 def test_export_audience_command_parquet(small_demo, tmp_path: Path) -> None:
     _require_demo(small_demo)
+    import yaml
     from typer.testing import CliRunner
 
     from pipelines.cli import app
     from tenure.settings import _deep_merge
-    import yaml
 
     config = tmp_path / "tenure.yaml"
     config.write_text(yaml.safe_dump(_deep_merge({}, small_demo.overrides)))

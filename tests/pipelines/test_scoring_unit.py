@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from pipelines.scoring import (
 class FakeScorer:
     """p = activity_gap / 100, clipped; reasons: the one feature, signed."""
 
-    feature_names = ["gap"]
+    feature_names: ClassVar[list[str]] = ["gap"]
 
     def vectorize(self, rows: list[dict]) -> np.ndarray:
         return np.array([[row["gap"]] for row in rows], dtype=float)

@@ -92,8 +92,11 @@ class ModelStore:
         tmp = self.cache_dir / kind / f".{version}.partial"
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True, exist_ok=True)
-        mlflow.set_tracking_uri(self.tracking_uri)
-        mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{self.model_names[kind]}/{version}", dst_path=str(tmp))
+        # Resolve the version's files with our own client instead of a ``models:/`` URI: that URI is
+        # resolved through MLflow's process-wide (per-thread) registry setting, which a service
+        # thread may not share; the explicit client always asks the configured registry.
+        source = self._client().get_model_version_download_uri(self.model_names[kind], version)
+        mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(tmp), tracking_uri=self.tracking_uri)
         (tmp / ".complete").write_text(version)
         shutil.rmtree(target, ignore_errors=True)
         tmp.rename(target)

@@ -214,4 +214,6 @@ class ChurnScorer:
         for candidate in (root, root / BUNDLE_DIR, root / "artifacts" / BUNDLE_DIR):
             if (candidate / MANIFEST_FILE).is_file():
                 return cls.load(candidate)
+        for manifest in sorted(root.rglob(f"{BUNDLE_DIR}/{MANIFEST_FILE}")):  # however MLflow nested it
+            return cls.load(manifest.parent)
         raise FileNotFoundError(f"no churn model files ({MANIFEST_FILE}) under {root}")

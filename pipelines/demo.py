@@ -411,6 +411,7 @@ class DemoRun:
     say: Say
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    service: ServiceProcess | None = None
 
     @contextmanager
     def stage(self, name: str, title: str) -> Iterator[None]:
@@ -473,17 +474,19 @@ def run_demo(settings: Settings, config: DemoConfig = DEFAULT, say: Say = _log_s
         "config": dataclasses.asdict(config),
         "claims": {},
     })
-    service: ServiceProcess | None = None
+    failed = True
     try:
-        service = _story(run)
+        _story(run)
+        failed = False
     finally:
         run.summary["timings_s"] = run.timings
         run.summary["wall_s"] = round(time.perf_counter() - t0, 1)
         run.summary["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         path = summary_path(settings)
         atomic_write_text(path, json.dumps(run.summary, indent=2, sort_keys=False, default=str))
-        if service is not None and not config.keep_serving:
-            service.stop()
+        # a failed run always stops its service; a finished one unless asked to keep it
+        if run.service is not None and (failed or not config.keep_serving):
+            run.service.stop()
     return run.summary
 
 
@@ -534,10 +537,12 @@ def _story(run: DemoRun) -> ServiceProcess | None:
         tracking_uri = absolute_paths(settings.model_dump(mode="json"))["mlflow"]["tracking_uri"]
         service = ServiceProcess(config_file, port, Path(settings.paths.reports_dir) / "demo-service.log",
                                  tracking_uri=tracking_uri)
+        run.service = service  # stopped by run_demo whatever happens next
         service.start()
         waited = service.wait_ready(config.ready_timeout_s)
         say("ok", f"service ready at {service.url} after {waited:.1f} s")
-        summary["service"] = {"url": service.url, "ready_after_s": round(waited, 1), "log": str(service.log_path)}
+        summary["service"] = {"url": service.url, "ready_after_s": round(waited, 1), "log": str(service.log_path),
+                              "pid": service.process.pid if service.process else None}
 
     import httpx
 

@@ -80,7 +80,14 @@ def register(app: typer.Typer) -> None:
                 while True:
                     time.sleep(3600)
             except KeyboardInterrupt:
-                pass
+                import signal
+
+                pid = summary["service"].get("pid")
+                if pid:  # the service runs in its own process group (started by the demo)
+                    try:
+                        os.killpg(pid, signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
 
 
 def _print_summary(summary: dict, path, seconds: float) -> None:

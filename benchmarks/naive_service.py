@@ -19,7 +19,7 @@ class NaiveRequest(BaseModel):
     customer_ids: list[str]
 
 
-@bentoml.service(name="naive-churn")
+@bentoml.service(name="naive_churn")
 class NaiveChurnService:
     """``POST /churn-score`` the straightforward way."""
 

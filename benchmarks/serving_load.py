@@ -143,7 +143,7 @@ def build(root: Path, customers: int, items: int, days: int, workers: int, reuse
 def start_naive(config: Path, port: int, log: Path, workers: int) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENURE_")}
     env.update(TENURE_CONFIG=str(config), BENTOML_DO_NOT_TRACK="True", BENTOML_HOME=str(config.parent / "bentoml-naive"),
-               BENTOML_CONFIG_OPTIONS=f"services.naive-churn.workers={workers}")
+               BENTOML_CONFIG_OPTIONS=f"services.naive_churn.workers={workers}")
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "benchmarks.naive_service:NaiveChurnService",
                                  "--host", "127.0.0.1", "--port", str(port), "--working-dir", str(REPO)],
@@ -244,6 +244,8 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         service.stop()
 
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=2, default=str))  # kept if the baseline fails
     if not args.skip_naive:
         port = free_port()
         proc = start_naive(config, port, args.workspace / "naive.log", args.workers)

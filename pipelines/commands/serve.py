@@ -18,6 +18,27 @@ def service_command(host: str, port: int) -> list[str]:
             "--host", host, "--port", str(port), "--working-dir", str(Path(__file__).resolve().parents[2])]
 
 
+def absolute_paths(settings) -> dict[str, str]:
+    """``TENURE_*`` variables pinning every relative path of ``settings`` to this directory.
+
+    BentoML runs the service from the repository folder, so a relative ``data/`` or
+    ``sqlite:///mlruns/...`` would otherwise point somewhere else than the CLI's.
+    """
+    env = {
+        "TENURE_PATHS__DATA_DIR": settings.paths.data_dir,
+        "TENURE_PATHS__REPORTS_DIR": settings.paths.reports_dir,
+        "TENURE_PATHS__EXPORTS_DIR": settings.paths.exports_dir,
+        "TENURE_FEAST__REPO_PATH": settings.feast.repo_path,
+        "TENURE_MLFLOW__ARTIFACT_ROOT": settings.mlflow.artifact_root,
+        "TENURE_SERVING__MODEL_CACHE_DIR": settings.serving.model_cache_dir,
+    }
+    out = {name: str(Path(value).resolve()) for name, value in env.items()}
+    uri = settings.mlflow.tracking_uri
+    if uri.startswith("sqlite:///") and not uri.startswith("sqlite:////"):
+        out["TENURE_MLFLOW__TRACKING_URI"] = "sqlite:///" + str(Path(uri.removeprefix("sqlite:///")).resolve())
+    return out
+
+
 def service_environment(config: Path | None, workers: int, bentoml_home: Path | None = None) -> dict[str, str]:
     """Environment for the service process: the same settings file, the worker count for BentoML.
 
@@ -57,6 +78,7 @@ def register(app: typer.Typer) -> None:
         command = service_command(host or settings.serving.host, port or settings.serving.port)
         env = service_environment(config, workers or settings.serving.workers,
                                   bentoml_home=settings.paths.state_dir / "bentoml")
+        env.update(absolute_paths(settings))
         console.print(f"serving on http://{host or settings.serving.host}:{port or settings.serving.port} "
                       f"(OpenAPI at /docs); Ctrl-C stops")
         try:

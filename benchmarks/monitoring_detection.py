@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -154,7 +155,7 @@ def variant_figures(records, monitoring) -> dict:
     """The same windows under VARIANT (offline: the read scores against its thresholds)."""
     def alarm(r):
         flags = {c: s > (VARIANT["categorical_threshold"] if k == "categorical" else monitoring.numerical_threshold)
-                 for c, (k, s) in r["scores"].items() if s == s}
+                 for c, (k, s) in r["scores"].items() if not math.isnan(s)}
         share = sum(flags.values()) / len(flags)
         return share > monitoring.drift_share_threshold or any(flags.get(c) for c in VARIANT["key_features"])
     quiet = [alarm(r) for r in records if r["kind"] == "quiet"]
@@ -196,7 +197,7 @@ def tune(records) -> list[dict]:
     for num_t in (0.1, 0.15, 0.2, 0.25, 0.3):
         for cat_t in (0.1, 0.15, 0.2):
             for share_t in (0.2, 0.3, 0.4, 0.5):
-                def alarm(r):
+                def alarm(r, num_t=num_t, cat_t=cat_t, share_t=share_t):
                     flags = [s > (cat_t if k == "categorical" else num_t) for k, s in r["scores"].values()
                              if not np.isnan(s)]
                     return sum(flags) / len(flags) > share_t

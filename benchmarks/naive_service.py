@@ -44,6 +44,8 @@ class NaiveChurnService:
         frame = self.store.get_online_features(
             features=self.features, entity_rows=entities.to_dict(orient="records")
         ).to_df()
-        predictions = self.model.predict(frame.drop(columns=["customer_id"]))
+        # the python model itself: pyfunc's schema enforcement rejects the None values Feast
+        # returns for missing features, which LightGBM handles as NaN
+        predictions = self.model.unwrap_python_model().predict(None, frame.drop(columns=["customer_id"]))
         out = pd.concat([frame[["customer_id"]], predictions], axis=1)
         return {"results": out.to_dict(orient="records")}

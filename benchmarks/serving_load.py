@@ -95,7 +95,7 @@ async def open_loop(host: str, port: int, path: str, bodies: list[bytes], rate: 
             if status != 200:
                 errors[str(status)] = errors.get(str(status), 0) + 1
             idle.put_nowait(conn)
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
             writer.close()
             opened -= 1
@@ -122,7 +122,6 @@ async def open_loop(host: str, port: int, path: str, bodies: list[bytes], rate: 
 def build(root: Path, customers: int, items: int, days: int, workers: int, reuse: bool):
     """Settings + shop of a benchmark workspace (built once; ``--reuse`` keeps an earlier one)."""
     import pandas as pd
-
     from workspace import build_workspace, serving_settings
 
     settings = serving_settings(root, serving={"workers": workers, "reload_interval_s": 3600,
@@ -177,6 +176,10 @@ def stop(proc: subprocess.Popen) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+class _SkipTenure(Exception):
+    """Raised to skip the tenure phases (``--naive-only``)."""
+
+
 def peak(results: list[dict]) -> float:
     """Highest achieved rate among steps that kept up (>= 95 % of target, no errors, p99 under 1 s)."""
     good = [r["achieved_rate"] for r in results
@@ -200,6 +203,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--naive-rates", default="25,50,100,200,400", help="Rising rates of the peak search (naive).")
     parser.add_argument("--peak-duration", type=float, default=5.0)
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--naive-only", action="store_true", help="Run only the baseline; add it to the existing results file.")
     args = parser.parse_args(argv)
 
     from workspace import API_KEY, ServiceProcess, free_port, write_config
@@ -225,8 +229,16 @@ def main(argv: list[str] | None = None) -> dict:
                  "loadavg_before": os.getloadavg(), "python": platform.python_version(),
                  "workspace": {"customers": len(ids), "items": len(item_ids), "days": args.days},
                  "workers": args.workers, "phases": {}, "naive": {}}
-    service = ServiceProcess(config, args.workspace / "service.log").start()
+    if args.naive_only:
+        previous = json.loads(RESULTS.read_text())
+        out.update({k: previous[k] for k in ("phases", "peak_steps", "peak_rps", "loadavg_before", "date", "command")
+                    if k in previous})
+        out["naive_command"] = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
+    service = ServiceProcess(config, args.workspace / "service.log") if not args.naive_only else None
     try:
+        if service is None:
+            raise _SkipTenure
+        service.start()
         service.wait_ready(300)
         port = service.port
         key = {"X-API-Key": API_KEY}
@@ -241,8 +253,11 @@ def main(argv: list[str] | None = None) -> dict:
                  for r in args.peak_rates.split(",")]
         out["peak_steps"] = steps
         out["peak_rps"] = peak(steps)
+    except _SkipTenure:
+        pass
     finally:
-        service.stop()
+        if service is not None:
+            service.stop()
 
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2, default=str))  # kept if the baseline fails

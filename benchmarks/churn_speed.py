@@ -56,7 +56,7 @@ def main() -> None:
             run.ingest_frame("items", shop.items, source="sim items")
             run.ingest_frame("events", shop.events, source="sim events")
         timings["ingest_s"] = time.perf_counter() - t
-        out["events"] = int(len(shop.events))
+        out["events"] = len(shop.events)
         t = time.perf_counter()
         start = pd.Timestamp("2026-01-01", tz="UTC") + pd.Timedelta(days=14)
         times = snapshot_times(start, shop.events["event_at"].max(), every_days=7)
@@ -68,7 +68,7 @@ def main() -> None:
         t = time.perf_counter()
         frame = build_churn_training_set(settings)
         timings["build_churn_training_set_s"] = time.perf_counter() - t
-        out["training_rows"] = int(len(frame))
+        out["training_rows"] = len(frame)
         out["churn_rate"] = float(frame[LABEL_COLUMN].mean())
         from features.customer_features import CUSTOMER_CATEGORICAL_FEATURES
         from training.churn_pipeline import NON_FEATURES

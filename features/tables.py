@@ -281,7 +281,8 @@ def read_events(
     table = dataset.to_table(columns=columns, filter=flt)
     frame = table.to_pandas()
     if len(frame) > 1:
-        times = frame["event_at"].to_numpy()
+        # int64 nanoseconds: a tz-aware column's to_numpy() is an object array (seconds per million rows)
+        times = frame["event_at"].to_numpy(dtype="datetime64[ns]").view(np.int64)
         if not (times[1:] >= times[:-1]).all():
             frame = frame.iloc[np.argsort(times, kind="stable")].reset_index(drop=True)
     if columns is None:

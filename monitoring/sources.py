@@ -115,9 +115,13 @@ def latest_snapshot(features_dir: Path, table: str = "customer_features.parquet"
 def load_champion_pyfunc(tracking_uri: str, model_name: str):
     """The champion as an MLflow pyfunc (calibrated probabilities and risk bands)."""
     import mlflow
+    from mlflow.tracking import MlflowClient
 
-    mlflow.set_tracking_uri(tracking_uri)
-    return mlflow.pyfunc.load_model(f"models:/{model_name}@champion")
+    # An explicit client, not a models:/ URI: that would be resolved through MLflow's
+    # process-wide registry setting, which other code in the process may have pointed elsewhere.
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    version = client.get_model_version_by_alias(model_name, "champion").version
+    return mlflow.pyfunc.load_model(client.get_model_version_download_uri(model_name, version))
 
 
 def score_with_champion(model, frame: pd.DataFrame) -> pd.DataFrame:

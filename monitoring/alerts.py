@@ -14,6 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from monitoring.state import load_json_state, save_json_state
+
 logger = logging.getLogger(__name__)
 
 
@@ -151,19 +153,10 @@ class EpisodeTracker:
         self.worsening = worsening
 
     def _load(self) -> dict[str, Any]:
-        if not self.path.exists():
-            return {}
-        try:
-            return json.loads(self.path.read_text())
-        except json.JSONDecodeError:
-            logger.warning("ignoring unreadable episode state %s", self.path)
-            return {}
+        return load_json_state(self.path)
 
     def _save(self, state: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(self.path)
+        save_json_state(self.path, state)
 
     def should_alert(self, key: str, severity_value: float) -> bool:
         """True when no episode ``key`` is open, or it worsened by ``worsening`` since its last alert."""

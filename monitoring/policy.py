@@ -6,10 +6,11 @@ Pure decision (:func:`decide_retrain`) plus a tiny state file for the cool-down.
 from __future__ import annotations
 
 import dataclasses
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from monitoring.state import load_json_state, save_json_state
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,15 +93,7 @@ class RetrainState:
         """Remember a retrain of ``model`` and its outcome."""
         data = self._load()
         data[model] = {"at": (at or datetime.now(UTC)).isoformat(), "outcome": outcome}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=str))
-        tmp.replace(self.path)
+        save_json_state(self.path, data)
 
     def _load(self) -> dict[str, Any]:
-        if not self.path.exists():
-            return {}
-        try:
-            return json.loads(self.path.read_text())
-        except json.JSONDecodeError:
-            return {}
+        return load_json_state(self.path)

@@ -136,7 +136,7 @@ def dispatch(alert: Alert, sinks: Sequence[AlertSink]) -> dict[str, str]:
         try:
             sink.send(alert)
             outcome[sink.name] = "ok"
-        except Exception as exc:  # a broken sink must not stop monitoring
+        except Exception as exc:  # noqa: BLE001 (a broken sink must not stop monitoring)
             logger.error("alert sink %s failed: %s", sink.name, exc)
             outcome[sink.name] = f"failed: {exc}"
     return outcome
@@ -158,14 +158,18 @@ class EpisodeTracker:
     def _save(self, state: dict[str, Any]) -> None:
         save_json_state(self.path, state)
 
-    def should_alert(self, key: str, severity_value: float) -> bool:
-        """True when no episode ``key`` is open, or it worsened by ``worsening`` since its last alert."""
+    def should_alert(self, key: str, severity_value: float, triggers: Sequence[str] = ()) -> bool:
+        """True when no episode ``key`` is open, it worsened by ``worsening`` since its last alert,
+        or a trigger not alerted before in this episode appeared (e.g. a realised ROC-AUC drop
+        on top of drift)."""
         state = self._load()
         episode = state.get(key)
-        if episode is not None and severity_value < episode["alerted_value"] + self.worsening:
+        known = set((episode or {}).get("triggers", []))
+        if (episode is not None and severity_value < episode["alerted_value"] + self.worsening
+                and set(triggers) <= known):
             return False
         state[key] = {"opened_at": (episode or {}).get("opened_at", datetime.now(UTC).isoformat(timespec="seconds")),
-                      "alerted_value": severity_value}
+                      "alerted_value": severity_value, "triggers": sorted(known | set(triggers))}
         self._save(state)
         return True
 

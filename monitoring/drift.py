@@ -4,7 +4,9 @@ Pure: ``(reference, current, columns, thresholds) -> (DriftSummary, Evidently sn
 caller decides where the snapshot and summary go. Every column gets an explicit type in the
 Evidently ``DataDefinition`` (its type guessing is fragile) and an explicit drift method
 and threshold (numerical: ``monitoring.numerical_stattest``; categorical:
-``monitoring.categorical_stattest``; per-feature overrides possible).
+``monitoring.categorical_stattest``; per feature: ``monitoring.feature_overrides`` or the
+``overrides`` argument). Prediction drift is the same test on the churn probability and a
+categorical test on the risk-band mix.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class DriftSummary:
     missing_share: dict[str, dict[str, float]]
     out_of_range_share: dict[str, float]
     new_categories: dict[str, list[str]]
+    bands: FeatureDrift | None = None
 
     @property
     def drifted(self) -> list[str]:
@@ -67,8 +70,21 @@ class DriftSummary:
 
 
 def _method_for(column: str, kind: str, settings, overrides: Mapping[str, tuple[str, float]]) -> tuple[str, float]:
+    """(method, threshold) of ``column``: the argument's override, the setting's, else the type default."""
+    from tenure.settings import CATEGORICAL_DRIFT_METHODS, NUMERICAL_DRIFT_METHODS
+
+    chosen = None
     if column in overrides:
-        return overrides[column]
+        chosen = tuple(overrides[column])
+    elif column in getattr(settings, "feature_overrides", {}):
+        o = settings.feature_overrides[column]
+        chosen = (o.method, o.threshold)
+    if chosen is not None:
+        allowed = CATEGORICAL_DRIFT_METHODS if kind == "categorical" else NUMERICAL_DRIFT_METHODS
+        if chosen[0] not in allowed:
+            raise ValueError(f"drift method {chosen[0]!r} cannot test the {kind} column {column!r}; "
+                             f"use one of {list(allowed)}")
+        return str(chosen[0]), float(chosen[1])
     if kind == "categorical":
         return settings.categorical_stattest, settings.categorical_threshold
     return settings.numerical_stattest, settings.numerical_threshold
@@ -115,13 +131,15 @@ def drift_report(
     Parameters
     ----------
     reference, current:
-        DataFrames with the feature columns, optionally ``prediction`` (probability) and ``risk_band``.
+        DataFrames, one row per scored customer, with the feature columns and optionally
+        ``prediction`` (churn probability) and ``risk_band`` (both sides needed for each test).
     numerical, categorical:
         Feature columns by type.
     settings:
         The ``monitoring`` settings section (methods and thresholds).
     overrides:
-        ``{column: (method, threshold)}`` for particular features.
+        ``{column: (method, threshold)}`` for particular features; wins over
+        ``settings.feature_overrides``.
 
     Returns
     -------
@@ -130,7 +148,8 @@ def drift_report(
     Raises
     ------
     ValueError
-        When either side has fewer than ``min_rows`` rows or no feature is shared.
+        When either side has fewer than ``min_rows`` rows, no feature is shared, or an
+        override names a method that cannot test its column's type.
     """
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import DriftedColumnsCount, MissingValueCount, ValueDrift
@@ -145,21 +164,25 @@ def drift_report(
     if not numerical and not categorical:
         raise ValueError("reference and current share no feature column; is the reference from this model?")
     has_prediction = PREDICTION_COLUMN in reference.columns and PREDICTION_COLUMN in current.columns
-    columns = [*numerical, *categorical] + ([PREDICTION_COLUMN] if has_prediction else [])
+    has_bands = BAND_COLUMN in reference.columns and BAND_COLUMN in current.columns
+    columns = ([*numerical, *categorical] + ([PREDICTION_COLUMN] if has_prediction else [])
+               + ([BAND_COLUMN] if has_bands else []))
     ref, cur = reference[columns].copy(), current[columns].copy()
     for c in numerical + ([PREDICTION_COLUMN] if has_prediction else []):
         ref[c] = pd.to_numeric(ref[c], errors="coerce").astype(float)
         cur[c] = pd.to_numeric(cur[c], errors="coerce").astype(float)
-    for c in categorical:
+    for c in categorical + ([BAND_COLUMN] if has_bands else []):
         ref[c] = ref[c].astype("string").fillna("unknown").astype(str)
         cur[c] = cur[c].astype("string").fillna("unknown").astype(str)
     definition = DataDefinition(
         numerical_columns=numerical + ([PREDICTION_COLUMN] if has_prediction else []),
-        categorical_columns=categorical,
+        categorical_columns=categorical + ([BAND_COLUMN] if has_bands else []),
     )
     kinds = {**{c: "numerical" for c in numerical}, **{c: "categorical" for c in categorical}}
     if has_prediction:
         kinds[PREDICTION_COLUMN] = "numerical"
+    if has_bands:
+        kinds[BAND_COLUMN] = "categorical"
     chosen = {c: _method_for(c, k, settings, overrides) for c, k in kinds.items()}
     metrics: list[Any] = [ValueDrift(column=c, method=m, threshold=t) for c, (m, t) in chosen.items()]
     metrics.append(DriftedColumnsCount(columns=[*numerical, *categorical]))
@@ -180,6 +203,7 @@ def drift_report(
         rows_current=len(cur),
         features=[results[c] for c in [*numerical, *categorical]],
         prediction=results.get(PREDICTION_COLUMN),
+        bands=results.get(BAND_COLUMN),
         band_mix={"reference": _band_mix(reference), "current": _band_mix(current)},
         missing_share=missing,
         out_of_range_share=out_of_range,

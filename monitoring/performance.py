@@ -4,7 +4,8 @@ Churn: the newest feature snapshot whose label window has passed is scored by th
 and compared with what actually happened (labels by :mod:`features.labels`), then set
 against the metrics the model promised on its test window at training time.
 Recommendations: share of served recommendation lists that contain an item the customer
-later bought (purchases in the service's event log), against the offline ``hit_rate_at_k``.
+bought within the evaluation horizon after serving (purchases in the service's event log),
+against the offline ``hit_rate_at_k``.
 """
 
 from __future__ import annotations
@@ -72,11 +73,9 @@ def matured_snapshot_performance(
     return metrics
 
 
-def recommendation_hit_rate(recommend_log: pd.DataFrame, event_log_dir: Path) -> dict[str, Any] | None:
-    """Share of served lists with an item the customer bought afterwards (service event log)."""
-    if recommend_log.empty:
-        return None
-    purchases: dict[str, set[str]] = {}
+def read_purchases(event_log_dir: Path) -> pd.DataFrame:
+    """Purchases in the service's event log (``events-*.jsonl``): ``customer_id``, ``item_id``, ``event_at`` (UTC)."""
+    rows = []
     for path in sorted(Path(event_log_dir).glob("*.jsonl")):
         with open(path, encoding="utf-8") as handle:
             for line in handle:
@@ -84,8 +83,59 @@ def recommendation_hit_rate(recommend_log: pd.DataFrame, event_log_dir: Path) ->
                     event = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-                if event.get("event_type") == "purchase" and event.get("item_id"):
-                    purchases.setdefault(str(event["customer_id"]), set()).add(str(event["item_id"]))
-    hits = [bool(set(items or []) & purchases.get(str(cid), set()))
-            for cid, items in zip(recommend_log["customer_id"], recommend_log["items"])]
-    return {"served_lists": len(hits), "hit_rate": float(np.mean(hits)) if hits else None}
+                if event.get("event_type") == "purchase" and event.get("item_id") and event.get("event_at"):
+                    rows.append((str(event["customer_id"]), str(event["item_id"]), event["event_at"]))
+    frame = pd.DataFrame(rows, columns=["customer_id", "item_id", "event_at"])
+    frame["event_at"] = pd.to_datetime(frame["event_at"], utc=True, format="ISO8601", errors="coerce")
+    return frame.dropna(subset=["event_at"])
+
+
+def recommendation_hit_rate(recommend_log: pd.DataFrame, purchases: pd.DataFrame, horizon_days: float,
+                            now: pd.Timestamp | None = None) -> dict[str, Any] | None:
+    """Share of served lists with an item the customer bought within ``horizon_days`` after serving.
+
+    Parameters
+    ----------
+    recommend_log:
+        One row per served list: ``customer_id``, ``logged_at`` (UTC), ``items`` (list of item ids).
+    purchases:
+        One row per purchase: ``customer_id``, ``item_id``, ``event_at`` (UTC), e.g. :func:`read_purchases`.
+    horizon_days:
+        How long after serving a purchase counts (the offline figure's holdout length).
+    now:
+        Lists served less than ``horizon_days`` before ``now`` (default: the newest purchase)
+        have not had their full chance yet and are left out ("not matured").
+
+    Returns
+    -------
+    ``{served_lists, matured_lists, hits, hit_rate}``; ``hit_rate`` is None (with a ``note``)
+    when no list has matured. None when nothing was served.
+    """
+    if horizon_days <= 0:
+        raise ValueError(f"hit-rate horizon must be positive, got {horizon_days} days")
+    if recommend_log.empty:
+        return None
+    missing = {"customer_id", "logged_at", "items"} - set(recommend_log.columns)
+    if missing:
+        raise ValueError(f"recommend log lacks columns {sorted(missing)}")
+    horizon = pd.Timedelta(days=horizon_days)
+    if now is None:
+        now = purchases["event_at"].max() if len(purchases) else None
+    served_at = pd.to_datetime(recommend_log["logged_at"], utc=True)
+    matured = served_at + horizon <= now if now is not None else pd.Series(False, index=recommend_log.index)
+    bought: dict[str, list[tuple[pd.Timestamp, str]]] = {}
+    for cid, item, at in zip(purchases["customer_id"], purchases["item_id"], purchases["event_at"]):
+        bought.setdefault(str(cid), []).append((at, str(item)))
+    hits = 0
+    for cid, items, at, ok in zip(recommend_log["customer_id"], recommend_log["items"], served_at, matured):
+        if not ok:
+            continue
+        wanted = set(map(str, items if items is not None else []))
+        hits += any(at <= when <= at + horizon and item in wanted for when, item in bought.get(str(cid), []))
+    n_matured = int(np.sum(matured))
+    out: dict[str, Any] = {"served_lists": len(recommend_log), "matured_lists": n_matured, "hits": hits,
+                           "hit_rate": hits / n_matured if n_matured else None, "horizon_days": float(horizon_days)}
+    if not n_matured:
+        out["note"] = (f"no served list is {horizon_days:g} days older than the newest logged purchase yet; "
+                       "hit rate not measured")
+    return out

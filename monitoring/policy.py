@@ -20,6 +20,7 @@ class RetrainDecision:
     triggered: bool
     reasons: list[str]
     blocked_by: str | None = None
+    kinds: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def fire(self) -> bool:
@@ -55,16 +56,20 @@ def decide_retrain(
     cool-down (``retrain_cooldown_hours`` since the last retrain), dry-run mode, or no
     retrain action being available.
     """
-    reasons = []
+    reasons, kinds = [], []
     if drift_share is not None and drift_share > settings.drift_share_threshold:
         reasons.append(f"{drift_share:.0%} of features drifted (threshold {settings.drift_share_threshold:.0%})")
+        kinds.append("drift_share")
     key = sorted(set(drifted) & set(settings.key_features))
     if key:
         reasons.append(f"key features drifted: {', '.join(key)}")
+        kinds.extend(f"key:{k}" for k in key)
     if auc_drop is not None and auc_drop > settings.auc_drop_tolerance:
         reasons.append(f"realised ROC-AUC {auc_drop:.3f} below the promised (tolerance {settings.auc_drop_tolerance})")
+        kinds.append("auc_drop")
     if model_age_days is not None and model_age_days > settings.max_model_age_days:
         reasons.append(f"model is {model_age_days:.0f} days old (maximum {settings.max_model_age_days})")
+        kinds.append("model_age")
     if not reasons:
         return RetrainDecision(False, [])
     blocked = None
@@ -75,7 +80,7 @@ def decide_retrain(
     elif last_retrain_at is not None and now - last_retrain_at < timedelta(hours=settings.retrain_cooldown_hours):
         until = last_retrain_at + timedelta(hours=settings.retrain_cooldown_hours)
         blocked = f"cool-down until {until.isoformat(timespec='minutes')}"
-    return RetrainDecision(True, reasons, blocked)
+    return RetrainDecision(True, reasons, blocked, kinds)
 
 
 class RetrainState:

@@ -76,6 +76,6 @@ def log_to_mlflow(tracking_uri: str, experiment_id: str, folder: Path, summary: 
             mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
             mlflow.log_artifacts(str(folder), artifact_path="monitoring")
             return run.info.run_id
-    except Exception as exc:  # reports on disk are the record; MLflow is a copy
+    except Exception as exc:  # noqa: BLE001 (reports on disk are the record; MLflow is a copy)
         logger.error("could not log the monitoring report to MLflow: %s", exc)
         return None

@@ -18,7 +18,11 @@ import pandas as pd
 
 from monitoring.alerts import Alert, EpisodeTracker, dispatch, sinks_from_settings
 from monitoring.drift import drift_report
-from monitoring.performance import matured_snapshot_performance, recommendation_hit_rate
+from monitoring.performance import (
+    matured_snapshot_performance,
+    read_purchases,
+    recommendation_hit_rate,
+)
 from monitoring.policy import RetrainState, decide_retrain
 from monitoring.reports import log_to_mlflow, write_index, write_report
 from monitoring.sources import (
@@ -28,6 +32,7 @@ from monitoring.sources import (
     load_champion_pyfunc,
     read_prediction_log,
     score_with_champion,
+    with_risk_bands,
 )
 
 logger = logging.getLogger(__name__)
@@ -137,6 +142,8 @@ def _realised(settings, champion, model) -> dict[str, Any] | None:
 def _recommender(settings) -> dict[str, Any] | None:
     """Served hit rate per strategy against the offline figure for the same kind of answer.
 
+    A list counts when a customer bought one of its items within ``recommender.holdout_days``
+    after it was served (the offline holdout's length), and only once that time has passed.
     ``als`` answers exclude bought items, so they are compared with the run's
     ``excluding_purchased/hit_rate_at_k``; ``blend``/``buy_again`` answers with ``hit_rate_at_k``.
     Fallback strategies (popular, no consent) have no offline figure.
@@ -146,6 +153,8 @@ def _recommender(settings) -> dict[str, Any] | None:
     if champion is None:
         return None
     log = read_prediction_log(settings.paths.prediction_log_dir, "recommend")
+    purchases = read_purchases(settings.paths.event_log_dir)
+    horizon = settings.recommender.holdout_days
     offline = {
         "als": champion.metrics.get("excluding_purchased/hit_rate_at_k"),
         "als_fresh": champion.metrics.get("excluding_purchased/hit_rate_at_k"),
@@ -155,7 +164,7 @@ def _recommender(settings) -> dict[str, Any] | None:
     by_strategy = {}
     if not log.empty and "strategy" in log.columns:
         for strategy, part in log.groupby("strategy"):
-            served = recommendation_hit_rate(part, settings.paths.event_log_dir) or {}
+            served = recommendation_hit_rate(part, purchases, horizon) or {}
             by_strategy[str(strategy)] = {**served, "offline_hit_rate": offline.get(str(strategy))}
     return {"model_version": champion.version, "by_strategy": by_strategy}
 
@@ -173,8 +182,12 @@ def _findings(drift, realised) -> list[str]:
                          + (" (drifted)" if p.drifted else ""))
         mix = drift.band_mix
         if mix.get("reference") and mix.get("current"):
-            lines.append("risk bands: " + ", ".join(
-                f"{b} {mix['reference'].get(b, 0):.0%} -> {mix['current'].get(b, 0):.0%}" for b in ("low", "medium", "high")))
+            line = "risk bands: " + ", ".join(
+                f"{b} {mix['reference'].get(b, 0):.0%} -> {mix['current'].get(b, 0):.0%}" for b in ("low", "medium", "high"))
+            if drift.bands is not None:
+                b = drift.bands
+                line += f" ({b.method} {b.score:.3f} vs threshold {b.threshold}{', drifted' if b.drifted else ''})"
+            lines.append(line)
         for column, values in list(drift.new_categories.items())[:3]:
             lines.append(f"new categories in {column}: {', '.join(values[:5])}")
     if realised and realised.get("auc_drop") is not None:
@@ -184,6 +197,14 @@ def _findings(drift, realised) -> list[str]:
 
 
 def _outcome_summary(outcome: Any) -> str:
+    """One line on what the retrain action did.
+
+    Understands ``{"models": {kind: {"gate": {promoted, reason, challenger_version}}}}``
+    (``pipelines.flows.make_retrain``) and the flat ``{model, version, promoted, reason}``.
+    """
+    if isinstance(outcome, dict) and "promoted" in outcome:
+        verb = "promoted" if outcome.get("promoted") else "not promoted"
+        return f"{outcome.get('model', 'model')} v{outcome.get('version')} {verb}: {outcome.get('reason')}"
     models = (outcome or {}).get("models", {}) if isinstance(outcome, dict) else {}
     parts = []
     for kind, info in models.items():
@@ -248,14 +269,15 @@ def run_monitoring_pass(
 
     source, current = _current_window(settings, model, mode, now - span)
     result.mode = source
-    numerical, categorical = _feature_columns(champion.reference)
-    drift, snapshot = drift_report(champion.reference, current, numerical, categorical, settings.monitoring)
+    reference = with_risk_bands(champion.reference, champion.params)
+    numerical, categorical = _feature_columns(reference)
+    drift, snapshot = drift_report(reference, current, numerical, categorical, settings.monitoring)
     result.drift = drift.as_dict()
     realised = _realised(settings, champion, model)
     result.performance = realised
     try:
         result.recommender = _recommender(settings)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 (the recommender check is secondary; the churn pass goes on)
         logger.warning("recommender check failed: %s", exc)
 
     decision = decide_retrain(
@@ -275,7 +297,7 @@ def run_monitoring_pass(
     log_to_mlflow(settings.mlflow.tracking_uri, champion.experiment_id, folder, as_jsonable(summary))
 
     if problem:
-        if tracker.should_alert(DRIFT_EPISODE, drift.drift_share):
+        if tracker.should_alert(DRIFT_EPISODE, drift.drift_share, decision.kinds):
             alert = Alert(model="churn", model_version=champion.version,
                           title=f"Churn model v{champion.version}: {'; '.join(decision.reasons)}",
                           findings=_findings(drift, realised), report_path=str(folder / "report.html"),

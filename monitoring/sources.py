@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ class Champion:
     created_at: datetime
     metrics: dict[str, float]
     reference: pd.DataFrame | None
+    params: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def age_days(self) -> float:
@@ -97,6 +99,7 @@ def load_champion(tracking_uri: str, model_name: str, kind: str, with_reference:
         created_at=datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC),
         metrics=dict(run.data.metrics),
         reference=reference,
+        params=dict(run.data.params),
     )
 
 
@@ -134,6 +137,26 @@ def score_with_champion(model, frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def with_risk_bands(reference: pd.DataFrame, params: dict[str, str]) -> pd.DataFrame:
+    """Add ``risk_band`` to the reference sample from its ``prediction`` and the run's band thresholds.
+
+    The reference holds probabilities but not bands; the champion's run logs the thresholds it
+    serves with (``band_medium``, ``band_high``), so the reference mix is the one the model
+    would have served. Returned unchanged when a band or the thresholds are missing.
+    """
+    if "risk_band" in reference.columns or "prediction" not in reference.columns:
+        return reference
+    try:
+        medium, high = float(params["band_medium"]), float(params["band_high"])
+    except (KeyError, TypeError, ValueError):
+        return reference
+    p = pd.to_numeric(reference["prediction"], errors="coerce")
+    bands = pd.Series("low", index=reference.index, dtype=object)
+    bands[p >= medium] = "medium"
+    bands[p >= high] = "high"
+    return reference.assign(risk_band=bands.where(p.notna(), None))
+
+
 def as_jsonable(value: Any) -> Any:
     """Plain JSON types (for summaries)."""
     if dataclasses.is_dataclass(value):
@@ -142,7 +165,7 @@ def as_jsonable(value: Any) -> Any:
         return {str(k): as_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [as_jsonable(v) for v in value]
-    if isinstance(value, float) and value != value:
+    if isinstance(value, float) and math.isnan(value):
         return None
     if hasattr(value, "isoformat"):
         return value.isoformat()

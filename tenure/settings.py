@@ -236,6 +236,28 @@ class AlertSinkSettings(_Section):
         return self
 
 
+# Evidently 0.7 drift methods by the column types they accept (evidently.legacy stattest registry).
+NUMERICAL_DRIFT_METHODS = ("anderson", "cramer_von_mises", "ed", "empirical_mmd", "es", "hellinger",
+                           "jensenshannon", "kl_div", "ks", "mannw", "psi", "t_test", "wasserstein")
+CATEGORICAL_DRIFT_METHODS = ("TVD", "chisquare", "fisher_exact", "g_test", "hellinger", "jensenshannon",
+                             "kl_div", "psi", "z")
+
+
+class DriftTestSettings(_Section):
+    """The drift method and threshold for one feature (overrides the per-type defaults)."""
+
+    method: str = Field(description="Evidently drift method, e.g. wasserstein, psi, jensenshannon, ks.")
+    threshold: float = Field(gt=0, description="Distance above which (or p-value below which) it drifted.")
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        known = sorted(set(NUMERICAL_DRIFT_METHODS) | set(CATEGORICAL_DRIFT_METHODS))
+        if value not in known:
+            raise ValueError(f"unknown drift method {value!r}; allowed: {known}")
+        return value
+
+
 class MonitoringSettings(_Section):
     """Drift checks, alerts and the retrain policy."""
 
@@ -250,6 +272,9 @@ class MonitoringSettings(_Section):
     # 0.1-0.28, so the numerical threshold and the share rule stay as they were (no false alarms,
     # but the share rule alone never reached 0.3 within five weeks of the change).
     categorical_threshold: float = Field(0.05, gt=0)
+    feature_overrides: dict[str, DriftTestSettings] = Field(
+        default_factory=dict,
+        description="Per-feature drift method and threshold, e.g. {tenure_days: {method: psi, threshold: 0.2}}.")
     key_features: list[str] = Field(
         default_factory=lambda: ["acquisition_channel"],
         description="Any of these drifting alerts alone (acquisition mix shifts precede churn shifts).")
@@ -262,6 +287,21 @@ class MonitoringSettings(_Section):
         default_factory=lambda: [AlertSinkSettings(kind="log"), AlertSinkSettings(kind="jsonl")],
         description="Where alerts go; a jsonl sink without a path writes <reports_dir>/alerts.jsonl.",
     )
+
+    @field_validator("numerical_stattest")
+    @classmethod
+    def _numerical_method(cls, value: str) -> str:
+        if value not in NUMERICAL_DRIFT_METHODS:
+            raise ValueError(f"{value!r} is no drift method for numerical features; allowed: {list(NUMERICAL_DRIFT_METHODS)}")
+        return value
+
+    @field_validator("categorical_stattest")
+    @classmethod
+    def _categorical_method(cls, value: str) -> str:
+        if value not in CATEGORICAL_DRIFT_METHODS:
+            raise ValueError(
+                f"{value!r} is no drift method for categorical features; allowed: {list(CATEGORICAL_DRIFT_METHODS)}")
+        return value
 
 
 class SimulatorSettings(_Section):

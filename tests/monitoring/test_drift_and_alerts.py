@@ -6,6 +6,7 @@ import json
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -13,10 +14,15 @@ import pytest
 
 from monitoring.alerts import Alert, EpisodeTracker, JsonlSink, WebhookSink, dispatch
 from monitoring.drift import drift_report
-from monitoring.performance import churn_metrics, matured_snapshot_performance, recommendation_hit_rate
+from monitoring.performance import (
+    churn_metrics,
+    matured_snapshot_performance,
+    read_purchases,
+    recommendation_hit_rate,
+)
 from monitoring.policy import RetrainState, decide_retrain
-from monitoring.runner import parse_window
-from monitoring.sources import read_prediction_log
+from monitoring.runner import _outcome_summary, parse_window
+from monitoring.sources import read_prediction_log, with_risk_bands
 from tenure.settings import MonitoringSettings
 
 NUMERICAL = ["recency", "spend", "sessions"]
@@ -50,6 +56,38 @@ def test_shifted_copy_drifts_and_resampled_copy_does_not():
     assert "metrics" in snapshot.dict()
 
 
+def test_per_feature_overrides_from_settings_and_argument():
+    reference, current = frame(3000, 0), frame(2000, 3, shift=0.15)
+    settings = MonitoringSettings(feature_overrides={"recency": {"method": "psi", "threshold": 5.0},
+                                                     "channel": {"method": "chisquare", "threshold": 0.05}})
+    summary, _ = drift_report(reference, current, NUMERICAL, CATEGORICAL, settings,
+                              overrides={"spend": ("ks", 0.05)})
+    by = {f.column: f for f in summary.features}
+    assert (by["recency"].method, by["recency"].threshold) == ("psi", 5.0)
+    assert not by["recency"].drifted  # a PSI of 5 is never reached
+    assert (by["spend"].method, by["channel"].method) == ("ks", "chisquare")
+    assert by["sessions"].method == settings.numerical_stattest
+    with pytest.raises(ValueError, match="cannot test the categorical column 'channel'"):
+        drift_report(reference, current, NUMERICAL, CATEGORICAL, settings, overrides={"channel": ("wasserstein", 0.1)})
+    with pytest.raises(ValueError, match="unknown drift method"):
+        MonitoringSettings(feature_overrides={"recency": {"method": "eyeball", "threshold": 0.1}})
+
+
+def test_risk_band_mix_is_tested_when_both_sides_have_bands():
+    params = {"band_medium": "0.3", "band_high": "0.6"}
+    reference = with_risk_bands(frame(3000, 0), params)
+    assert set(reference["risk_band"]) <= {"low", "medium", "high"}
+    assert (reference.loc[reference["prediction"] >= 0.6, "risk_band"] == "high").all()
+    assert "risk_band" not in with_risk_bands(frame(50, 0), {}).columns  # no thresholds logged: no bands
+    calm = with_risk_bands(frame(2000, 1), params)
+    riskier = calm.assign(risk_band=np.where(np.arange(len(calm)) % 2 == 0, "high", calm["risk_band"]))
+    quiet, _ = drift_report(reference, calm, NUMERICAL, CATEGORICAL, MonitoringSettings())
+    loud, _ = drift_report(reference, riskier, NUMERICAL, CATEGORICAL, MonitoringSettings())
+    assert quiet.bands is not None and not quiet.bands.drifted
+    assert loud.bands.drifted and loud.band_mix["current"]["high"] > 0.45
+    assert "risk_band" not in [f.column for f in loud.features]  # bands are prediction drift, not a feature
+
+
 def test_drift_needs_enough_rows_and_shared_columns():
     with pytest.raises(ValueError, match="at least 30 rows"):
         drift_report(frame(3000, 0), frame(10, 1), NUMERICAL, CATEGORICAL, MonitoringSettings())
@@ -75,10 +113,10 @@ def test_alert_says_what_by_how_much_which_version_where_and_what_next():
 
 
 class _FlakyHook(BaseHTTPRequestHandler):
-    calls: list[dict] = []
+    calls: ClassVar[list[dict]] = []
     fail_first = 2
 
-    def do_POST(self):  # noqa: N802 (http.server API)
+    def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         type(self).calls.append(body)
         status = 500 if len(type(self).calls) <= type(self).fail_first else 200
@@ -127,7 +165,10 @@ def test_episode_alerts_once_then_again_only_when_worse_or_new(tmp_path):
     assert not tracker.should_alert("churn:drift", 0.45)
     assert tracker.should_alert("churn:drift", 0.65)  # materially worse
     assert tracker.close("churn:drift")
-    assert tracker.should_alert("churn:drift", 0.4)  # a new episode
+    assert tracker.should_alert("churn:drift", 0.4, ["key:acquisition_channel"])  # a new episode
+    assert not tracker.should_alert("churn:drift", 0.3, ["key:acquisition_channel"])
+    assert tracker.should_alert("churn:drift", 0.3, ["key:acquisition_channel", "auc_drop"])  # a new trigger
+    assert not tracker.should_alert("churn:drift", 0.3, ["auc_drop"])
 
 
 def test_policy_triggers_cooldown_and_dry_run():
@@ -148,6 +189,14 @@ def test_policy_triggers_cooldown_and_dry_run():
     assert "held back (dry run)" in dry.describe()
 
 
+def test_retrain_outcome_summaries():
+    flat = {"model": "churn", "run_id": "abc", "version": "4", "promoted": False, "reason": "ROC-AUC 0.70 < 0.74"}
+    assert _outcome_summary(flat) == "churn v4 not promoted: ROC-AUC 0.70 < 0.74"
+    nested = {"models": {"churn": {"gate": {"promoted": True, "challenger_version": "5", "reason": "better"}}}}
+    assert _outcome_summary(nested) == "churn v5 promoted: better"
+    assert _outcome_summary(None) == "retraining finished"
+
+
 def test_retrain_state_round_trip(tmp_path):
     state = RetrainState(tmp_path / "retrain.json")
     assert state.last_retrain_at("churn") is None
@@ -165,7 +214,7 @@ def test_realised_performance_on_a_small_labelled_window():
     with pytest.raises(ValueError, match="single class"):
         churn_metrics(np.zeros(10), np.zeros(10))
 
-    utc = lambda s: pd.Timestamp(s, tz="UTC")  # noqa: E731
+    utc = lambda s: pd.Timestamp(s, tz="UTC")
     ids = [f"c{i}" for i in range(40)]
     customers = pd.DataFrame({"customer_id": ids, "signup_at": utc("2026-01-01")})
     stays = ids[:30]
@@ -195,11 +244,33 @@ def test_prediction_log_reader_and_hit_rate(tmp_path):
     frame = read_prediction_log(log, "churn", since=datetime(2026, 5, 15, tzinfo=UTC))
     assert frame["customer_id"].tolist() == ["c1"]
     assert frame.loc[0, "recency"] == 3.0 and frame.loc[0, "prediction"] == 0.2
+
+
+def test_served_hit_rate_counts_purchases_after_serving_within_the_horizon(tmp_path):
     events = tmp_path / "events"
     events.mkdir()
-    (events / "events-1.jsonl").write_text(json.dumps({"customer_id": "c1", "event_type": "purchase", "item_id": "i2"}) + "\n")
-    served = pd.DataFrame({"customer_id": ["c1", "c2"], "items": [["i1", "i2"], ["i3"]]})
-    assert recommendation_hit_rate(served, events) == {"served_lists": 2, "hit_rate": 0.5}
+    buy = lambda c, i, at: json.dumps({"customer_id": c, "event_type": "purchase", "item_id": i, "event_at": at})
+    (events / "events-1.jsonl").write_text("\n".join([
+        buy("c1", "i2", "2026-06-03T10:00:00+00:00"),   # 2 days after serving: a hit
+        buy("c2", "i3", "2026-05-31T10:00:00+00:00"),   # before serving: not a hit
+        buy("c3", "i4", "2026-06-30T10:00:00+00:00"),   # 29 days later: outside the 14-day horizon
+        json.dumps({"customer_id": "c9", "event_type": "view", "item_id": "i1", "event_at": "2026-07-01T00:00:00+00:00"}),
+        buy("c4", "i5", "2026-07-01T00:00:00+00:00"),   # bought, but its list has not matured
+    ]) + "\n")
+    purchases = read_purchases(events)
+    assert len(purchases) == 4
+    served = pd.DataFrame({
+        "customer_id": ["c1", "c2", "c3", "c4"],
+        "logged_at": pd.to_datetime(["2026-06-01T10:00:00Z"] * 3 + ["2026-06-25T00:00:00Z"], utc=True),
+        "items": [["i1", "i2"], ["i3"], ["i4"], ["i5"]],
+    })
+    result = recommendation_hit_rate(served, purchases, horizon_days=14)
+    assert result["served_lists"] == 4 and result["matured_lists"] == 3
+    assert result["hits"] == 1 and result["hit_rate"] == pytest.approx(1 / 3)
+    young = recommendation_hit_rate(served.iloc[3:], purchases, horizon_days=14)
+    assert young["hit_rate"] is None and "not measured" in young["note"]
+    with pytest.raises(ValueError, match="horizon must be positive"):
+        recommendation_hit_rate(served, purchases, horizon_days=0)
 
 
 def test_window_parsing():

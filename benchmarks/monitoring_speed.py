@@ -1,7 +1,7 @@
 """How long one full monitoring report takes at production size (100k rows x 40 features a side).
 
 Synthetic reference and current frames (32 numeric features of several shapes, 8
-categoricals, a ``prediction`` column; the current side shifted on a few columns) go through
+categoricals, ``prediction`` and ``risk_band`` columns; the current side shifted on a few columns) go through
 ``monitoring.drift.drift_report`` with the default monitoring settings, then the report files
 are written (``report.html`` + ``summary.json``, ``monitoring.reports.write_report``) and the
 index regenerated (``write_index``) in a temporary folder. Imports and a small warm-up report
@@ -66,6 +66,8 @@ def make_frames(rows: int, n_features: int, n_cat: int, seed: int):
                 p /= p.sum()
             data[f"cat_{j}"] = rng.choice([f"c{i}" for i in range(k)], rows, p=p)
         data["prediction"] = rng.beta(2 + shift, 8, rows)
+        data["risk_band"] = np.where(data["prediction"] >= 0.6, "high",
+                                     np.where(data["prediction"] >= 0.3, "medium", "low"))
         return pd.DataFrame(data)
 
     numerical = [f"num_{j}" for j in range(n_num)]
@@ -129,6 +131,7 @@ def main(argv=None) -> int:
         "features": args.features,
         "categorical": args.categorical,
         "prediction_column": True,
+        "risk_band_column": True,
         "import_s": round(import_s, 1),
         "generate_s": round(generate_s, 2),
         "runs": runs,
@@ -137,7 +140,7 @@ def main(argv=None) -> int:
         "meets_target": best < 30,
         "drifted_features": summary.drifted,
         "prediction_drifted": bool(summary.prediction and summary.prediction.drifted),
-        "note": "2-core machine shared with other developers' jobs; see the load averages",
+        "note": "2-core development machine, possibly shared with other jobs; see the load averages",
         "settings": monitoring.model_dump(include={"numerical_stattest", "numerical_threshold",
                                                    "categorical_stattest", "categorical_threshold"}),
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -59,23 +60,33 @@ def write_index(reports_dir: Path) -> Path:
 
 
 def log_to_mlflow(tracking_uri: str, experiment_id: str, folder: Path, summary: dict[str, Any]) -> str | None:
-    """Log the report folder and its key numbers as a ``monitoring`` run; returns the run id (None on failure)."""
-    try:
-        import mlflow
+    """Log the report folder and its key numbers as a ``monitoring`` run; returns the run id (None on failure).
 
-        mlflow.set_tracking_uri(tracking_uri)
-        with mlflow.start_run(experiment_id=experiment_id, run_name=f"monitoring-{summary.get('kind')}") as run:
-            mlflow.set_tags({"tenure.kind": "monitoring", "tenure.model": str(summary.get("kind")),
-                             "tenure.model_version": str(summary.get("model_version")),
-                             "tenure.verdict": str(summary.get("verdict"))})
+    Uses an explicit client on ``tracking_uri``, so MLflow's process-wide settings are left alone.
+    """
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=tracking_uri)
+        run = client.create_run(experiment_id, run_name=f"monitoring-{summary.get('kind')}", tags={
+            "tenure.kind": "monitoring", "tenure.model": str(summary.get("kind")),
+            "tenure.model_version": str(summary.get("model_version")),
+            "tenure.verdict": str(summary.get("verdict"))[:5000],
+            "tenure.data": str(summary.get("mode")),
+        })
+        run_id = run.info.run_id
+        try:
             drift = summary.get("drift") or {}
-            metrics = {"drift_share": drift.get("drift_share")}
+            metrics = {"drift_share": drift.get("drift_share"), "rows_current": drift.get("rows_current")}
             for key, value in (summary.get("performance") or {}).items():
-                if isinstance(value, (int, float)):
-                    metrics[f"realised_{key}"] = value
-            mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))})
-            mlflow.log_artifacts(str(folder), artifact_path="monitoring")
-            return run.info.run_id
+                metrics[f"realised_{key}"] = value
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                    client.log_metric(run_id, key, float(value))
+            client.log_artifacts(run_id, str(folder), artifact_path="monitoring")
+        finally:
+            client.set_terminated(run_id)
+        return run_id
     except Exception as exc:  # noqa: BLE001 (reports on disk are the record; MLflow is a copy)
         logger.error("could not log the monitoring report to MLflow: %s", exc)
         return None

@@ -8,6 +8,7 @@ a retrained model replaces the champion.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import re
 from collections.abc import Callable
@@ -57,6 +58,7 @@ class MonitoringResult:
     alert_delivery: list[dict[str, str]] = dataclasses.field(default_factory=list)
     report_paths: list[str] = dataclasses.field(default_factory=list)
     retrain: dict[str, Any] | None = None
+    mlflow_run_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON types."""
@@ -294,7 +296,6 @@ def run_monitoring_pass(
                "retrain": {"decision": dataclasses.asdict(decision), "summary": decision.describe()}}
     folder = write_report(settings.paths.reports_dir, "churn", as_jsonable(summary), snapshot, now)
     result.report_paths.append(str(folder / "report.html"))
-    log_to_mlflow(settings.mlflow.tracking_uri, champion.experiment_id, folder, as_jsonable(summary))
 
     if problem:
         if tracker.should_alert(DRIFT_EPISODE, drift.drift_share, decision.kinds):
@@ -329,6 +330,9 @@ def run_monitoring_pass(
         result.alert_delivery.append(dispatch(alert, sinks))
         result.alerts.append(f"{alert.title}: {text}")
         summary["retrain"] = result.retrain
-        (folder / "summary.json").write_text(__import__("json").dumps(as_jsonable(summary), indent=2, default=str))
+        summary["report_html"] = str(folder / "report.html")
+        (folder / "summary.json").write_text(json.dumps(as_jsonable(summary), indent=2, default=str))
+    run_id = log_to_mlflow(settings.mlflow.tracking_uri, champion.experiment_id, folder, as_jsonable(summary))
+    result.mlflow_run_id = run_id
     write_index(settings.paths.reports_dir)
     return result

@@ -29,7 +29,17 @@ def test_healthy_snapshot_writes_a_report_and_no_alert(churn_workspace, trained_
     assert result.report_paths and result.report_paths[0].endswith("report.html")
     summary = json.loads((churn_workspace.paths.reports_dir / result.report_paths[0].split("/")[-2] / "summary.json").read_text())
     assert summary["model_version"] == result.model_version
-    assert (churn_workspace.paths.reports_dir / "index.html").exists()
+    index = (churn_workspace.paths.reports_dir / "index.html").read_text()
+    assert result.report_paths[0].split("/")[-2] in index  # the report is listed with a link
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=churn_workspace.mlflow.tracking_uri)
+    run = client.get_run(result.mlflow_run_id)
+    assert run.data.tags["tenure.kind"] == "monitoring"
+    assert run.data.tags["tenure.model_version"] == result.model_version
+    assert "drift_share" in run.data.metrics
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "monitoring")} >= {
+        "monitoring/report.html", "monitoring/summary.json"}
     if result.verdict == "healthy":
         assert result.alerts == []
 

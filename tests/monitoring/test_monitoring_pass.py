@@ -29,6 +29,9 @@ def test_healthy_snapshot_writes_a_report_and_no_alert(churn_workspace, trained_
     assert result.report_paths and result.report_paths[0].endswith("report.html")
     summary = json.loads((churn_workspace.paths.reports_dir / result.report_paths[0].split("/")[-2] / "summary.json").read_text())
     assert summary["model_version"] == result.model_version
+    assert summary["drift"]["prediction"]["column"] == "prediction"
+    assert summary["drift"]["bands"]["column"] == "risk_band"  # bands cut with the run's logged thresholds
+    assert set(summary["drift"]["band_mix"]["reference"]) <= {"low", "medium", "high"}
     index = (churn_workspace.paths.reports_dir / "index.html").read_text()
     assert result.report_paths[0].split("/")[-2] in index  # the report is listed with a link
     from mlflow.tracking import MlflowClient
@@ -56,6 +59,8 @@ def test_dry_run_alerts_but_retrains_nothing_then_gate_blocks_a_worse_model(chur
     alerts = [json.loads(line) for line in (settings.paths.reports_dir / "alerts.jsonl").read_text().splitlines()]
     assert alerts[-1]["model_version"] == champion
     assert "held back (dry run)" in alerts[-1]["next_action"]
+    assert any(f.startswith("risk bands: low") for f in alerts[-1]["findings"])
+    assert alerts[-1]["report_path"].endswith("report.html")
 
     weak = settings.model_copy(update={"churn": settings.churn.model_copy(
         update={"num_leaves": 2, "n_estimators": 1, "learning_rate": 0.01})})

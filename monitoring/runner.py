@@ -89,7 +89,8 @@ def _feature_columns(reference: pd.DataFrame) -> tuple[list[str], list[str]]:
 def _current_window(settings, model, mode: str, since: datetime) -> tuple[str, pd.DataFrame]:
     """The current data: served vectors from the prediction log, or the newest snapshot scored by the champion."""
     if mode in ("auto", "log"):
-        log = read_prediction_log(settings.paths.prediction_log_dir, "churn", since=since)
+        log = served_population(read_prediction_log(settings.paths.prediction_log_dir, "churn", since=since),
+                                settings.churn.horizon_days)
         if len(log) >= MIN_LOG_ROWS or (mode == "log" and len(log)):
             return "log", log
         if mode == "log":
@@ -101,6 +102,19 @@ def _current_window(settings, model, mode: str, since: datetime) -> tuple[str, p
     frame = alive_population(frame, settings.churn.horizon_days)
     scored = score_with_champion(model(), frame)
     return f"snapshot {as_of:%Y-%m-%d}", scored
+
+
+def served_population(log: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+    """One row per customer scored in the window: the newest served vector, alive customers only.
+
+    A customer scored a thousand times (a retry loop, a load test, a daily batch) counts once,
+    as in the reference sample (one row per customer and cut-off), and customers outside the
+    population the model was trained on are left out as in snapshot mode.
+    """
+    if log.empty or "customer_id" not in log.columns:
+        return log
+    newest = log.sort_values("logged_at", kind="stable").drop_duplicates("customer_id", keep="last")
+    return alive_population(newest.reset_index(drop=True), horizon_days)
 
 
 def alive_population(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:

@@ -246,6 +246,23 @@ def test_prediction_log_reader_and_hit_rate(tmp_path):
     assert frame.loc[0, "recency"] == 3.0 and frame.loc[0, "prediction"] == 0.2
 
 
+def test_served_population_counts_each_customer_once_with_its_newest_vector_and_only_alive_ones():
+    from monitoring.runner import served_population
+
+    log = pd.DataFrame({
+        "customer_id": ["c1", "c1", "c1", "c2", "c3"],
+        "logged_at": pd.to_datetime(["2026-06-01T10:00Z", "2026-06-01T12:00Z", "2026-06-01T11:00Z",
+                                     "2026-06-01T09:00Z", "2026-06-01T09:30Z"], utc=True),
+        "days_since_last_activity": [5.0, 2.0, 4.0, 90.0, 80.0],  # c2, c3 quiet for longer than the horizon
+        "tenure_days": [400.0, 400.0, 400.0, 500.0, 10.0],        # ... but c3 only just signed up
+        "prediction": [0.3, 0.2, 0.25, 0.9, 0.5],
+    })
+    current = served_population(log, horizon_days=30)
+    assert sorted(current["customer_id"]) == ["c1", "c3"]
+    assert current.set_index("customer_id").loc["c1", "days_since_last_activity"] == 2.0  # the newest, not the last line
+    assert served_population(pd.DataFrame(), 30).empty
+
+
 def test_served_hit_rate_counts_purchases_after_serving_within_the_horizon(tmp_path):
     events = tmp_path / "events"
     events.mkdir()

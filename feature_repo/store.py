@@ -238,6 +238,7 @@ def get_training_frame(
     feature_service: str = "churn_v1",
     store: feast.FeatureStore | None = None,
     engine: str = "feast",
+    cutoffs_per_call: int | None = None,
 ) -> pd.DataFrame:
     """Point-in-time-correct features for each (customer_id, event_timestamp) row of ``entity_df``.
 
@@ -261,6 +262,12 @@ def get_training_frame(
         broken by ``created``) done with ``pandas.merge_asof`` on the feature tables named by
         the registered views; tested equal to the Feast result, and much faster for frames of
         hundreds of thousands of rows (the Dask-based file store takes minutes there).
+    cutoffs_per_call:
+        Join the entity rows of at most this many distinct ``event_timestamp`` values per
+        retrieval call (None: all rows in one call). Feast's file store joins every entity row
+        with every snapshot of its customer before filtering, so its memory grows with the rows
+        of one call; chunks by cut-off bound that peak. Rows of one timestamp always share a
+        call, and every row is joined on its own, so the result equals the unchunked one.
 
     Returns
     -------
@@ -271,6 +278,8 @@ def get_training_frame(
 
     if engine not in ("feast", "pandas"):
         raise ValueError(f"engine must be 'feast' or 'pandas', got {engine!r}")
+    if cutoffs_per_call is not None and cutoffs_per_call < 1:
+        raise ValueError(f"cutoffs_per_call must be at least 1 (or None for one call), got {cutoffs_per_call}")
     for column in ("customer_id", "event_timestamp"):
         if column not in entity_df.columns:
             raise ValueError(f"entity frame lacks the column {column!r}; it has {list(entity_df.columns)}")
@@ -282,17 +291,65 @@ def get_training_frame(
     base["customer_id"] = base["customer_id"].astype(str)
     keys = base[["customer_id", "event_timestamp"]].copy()
     keys[row_key] = np.arange(len(base))
+    chunks = _chunks_by_time(keys, cutoffs_per_call)
     parts = [base]
     for projection in service.feature_view_projections:
         names = [feature.name for feature in projection.features]
-        if engine == "feast":
-            refs = [f"{projection.name_to_use()}:{name}" for name in names]
-            got = store.get_historical_features(entity_df=keys, features=refs).to_df()
-            got = got.drop(columns=["customer_id", "event_timestamp"]).set_index(row_key)
-        else:
-            got = _merge_asof_view(store.get_feature_view(projection.name), names, keys, row_key)
+        got_chunks = []
+        for chunk in chunks:
+            if engine == "feast":
+                refs = [f"{projection.name_to_use()}:{name}" for name in names]
+                got = store.get_historical_features(entity_df=chunk, features=refs).to_df()
+                got = got.set_index(row_key)[names]
+            else:
+                got = _merge_asof_view(store.get_feature_view(projection.name), names, chunk, row_key)
+            got_chunks.append(got)
+            if len(chunks) > 1:
+                logger.debug("joined %s for %d of %d rows", projection.name_to_use(),
+                             sum(len(g) for g in got_chunks), len(keys))
+        got = _concat_chunks(got_chunks)
+        del got_chunks
         parts.append(got.reindex(np.arange(len(base))).reset_index(drop=True)[names])
     return pd.concat(parts, axis=1)
+
+
+def _chunks_by_time(keys: pd.DataFrame, cutoffs_per_call: int | None) -> list[pd.DataFrame]:
+    """``keys`` cut into frames of at most ``cutoffs_per_call`` distinct ``event_timestamp`` values each."""
+    import numpy as np
+
+    times = np.sort(keys["event_timestamp"].unique())
+    if cutoffs_per_call is None or len(times) <= cutoffs_per_call:
+        return [keys]
+    groups = np.searchsorted(times, keys["event_timestamp"].to_numpy()) // cutoffs_per_call
+    return [part for _, part in keys.groupby(groups, sort=True)]
+
+
+def _concat_chunks(chunks: list[pd.DataFrame]) -> pd.DataFrame:
+    """Stack per-chunk results with each column in the dtype one call over all rows would give.
+
+    A column that is entirely missing in one chunk can come back as ``object`` there and numeric
+    elsewhere; such all-missing chunks do not decide the dtype.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if len(chunks) == 1:
+        return chunks[0]
+    targets = {}
+    for column in chunks[0].columns:
+        if len({c[column].dtype for c in chunks}) == 1:
+            continue
+        dtypes = [c[column].dtype for c in chunks if c[column].notna().any()]
+        if not dtypes:
+            continue
+        numeric = all(isinstance(d, np.dtype) and d.kind in "biuf" for d in dtypes)
+        target = np.result_type(*dtypes) if numeric else np.dtype(object)
+        if pd.api.types.is_integer_dtype(target) and any(c[column].isna().any() for c in chunks):
+            target = np.dtype("float64")
+        targets[column] = target
+    if targets:
+        chunks = [c.astype({k: v for k, v in targets.items() if c[k].dtype != v}) for c in chunks]
+    return pd.concat(chunks, axis=0)
 
 
 def _merge_asof_view(view, names: list[str], keys: pd.DataFrame, row_key: str) -> pd.DataFrame:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -137,7 +136,8 @@ def build_churn_training_set(settings, store=None, verify_sample: int = 300) -> 
 
     The cut-offs are the ``event_timestamp`` values of the batch feature table (``tenure
     features build``) whose label window has passed; features come from Feast's
-    ``get_historical_features`` through :func:`feature_repo.store.get_training_frame`.
+    ``get_historical_features`` through :func:`feature_repo.store.get_training_frame`, a few
+    cut-offs per call (``settings.churn.join_cutoffs_per_call``) so memory stays bounded.
     A sample of ``verify_sample`` rows is recomputed from raw events as a leakage guard
     (:func:`check_point_in_time`); 0 skips it.
 
@@ -172,7 +172,9 @@ def build_churn_training_set(settings, store=None, verify_sample: int = 300) -> 
     if labels.empty:
         raise ValueError("no customer is alive at any cut-off; the training window is empty")
     logger.info("labelled %d rows over %d cut-offs (churn rate %.3f)", len(labels), len(cutoffs), labels[LABEL_COLUMN].mean())
-    frame = get_training_frame(settings, labels, feature_service=CHURN_SERVICE, store=store)
+    frame = get_training_frame(settings, labels, feature_service=CHURN_SERVICE, store=store,
+                               cutoffs_per_call=settings.churn.join_cutoffs_per_call)
+    del labels
     if verify_sample:
         from features.tables import read_items
 

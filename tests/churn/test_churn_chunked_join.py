@@ -1,0 +1,58 @@
+"""The training set joined through Feast a few cut-offs per call equals the one-call join."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feature_repo.store import _chunks_by_time, _concat_chunks
+
+
+def _with_chunks(settings, per_call: int):
+    churn = settings.churn.model_copy(update={"join_cutoffs_per_call": per_call})
+    return settings.model_copy(update={"churn": churn})
+
+
+@pytest.mark.slow
+def test_chunked_join_equals_the_single_call(churn_workspace):
+    from training.churn_dataset import build_churn_training_set
+
+    whole = build_churn_training_set(_with_chunks(churn_workspace, 1000), verify_sample=0)
+    assert whole["event_timestamp"].nunique() > 5  # several chunks below, one of them short
+    chunked = build_churn_training_set(_with_chunks(churn_workspace, 4), verify_sample=0)
+    pd.testing.assert_frame_equal(chunked, whole, check_exact=True)
+    assert whole.drop(columns=["customer_id", "event_timestamp", "label"]).notna().any().all()
+
+
+def test_chunks_keep_each_timestamp_together_and_cover_every_row():
+    times = pd.to_datetime(["2026-01-01", "2026-01-08", "2026-01-15", "2026-01-22", "2026-01-29"], utc=True)
+    rng = np.random.default_rng(0)
+    keys = pd.DataFrame({"customer_id": [f"c{i}" for i in range(40)], "event_timestamp": rng.choice(times, 40)})
+    keys["__tenure_row"] = np.arange(40)
+    chunks = _chunks_by_time(keys, 2)
+    assert [c["event_timestamp"].nunique() for c in chunks] == [2, 2, 1]
+    assert sorted(np.concatenate([c["__tenure_row"].to_numpy() for c in chunks]).tolist()) == list(range(40))
+    seen = [set(c["event_timestamp"]) for c in chunks]
+    assert all(not (a & b) for i, a in enumerate(seen) for b in seen[i + 1:])
+    assert len(_chunks_by_time(keys, None)) == 1 and len(_chunks_by_time(keys, 5)) == 1
+
+
+def test_chunk_dtypes_follow_the_whole_column():
+    a = pd.DataFrame({"n": np.array([1, 2], dtype=np.int64), "s": ["x", None], "f": [0.5, 1.5]}, index=[0, 1])
+    b = pd.DataFrame({"n": [None, None], "s": [None, None], "f": [None, None]}, index=[2, 3], dtype=object)
+    c = pd.DataFrame({"n": [3.0, np.nan], "s": ["y", "z"], "f": [2.5, 3.5]}, index=[4, 5])
+    got = _concat_chunks([a, b, c])
+    assert got["n"].dtype == np.float64 and got["f"].dtype == np.float64 and got["s"].dtype == object
+    assert got["n"].tolist()[:2] == [1.0, 2.0] and got["n"].isna().sum() == 3
+    assert got.index.tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_cutoffs_per_call_must_be_positive(churn_workspace):
+    from feature_repo.store import get_training_frame
+
+    keys = pd.DataFrame({"customer_id": ["c1"], "event_timestamp": [pd.Timestamp("2026-03-01", tz="UTC")]})
+    with pytest.raises(ValueError, match="cutoffs_per_call"):
+        get_training_frame(churn_workspace, keys, cutoffs_per_call=0)
+    with pytest.raises(ValueError):
+        _with_chunks(churn_workspace, 0).churn.model_validate({"join_cutoffs_per_call": 0})

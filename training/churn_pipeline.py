@@ -59,6 +59,17 @@ class ChurnTrainingResult:
     importance: pd.DataFrame
     split_rows: dict[str, int]
     decision: GateDecision | None = None
+    tuning: TuningResult | None = None
+
+
+@dataclasses.dataclass
+class TuningResult:
+    """What an Optuna search found: the best overrides and every trial (validation ROC-AUC)."""
+
+    best_params: dict[str, Any]
+    best_value: float
+    best_trial: int
+    trials: list[dict[str, Any]]
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -177,8 +188,12 @@ def _model_from_settings(settings: Settings, features: list[str], categorical: l
 
 
 def tune_churn_model(settings: Settings, split: TimeSplit, features: list[str], categorical: list[str],
-                     trials: int) -> dict[str, Any]:
-    """Optuna search over LightGBM parameters, judged on validation ROC-AUC; returns the best overrides."""
+                     trials: int) -> TuningResult:
+    """Optuna search over LightGBM parameters, judged on validation ROC-AUC (uncalibrated scores).
+
+    The sampler is seeded with ``churn.random_state`` and LightGBM is deterministic, so the same
+    data and trials give the same result. Returns the best overrides and every trial.
+    """
     import optuna
     from sklearn.metrics import roc_auc_score
 
@@ -201,7 +216,13 @@ def tune_churn_model(settings: Settings, split: TimeSplit, features: list[str], 
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=settings.churn.random_state))
     study.optimize(objective, n_trials=trials)
     logger.info("tuning: best validation ROC-AUC %.4f with %s", study.best_value, study.best_params)
-    return dict(study.best_params)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    return TuningResult(
+        best_params=dict(study.best_params),
+        best_value=float(study.best_value),
+        best_trial=int(study.best_trial.number),
+        trials=[{"number": t.number, "valid_roc_auc": float(t.value), "params": dict(t.params)} for t in done],
+    )
 
 
 def evaluate_split(model: ChurnModel, split: TimeSplit, numeric: list[str], categorical: list[str],
@@ -237,7 +258,7 @@ def _pip_requirements() -> list[str]:
 
 def _code_version() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True,
                               timeout=5, cwd=Path(__file__).parent).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -278,12 +299,17 @@ def train_churn(
     ws, split, numeric, categorical = load_split(settings, source, path)
     features = numeric + categorical
     overrides: dict[str, Any] = {}
+    tuning = None
     if tune:
         say(f"tuning ({tune} trials)")
-        overrides = tune_churn_model(ws, split, features, categorical, tune)
+        tuning = tune_churn_model(ws, split, features, categorical, tune)
+        overrides = tuning.best_params
     say("fitting LightGBM and calibration")
     model = _model_from_settings(ws, features, categorical, **overrides)
     model.fit(split.train, split.train[LABEL_COLUMN], split.valid, split.valid[LABEL_COLUMN])
+    from sklearn.metrics import roc_auc_score
+
+    valid_roc_auc = float(roc_auc_score(split.valid[LABEL_COLUMN], model.predict_uncalibrated(split.valid)))
     say("evaluating against the baselines")
     metrics, scores = evaluate_split(model, split, numeric, categorical, ws.churn.random_state)
     y_test = split.test[LABEL_COLUMN].to_numpy()
@@ -315,6 +341,8 @@ def train_churn(
             "num_leaves": model.num_leaves,
             "learning_rate": model.learning_rate,
             "min_child_samples": model.min_child_samples,
+            "feature_fraction": model.feature_fraction,
+            "lambda_l2": model.lambda_l2,
             "best_iteration": model.best_iteration_,
             "n_features": len(features),
             "tuning_trials": tune,
@@ -326,6 +354,14 @@ def train_churn(
             mlflow.log_metrics({f"{prefix}_{k}": v for k, v in values.items() if np.isfinite(v)})
         mlflow.log_metrics({f"rows_{name}": float(len(part)) for name, part in
                             (("train", split.train), ("valid", split.valid), ("test", split.test))})
+        mlflow.log_metric("valid_roc_auc_uncalibrated", valid_roc_auc)
+        if tuning is not None:
+            for trial in tuning.trials:
+                mlflow.log_metric("tuning_valid_roc_auc", trial["valid_roc_auc"], step=trial["number"])
+            mlflow.log_metric("tuning_best_valid_roc_auc", tuning.best_value)
+            mlflow.log_dict(dataclasses.asdict(tuning), "tuning.json")
+            mlflow.set_tags({"tenure.tuning.best_trial": str(tuning.best_trial),
+                             "tenure.tuning.best_params": json.dumps(tuning.best_params, sort_keys=True)})
         mlflow.set_tags({
             "tenure.source": source,
             "tenure.source_path": str(path) if path else "",
@@ -381,6 +417,7 @@ def train_churn(
         importance=importance,
         split_rows={"train": len(split.train), "valid": len(split.valid), "test": len(split.test)},
         decision=decision,
+        tuning=tuning,
     )
 
 

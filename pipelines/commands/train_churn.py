@@ -13,6 +13,7 @@ _SOURCES = ("generated", "telco", "cdnow")
 
 def churn_metrics_table(metrics: dict[str, dict[str, float]], title: str):
     """Rich table: one column per model (tenure first, then the baselines), one row per metric."""
+    import pandas as pd
     from rich.table import Table
 
     from training.churn_pipeline import metrics_table
@@ -24,7 +25,7 @@ def churn_metrics_table(metrics: dict[str, dict[str, float]], title: str):
     for name in frame.columns:
         table.add_column(name, justify="right")
     for metric, row in frame.iterrows():
-        table.add_row(metric, *("-" if v != v else f"{v:.3f}" for v in row))
+        table.add_row(metric, *("-" if pd.isna(v) else f"{v:.3f}" for v in row))
     return table
 
 
@@ -68,6 +69,11 @@ def register(app: typer.Typer) -> None:
         rows = result.split_rows
         out.print(churn_metrics_table(
             result.metrics, f"churn ({source}): train {rows['train']}, valid {rows['valid']}, test {rows['test']} rows"))
+        if result.tuning is not None:
+            t = result.tuning
+            best = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.best_params.items())
+            out.print(f"tuning: {len(t.trials)} trials; best validation ROC-AUC {t.best_value:.4f} "
+                      f"(trial {t.best_trial}): {best}")
         out.print(f"run [bold]{result.run_id}[/bold]; registered {settings.mlflow.churn_model_name} "
                   f"version [bold]{result.version}[/bold] as challenger")
         if result.decision is not None:

@@ -6,7 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.churn_evaluate import classification_metrics, expected_calibration_error, lift_and_capture
+from training.churn_evaluate import (
+    classification_metrics,
+    expected_calibration_error,
+    lift_and_capture,
+)
 from training.churn_model import ChurnModel, fit_calibration, to_matrix
 
 

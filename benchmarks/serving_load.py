@@ -37,75 +37,182 @@ RESULTS = REPO / "benchmarks" / "results" / "serving_load.json"
 # --- a minimal open-loop HTTP/1.1 client --------------------------------------------------------
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split()[1])
-    headers = {}
-    for line in lines[1:]:
-        if b":" in line:
-            k, v = line.split(b":", 1)
-            headers[k.strip().lower()] = v.strip()
-    if b"content-length" in headers:
-        await reader.readexactly(int(headers[b"content-length"]))
-    elif headers.get(b"transfer-encoding") == b"chunked":
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
-            await reader.readexactly(size + 2)
-            if size == 0:
-                break
-    return status
+class _Connection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection with at most one request in flight (no pipelining).
+
+    A bare ``asyncio.Protocol`` (no streams, no task or ``wait_for`` per request): the load
+    generator shares the cores with the server, so its own CPU per request has to stay small.
+    """
+
+    def __init__(self, done) -> None:
+        self._done = done  # done(connection, status or None)
+        self._buffer = bytearray()
+        self.transport = None
+        self.busy_since: float | None = None  # scheduled time of the request in flight
+        self.closed = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def connection_lost(self, exc) -> None:
+        self.closed = True
+        if self.busy_since is not None:
+            self._done(self, None)
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        while self.busy_since is not None:
+            head_end = buffer.find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            head = bytes(buffer[:head_end]).lower()
+            status = int(head[9:12])
+            body_start = head_end + 4
+            at = head.find(b"\r\ncontent-length:")
+            if at >= 0:
+                stop = head.find(b"\r\n", at + 2)
+                end = body_start + int(head[at + 17: stop if stop >= 0 else None])
+            elif b"transfer-encoding: chunked" in head:
+                end = _chunked_end(buffer, body_start)
+                if end is None:
+                    return
+            else:
+                end = body_start
+            if len(buffer) < end:
+                return
+            del buffer[:end]
+            self._done(self, status)
+
+
+def _chunked_end(buffer: bytearray, pos: int) -> int | None:
+    while True:
+        line_end = buffer.find(b"\r\n", pos)
+        if line_end < 0:
+            return None
+        size = int(bytes(buffer[pos:line_end]).split(b";")[0], 16)
+        pos = line_end + 2 + size + 2
+        if len(buffer) < pos:
+            return None
+        if size == 0:
+            return pos
 
 
 async def open_loop(host: str, port: int, path: str, bodies: list[bytes], rate: float, duration: float,
                     headers: dict[str, str] | None = None, max_connections: int = 512, timeout_s: float = 10.0) -> dict:
-    """Send ``rate * duration`` POSTs on a fixed schedule; latency from the scheduled time."""
+    """Send ``rate * duration`` POSTs on a fixed schedule; latency from the scheduled time.
+
+    Requests due at the same moment go out together; a request finding no idle connection opens
+    one (up to ``max_connections``) or waits in a queue for the next free one, its latency still
+    counted from its scheduled time. A request unanswered after ``timeout_s`` counts as an error.
+    The result also says how much CPU the generator itself used (``client_cpu_ms_per_request``).
+    """
+    import collections
+    import resource
+
     loop = asyncio.get_running_loop()
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
-    idle: asyncio.Queue = asyncio.Queue()
-    opened = 0
+    prefix = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n{extra}").encode()
+    requests = [prefix + f"Content-Length: {len(b)}\r\n\r\n".encode() + b for b in bodies]
+    n = max(1, int(rate * duration))
+    idle: list[_Connection] = []
+    waiting: collections.deque[int] = collections.deque()
+    connections: set[_Connection] = set()
     latencies: list[float] = []
     errors: dict[str, int] = {}
-    n = max(1, int(rate * duration))
-    start = loop.time() + 0.2
-    finished = [start]
+    state = {"opened": 0, "opening": 0, "outstanding": 0, "finished": 0.0}
 
-    async def one(i: int) -> None:
-        nonlocal opened
-        scheduled = start + i / rate
-        delay = scheduled - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        try:
-            conn = idle.get_nowait()
-        except asyncio.QueueEmpty:
-            if opened < max_connections:
-                opened += 1
-                conn = await asyncio.open_connection(host, port)
-            else:
-                conn = await idle.get()
-        reader, writer = conn
-        body = bodies[i % len(bodies)]
-        request = (f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-                   f"{extra}Content-Length: {len(body)}\r\n\r\n").encode() + body
-        try:
-            writer.write(request)
-            status = await asyncio.wait_for(_read_response(reader), timeout_s)
-            latencies.append(loop.time() - scheduled)
+    def error(kind: str) -> None:
+        errors[kind] = errors.get(kind, 0) + 1
+
+    def send(conn: _Connection, i: int) -> None:
+        conn.busy_since = start + i / rate
+        conn.transport.write(requests[i % len(requests)])
+
+    def done(conn: _Connection, status: int | None) -> None:
+        now = loop.time()
+        state["outstanding"] -= 1
+        if status is None:
+            error("ConnectionError")
+            connections.discard(conn)
+        else:
+            latencies.append(now - conn.busy_since)
             if status != 200:
-                errors[str(status)] = errors.get(str(status), 0) + 1
-            idle.put_nowait(conn)
-        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
-            errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-            writer.close()
-            opened -= 1
-        finished[0] = max(finished[0], loop.time())
+                error(str(status))
+        conn.busy_since = None
+        state["finished"] = max(state["finished"], now)
+        if conn.closed:
+            return
+        if waiting:
+            send(conn, waiting.popleft())
+        else:
+            idle.append(conn)
 
-    await asyncio.gather(*(one(i) for i in range(n)))
-    while not idle.empty():
-        _, writer = idle.get_nowait()
-        writer.close()
-    elapsed = max(finished[0] - start, 1e-9)
+    async def connect() -> None:
+        try:
+            _, conn = await loop.create_connection(lambda: _Connection(done), host, port)
+        except OSError:
+            state["opening"] -= 1
+            state["opened"] -= 1
+            while waiting and not connections and not state["opening"]:
+                waiting.popleft()
+                state["outstanding"] -= 1
+                error("ConnectError")
+            return
+        state["opening"] -= 1
+        connections.add(conn)
+        if waiting:
+            send(conn, waiting.popleft())
+        else:
+            idle.append(conn)
+
+    def sweep(now: float) -> None:
+        for conn in list(connections):
+            if conn.busy_since is not None and now - conn.busy_since > timeout_s:
+                connections.discard(conn)
+                conn.busy_since = None
+                conn.closed = True
+                conn.transport.abort()
+                state["outstanding"] -= 1
+                error("TimeoutError")
+        for _ in range(len(waiting)):
+            if now - (start + waiting[0] / rate) > timeout_s:
+                waiting.popleft()
+                state["outstanding"] -= 1
+                error("TimeoutError")
+
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+    start = loop.time() + 0.2
+    state["finished"] = start
+    i, last_sweep = 0, start
+    while i < n:
+        due = start + i / rate
+        now = loop.time()
+        if due > now:
+            await asyncio.sleep(due - now)
+            now = loop.time()
+        while i < n and start + i / rate <= now:
+            state["outstanding"] += 1
+            if idle:
+                send(idle.pop(), i)
+            else:
+                waiting.append(i)
+                if state["opened"] < max_connections and len(waiting) > state["opening"]:
+                    state["opened"] += 1
+                    state["opening"] += 1
+                    loop.create_task(connect())
+            i += 1
+        if now - last_sweep > 0.1:
+            sweep(now)
+            last_sweep = now
+    while state["outstanding"] > 0:
+        await asyncio.sleep(0.005)
+        sweep(loop.time())
+    for conn in connections:
+        conn.transport.close()
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    elapsed = max(state["finished"] - start, 1e-9)
     lat = sorted(latencies)
 
     def q(p: float) -> float | None:
@@ -113,7 +220,40 @@ async def open_loop(host: str, port: int, path: str, bodies: list[bytes], rate: 
 
     return {"path": path, "target_rate": rate, "duration_s": duration, "sent": n, "ok": n - sum(errors.values()),
             "errors": errors, "achieved_rate": round(len(lat) / elapsed, 1), "p50_ms": q(0.50), "p95_ms": q(0.95),
-            "p99_ms": q(0.99), "max_ms": round(lat[-1] * 1000, 2) if lat else None, "connections": opened}
+            "p99_ms": q(0.99), "max_ms": round(lat[-1] * 1000, 2) if lat else None, "connections": state["opened"],
+            "client_cpu_ms_per_request": round(cpu / n * 1000, 3)}
+
+
+def _tree_cpu_s(root_pid: int) -> float:
+    """CPU seconds (user + system) used so far by a process and all its descendants."""
+    clock = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    cpu: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / clock
+    total, todo = 0.0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += cpu.get(pid, 0.0)
+        todo += children.get(pid, [])
+    return total
+
+
+def phase(server_pid: int, *args, **kwargs) -> dict:
+    """:func:`open_loop`, plus the server's CPU per request and the 1-minute load average around it."""
+    before, load_before = _tree_cpu_s(server_pid), os.getloadavg()[0]
+    result = asyncio.run(open_loop(*args, **kwargs))
+    used = _tree_cpu_s(server_pid) - before
+    result.update(server_cpu_ms_per_request=round(used / result["sent"] * 1000, 3),
+                  loadavg_1m=[round(load_before, 2), round(os.getloadavg()[0], 2)])
+    return result
 
 
 # --- workspace and processes -------------------------------------------------------------------
@@ -243,13 +383,14 @@ def main(argv: list[str] | None = None) -> dict:
         port = service.port
         key = {"X-API-Key": API_KEY}
         run = asyncio.run
+        pid = service.process.pid
         run(open_loop("127.0.0.1", port, "/churn-score", single[:200], 50, 2))  # warm-up
         run(open_loop("127.0.0.1", port, "/recommend", recommend[:200], 50, 2))
-        out["phases"]["churn_1"] = run(open_loop("127.0.0.1", port, "/churn-score", single, args.rate, args.duration))
-        out["phases"]["churn_100"] = run(open_loop("127.0.0.1", port, "/churn-score", batch, args.batch_rate, args.duration))
-        out["phases"]["recommend_k10"] = run(open_loop("127.0.0.1", port, "/recommend", recommend, args.rate, args.duration))
-        out["phases"]["events_10"] = run(open_loop("127.0.0.1", port, "/events", events, args.events_rate, args.duration, key))
-        steps = [run(open_loop("127.0.0.1", port, "/churn-score", single, float(r), args.peak_duration))
+        out["phases"]["churn_1"] = phase(pid, "127.0.0.1", port, "/churn-score", single, args.rate, args.duration)
+        out["phases"]["churn_100"] = phase(pid, "127.0.0.1", port, "/churn-score", batch, args.batch_rate, args.duration)
+        out["phases"]["recommend_k10"] = phase(pid, "127.0.0.1", port, "/recommend", recommend, args.rate, args.duration)
+        out["phases"]["events_10"] = phase(pid, "127.0.0.1", port, "/events", events, args.events_rate, args.duration, key)
+        steps = [phase(pid, "127.0.0.1", port, "/churn-score", single, float(r), args.peak_duration)
                  for r in args.peak_rates.split(",")]
         out["peak_steps"] = steps
         out["peak_rps"] = peak(steps)
@@ -267,9 +408,9 @@ def main(argv: list[str] | None = None) -> dict:
         try:
             wait_ready(f"http://127.0.0.1:{port}", proc)
             asyncio.run(open_loop("127.0.0.1", port, "/churn-score", single[:100], 20, 2))
-            out["naive"]["churn_1"] = asyncio.run(open_loop("127.0.0.1", port, "/churn-score", single, args.rate, args.duration))
-            out["naive"]["churn_100"] = asyncio.run(open_loop("127.0.0.1", port, "/churn-score", batch, args.batch_rate, args.duration))
-            steps = [asyncio.run(open_loop("127.0.0.1", port, "/churn-score", single, float(r), args.peak_duration))
+            out["naive"]["churn_1"] = phase(proc.pid, "127.0.0.1", port, "/churn-score", single, args.rate, args.duration)
+            out["naive"]["churn_100"] = phase(proc.pid, "127.0.0.1", port, "/churn-score", batch, args.batch_rate, args.duration)
+            steps = [phase(proc.pid, "127.0.0.1", port, "/churn-score", single, float(r), args.peak_duration)
                      for r in args.naive_rates.split(",")]
             out["naive"]["peak_steps"] = steps
             out["naive"]["peak_rps"] = peak(steps)
@@ -279,11 +420,16 @@ def main(argv: list[str] | None = None) -> dict:
             out["speedup_peak"] = round(out["peak_rps"] / out["naive"]["peak_rps"], 1)
     out["loadavg_after"] = os.getloadavg()
 
-    rows = [(name, r) for name, r in out["phases"].items()] + [(f"naive {n}", r) for n, r in out["naive"].items() if n != "peak_steps" and isinstance(r, dict)]
-    print(f"{'phase':<16} {'target/s':>8} {'achieved/s':>10} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} errors")
+    rows = [(name, r) for name, r in out["phases"].items()]
+    rows += [(f"peak {r['target_rate']:.0f}", r) for r in out.get("peak_steps", [])]
+    rows += [(f"naive {n}", r) for n, r in out["naive"].items() if n != "peak_steps" and isinstance(r, dict)]
+    rows += [(f"naive peak {r['target_rate']:.0f}", r) for r in out["naive"].get("peak_steps", [])]
+    print(f"{'phase':<16} {'target/s':>8} {'achieved/s':>10} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+          f"{'errors':>6} {'srv cpu ms':>10} {'cli cpu ms':>10} load1m")
     for name, r in rows:
         print(f"{name:<16} {r['target_rate']:>8.0f} {r['achieved_rate']:>10.1f} {r['p50_ms']!s:>8} {r['p95_ms']!s:>8} "
-              f"{r['p99_ms']!s:>8} {r['max_ms']!s:>8} {sum(r['errors'].values())}")
+              f"{r['p99_ms']!s:>8} {r['max_ms']!s:>8} {sum(r['errors'].values()):>6} "
+              f"{r.get('server_cpu_ms_per_request')!s:>10} {r.get('client_cpu_ms_per_request')!s:>10} {r.get('loadavg_1m')}")
     print(f"peak sustained /churn-score (1 customer): tenure {out.get('peak_rps')} req/s, "
           f"naive {out['naive'].get('peak_rps')} req/s; load average {out['loadavg_before']} -> {out['loadavg_after']}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

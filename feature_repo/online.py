@@ -1,7 +1,8 @@
 """Online feature reads and pushes for the service: one feature vector per customer, per request.
 
-``OnlineFeatureReader`` resolves its feature service once and reuses it, so a request costs one
-online-store round trip plus the decoding. ``push_customer_features`` writes one customer's
+``OnlineFeatureReader`` resolves its feature service and views once and reads through the
+online store's ``online_read``, so a request costs one online-store round trip per feature view
+plus the decoding. ``push_customer_features`` writes one customer's
 recomputed features (from :func:`features.customer_features.compute_customer_features`) to the
 online store through the push sources, after ``POST /events``.
 """
@@ -14,6 +15,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
 from feature_repo.definitions import CUSTOMER_ACTIVITY_PUSH, CUSTOMER_PROFILE_PUSH
 from features.customer_features import (
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _FOUND = (FieldStatus.PRESENT, FieldStatus.NULL_VALUE, FieldStatus.OUTSIDE_MAX_AGE)
-_STRING_KINDS = {"string_val"}
+_JOIN_KEYS = ["customer_id"]
 
 
 class OnlineFeatureReader:
@@ -40,7 +43,7 @@ class OnlineFeatureReader:
     store:
         An open :class:`feast.FeatureStore` (``feature_repo.store.open_store``).
     feature_service_name:
-        E.g. ``"churn_v1"``; resolved once here.
+        E.g. ``"churn_v1"``; resolved once here, with its feature views.
 
     Attributes
     ----------
@@ -49,6 +52,15 @@ class OnlineFeatureReader:
 
     Notes
     -----
+    :meth:`read` calls the online store's ``online_read`` (Feast's online-store interface, the
+    one ``get_online_features`` itself calls; SQLite, Redis or any other configured store) once
+    per feature view of the service, with entity keys built here, and decodes the values
+    straight into dicts. It skips what ``get_online_features`` adds around that call for the
+    general case (registry look-ups, entity-row conversion and de-duplication, on-demand
+    views, the response protobuf), which cost ~0.8 ms for one customer and ~75 ms for 100
+    on SQLite. :meth:`read_reference` is the same read through ``get_online_features``; the
+    tests hold the two equal for known, unknown and partly-missing customers.
+
     Missing numeric values come back as ``float('nan')`` (what the model was trained on for
     "never"), missing strings as None. Feast does not apply TTLs to online reads: a value is
     served until it is overwritten by materialization or a push.
@@ -73,6 +85,17 @@ class OnlineFeatureReader:
             for feature in projection.features
             if str(feature.dtype).lower().startswith("string")
         }
+        self._empty = {name: None if name in self._string_features else math.nan for name in self.feature_names}
+        self._config = store.config
+        self._online_store = store._get_provider().online_store  # the configured OnlineStore (SQLite, Redis, ...)
+        self._views: list[tuple[Any, list[str]]] = []
+        join_keys: set[str] = set()
+        for projection in self._service.feature_view_projections:
+            view = store.get_feature_view(projection.name)
+            join_keys.update(column.name for column in view.entity_columns)
+            self._views.append((view, [feature.name for feature in projection.features]))
+        if join_keys != {"customer_id"}:
+            raise ValueError(f"feature service {feature_service_name!r} is not keyed by customer_id alone: {join_keys}")
 
     def read(self, customer_ids: Sequence[str]) -> list[dict[str, Any] | None]:
         """Feature vectors of ``customer_ids``, in order.
@@ -85,9 +108,33 @@ class OnlineFeatureReader:
         ids = [str(c) for c in customer_ids]
         if not ids:
             return []
-        response = self._store.get_online_features(
-            features=self._service, entity_rows={"customer_id": ids}
-        )
+        keys = [EntityKeyProto(join_keys=_JOIN_KEYS, entity_values=[ValueProto(string_val=c)]) for c in ids]
+        empty = self._empty
+        rows: list[dict[str, Any]] = [empty.copy() for _ in ids]
+        found = [False] * len(ids)
+        for view, names in self._views:
+            for i, (stamp, data) in enumerate(self._online_store.online_read(self._config, view, keys, names)):
+                if data is None:
+                    continue
+                # a row exists when the store has it with a write time; Redis answers an absent
+                # key with empty values and a zero timestamp, SQLite with no row (None)
+                if stamp is not None and stamp.timestamp() != 0:
+                    found[i] = True
+                row = rows[i]
+                for name in names:
+                    value = data.get(name)
+                    if value is not None:
+                        kind = value.WhichOneof("val")
+                        if kind is not None:
+                            row[name] = getattr(value, kind)
+        return [row if ok else None for row, ok in zip(rows, found)]
+
+    def read_reference(self, customer_ids: Sequence[str]) -> list[dict[str, Any] | None]:
+        """:meth:`read` through Feast's ``get_online_features`` (slower; the reference the tests compare with)."""
+        ids = [str(c) for c in customer_ids]
+        if not ids:
+            return []
+        response = self._store.get_online_features(features=self._service, entity_rows={"customer_id": ids})
         proto = response.proto
         names = list(proto.metadata.feature_names.val)
         rows: list[dict[str, Any]] = [dict.fromkeys(self.feature_names) for _ in ids]

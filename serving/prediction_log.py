@@ -51,7 +51,7 @@ class PredictionLog:
         return hmac.new(self._key, customer_id.encode(), hashlib.sha256).hexdigest()[:16]
 
     def add(self, record: dict[str, Any]) -> None:
-        """Queue one record (cheap: a list append under a lock)."""
+        """Queue one record (cheap: a list append under a lock); NaN feature values are written as null."""
         with self._lock:
             self._buffer.append(record)
 
@@ -64,6 +64,10 @@ class PredictionLog:
         by_file: dict[Path, list[str]] = {}
         day = datetime.now(UTC).strftime("%Y%m%d")
         for record in batch:
+            features = record.get("features")
+            if features:  # NaN (a missing value) is written as null, here rather than on the request path
+                record["features"] = {k: None if isinstance(v, float) and math.isnan(v) else v
+                                      for k, v in features.items()}
             path = self.folder / f"{record['kind']}-{day}-{os.getpid()}.jsonl"
             by_file.setdefault(path, []).append(json.dumps(record, separators=(",", ":"), default=_default))
         for path, lines in by_file.items():

@@ -16,7 +16,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio.to_thread
 import bentoml
+from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
 from serving.schemas import (
@@ -38,6 +40,11 @@ from serving.security import ApiGuard
 
 logger = logging.getLogger(__name__)
 
+HOT_ROUTES = ("/churn-score", "/recommend", "/similar-items", "/events")
+FAST_ROUTES = ("/churn-score", "/recommend")
+INLINE_MAX_CUSTOMERS = 10
+"""/churn-score requests with at most this many customers run on the event loop, larger ones in a thread."""
+
 
 def _error(status: int, message: str, detail: list[dict[str, Any]] | None = None) -> JSONResponse:
     return JSONResponse({"error": message, "detail": detail or []}, status_code=status)
@@ -47,34 +54,75 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _clean(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else value
-
-
 class SettingsGuard(ApiGuard):
-    """:class:`ApiGuard` configured from the service's settings."""
+    """:class:`ApiGuard` configured from the service's settings, with the fast path of the read routes.
+
+    A valid small ``/churn-score`` or ``/recommend`` request is answered here, right after the
+    guard has checked and parsed it, by the same service code the BentoML endpoint runs
+    (:meth:`TenureService.answer_fast`); everything else (invalid bodies, large batches, a busy
+    store, errors) goes on to the BentoML endpoint, which answers it as before. BentoML's
+    metrics middleware sits in front of this one, so every request is still counted and timed.
+    """
 
     def __init__(self, app) -> None:
         from tenure.settings import load_settings
 
         s = load_settings().serving
         super().__init__(app, [k.get_secret_value() for k in s.api_keys], s.require_key_for_reads, s.max_request_bytes)
+        self._service = None
+
+    async def answer(self, path: str, body: dict, send) -> bool:
+        if path not in FAST_ROUTES:
+            return False
+        if self._service is None:
+            try:
+                self._service = bentoml.get_current_service()
+            except Exception:  # noqa: BLE001  not initialised yet: the endpoint answers
+                return False
+        payload = self._service.answer_fast(path, body)
+        if payload is None:
+            return False
+        await send({"type": "http.response.start", "status": 200, "headers": _fast_headers(len(payload))})
+        await send({"type": "http.response.body", "body": payload})
+        return True
+
+
+def _fast_headers(length: int) -> list[tuple[bytes, bytes]]:
+    return [(b"content-type", b"application/json"), (b"content-length", str(length).encode()),
+            (b"server", b"BentoML Service/tenure")]
+
+
+class _StoreBusy(Exception):
+    """The store lock is held (by a push or a large read) and the caller would not wait."""
 
 
 class _Serialized:
     """An online feature reader whose reads hold a lock (see ``TenureService._store_lock``)."""
 
-    def __init__(self, reader, lock) -> None:
+    def __init__(self, reader, lock: threading.Lock | None) -> None:
         self._reader = reader
         self._lock = lock
 
-    def read(self, customer_ids):
-        """``OnlineFeatureReader.read`` under the lock."""
-        with self._lock:
+    def read(self, customer_ids, wait: bool = True):
+        """``OnlineFeatureReader.read`` under the lock; raises :class:`_StoreBusy` if ``wait`` is false and it is held."""
+        if self._lock is None:
             return self._reader.read(customer_ids)
+        if not self._lock.acquire(blocking=wait):
+            raise _StoreBusy
+        try:
+            return self._reader.read(customer_ids)
+        finally:
+            self._lock.release()
 
 
-@bentoml.service(name="tenure", traffic={"timeout": 30})
+@bentoml.service(
+    name="tenure",
+    traffic={"timeout": 30},
+    # per-request access log lines and (unsampled) OpenTelemetry spans cost more CPU than scoring
+    # a customer; request counts and latencies stay in /metrics
+    logging={"access": {"enabled": False}},
+    tracing={"excluded_urls": list(HOT_ROUTES)},
+)
 class TenureService:
     """Churn scores, recommendations and event intake for marketing automation."""
 
@@ -103,11 +151,12 @@ class TenureService:
         # Feast's SQLite online store shares one connection between threads: concurrent pushes
         # and reads break its transactions ("cannot start a transaction within a transaction"),
         # so store calls of this process take turns there; Redis needs no lock
-        self._store_lock = threading.Lock() if settings.feast.profile == "local" else contextlib.nullcontext()
+        lock = threading.Lock() if settings.feast.profile == "local" else None
+        self._store_lock = lock if lock is not None else contextlib.nullcontext()
         try:
             self.store = open_store(settings)
-            self.churn_reader = _Serialized(OnlineFeatureReader(self.store, "churn_v1"), self._store_lock)
-            self.reco_reader = _Serialized(OnlineFeatureReader(self.store, "recommender_v1"), self._store_lock)
+            self.churn_reader = _Serialized(OnlineFeatureReader(self.store, "churn_v1"), lock)
+            self.reco_reader = _Serialized(OnlineFeatureReader(self.store, "recommender_v1"), lock)
         except Exception as exc:  # noqa: BLE001  the service still starts and says why it is not ready
             self.store, self.churn_reader, self.reco_reader = None, None, None
             self.store_error = f"feature store not available: {exc}"
@@ -172,10 +221,43 @@ class TenureService:
     def __is_ready__(self) -> bool:
         return bool(self.readiness()["ready"])
 
+    def answer_fast(self, path: str, body: dict) -> bytes | None:
+        """The JSON answer to a small valid read request, or None to leave it to the BentoML endpoint.
+
+        Runs on the event loop (see :data:`INLINE_MAX_CUSTOMERS`); never waits for the store lock.
+        """
+        try:
+            if path == "/churn-score":
+                request = ChurnScoreRequest.model_validate(body)
+                if len(request.customer_ids) > INLINE_MAX_CUSTOMERS:
+                    return None
+                response = self._churn_score(request.customer_ids, wait=False)
+            elif path == "/recommend":
+                r = RecommendRequest.model_validate(body)
+                response = self._recommend(r.customer_id, r.k, r.exclude_purchased, r.categories, r.available_only,
+                                           r.context, wait=False)
+            else:
+                return None
+        except (ValidationError, _StoreBusy):
+            return None  # the endpoint gives the usual 400 with field messages, or waits for the store
+        if isinstance(response, JSONResponse):
+            return None  # an error answer: the endpoint makes it again, with BentoML's own handling
+        return response.__pydantic_serializer__.to_json(response)
+
     # --- endpoints -----------------------------------------------------------------------------
     @bentoml.api(route="/churn-score", input_spec=ChurnScoreRequest)
-    def churn_score(self, customer_ids: list[str]) -> ChurnScoreResponse:
+    async def churn_score(self, customer_ids: list[str]) -> ChurnScoreResponse:
         """Calibrated churn probability, risk band and top reasons per customer (batch, in order)."""
+        if len(customer_ids) <= INLINE_MAX_CUSTOMERS:
+            # small requests are computed on the event loop (under a millisecond): a hop to the
+            # thread pool and back costs more CPU than the work. Never wait for the store lock here
+            try:
+                return self._churn_score(customer_ids, wait=False)
+            except _StoreBusy:
+                pass
+        return await anyio.to_thread.run_sync(self._churn_score, customer_ids)
+
+    def _churn_score(self, customer_ids: list[str], wait: bool = True) -> ChurnScoreResponse | JSONResponse:
         current = self.models.current
         scorer = current.churn
         if scorer is None or self.churn_reader is None:
@@ -188,11 +270,10 @@ class TenureService:
         if len(customer_ids) > limit:
             return _error(413, f"at most {limit} customers per request (serving.max_batch_size)",
                           [{"loc": ["customer_ids"], "msg": f"got {len(customer_ids)}"}])
+        rows = self.churn_reader.read(customer_ids, wait=wait)
         request_id = uuid.uuid4().hex
         scored_at = _now()
-        rows = self.churn_reader.read(customer_ids)
         known = [i for i, row in enumerate(rows) if row is not None]
-        results: list[ChurnScore] = []
         by_position: dict[int, ChurnScore] = {}
         if known:
             vectors = [rows[i] for i in known]
@@ -200,7 +281,9 @@ class TenureService:
             p, reasons = scorer.score(X, self.settings.serving.top_reasons)
             bands = scorer.risk_bands(p)
             missing = scorer.missing_counts(X)
-            self.metrics.missing_features.inc(float(missing.sum()))
+            n_missing = int(missing.sum())
+            if n_missing:
+                self.metrics.missing_features.inc(n_missing)
             for n, i in enumerate(known):
                 cid = customer_ids[i]
                 by_position[i] = ChurnScore(customer_id=cid, status="ok", churn_probability=float(p[n]),
@@ -209,20 +292,21 @@ class TenureService:
                 self.prediction_log.add({
                     "kind": "churn", "request_id": request_id, "logged_at": scored_at,
                     "customer_id": self.prediction_log.customer_ref(cid), "model_version": current.churn_version,
-                    "features": {k: _clean(v) for k, v in vectors[n].items()},
+                    "features": vectors[n],  # a fresh dict per request; NaN -> null when written
                     "churn_probability": float(p[n]), "risk_band": bands[n],
                 })
         unknown = len(customer_ids) - len(known)
         if unknown:
             self.metrics.unknown_customers.inc(unknown)
-        self.metrics.scores.inc(len(known))
-        for i, cid in enumerate(customer_ids):
-            results.append(by_position.get(i) or ChurnScore(customer_id=cid, status="unknown_customer",
-                                                            model_version=current.churn_version, scored_at=scored_at))
+        if known:
+            self.metrics.scores.inc(len(known))
+        results = [by_position.get(i) or ChurnScore(customer_id=cid, status="unknown_customer",
+                                                    model_version=current.churn_version, scored_at=scored_at)
+                   for i, cid in enumerate(customer_ids)]
         return ChurnScoreResponse(request_id=request_id, model_version=current.churn_version, results=results)
 
     @bentoml.api(route="/recommend", input_spec=RecommendRequest)
-    def recommend(
+    async def recommend(
         self,
         customer_id: str,
         k: int = 10,
@@ -232,6 +316,15 @@ class TenureService:
         context: dict[str, Any] | None = None,
     ) -> RecommendResponse:
         """Top-k items for one customer, with the strategy used and the items behind each."""
+        args = (customer_id, k, exclude_purchased, categories, available_only, context)
+        try:  # one customer: on the event loop, as /churn-score (see there)
+            return self._recommend(*args, wait=False)
+        except _StoreBusy:
+            return await anyio.to_thread.run_sync(self._recommend, *args)
+
+    def _recommend(self, customer_id: str, k: int, exclude_purchased: bool, categories: list[str] | None,
+                   available_only: bool, context: dict[str, Any] | None,
+                   wait: bool = True) -> RecommendResponse | JSONResponse:
         current = self.models.current
         runtime = current.recommender
         if runtime is None:
@@ -242,7 +335,7 @@ class TenureService:
             return _error(422, "k must be between 1 and 100", [{"loc": ["k"], "msg": f"got {k}"}])
         consent = True
         if self.reco_reader is not None:
-            row = self.reco_reader.read([customer_id])[0]
+            row = self.reco_reader.read([customer_id], wait=wait)[0]
             if row is not None and row.get("consent_personalization") is not None:
                 value = row["consent_personalization"]
                 consent = bool(value) if not (isinstance(value, float) and math.isnan(value)) else True

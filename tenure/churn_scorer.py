@@ -7,6 +7,7 @@ with :meth:`ChurnScorer.save`; the service reads it with :meth:`ChurnScorer.from
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -67,6 +68,12 @@ class ChurnScorer:
         if calibration.get("method") == "isotonic":
             self._iso_x = np.asarray(calibration["x"], dtype=np.float64)
             self._iso_y = np.asarray(calibration["y"], dtype=np.float64)
+        self._single_row: _SingleRowContributions | None | bool = None  # built on first use; False: unavailable
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_single_row"] = None  # a C handle: rebuilt on first use after unpickling
+        return state
 
     # --- input ---------------------------------------------------------------------------------
     def vectorize(self, rows: list[dict[str, Any]]) -> np.ndarray:
@@ -125,8 +132,26 @@ class ChurnScorer:
         return [RISK_BANDS[i] for i in idx]
 
     def contributions(self, X: np.ndarray) -> np.ndarray:
-        """SHAP contributions in log-odds, shape (n_rows, n_features + 1); the last column is the bias."""
+        """SHAP contributions in log-odds, shape (n_rows, n_features + 1); the last column is the bias.
+
+        One row goes through LightGBM's single-row C API (the same model and computation,
+        without the Python wrapper's per-call set-up, ~60 us less); more rows through
+        ``Booster.predict``.
+        """
+        if X.shape[0] == 1:
+            single = self._single_row_predictor()
+            if single is not None:
+                return single.contributions(X[0])[None, :]
         return np.asarray(self.booster.predict(X, pred_contrib=True, num_threads=1), dtype=np.float64)
+
+    def _single_row_predictor(self) -> _SingleRowContributions | None:
+        if self._single_row is None:
+            try:
+                self._single_row = _SingleRowContributions(self.booster, len(self.feature_names))
+            except Exception:  # an older or mocked LightGBM: the general path is used
+                logger.debug("LightGBM single-row prediction not available", exc_info=True)
+                self._single_row = False
+        return self._single_row or None
 
     def score(self, X: np.ndarray, k: int = 3) -> tuple[np.ndarray, list[list[dict[str, Any]]]]:
         """Calibrated probabilities and top-``k`` reasons from one booster call.
@@ -186,7 +211,7 @@ class ChurnScorer:
         return folder
 
     @classmethod
-    def load(cls, folder: Path | str) -> "ChurnScorer":
+    def load(cls, folder: Path | str) -> ChurnScorer:
         """Read a folder written by :meth:`save`."""
         import lightgbm as lgb
 
@@ -204,7 +229,7 @@ class ChurnScorer:
         )
 
     @classmethod
-    def from_model_dir(cls, local_dir: Path | str) -> "ChurnScorer":
+    def from_model_dir(cls, local_dir: Path | str) -> ChurnScorer:
         """Load from an MLflow model folder (``download_artifacts("models:/tenure-churn@champion")``).
 
         Accepts the model folder itself (``artifacts/bundle/``), the bundle folder, or a
@@ -217,3 +242,53 @@ class ChurnScorer:
         for manifest in sorted(root.rglob(f"{BUNDLE_DIR}/{MANIFEST_FILE}")):  # however MLflow nested it
             return cls.load(manifest.parent)
         raise FileNotFoundError(f"no churn model files ({MANIFEST_FILE}) under {root}")
+
+
+class _SingleRowContributions:
+    """``pred_contrib`` for one row through ``LGBM_BoosterPredictForMatSingleRowFast``.
+
+    The C handle is made once per booster; calls are serialised by a lock (the handle holds
+    one output buffer), which costs nothing uncontended. The booster must outlive this object
+    (the scorer holds both).
+    """
+
+    _CONTRIB = 3  # C_API_PREDICT_CONTRIB
+    _FLOAT64 = 1  # C_API_DTYPE_FLOAT64
+
+    def __init__(self, booster: Any, n_features: int) -> None:
+        import ctypes
+        import threading
+
+        from lightgbm.basic import _LIB, _c_str, _safe_call
+
+        self._ctypes, self._lib, self._safe_call = ctypes, _LIB, _safe_call
+        self._handle = ctypes.c_void_p()
+        _safe_call(_LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+            booster._handle, ctypes.c_int(self._CONTRIB), ctypes.c_int(0), ctypes.c_int(-1),
+            ctypes.c_int(self._FLOAT64), ctypes.c_int32(n_features), _c_str("num_threads=1"),
+            ctypes.byref(self._handle)))
+        self._booster = booster
+        self._n = n_features
+        self._lock = threading.Lock()
+        self._out_len = ctypes.c_int64()
+
+    def contributions(self, row: np.ndarray) -> np.ndarray:
+        """Contributions of one row (n_features values, float64), shape (n_features + 1,)."""
+        ctypes = self._ctypes
+        x = np.ascontiguousarray(row, dtype=np.float64)
+        if x.shape != (self._n,):
+            raise ValueError(f"expected {self._n} values, got shape {x.shape}")
+        out = np.empty(self._n + 1, dtype=np.float64)
+        with self._lock:
+            self._safe_call(self._lib.LGBM_BoosterPredictForMatSingleRowFast(
+                self._handle, x.ctypes.data_as(ctypes.c_void_p), ctypes.byref(self._out_len),
+                out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))))
+            if self._out_len.value != self._n + 1:
+                raise RuntimeError(f"LightGBM returned {self._out_len.value} contributions, expected {self._n + 1}")
+        return out
+
+    def __del__(self) -> None:
+        handle = getattr(self, "_handle", None)
+        if handle is not None and handle.value:
+            with contextlib.suppress(Exception):  # interpreter shutdown
+                self._lib.LGBM_FastConfigFree(handle)

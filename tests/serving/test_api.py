@@ -45,6 +45,27 @@ def test_churn_score_batch_in_order_with_reasons(client, workspace):
     assert single["churn_probability"] == pytest.approx(body["results"][2]["churn_probability"])
 
 
+def test_fast_path_answers_as_the_bentoml_endpoint(client, workspace):
+    """Up to INLINE_MAX_CUSTOMERS ids are answered by the guard's fast path, more by the BentoML
+    endpoint (in a thread): the same customer gets the same answer from both."""
+    from serving.service import INLINE_MAX_CUSTOMERS
+
+    _, shop, _ = workspace
+    ids = _known(shop, INLINE_MAX_CUSTOMERS + 1)
+    small = client.post("/churn-score", json={"customer_ids": [ids[0], "nobody"]})
+    large = client.post("/churn-score", json={"customer_ids": [*ids, "nobody"]})
+    assert small.status_code == large.status_code == 200
+    assert small.headers["content-type"] == large.headers["content-type"] == "application/json"
+    drop = ("scored_at",)
+    a = [{k: v for k, v in r.items() if k not in drop} for r in small.json()["results"]]
+    b = [{k: v for k, v in r.items() if k not in drop} for r in large.json()["results"]]
+    assert a == [b[0], b[-1]]
+    assert set(small.json()) == set(large.json()) == {"request_id", "model_version", "results"}
+    # a bad body on a fast route still gets BentoML's field-level 400
+    bad = client.post("/churn-score", json={"customer_ids": ["c1"], "bogus": 1})
+    assert bad.status_code == 400 and bad.json()["detail"][0]["loc"] == ["bogus"]
+
+
 def test_unknown_customer_gets_a_status_not_a_score(client, workspace):
     _, shop, _ = workspace
     known = _known(shop, 1)[0]

@@ -103,6 +103,42 @@ def test_prediction_log_buffers_and_pseudonymises(tmp_path: Path):
     assert PredictionLog(tmp_path / "p", pseudonymize_key=None).customer_ref("c42") == "c42"
 
 
+def test_prediction_log_writes_missing_features_as_null(tmp_path: Path):
+    log = PredictionLog(tmp_path, flush_s=60)
+    log.add({"kind": "churn", "request_id": "r1", "customer_id": "c1", "features": {"a": float("nan"), "b": 2.0, "p": None}})
+    log.close()
+    record = json.loads(next(tmp_path.glob("churn-*.jsonl")).read_text())
+    assert record["features"] == {"a": None, "b": 2.0, "p": None}
+
+
+def test_single_row_contributions_equal_the_booster(tmp_path: Path):
+    import lightgbm as lgb
+    import numpy as np
+
+    from tenure.churn_scorer import ChurnScorer
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 5))
+    X[:, 4] = rng.integers(0, 3, 400)
+    y = (X[:, 0] + (X[:, 4] == 1) + rng.normal(scale=0.5, size=400) > 0.5).astype(int)
+    X[rng.random(X.shape) < 0.1] = np.nan
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 7, "num_threads": 1},
+                        lgb.Dataset(X, y, categorical_feature=[4]), num_boost_round=20)
+    scorer = ChurnScorer(booster, ["a", "b", "c", "d", "k"], {"k": ["x", "y", "z"]}, {"method": "none"}, (0.3, 0.6))
+    reference = booster.predict(X[:30], pred_contrib=True, num_threads=1)
+    single = np.vstack([scorer.contributions(X[i:i + 1]) for i in range(30)])
+    assert scorer._single_row not in (None, False)  # the single-row C API was used
+    np.testing.assert_array_equal(single, reference)
+    np.testing.assert_array_equal(scorer.contributions(X[:30]), reference)
+    p_one, reasons_one = scorer.score(X[:1])
+    p_all, reasons_all = scorer.score(X[:30])
+    assert p_one[0] == p_all[0] and reasons_one[0] == reasons_all[0]
+    import pickle
+
+    clone = pickle.loads(pickle.dumps(scorer))
+    np.testing.assert_array_equal(clone.contributions(X[:1]), reference[:1])
+
+
 def test_prediction_log_background_flush(tmp_path: Path):
     log = PredictionLog(tmp_path, flush_s=0.05)
     log.add({"kind": "churn", "request_id": "r1", "customer_id": "c1"})

@@ -238,7 +238,7 @@ def get_training_frame(
     feature_service: str = "churn_v1",
     store: feast.FeatureStore | None = None,
     engine: str = "feast",
-    cutoffs_per_call: int | None = None,
+    rows_per_call: int | None = None,
 ) -> pd.DataFrame:
     """Point-in-time-correct features for each (customer_id, event_timestamp) row of ``entity_df``.
 
@@ -262,12 +262,12 @@ def get_training_frame(
         broken by ``created``) done with ``pandas.merge_asof`` on the feature tables named by
         the registered views; tested equal to the Feast result, and much faster for frames of
         hundreds of thousands of rows (the Dask-based file store takes minutes there).
-    cutoffs_per_call:
-        Join the entity rows of at most this many distinct ``event_timestamp`` values per
-        retrieval call (None: all rows in one call). Feast's file store joins every entity row
-        with every snapshot of its customer before filtering, so its memory grows with the rows
-        of one call; chunks by cut-off bound that peak. Rows of one timestamp always share a
-        call, and every row is joined on its own, so the result equals the unchunked one.
+    rows_per_call:
+        Join at most about this many entity rows per retrieval call (None: all in one call).
+        Feast's file store joins every entity row with every snapshot of its customer before
+        filtering, so its memory grows with the rows of one call; chunks bound that peak. Chunks
+        hold whole ``event_timestamp`` values (one timestamp with more rows than this is a chunk
+        of its own), and every row is joined on its own, so the result equals the one-call join.
 
     Returns
     -------
@@ -278,8 +278,8 @@ def get_training_frame(
 
     if engine not in ("feast", "pandas"):
         raise ValueError(f"engine must be 'feast' or 'pandas', got {engine!r}")
-    if cutoffs_per_call is not None and cutoffs_per_call < 1:
-        raise ValueError(f"cutoffs_per_call must be at least 1 (or None for one call), got {cutoffs_per_call}")
+    if rows_per_call is not None and rows_per_call < 1:
+        raise ValueError(f"rows_per_call must be at least 1 (or None for one call), got {rows_per_call}")
     for column in ("customer_id", "event_timestamp"):
         if column not in entity_df.columns:
             raise ValueError(f"entity frame lacks the column {column!r}; it has {list(entity_df.columns)}")
@@ -291,7 +291,7 @@ def get_training_frame(
     base["customer_id"] = base["customer_id"].astype(str)
     keys = base[["customer_id", "event_timestamp"]].copy()
     keys[row_key] = np.arange(len(base))
-    chunks = _chunks_by_time(keys, cutoffs_per_call)
+    chunks = _chunks_by_time(keys, rows_per_call)
     parts = [base]
     for projection in service.feature_view_projections:
         names = [feature.name for feature in projection.features]
@@ -313,14 +313,21 @@ def get_training_frame(
     return pd.concat(parts, axis=1)
 
 
-def _chunks_by_time(keys: pd.DataFrame, cutoffs_per_call: int | None) -> list[pd.DataFrame]:
-    """``keys`` cut into frames of at most ``cutoffs_per_call`` distinct ``event_timestamp`` values each."""
+def _chunks_by_time(keys: pd.DataFrame, rows_per_call: int | None) -> list[pd.DataFrame]:
+    """``keys`` cut into frames of whole ``event_timestamp`` values, in time order, each with at most
+    ``rows_per_call`` rows (unless a single timestamp has more)."""
     import numpy as np
 
-    times = np.sort(keys["event_timestamp"].unique())
-    if cutoffs_per_call is None or len(times) <= cutoffs_per_call:
+    if rows_per_call is None or len(keys) <= rows_per_call:
         return [keys]
-    groups = np.searchsorted(times, keys["event_timestamp"].to_numpy()) // cutoffs_per_call
+    counts = keys["event_timestamp"].value_counts().sort_index()
+    chunk_of_time, chunk, rows = {}, 0, 0
+    for time, n in counts.items():
+        if rows and rows + n > rows_per_call:
+            chunk, rows = chunk + 1, 0
+        chunk_of_time[time] = chunk
+        rows += n
+    groups = keys["event_timestamp"].map(chunk_of_time).to_numpy(dtype=np.int64)
     return [part for _, part in keys.groupby(groups, sort=True)]
 
 

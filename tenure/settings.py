@@ -136,10 +136,10 @@ class ChurnSettings(_Section):
     )
     cutoff_every_days: int = Field(7, ge=1, description="Spacing of training cut-offs.")
     history_days: int = Field(180, ge=7, description="How far back cut-offs go.")
-    join_cutoffs_per_call: int = Field(
-        4, ge=1, le=1000,
-        description="Cut-offs joined per Feast get_historical_features call when building the training set "
-                    "(bounds its memory; the result does not depend on it).",
+    join_rows_per_call: int = Field(
+        250_000, ge=1_000,
+        description="At most this many training rows (whole cut-offs) per Feast get_historical_features call "
+                    "when building the training set; bounds its memory, the result does not depend on it.",
     )
     validation_cutoffs: int = Field(2, ge=1, description="Latest matured cut-offs before the test ones.")
     test_cutoffs: int = Field(1, ge=1, description="Latest matured cut-offs, held out for testing.")

@@ -136,8 +136,8 @@ def build_churn_training_set(settings, store=None, verify_sample: int = 300) -> 
 
     The cut-offs are the ``event_timestamp`` values of the batch feature table (``tenure
     features build``) whose label window has passed; features come from Feast's
-    ``get_historical_features`` through :func:`feature_repo.store.get_training_frame`, a few
-    cut-offs per call (``settings.churn.join_cutoffs_per_call``) so memory stays bounded.
+    ``get_historical_features`` through :func:`feature_repo.store.get_training_frame`, whole
+    cut-offs of at most ``settings.churn.join_rows_per_call`` rows per call, so memory stays bounded.
     A sample of ``verify_sample`` rows is recomputed from raw events as a leakage guard
     (:func:`check_point_in_time`); 0 skips it.
 
@@ -169,15 +169,38 @@ def build_churn_training_set(settings, store=None, verify_sample: int = 300) -> 
             f"({data_end}); the training window is empty: build snapshots earlier in the history"
         )
     labels = label_churn(events, customers, cutoffs, settings.churn.horizon_days, settings.churn.qualifying_event_types)
+    del events  # not needed during the join, which is the memory peak
     if labels.empty:
         raise ValueError("no customer is alive at any cut-off; the training window is empty")
     logger.info("labelled %d rows over %d cut-offs (churn rate %.3f)", len(labels), len(cutoffs), labels[LABEL_COLUMN].mean())
     frame = get_training_frame(settings, labels, feature_service=CHURN_SERVICE, store=store,
-                               cutoffs_per_call=settings.churn.join_cutoffs_per_call)
+                               rows_per_call=settings.churn.join_rows_per_call)
     del labels
     if verify_sample:
         from features.tables import read_items
 
-        full_events = read_events(settings, start=min(cutoffs) - pd.Timedelta(days=365), end=max(cutoffs))
-        check_point_in_time(frame, full_events, customers, read_items(settings), sample=verify_sample)
+        rows = frame.sample(min(verify_sample, len(frame)), random_state=0)
+        ids = set(rows["customer_id"])
+        guard_events = _read_events_of(settings, ids, min(cutoffs) - pd.Timedelta(days=365), max(cutoffs))
+        customers = customers[customers["customer_id"].isin(ids)]
+        check_point_in_time(rows, guard_events, customers, read_items(settings), sample=len(rows))
     return frame
+
+
+def _read_events_of(settings, customer_ids: set, start: pd.Timestamp, end: pd.Timestamp,
+                    window_days: int = 28) -> pd.DataFrame:
+    """All stored events of ``customer_ids`` with ``start <= event_at <= end``, read a few weeks at a time.
+
+    Only the sampled customers' events are kept from each window, so memory stays small
+    however many events the store holds.
+    """
+    from features.tables import read_events
+
+    parts = []
+    low, window = start, pd.Timedelta(days=window_days)
+    while low <= end:
+        high = min(low + window - pd.Timedelta(1, "ns"), end)
+        part = read_events(settings, start=low, end=high)
+        parts.append(part[part["customer_id"].isin(customer_ids)])
+        low = high + pd.Timedelta(1, "ns")
+    return pd.concat(parts, ignore_index=True)

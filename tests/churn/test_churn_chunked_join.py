@@ -1,4 +1,4 @@
-"""The training set joined through Feast a few cut-offs per call equals the one-call join."""
+"""The training set joined through Feast in chunks of whole cut-offs equals the one-call join."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 
 from feature_repo.store import _chunks_by_time, _concat_chunks
+from tenure.settings import load_settings
 
 
 def _with_chunks(settings, per_call: int):
-    churn = settings.churn.model_copy(update={"join_cutoffs_per_call": per_call})
+    churn = settings.churn.model_copy(update={"join_rows_per_call": per_call})
     return settings.model_copy(update={"churn": churn})
 
 
@@ -18,9 +19,13 @@ def _with_chunks(settings, per_call: int):
 def test_chunked_join_equals_the_single_call(churn_workspace):
     from training.churn_dataset import build_churn_training_set
 
-    whole = build_churn_training_set(_with_chunks(churn_workspace, 1000), verify_sample=0)
-    assert whole["event_timestamp"].nunique() > 5  # several chunks below, one of them short
-    chunked = build_churn_training_set(_with_chunks(churn_workspace, 4), verify_sample=0)
+    whole = build_churn_training_set(_with_chunks(churn_workspace, 10**9), verify_sample=0)
+    per_cutoff = whole["event_timestamp"].value_counts()
+    assert len(per_cutoff) > 5
+    # about four cut-offs per call: several chunks, the last one shorter
+    rows = max(1_000, int(per_cutoff.max() * 4))
+    assert len(whole) > 2 * rows
+    chunked = build_churn_training_set(_with_chunks(churn_workspace, rows), verify_sample=0)
     pd.testing.assert_frame_equal(chunked, whole, check_exact=True)
     assert whole.drop(columns=["customer_id", "event_timestamp", "label"]).notna().any().all()
 
@@ -30,12 +35,16 @@ def test_chunks_keep_each_timestamp_together_and_cover_every_row():
     rng = np.random.default_rng(0)
     keys = pd.DataFrame({"customer_id": [f"c{i}" for i in range(40)], "event_timestamp": rng.choice(times, 40)})
     keys["__tenure_row"] = np.arange(40)
-    chunks = _chunks_by_time(keys, 2)
-    assert [c["event_timestamp"].nunique() for c in chunks] == [2, 2, 1]
-    assert sorted(np.concatenate([c["__tenure_row"].to_numpy() for c in chunks]).tolist()) == list(range(40))
-    seen = [set(c["event_timestamp"]) for c in chunks]
-    assert all(not (a & b) for i, a in enumerate(seen) for b in seen[i + 1:])
-    assert len(_chunks_by_time(keys, None)) == 1 and len(_chunks_by_time(keys, 5)) == 1
+    counts = keys["event_timestamp"].value_counts().sort_index().tolist()
+    for limit in (1, max(counts), 2 * max(counts), 25, 39):
+        chunks = _chunks_by_time(keys, limit)
+        assert sorted(np.concatenate([c["__tenure_row"].to_numpy() for c in chunks]).tolist()) == list(range(40))
+        seen = [set(c["event_timestamp"]) for c in chunks]
+        assert all(not (a & b) for i, a in enumerate(seen) for b in seen[i + 1:])  # a timestamp is never split
+        assert all(len(c) <= limit or c["event_timestamp"].nunique() == 1 for c in chunks)
+        assert [min(c["event_timestamp"]) for c in chunks] == sorted(min(c["event_timestamp"]) for c in chunks)
+    assert len(_chunks_by_time(keys, 1)) == 5
+    assert len(_chunks_by_time(keys, None)) == 1 and len(_chunks_by_time(keys, 40)) == 1
 
 
 def test_chunk_dtypes_follow_the_whole_column():
@@ -48,11 +57,23 @@ def test_chunk_dtypes_follow_the_whole_column():
     assert got.index.tolist() == [0, 1, 2, 3, 4, 5]
 
 
-def test_cutoffs_per_call_must_be_positive(churn_workspace):
+def test_rows_per_call_must_be_positive(churn_workspace):
     from feature_repo.store import get_training_frame
 
     keys = pd.DataFrame({"customer_id": ["c1"], "event_timestamp": [pd.Timestamp("2026-03-01", tz="UTC")]})
-    with pytest.raises(ValueError, match="cutoffs_per_call"):
-        get_training_frame(churn_workspace, keys, cutoffs_per_call=0)
-    with pytest.raises(ValueError):
-        _with_chunks(churn_workspace, 0).churn.model_validate({"join_cutoffs_per_call": 0})
+    with pytest.raises(ValueError, match="rows_per_call"):
+        get_training_frame(churn_workspace, keys, rows_per_call=0)
+    with pytest.raises(ValueError, match="join_rows_per_call"):
+        load_settings(None, churn={"join_rows_per_call": 10})
+
+
+def test_leakage_guard_reads_the_sampled_customers_events_window_by_window(churn_workspace):
+    from features.tables import read_events
+    from training.churn_dataset import _read_events_of
+
+    everything = read_events(churn_workspace)
+    ids = set(everything["customer_id"].drop_duplicates().sample(25, random_state=1))
+    start, end = everything["event_at"].min() + pd.Timedelta(days=3), everything["event_at"].max() - pd.Timedelta(days=2)
+    want = everything[everything["customer_id"].isin(ids) & everything["event_at"].between(start, end)]
+    got = _read_events_of(churn_workspace, ids, start, end, window_days=10)
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))

@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         ctx: typer.Context,
-        small: bool = typer.Option(False, "--small", help="A smaller shop: about two minutes."),
+        small: bool = typer.Option(False, "--small", help="A smaller shop (1,000 customers): two to three minutes."),
         customers: int | None = typer.Option(None, "--customers", min=50, help="Customers in the shop."),
         items: int | None = typer.Option(None, "--items", min=10, help="Items in the catalogue."),
         days: int | None = typer.Option(None, "--days", min=30, help="Simulated days."),

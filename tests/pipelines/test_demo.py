@@ -33,10 +33,14 @@ def test_demo_summary_claims(small_demo) -> None:
     assert summary["calls"]["example_recommendation"]["items"], "/recommend returned items"
     assert claims["event_changed_score"] is True, "an event sent to /events changes that customer's score"
     assert summary["replay"]["events_via_service"] > 0 and summary["replay"]["score_calls"] > 0
+    assert claims["quiet_pass_alerted"] is False, "monitoring stays quiet before the drift"
+    assert summary["quiet_monitoring"]["mode"].startswith("snapshot")
     assert claims["alert_raised"] is True, "the drift episode raises an alert"
+    assert "acquisition_channel" in summary["monitoring"]["result"]["drift"]["drifted"], \
+        "the alert names the feature the simulator changed (new acquisition channel), not only recency"
     assert claims["retrain_decision"], "monitoring recorded a retrain decision"
     assert claims["served_new_champion"] is True, "after /admin/reload the service serves the final champion"
-    assert set(summary["timings_s"]) >= {"generate", "ingest", "features", "train", "serve", "replay", "monitor"}
+    assert set(summary["timings_s"]) >= {"generate", "ingest", "features", "train", "serve", "quiet", "replay", "monitor"}
 
 
 def test_demo_audience_file(small_demo) -> None:

@@ -246,13 +246,27 @@ def _tree_cpu_s(root_pid: int) -> float:
     return total
 
 
+def settle(server_pid: int, idle_cores: float = 0.2, timeout_s: float = 30.0) -> float:
+    """Wait until the server uses less than ``idle_cores`` of CPU (requests queued by an overloaded
+    step would otherwise be served during the next one); returns the seconds waited."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        before = _tree_cpu_s(server_pid)
+        time.sleep(0.5)
+        if (_tree_cpu_s(server_pid) - before) / 0.5 < idle_cores:
+            break
+    return round(time.monotonic() - t0, 1)
+
+
 def phase(server_pid: int, *args, **kwargs) -> dict:
-    """:func:`open_loop`, plus the server's CPU per request and the 1-minute load average around it."""
+    """:func:`open_loop` after :func:`settle`, plus the server's CPU per request and the 1-minute load
+    average around it."""
+    waited = settle(server_pid)
     before, load_before = _tree_cpu_s(server_pid), os.getloadavg()[0]
     result = asyncio.run(open_loop(*args, **kwargs))
     used = _tree_cpu_s(server_pid) - before
     result.update(server_cpu_ms_per_request=round(used / result["sent"] * 1000, 3),
-                  loadavg_1m=[round(load_before, 2), round(os.getloadavg()[0], 2)])
+                  loadavg_1m=[round(load_before, 2), round(os.getloadavg()[0], 2)], settled_s=waited)
     return result
 
 

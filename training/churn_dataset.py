@@ -198,9 +198,11 @@ def _read_events_of(settings, customer_ids: set, start: pd.Timestamp, end: pd.Ti
 
     parts = []
     low, window = start, pd.Timedelta(days=window_days)
-    while low <= end:
-        high = min(low + window - pd.Timedelta(1, "ns"), end)
+    while True:  # windows share their boundary instant (both ends inclusive); event_id drops the repeats
+        high = min(low + window, end)
         part = read_events(settings, start=low, end=high)
         parts.append(part[part["customer_id"].isin(customer_ids)])
-        low = high + pd.Timedelta(1, "ns")
-    return pd.concat(parts, ignore_index=True)
+        if high >= end:
+            break
+        low = high
+    return pd.concat(parts, ignore_index=True).drop_duplicates("event_id", ignore_index=True)

@@ -77,3 +77,8 @@ def test_leakage_guard_reads_the_sampled_customers_events_window_by_window(churn
     want = everything[everything["customer_id"].isin(ids) & everything["event_at"].between(start, end)]
     got = _read_events_of(churn_workspace, ids, start, end, window_days=10)
     pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
+    # an event exactly on a window boundary comes back once
+    boundary = want["event_at"].iloc[len(want) // 2]
+    once = _read_events_of(churn_workspace, ids, boundary - pd.Timedelta(days=10), boundary + pd.Timedelta(days=10),
+                           window_days=10)
+    assert (once["event_at"] == boundary).sum() == (want["event_at"] == boundary).sum() >= 1

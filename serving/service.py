@@ -240,6 +240,9 @@ class TenureService:
                 return None
         except (ValidationError, _StoreBusy):
             return None  # the endpoint gives the usual 400 with field messages, or waits for the store
+        except Exception:  # the endpoint runs it again and answers with BentoML's error handling
+            logger.exception("fast path of %s failed; passing the request on to the endpoint", path)
+            return None
         if isinstance(response, JSONResponse):
             return None  # an error answer: the endpoint makes it again, with BentoML's own handling
         return response.__pydantic_serializer__.to_json(response)

@@ -130,7 +130,7 @@ class TenureService:
         from feature_repo.online import OnlineFeatureReader
         from feature_repo.store import open_store
         from serving.metrics import ServiceMetrics
-        from serving.model_store import ModelStore
+        from serving.model_store import ModelStore, settle_heap
         from serving.prediction_log import PredictionLog
         from tenure.churn_scorer import ChurnScorer
         from tenure.recommender_runtime import RecommenderRuntime
@@ -169,6 +169,7 @@ class TenureService:
         )
         self.intake = self._build_intake()
         self._publish_versions()
+        settle_heap()  # everything loaded: keep it out of the garbage collector's full passes
 
     # --- set-up helpers ------------------------------------------------------------------------
     def _build_intake(self):

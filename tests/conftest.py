@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -11,6 +13,32 @@ import pytest
 from tenure.settings import Settings, load_settings
 
 SHARED_DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+REDIS = ("127.0.0.1", 6379)
+POSTGRES_REGISTRY = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def production_servers() -> dict[str, str]:
+    """Feast settings of the production profile's servers (Redis online store, PostgreSQL registry).
+
+    Skips the test when either server is not reachable; add a fresh ``project`` per test.
+    """
+    if not _reachable(*REDIS):
+        pytest.skip(f"Redis is not reachable on {REDIS[0]}:{REDIS[1]} (start it to test the production profile)")
+    if not _reachable("127.0.0.1", 5432):
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (the production profile's registry)")
+    return {"profile": "production", "redis_connection_string": f"{REDIS[0]}:{REDIS[1]}",
+            "registry_url": POSTGRES_REGISTRY}
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ Each run uses its own Feast project name and removes its keys and registry rows 
 
 from __future__ import annotations
 
-import socket
 import uuid
 
 import pandas as pd
@@ -20,29 +19,12 @@ T1 = pd.Timestamp("2026-03-08", tz="UTC")
 T2 = pd.Timestamp("2026-03-15", tz="UTC")
 
 
-def _reachable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
-def production_store(isolated_settings, feast_data):
-    if not _reachable(6379):
-        pytest.skip("Redis is not reachable on 127.0.0.1:6379 (start it to test the production profile)")
-    if not _reachable(5432):
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (start it to test the production profile)")
+def production_store(isolated_settings, feast_data, production_servers):
     from feature_repo.store import apply_definitions, materialize, open_store, teardown
 
     project = f"tenure_test_{uuid.uuid4().hex[:10]}"
-    settings = isolated_settings(
-        "feast_production",
-        feast={"profile": "production", "project": project,
-               "redis_connection_string": "127.0.0.1:6379",
-               "registry_url": "postgresql+psycopg://postgres@127.0.0.1:5432/test"},
-    )
+    settings = isolated_settings("feast_production", feast={**production_servers, "project": project})
     customers, items, events = feast_data
     build_feature_tables(settings, [T1, T2], events=events, customers=customers, items=items)
     try:
@@ -100,13 +82,11 @@ def test_a_second_process_sees_the_registry_in_postgres(production_store):
     assert OnlineFeatureReader(fresh_store, "recommender_v1").read(["b"])[0]["consent_personalization"] == 0
 
 
-def test_teardown_removes_only_this_project(isolated_settings, feast_data):
-    if not (_reachable(6379) and _reachable(5432)):
-        pytest.skip("Redis (127.0.0.1:6379) or PostgreSQL (127.0.0.1:5432) is not reachable")
+def test_teardown_removes_only_this_project(isolated_settings, feast_data, production_servers):
     from feature_repo.store import apply_definitions, materialize, teardown
 
     project = f"tenure_test_{uuid.uuid4().hex[:10]}"
-    settings = isolated_settings("feast_teardown", feast={"profile": "production", "project": project})
+    settings = isolated_settings("feast_teardown", feast={**production_servers, "project": project})
     customers, items, events = feast_data
     build_feature_tables(settings, [T2], events=events, customers=customers, items=items)
     apply_definitions(settings)

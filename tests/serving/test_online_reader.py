@@ -6,7 +6,6 @@ unknown and partly-missing customers, on the embedded SQLite store and on Redis.
 from __future__ import annotations
 
 import math
-import socket
 import uuid
 
 import pandas as pd
@@ -80,28 +79,14 @@ def test_online_read_matches_get_online_features_on_sqlite(workspace):
     _check_equal(open_store(settings), shop)
 
 
-def _reachable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.mark.redis
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_online_read_matches_get_online_features_on_redis(tmp_path):
-    if not _reachable(6379):
-        pytest.skip("Redis is not reachable on 127.0.0.1:6379 (start it to test the production profile)")
-    if not _reachable(5432):
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (the production profile's registry)")
+def test_online_read_matches_get_online_features_on_redis(tmp_path, production_servers):
     from feature_repo.store import open_store, teardown
 
     project = f"tenure_read_{uuid.uuid4().hex[:10]}"
-    settings = serving_settings(tmp_path, feast={
-        "profile": "production", "project": project, "redis_connection_string": "127.0.0.1:6379",
-        "registry_url": "postgresql+psycopg://postgres@127.0.0.1:5432/test"})
+    settings = serving_settings(tmp_path, feast={**production_servers, "project": project})
     try:
         shop = build_data(settings, n_customers=40, n_items=20, days=60, seed=3)
         _check_equal(open_store(settings), shop)

@@ -22,6 +22,11 @@ own tracking store), its stages told apart by the pipeline's progress messages.
 
 ``--workspace DIR`` keeps (or reuses, when it holds a prepared workspace of the same size) the
 prepared data, to measure the training stage again without preparing again.
+
+The join runs on the settings' offline store (``feast.offline_store``: DuckDB by default on the
+local profile; ``TENURE_FEAST__OFFLINE_STORE=file`` for Feast's file store), recorded as
+``train.offline_store``. ``--frame-out PATH`` also writes the training frame (Parquet), to compare
+the frames of two stores.
 """
 
 from __future__ import annotations
@@ -136,8 +141,12 @@ def prepare(root: Path, customers: int, days: int, seed: int) -> dict:
     return out
 
 
-def train(root: Path) -> dict:
-    """``build_churn_training_set`` + time split + fit, as ``tenure train churn`` runs them."""
+def train(root: Path, frame_out: Path | None = None) -> dict:
+    """``build_churn_training_set`` + time split + fit, as ``tenure train churn`` runs them.
+
+    ``frame_out``: also write the training frame there (Parquet, after the timings), to compare
+    the frames of two offline stores.
+    """
     import feature_repo.store as store_module
     import training.churn_dataset as dataset_module
     from features.customer_features import CUSTOMER_CATEGORICAL_FEATURES
@@ -170,6 +179,8 @@ def train(root: Path) -> dict:
         out["training_rows"] = len(frame)
         out["training_frame_gib"] = round(frame.memory_usage(deep=True).sum() / GIB, 3)
         out["churn_rate"] = float(frame[LABEL_COLUMN].mean())
+        if frame_out is not None:
+            frame.to_parquet(frame_out)
         features = [c for c in frame.columns if c not in NON_FEATURES]
         categorical = [c for c in features if c in CUSTOMER_CATEGORICAL_FEATURES]
         numeric = [c for c in features if c not in categorical]
@@ -183,8 +194,14 @@ def train(root: Path) -> dict:
             model.fit(split.train, split.train[LABEL_COLUMN].to_numpy(), split.valid, split.valid[LABEL_COLUMN].to_numpy())
         timings["split_and_fit_s"] = time.perf_counter() - t
     out.update(timings=timings, stage_peak_rss_gib=rss.report(), peak_rss_gib=round(_max_rss_gib(), 3),
-               join_rows_per_call=settings.churn.join_rows_per_call)
+               join_rows_per_call=settings.churn.join_rows_per_call, offline_store=_offline_store(settings))
     return out
+
+
+def _offline_store(settings) -> str:
+    from feature_repo.store import render_config
+
+    return render_config(settings)["offline_store"]["type"]
 
 
 def train_pipeline(root: Path) -> dict:
@@ -211,7 +228,7 @@ def train_pipeline(root: Path) -> dict:
         timings["train_churn_s"] = end - t
     return {"timings": timings, "stage_peak_rss_gib": rss.report(), "peak_rss_gib": round(_max_rss_gib(), 3),
             "split_rows": result.split_rows, "test_roc_auc": result.metrics["tenure"].get("roc_auc"),
-            "join_rows_per_call": settings.churn.join_rows_per_call}
+            "join_rows_per_call": settings.churn.join_rows_per_call, "offline_store": _offline_store(settings)}
 
 
 def _child(stage: str, root: Path, args: argparse.Namespace) -> dict:
@@ -219,6 +236,8 @@ def _child(stage: str, root: Path, args: argparse.Namespace) -> dict:
     result = root / f"{stage}.json"
     command = [sys.executable, __file__, "--stage", stage, "--workspace", str(root), "--customers",
                str(args.customers), "--days", str(args.days), "--seed", str(args.seed), "--result", str(result)]
+    if args.frame_out is not None:
+        command += ["--frame-out", str(args.frame_out)]
     subprocess.run(command, check=True, env={**os.environ, "PYTHONHASHSEED": "0"})
     return json.loads(result.read_text())
 
@@ -233,6 +252,8 @@ def main() -> None:
                         help="Keep the prepared data here (reused when already prepared with the same size).")
     parser.add_argument("--pipeline", action="store_true",
                         help="Measure the whole train_churn (tenure train churn) instead of build + fit.")
+    parser.add_argument("--frame-out", type=Path, default=None,
+                        help="Also write the training frame here (Parquet; not with --pipeline).")
     parser.add_argument("--stage", choices=("prepare", "train", "pipeline"), default=None, help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "churn_speed.json")
@@ -240,7 +261,7 @@ def main() -> None:
 
     if args.stage:  # a child: one stage, result to a file
         stages = {"prepare": lambda: prepare(args.workspace, args.customers, args.days, args.seed),
-                  "train": lambda: train(args.workspace), "pipeline": lambda: train_pipeline(args.workspace)}
+                  "train": lambda: train(args.workspace, args.frame_out), "pipeline": lambda: train_pipeline(args.workspace)}
         got = stages[args.stage]()
         args.result.write_text(json.dumps(got, indent=2, default=str))
         return

@@ -2,10 +2,11 @@
 
 Profiles (``settings.feast.profile``):
 
-- ``local``: file (Dask) offline store over the Parquet under ``features_dir``, SQLite online
-  store and registry file under ``settings.paths.feast_dir``.
-- ``production``: same offline store, Redis online store at ``feast.redis_connection_string``,
-  SQL registry at ``feast.registry_url`` (PostgreSQL).
+- ``local``: offline store over the Parquet under ``features_dir`` chosen by
+  ``feast.offline_store`` (``file``: Feast's Dask-based store; ``duckdb``: Feast's DuckDB store),
+  SQLite online store and registry file under ``settings.paths.feast_dir``.
+- ``production``: file offline store (``feast.offline_store`` is not used), Redis online store
+  at ``feast.redis_connection_string``, SQL registry at ``feast.registry_url`` (PostgreSQL).
 
 Nothing happens at import time; every function takes the settings explicitly.
 """
@@ -50,6 +51,7 @@ def render_config(settings: Settings) -> dict[str, Any]:
         "entity_key_serialization_version": 3,
     }
     if feast_settings.profile == "local":
+        config["offline_store"] = {"type": feast_settings.offline_store}
         config["registry"] = {
             "registry_type": "file",
             "path": str(feast_dir / "registry.db"),
@@ -257,15 +259,20 @@ def get_training_frame(
     feature_service:
         Name of the registered feature service whose views are joined.
     engine:
-        ``"feast"`` (default): Feast's ``get_historical_features`` on the file offline store.
+        ``"feast"`` (default): Feast's ``get_historical_features`` on the profile's offline store
+        (local: ``feast.offline_store``, DuckDB by default, or the file store; tested equal for
+        one row per customer and time: the file store joins only one of two equal
+        (customer_id, event_timestamp) rows, DuckDB joins both).
         ``"pandas"``: the same join rules (latest snapshot at or before T within the TTL, ties
         broken by ``created``) done with ``pandas.merge_asof`` on the feature tables named by
         the registered views; tested equal to the Feast result, and much faster for frames of
-        hundreds of thousands of rows (the Dask-based file store takes minutes there).
+        hundreds of thousands of rows (the Dask-based file store takes minutes there; DuckDB
+        takes 28 s for the 1.14M-row churn join at 100k customers).
     rows_per_call:
         Join at most about this many entity rows per retrieval call (None: all in one call).
         Feast's file store joins every entity row with every snapshot of its customer before
-        filtering, so its memory grows with the rows of one call; chunks bound that peak. Chunks
+        filtering, so its memory grows with the rows of one call; chunks bound that peak (DuckDB
+        needs far less, but chunks bound it too). Chunks
         hold whole ``event_timestamp`` values (one timestamp with more rows than this is a chunk
         of its own), and every row is joined on its own, so the result equals the one-call join.
 

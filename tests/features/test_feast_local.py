@@ -1,4 +1,4 @@
-"""Feast on the local profile (file offline store, SQLite online store, registry file), for real."""
+"""Feast on the local profile (DuckDB offline store by default, SQLite online store), for real."""
 
 from __future__ import annotations
 

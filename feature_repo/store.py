@@ -47,11 +47,11 @@ def render_config(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "project": feast_settings.project,
         "provider": "local",
-        "offline_store": {"type": "file"},
+        # both profiles read the Parquet feature tables; DuckDB or Feast's Dask-based file store
+        "offline_store": {"type": feast_settings.offline_store},
         "entity_key_serialization_version": 3,
     }
     if feast_settings.profile == "local":
-        config["offline_store"] = {"type": feast_settings.offline_store}
         config["registry"] = {
             "registry_type": "file",
             "path": str(feast_dir / "registry.db"),

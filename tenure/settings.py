@@ -102,15 +102,14 @@ class FeastSettings(_Section):
     project: str = Field("tenure", pattern=r"^[a-z][a-z0-9_]*$")
     profile: Literal["local", "production"] = Field(
         "local",
-        description="local: offline store from feast.offline_store, SQLite online store, registry file "
-        "under data/; production: Redis online store, SQL registry on PostgreSQL.",
+        description="local: SQLite online store, registry file under data/; production: Redis online "
+        "store, SQL registry on PostgreSQL. Both use feast.offline_store over the Parquet feature tables.",
     )
     offline_store: Literal["duckdb", "file"] = Field(
         "duckdb",
-        description="Offline store of the local profile (training-set joins, materialization): duckdb "
+        description="Offline store (training-set joins, materialization) of both profiles: duckdb "
         "(Feast's DuckDB store through ibis, the feast[duckdb] extra; 28 s for the 1.14M-row churn join "
-        "at 100k customers) or file (Feast's Dask-based store; 252 s, 2.3x the memory), tested equal. "
-        "The production profile always uses file.",
+        "at 100k customers) or file (Feast's Dask-based store; 252 s, 2.3x the memory), tested equal.",
     )
     redis_connection_string: str = Field("127.0.0.1:6379", description="host:port[,db=N,password=...]")
     registry_url: str = Field(
@@ -173,7 +172,7 @@ class ChurnSettings(_Section):
         return value
 
     @model_validator(mode="after")
-    def _ordered_thresholds(self) -> "ChurnSettings":
+    def _ordered_thresholds(self) -> ChurnSettings:
         if self.medium_threshold >= self.high_threshold:
             raise ValueError(
                 f"medium_threshold ({self.medium_threshold}) must be below "
@@ -242,7 +241,7 @@ class AlertSinkSettings(_Section):
     retries: int = Field(3, ge=0, le=10)
 
     @model_validator(mode="after")
-    def _target_present(self) -> "AlertSinkSettings":
+    def _target_present(self) -> AlertSinkSettings:
         if self.kind == "webhook" and not self.url:
             raise ValueError("an alert sink of kind 'webhook' needs a url")
         return self

@@ -1,4 +1,4 @@
-"""The local profile's DuckDB offline store (``feast.offline_store: duckdb``) gives the file store's frames."""
+"""Feast's DuckDB offline store (``feast.offline_store: duckdb``) gives the file store's frames."""
 
 from __future__ import annotations
 
@@ -65,13 +65,15 @@ def simulated(isolated_settings, small_shop):
     return settings
 
 
-def test_render_config_uses_the_setting_on_the_local_profile_only(make_settings):
+def test_render_config_uses_the_setting_on_both_profiles(make_settings):
     from feature_repo.store import render_config
 
-    assert render_config(make_settings())["offline_store"] == {"type": "duckdb"}  # the local default
+    assert render_config(make_settings())["offline_store"] == {"type": "duckdb"}  # the default
     assert render_config(make_settings(feast={"offline_store": "file"}))["offline_store"] == {"type": "file"}
-    production = make_settings(feast={"profile": "production", "offline_store": "duckdb"})
-    assert render_config(production)["offline_store"] == {"type": "file"}
+    production = make_settings(feast={"profile": "production"})
+    assert render_config(production)["offline_store"] == {"type": "duckdb"}
+    assert render_config(make_settings(feast={"profile": "production", "offline_store": "file"}))[
+        "offline_store"] == {"type": "file"}
     with pytest.raises(ValueError, match="offline_store"):
         make_settings(feast={"offline_store": "spark"})
 

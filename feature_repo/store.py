@@ -2,11 +2,12 @@
 
 Profiles (``settings.feast.profile``):
 
-- ``local``: offline store over the Parquet under ``features_dir`` chosen by
-  ``feast.offline_store`` (``file``: Feast's Dask-based store; ``duckdb``: Feast's DuckDB store),
-  SQLite online store and registry file under ``settings.paths.feast_dir``.
-- ``production``: file offline store (``feast.offline_store`` is not used), Redis online store
-  at ``feast.redis_connection_string``, SQL registry at ``feast.registry_url`` (PostgreSQL).
+- ``local``: SQLite online store and registry file under ``settings.paths.feast_dir``.
+- ``production``: Redis online store at ``feast.redis_connection_string``, SQL registry at
+  ``feast.registry_url`` (PostgreSQL).
+
+Both read the Parquet under ``features_dir`` through the offline store ``feast.offline_store``
+(``duckdb``: Feast's DuckDB store, the default; ``file``: Feast's Dask-based store).
 
 Nothing happens at import time; every function takes the settings explicitly.
 """

@@ -234,10 +234,13 @@ def read_events(
     end: object | None = None,
     columns: Sequence[str] | None = None,
     missing_ok: bool = True,
+    customer_ids: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """The stored events with ``start <= event_at <= end`` (both inclusive; None = open).
 
-    Only the ``event_date`` partitions that can hold such events are read.
+    Only the ``event_date`` partitions that can hold such events are read, and with
+    ``customer_ids`` only those customers' rows are kept while scanning (memory follows the
+    result, not the table).
 
     Parameters
     ----------
@@ -245,6 +248,7 @@ def read_events(
     start, end: times (str, datetime or Timestamp); naive values are taken as UTC.
     columns: canonical columns to read (default: all). ``event_at`` is always included.
     missing_ok: when no events are stored, return an empty frame (default) rather than raise.
+    customer_ids: only these customers' events (default: everyone's).
 
     Returns
     -------
@@ -277,6 +281,9 @@ def read_events(
         flt = pc.field("event_at") >= start_ts.to_pydatetime()
     if end_ts is not None:
         cond = pc.field("event_at") <= end_ts.to_pydatetime()
+        flt = cond if flt is None else (flt & cond)
+    if customer_ids is not None:
+        cond = pc.field("customer_id").isin(sorted({str(c) for c in customer_ids}))
         flt = cond if flt is None else (flt & cond)
     table = dataset.to_table(columns=columns, filter=flt)
     frame = table.to_pandas()

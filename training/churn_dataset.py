@@ -181,28 +181,9 @@ def build_churn_training_set(settings, store=None, verify_sample: int = 300) -> 
 
         rows = frame.sample(min(verify_sample, len(frame)), random_state=0)
         ids = set(rows["customer_id"])
-        guard_events = _read_events_of(settings, ids, min(cutoffs) - pd.Timedelta(days=365), max(cutoffs))
+        guard_events = read_events(settings, start=min(cutoffs) - pd.Timedelta(days=365), end=max(cutoffs),
+                                   customer_ids=ids)  # only the sampled customers: memory stays small
         customers = customers[customers["customer_id"].isin(ids)]
         check_point_in_time(rows, guard_events, customers, read_items(settings), sample=len(rows))
     return frame
 
-
-def _read_events_of(settings, customer_ids: set, start: pd.Timestamp, end: pd.Timestamp,
-                    window_days: int = 28) -> pd.DataFrame:
-    """All stored events of ``customer_ids`` with ``start <= event_at <= end``, read a few weeks at a time.
-
-    Only the sampled customers' events are kept from each window, so memory stays small
-    however many events the store holds.
-    """
-    from features.tables import read_events
-
-    parts = []
-    low, window = start, pd.Timedelta(days=window_days)
-    while True:  # windows share their boundary instant (both ends inclusive); event_id drops the repeats
-        high = min(low + window, end)
-        part = read_events(settings, start=low, end=high)
-        parts.append(part[part["customer_id"].isin(customer_ids)])
-        if high >= end:
-            break
-        low = high
-    return pd.concat(parts, ignore_index=True).drop_duplicates("event_id", ignore_index=True)

@@ -67,18 +67,17 @@ def test_rows_per_call_must_be_positive(churn_workspace):
         load_settings(None, churn={"join_rows_per_call": 10})
 
 
-def test_leakage_guard_reads_the_sampled_customers_events_window_by_window(churn_workspace):
+def test_leakage_guard_reads_only_the_sampled_customers_events(churn_workspace):
     from features.tables import read_events
-    from training.churn_dataset import _read_events_of
 
     everything = read_events(churn_workspace)
     ids = set(everything["customer_id"].drop_duplicates().sample(25, random_state=1))
     start, end = everything["event_at"].min() + pd.Timedelta(days=3), everything["event_at"].max() - pd.Timedelta(days=2)
     want = everything[everything["customer_id"].isin(ids) & everything["event_at"].between(start, end)]
-    got = _read_events_of(churn_workspace, ids, start, end, window_days=10)
+    got = read_events(churn_workspace, start=start, end=end, customer_ids=ids)
     pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True))
-    # an event exactly on a window boundary comes back once
+    # an event at one instant comes back once, however the range is cut
     boundary = want["event_at"].iloc[len(want) // 2]
-    once = _read_events_of(churn_workspace, ids, boundary - pd.Timedelta(days=10), boundary + pd.Timedelta(days=10),
-                           window_days=10)
+    once = read_events(churn_workspace, start=boundary - pd.Timedelta(days=10), end=boundary + pd.Timedelta(days=10),
+                       customer_ids=ids)
     assert (once["event_at"] == boundary).sum() == (want["event_at"] == boundary).sum() >= 1

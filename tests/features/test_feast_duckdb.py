@@ -12,8 +12,6 @@ from features.snapshots import build_feature_tables, snapshot_times
 T1 = pd.Timestamp("2026-03-08", tz="UTC")
 T2 = pd.Timestamp("2026-03-15", tz="UTC")
 
-pytest.importorskip("duckdb", reason="feast[duckdb] extra not installed")
-
 
 def _with_offline_store(settings, kind: str):
     return settings.model_copy(update={"feast": settings.feast.model_copy(update={"offline_store": kind})})

@@ -718,13 +718,12 @@ def _monitor(run: DemoRun, data: DemoData) -> None:
     as drift even without one (docs/monitoring.md, Limits).
     """
     from monitoring import run_monitoring_pass
-    from pipelines.flows import make_retrain, run_step
+    from pipelines.flows import make_retrain, run_steps
 
     settings, say, summary = run.settings, run.say, run.summary
     time.sleep(max(settings.serving.prediction_log_flush_s, 0) + 0.5)  # let the service flush its logs
-    for step in ("ingest", "features"):
-        refreshed = run_step(settings, step)
-        summary.setdefault("nightly", {})[step] = {"status": refreshed.status, "duration_s": refreshed.duration_s}
+    summary["nightly"] = {r.step: {"status": r.status, "duration_s": r.duration_s}
+                          for r in run_steps(settings, ("ingest", "features"))}
     result = run_monitoring_pass(settings, window=None, mode="snapshot", retrain=make_retrain(settings))
     info = _monitoring_info(result)
     summary["monitoring"] = info

@@ -20,6 +20,7 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 COPY tenure/ tenure/
 COPY features/ features/
 COPY feature_repo/ feature_repo/
+COPY registry/ registry/
 COPY training/ training/
 COPY serving/ serving/
 COPY monitoring/ monitoring/

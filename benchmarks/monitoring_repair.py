@@ -6,7 +6,7 @@ churn champion trained and promoted there. Workspace *after* holds what is known
 ``--retrain-day`` and shares the MLflow registry. One real monitoring pass
 (``monitoring.run_monitoring_pass``, snapshot mode, default policy) runs in *after*, with a
 retrain action that trains on *after* and runs the promotion gate (``training.churn_pipeline
-.train_churn`` + ``training.registry.promote``, as the CLI wires it).
+.train_churn`` + ``training.gate.promote``, as the CLI wires it).
 
 Then both models score the same later window that neither saw: the alive customers at
 ``--retrain-day`` with features from the full simulated history and churn labels from the
@@ -103,8 +103,9 @@ def one_seed(seed: int, args, tmp: Path, drift: bool = True) -> dict:
     from features.simulator import simulate_shop
     from monitoring import run_monitoring_pass
     from monitoring.performance import churn_metrics
+    from registry.models import get_alias_version
     from training.churn_pipeline import train_churn
-    from training.registry import get_alias_version, promote
+    from training.gate import promote
 
     t0 = time.perf_counter()
     start = pd.Timestamp("2026-01-01", tz="UTC")

@@ -36,11 +36,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tenure.settings import load_settings  # noqa: E402
-from training.interactions import build_interactions, holdout_targets  # noqa: E402
-from training.recommender_evaluate import evaluate  # noqa: E402
-from training.recommender_model import ALSRecommender  # noqa: E402
-from training.recommender_pipeline import (  # noqa: E402
+from tenure.settings import load_settings
+from training.interactions import build_interactions, holdout_targets
+from training.recommender_evaluate import evaluate
+from training.recommender_model import ALSRecommender
+from training.recommender_pipeline import (
     MOVIELENS_EVENT_WEIGHTS,
     RecommenderData,
     config_from_settings,

@@ -522,7 +522,7 @@ def _story(run: DemoRun) -> ServiceProcess | None:
                 for line in _metric_lines(result.details):
                     say("result", line)
 
-    from training.registry import get_alias_version
+    from registry.models import get_alias_version
 
     champions = {kind: get_alias_version(settings, kind, "champion") for kind in ("churn", "recommender")}
     summary["champions"] = {"initial": champions}
@@ -760,7 +760,7 @@ def _monitoring_info(result: Any) -> dict[str, Any]:
 
 
 def _reload(run: DemoRun, client: Any) -> None:
-    from training.registry import get_alias_version
+    from registry.models import get_alias_version
 
     settings, say, summary = run.settings, run.say, run.summary
     before = summary["champions"]["initial"]
@@ -793,7 +793,7 @@ def _plots(settings: Settings) -> dict[str, list[str]]:
     """PNG plots logged with the champion runs (ROC, calibration, lift, importance), as local paths."""
     from urllib.parse import unquote, urlparse
 
-    from training.registry import get_alias_version, model_name_for
+    from registry.models import get_alias_version, model_name_for
     from training.tracking import configure_mlflow
 
     client = configure_mlflow(settings)

@@ -150,8 +150,8 @@ def _train(settings: Settings, kind: str) -> Any:
 
 def train_step(settings: Settings, kinds: Sequence[str] = MODEL_KINDS, promote: bool = True) -> StepOutput:
     """Train both models (logged to MLflow, registered as ``challenger``) and run the promotion gate."""
-    from training.registry import get_alias_version
-    from training.registry import promote as run_gate
+    from registry.models import get_alias_version
+    from training.gate import promote as run_gate
 
     rows: dict[str, int] = {}
     details: dict[str, Any] = {}
@@ -280,7 +280,7 @@ def monitor_step(settings: Settings, retrain: bool = True, window: Any = None) -
 
 
 def _champion_versions(settings: Settings) -> dict[str, str | None]:
-    from training.registry import get_alias_version
+    from registry.models import get_alias_version
 
     return {kind: get_alias_version(settings, kind, "champion") for kind in MODEL_KINDS}
 

@@ -63,7 +63,7 @@ def load_champion(settings: Settings, kind: str) -> Champion:
     """
     import mlflow
 
-    from training.registry import CHAMPION, get_alias_version, model_name_for
+    from registry.models import CHAMPION, get_alias_version, model_name_for
 
     version = get_alias_version(settings, kind, CHAMPION)
     name = model_name_for(settings, kind)
@@ -74,11 +74,11 @@ def load_champion(settings: Settings, kind: str) -> Champion:
         )
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}"))
     if kind == "churn":
-        from tenure.churn_scorer import ChurnScorer
+        from registry.churn_scorer import ChurnScorer
 
         runtime = ChurnScorer.from_model_dir(local)
     elif kind == "recommender":
-        from tenure.recommender_runtime import RecommenderRuntime
+        from registry.recommender_runtime import RecommenderRuntime
 
         runtime = RecommenderRuntime.from_model_dir(local)
     else:  # model_name_for already rejected other kinds
@@ -168,7 +168,7 @@ def score_rows(
     Parameters
     ----------
     scorer:
-        A ``tenure.churn_scorer.ChurnScorer`` (``vectorize``, ``predict_proba``,
+        A ``registry.churn_scorer.ChurnScorer`` (``vectorize``, ``predict_proba``,
         ``risk_bands``, ``top_reasons``).
     customer_ids, rows:
         Same length; customers whose row is None are left out (unknown).

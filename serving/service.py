@@ -129,11 +129,11 @@ class TenureService:
     def __init__(self) -> None:
         from feature_repo.online import OnlineFeatureReader
         from feature_repo.store import open_store
+        from registry.churn_scorer import ChurnScorer
+        from registry.recommender_runtime import RecommenderRuntime
         from serving.metrics import ServiceMetrics
         from serving.model_store import ModelStore, settle_heap
         from serving.prediction_log import PredictionLog
-        from tenure.churn_scorer import ChurnScorer
-        from tenure.recommender_runtime import RecommenderRuntime
         from tenure.settings import load_settings
 
         self.settings = settings = load_settings()

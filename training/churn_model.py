@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from tenure.churn_scorer import ChurnScorer
+from registry.churn_scorer import ChurnScorer
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class ChurnModel:
             "verbosity": -1,
         }
 
-    def fit(self, train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame, y_valid: np.ndarray) -> "ChurnModel":
+    def fit(self, train: pd.DataFrame, y_train: np.ndarray, valid: pd.DataFrame, y_valid: np.ndarray) -> ChurnModel:
         """Fit the booster (early stopping on ``valid``), then calibration and bands on ``valid``.
 
         Parameters

@@ -21,6 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from registry.models import GateDecision, model_name_for, register_version
 from tenure.settings import Settings
 from training.churn_dataset import LABEL_COLUMN, TimeSplit, build_churn_training_set, split_by_time
 from training.churn_evaluate import (
@@ -33,7 +34,6 @@ from training.churn_evaluate import (
     segment_metrics,
 )
 from training.churn_model import ChurnModel, to_matrix
-from training.registry import GateDecision, model_name_for, register_version
 from training.tracking import configure_mlflow, ensure_experiment
 
 logger = logging.getLogger(__name__)
@@ -328,7 +328,7 @@ def train_churn(
 
     say("logging to MLflow")
     experiment_id = ensure_experiment(settings, settings.mlflow.churn_experiment)
-    from tenure.churn_pyfunc import ChurnPyfunc
+    from registry.churn_pyfunc import ChurnPyfunc
 
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"churn-{source}") as run, \
             tempfile.TemporaryDirectory() as tmp:
@@ -405,7 +405,7 @@ def train_churn(
     version = register_version(settings, "churn", run_id, tags={"source": source}, model_uri=model_info.model_uri)
     decision = None
     if promote:
-        from training.registry import promote as run_gate
+        from training.gate import promote as run_gate
 
         say("promotion gate")
         decision = run_gate(settings, "churn")
@@ -427,7 +427,7 @@ def load_registered_scorer(settings: Settings, version: str, dst: Path | None = 
     """Download version ``version`` of ``tenure-churn`` and return its :class:`ChurnScorer`."""
     import mlflow
 
-    from tenure.churn_scorer import ChurnScorer
+    from registry.churn_scorer import ChurnScorer
 
     configure_mlflow(settings)
     name = model_name_for(settings, "churn")

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tenure.recommender_runtime import top_k
+from registry.recommender_runtime import top_k
 from training.interactions import InteractionMatrix
 from training.recommender_model import ALSRecommender
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from tenure.recommender_runtime import MODES, RecommenderRuntime, mode_scores, top_k
+from registry.recommender_runtime import MODES, RecommenderRuntime, mode_scores, top_k
 from training.interactions import InteractionMatrix
 
 logger = logging.getLogger(__name__)

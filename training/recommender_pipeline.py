@@ -300,7 +300,7 @@ def train_recommender(
                           bool(model.used_gpu_))
         say(f"logged MLflow run {run_id}")
         if register:
-            from training.registry import register_version
+            from registry.models import register_version
 
             version = register_version(settings, "recommender", run_id, artifact_path="model",
                                        tags={"mode": config["mode"], "source": data.source})
@@ -311,7 +311,7 @@ def train_recommender(
 def _log_run(settings, config, table, model_dir, data, cutoff, full, train, tune_trials, used_gpu) -> str:
     import mlflow
 
-    from training.recommender_pyfunc import RecommenderPyfunc
+    from registry.recommender_pyfunc import RecommenderPyfunc
     from training.tracking import ensure_experiment
 
     experiment_id = ensure_experiment(settings, settings.mlflow.recommender_experiment)
@@ -358,7 +358,7 @@ def _log_run(settings, config, table, model_dir, data, cutoff, full, train, tune
 def _version_manifest(settings: Settings, version: str) -> dict[str, Any]:
     import mlflow
 
-    from tenure.recommender_runtime import _find_model_dir
+    from registry.recommender_runtime import _find_model_dir
     from training.tracking import configure_mlflow
 
     configure_mlflow(settings)
@@ -378,7 +378,7 @@ def compare_for_gate(settings: Settings, champion_version: str, challenger_versi
     recall@k are each at least the champion's minus ``gate_ndcg_tolerance``. ``data``
     replaces the tables (tests, in-memory sources).
     """
-    from training.registry import GateDecision
+    from registry.models import GateDecision
 
     r = settings.recommender
     challenger = _version_manifest(settings, challenger_version)

@@ -28,7 +28,7 @@ def list_models(
     """Versions, aliases (champion/challenger), key metrics and the last gate verdict."""
     from rich.table import Table
 
-    from training.registry import list_versions
+    from registry.models import list_versions
 
     rows = list_versions(ctx.obj, model, _KEY_METRICS[model])
     if not rows:
@@ -55,7 +55,7 @@ def promote_model(
     """Judge the challenger against the champion on the same held-out data; promote if not worse."""
     if force and not reason.strip():
         raise typer.BadParameter("--force needs --reason TEXT (it is recorded on the model versions)")
-    from training.registry import promote
+    from training.gate import promote
 
     try:
         decision = promote(ctx.obj, model, force_reason=reason if force else None)
@@ -74,7 +74,7 @@ def rollback_model(
     reason: str = typer.Option("manual rollback", "--reason", help="Recorded on both versions."),
 ) -> None:
     """Point the champion alias back at the previous champion."""
-    from training.registry import rollback
+    from training.gate import rollback
 
     try:
         decision = rollback(ctx.obj, model, reason=reason)

@@ -83,7 +83,7 @@ def register(app: typer.Typer) -> None:
         out.print(f"run id: {result.run_id}")
         out.print(f"registered {settings.mlflow.recommender_model_name} version {result.model_version} as challenger")
         if promote:
-            from training.registry import promote as run_gate
+            from training.gate import promote as run_gate
 
             with console.status("promotion gate: refitting champion and challenger on the current holdout"):
                 decision = run_gate(settings, "recommender")
@@ -114,8 +114,8 @@ def register_recommend(root: typer.Typer) -> None:
 
         import mlflow
 
-        from tenure.recommender_runtime import RecommenderRuntime
-        from training.registry import get_alias_version
+        from registry.models import get_alias_version
+        from registry.recommender_runtime import RecommenderRuntime
         from training.tracking import configure_mlflow
 
         configure_mlflow(settings)

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 def test_run_logs_params_metrics_artifacts_and_registers_a_champion(churn_workspace, trained_churn):
     from mlflow.tracking import MlflowClient
 
-    from training.registry import get_alias_version
+    from registry.models import get_alias_version
 
     client = MlflowClient(churn_workspace.mlflow.tracking_uri)
     run = client.get_run(trained_churn.run_id)
@@ -50,8 +50,9 @@ def test_registered_model_gives_the_same_probabilities_three_ways(churn_workspac
 
 
 def test_gate_refuses_a_worse_model_accepts_an_equal_one_and_rollback(churn_workspace, trained_churn):
+    from registry.models import get_alias_version, list_versions
     from training.churn_pipeline import train_churn
-    from training.registry import get_alias_version, list_versions, rollback
+    from training.gate import rollback
 
     champion = trained_churn.version
     weak = churn_workspace.model_copy(update={"churn": churn_workspace.churn.model_copy(

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tenure.recommender_runtime import RecommenderRuntime
-from training import registry
+from registry import models as registry
+from registry.recommender_runtime import RecommenderRuntime
+from training import gate
 from training.recommender_pipeline import (
     RecommenderData,
     _matrix,
@@ -60,18 +61,18 @@ def test_train_log_register_load_and_gate(shop, make_settings):
     assert answer["strategy"].tolist() == ["als", "popular"]
     assert answer["item_ids"].iloc[0] == loaded.recommend(full.customer_ids[0]).item_ids()
 
-    assert registry.promote(settings, "recommender").promoted  # first model: no champion yet
+    assert gate.promote(settings, "recommender").promoted  # first model: no champion yet
 
     compare = functools.partial(compare_for_gate, data=data)
     weak = make_settings(recommender=SMALL | {"factors": 1, "regularization": 500.0, "mode": "als"})
     train_recommender(weak, data=_data(shop, weak), num_threads=1)
-    decision = registry.promote(settings, "recommender", compare=compare)
+    decision = gate.promote(settings, "recommender", compare=compare)
     assert not decision.promoted and "worse" in decision.reason
     assert decision.challenger_metrics["ndcg_at_k"] < decision.champion_metrics["ndcg_at_k"]
     assert registry.get_alias_version(settings, "recommender") == "1"
 
     train_recommender(settings, data=data, num_threads=1)
-    decision = registry.promote(settings, "recommender", compare=compare)
+    decision = gate.promote(settings, "recommender", compare=compare)
     assert decision.promoted and decision.challenger_version == "3"
     assert decision.challenger_metrics["ndcg_at_k"] == pytest.approx(decision.champion_metrics["ndcg_at_k"], abs=0.02)
 

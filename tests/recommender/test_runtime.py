@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tenure.recommender_runtime import RecommenderRuntime, explain_contributions
+from registry.recommender_runtime import RecommenderRuntime, explain_contributions
 from training.interactions import build_interactions
 from training.recommender_model import ALSRecommender
 

@@ -10,16 +10,15 @@ import json
 
 import pytest
 
-from training.registry import (
-    CHAMPION,
+from registry.models import (
     CHALLENGER,
+    CHAMPION,
     GateDecision,
     get_alias_version,
     list_versions,
-    promote,
     register_version,
-    rollback,
 )
+from training.gate import promote, rollback
 
 
 def _log_run(settings, value: float) -> str:

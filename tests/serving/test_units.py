@@ -115,7 +115,7 @@ def test_single_row_contributions_equal_the_booster(tmp_path: Path):
     import lightgbm as lgb
     import numpy as np
 
-    from tenure.churn_scorer import ChurnScorer
+    from registry.churn_scorer import ChurnScorer
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(400, 5))

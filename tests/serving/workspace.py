@@ -54,8 +54,8 @@ def build_data(settings: Settings, n_customers: int = 600, n_items: int = 60, da
 def train_models(settings: Settings) -> None:
     """Train both models on the ingested data and promote them to ``champion``."""
     from training.churn_pipeline import train_churn
+    from training.gate import promote
     from training.recommender_pipeline import train_recommender
-    from training.registry import promote
 
     train_churn(settings, promote=True)
     train_recommender(settings, num_threads=1)

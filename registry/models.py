@@ -1,36 +1,28 @@
-"""Model registry for both models: register challengers, gate promotion, roll back, list versions.
+"""Models at rest in the MLflow registry: names, aliases, versions, and the record of gate decisions.
 
-Aliases in the MLflow registry carry the state: ``challenger`` is the newest candidate,
-``champion`` is what the service loads. Every decision is recorded as tags on the
-versions involved, and the champion history (for rollback) as a tag on the registered
-model. The model-specific comparison (same held-out data for both versions) lives with
-each model: ``training.churn_pipeline.compare_for_gate`` and
-``training.recommender_pipeline.compare_for_gate``.
+Aliases carry the state: ``challenger`` is the newest candidate, ``champion`` is what the
+service loads. Every decision is recorded as tags on the versions involved, and the champion
+history (for rollback) as a tag on the registered model. Deciding a promotion is training's
+job (``training.gate``); this module only reads and writes the registry.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from tenure.settings import Settings
-from training.tracking import configure_mlflow
 
 logger = logging.getLogger(__name__)
 
 ModelKind = Literal["churn", "recommender"]
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-_HISTORY_TAG = "champion_history"
-_COMPARATORS = {
-    "churn": "training.churn_pipeline",
-    "recommender": "training.recommender_pipeline",
-}
+HISTORY_TAG = "champion_history"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +48,22 @@ class GateDecision:
         return dataclasses.asdict(self)
 
 
-Comparator = Callable[[Settings, str, str], GateDecision]
+def configure_mlflow(settings: Settings) -> mlflow.tracking.MlflowClient:  # noqa: F821
+    """Point MLflow at the tracking store of ``settings`` and return a client.
+
+    For a ``sqlite:///`` URI the parent folder is created. Call this at the start of a
+    pipeline step, never at import time.
+    """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = settings.mlflow.tracking_uri
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    logger.debug("MLflow tracking at %s", uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def model_name_for(settings: Settings, kind: str) -> str:
@@ -68,7 +75,7 @@ def model_name_for(settings: Settings, kind: str) -> str:
     raise ValueError(f"model kind must be 'churn' or 'recommender', got {kind!r}")
 
 
-def _alias_version(client: Any, name: str, alias: str) -> str | None:
+def alias_version(client: Any, name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -80,7 +87,7 @@ def _alias_version(client: Any, name: str, alias: str) -> str | None:
 def get_alias_version(settings: Settings, kind: str, alias: str = CHAMPION) -> str | None:
     """Version number behind ``alias`` of the ``kind`` model, or None when unset."""
     client = configure_mlflow(settings)
-    return _alias_version(client, model_name_for(settings, kind), alias)
+    return alias_version(client, model_name_for(settings, kind), alias)
 
 
 def register_version(
@@ -117,22 +124,17 @@ def register_version(
     return str(version.version)
 
 
-def _load_comparator(kind: str) -> Comparator:
-    module = importlib.import_module(_COMPARATORS[kind])
-    return module.compare_for_gate
-
-
-def _champion_history(client: Any, name: str) -> list[str]:
+def champion_history(client: Any, name: str) -> list[str]:
     tags = client.get_registered_model(name).tags or {}
     try:
-        history = json.loads(tags.get(_HISTORY_TAG, "[]"))
+        history = json.loads(tags.get(HISTORY_TAG, "[]"))
     except json.JSONDecodeError:
-        logger.warning("ignoring unreadable %s tag on %s", _HISTORY_TAG, name)
+        logger.warning("ignoring unreadable %s tag on %s", HISTORY_TAG, name)
         return []
     return [str(v) for v in history]
 
 
-def _record(client: Any, name: str, version: str | None, decision: GateDecision, role: str) -> None:
+def record_decision(client: Any, name: str, version: str | None, decision: GateDecision, role: str) -> None:
     if version is None:
         return
     now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -150,98 +152,13 @@ def _record(client: Any, name: str, version: str | None, decision: GateDecision,
         client.set_model_version_tag(name, version, key, value)
 
 
-def _move_champion(client: Any, name: str, new_version: str, old_version: str | None) -> None:
-    history = _champion_history(client, name)
+def move_champion(client: Any, name: str, new_version: str, old_version: str | None) -> None:
+    history = champion_history(client, name)
     if old_version is not None and (not history or history[-1] != old_version):
         history.append(old_version)
     history.append(new_version)
-    client.set_registered_model_tag(name, _HISTORY_TAG, json.dumps(history[-50:]))
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[-50:]))
     client.set_registered_model_alias(name, CHAMPION, new_version)
-
-
-def promote(
-    settings: Settings,
-    kind: str,
-    force_reason: str | None = None,
-    compare: Comparator | None = None,
-) -> GateDecision:
-    """Run the promotion gate for the ``kind`` model's ``challenger``.
-
-    The challenger becomes champion when there is no champion yet, when the model's
-    comparator (same held-out data for both) finds it not worse, or when
-    ``force_reason`` is given (recorded). The decision and its numbers are written as
-    tags on both versions.
-
-    Raises
-    ------
-    ValueError
-        When the model has no ``challenger`` version to judge.
-    """
-    client = configure_mlflow(settings)
-    name = model_name_for(settings, kind)
-    challenger = _alias_version(client, name, CHALLENGER)
-    if challenger is None:
-        raise ValueError(f"{name} has no '{CHALLENGER}' version to promote; train one first")
-    champion = _alias_version(client, name, CHAMPION)
-    base = {"model_name": name, "challenger_version": challenger, "champion_version": champion}
-
-    if champion == challenger:
-        return GateDecision(promoted=False, reason=f"version {challenger} is already the champion", **base)
-    if force_reason is not None:
-        if not force_reason.strip():
-            raise ValueError("--force needs a non-empty reason")
-        decision = GateDecision(promoted=True, reason=f"forced: {force_reason.strip()}", forced=True, **base)
-    elif champion is None:
-        decision = GateDecision(promoted=True, reason="no champion yet: the first model is promoted", **base)
-    else:
-        compared = (compare or _load_comparator(kind))(settings, champion, challenger)
-        decision = dataclasses.replace(compared, **base)
-
-    if decision.promoted:
-        _move_champion(client, name, challenger, champion)
-        client.delete_registered_model_alias(name, CHALLENGER)
-        logger.info("%s: version %s promoted to champion (%s)", name, challenger, decision.reason)
-    else:
-        logger.warning("%s: version %s not promoted: %s", name, challenger, decision.reason)
-    _record(client, name, challenger, decision, "challenger")
-    _record(client, name, champion, decision, "champion")
-    return decision
-
-
-def rollback(settings: Settings, kind: str, reason: str = "manual rollback") -> GateDecision:
-    """Point ``champion`` back at the version that held it before the current one.
-
-    Raises
-    ------
-    ValueError
-        When there is no earlier champion to return to.
-    """
-    client = configure_mlflow(settings)
-    name = model_name_for(settings, kind)
-    current = _alias_version(client, name, CHAMPION)
-    history = _champion_history(client, name)
-    if current is None:
-        raise ValueError(f"{name} has no champion to roll back")
-    # The history ends with the current champion; the one before it is the target.
-    while history and history[-1] == current:
-        history.pop()
-    if not history:
-        raise ValueError(f"{name} has no earlier champion than version {current}")
-    target = history[-1]
-    client.set_registered_model_alias(name, CHAMPION, target)
-    client.set_registered_model_tag(name, _HISTORY_TAG, json.dumps(history))
-    decision = GateDecision(
-        promoted=True,
-        reason=f"rollback: {reason}",
-        model_name=name,
-        challenger_version=target,
-        champion_version=current,
-        forced=True,
-    )
-    _record(client, name, current, decision, "rolled_back_from")
-    _record(client, name, target, decision, "rolled_back_to")
-    logger.warning("%s: champion rolled back from %s to %s (%s)", name, current, target, reason)
-    return decision
 
 
 def list_versions(settings: Settings, kind: str, metric_keys: tuple[str, ...] = ()) -> list[dict[str, Any]]:

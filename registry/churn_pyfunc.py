@@ -1,4 +1,4 @@
-"""MLflow pyfunc wrapper of :class:`tenure.churn_scorer.ChurnScorer` (calibrated probabilities).
+"""MLflow pyfunc wrapper of :class:`registry.churn_scorer.ChurnScorer` (calibrated probabilities).
 
 Lives beside the scorer, not in ``training/``, so that anything loading the model with
 ``mlflow.pyfunc.load_model`` (monitoring, notebooks) never imports training code.
@@ -10,16 +10,16 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from tenure.churn_scorer import BUNDLE_DIR, ChurnScorer
+from registry.churn_scorer import BUNDLE_DIR, ChurnScorer
 
 
 class ChurnPyfunc(mlflow.pyfunc.PythonModel):
     """``predict(DataFrame of features) -> DataFrame[churn_probability, risk_band]``."""
 
-    def load_context(self, context) -> None:  # noqa: D102 (MLflow hook)
+    def load_context(self, context) -> None:
         self.scorer = ChurnScorer.load(context.artifacts[BUNDLE_DIR])
 
-    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:  # noqa: D102
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return self.predict_frame(self.scorer, model_input)
 
     @staticmethod

@@ -1,0 +1,121 @@
+"""The promotion gate: a challenger replaces the champion only when it is not worse on the same data.
+
+The model-specific comparison (same held-out data for both versions) lives with each model:
+``training.churn_pipeline.compare_for_gate`` and ``training.recommender_pipeline.compare_for_gate``.
+The registry (``registry.models``) records each decision as tags on the versions involved.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+
+from registry.models import (
+    CHALLENGER,
+    CHAMPION,
+    HISTORY_TAG,
+    GateDecision,
+    alias_version,
+    champion_history,
+    configure_mlflow,
+    model_name_for,
+    move_champion,
+    record_decision,
+)
+from tenure.settings import Settings
+from training.churn_pipeline import compare_for_gate as compare_churn
+from training.recommender_pipeline import compare_for_gate as compare_recommender
+
+logger = logging.getLogger(__name__)
+
+Comparator = Callable[[Settings, str, str], GateDecision]
+_COMPARATORS: dict[str, Comparator] = {"churn": compare_churn, "recommender": compare_recommender}
+
+
+def promote(
+    settings: Settings,
+    kind: str,
+    force_reason: str | None = None,
+    compare: Comparator | None = None,
+) -> GateDecision:
+    """Run the promotion gate for the ``kind`` model's ``challenger``.
+
+    The challenger becomes champion when there is no champion yet, when the model's
+    comparator (same held-out data for both) finds it not worse, or when
+    ``force_reason`` is given (recorded). The decision and its numbers are written as
+    tags on both versions.
+
+    Raises
+    ------
+    ValueError
+        When the model has no ``challenger`` version to judge.
+    """
+    client = configure_mlflow(settings)
+    name = model_name_for(settings, kind)
+    challenger = alias_version(client, name, CHALLENGER)
+    if challenger is None:
+        raise ValueError(f"{name} has no '{CHALLENGER}' version to promote; train one first")
+    champion = alias_version(client, name, CHAMPION)
+    base = {"model_name": name, "challenger_version": challenger, "champion_version": champion}
+
+    if champion == challenger:
+        return GateDecision(promoted=False, reason=f"version {challenger} is already the champion", **base)
+    if force_reason is not None:
+        if not force_reason.strip():
+            raise ValueError("--force needs a non-empty reason")
+        decision = GateDecision(promoted=True, reason=f"forced: {force_reason.strip()}", forced=True, **base)
+    elif champion is None:
+        decision = GateDecision(promoted=True, reason="no champion yet: the first model is promoted", **base)
+    else:
+        compared = (compare or _COMPARATORS[kind])(settings, champion, challenger)
+        decision = dataclasses.replace(compared, **base)
+
+    if decision.promoted:
+        move_champion(client, name, challenger, champion)
+        client.delete_registered_model_alias(name, CHALLENGER)
+        logger.info("%s: version %s promoted to champion (%s)", name, challenger, decision.reason)
+    else:
+        logger.warning("%s: version %s not promoted: %s", name, challenger, decision.reason)
+    record_decision(client, name, challenger, decision, "challenger")
+    record_decision(client, name, champion, decision, "champion")
+    return decision
+
+
+def rollback(settings: Settings, kind: str, reason: str = "manual rollback") -> GateDecision:
+    """Point ``champion`` back at the version that held it before the current one.
+
+    Raises
+    ------
+    ValueError
+        When there is no earlier champion to return to.
+    """
+    client = configure_mlflow(settings)
+    name = model_name_for(settings, kind)
+    current = alias_version(client, name, CHAMPION)
+    history = champion_history(client, name)
+    if current is None:
+        raise ValueError(f"{name} has no champion to roll back")
+    # The history ends with the current champion; the one before it is the target.
+    while history and history[-1] == current:
+        history.pop()
+    if not history:
+        raise ValueError(f"{name} has no earlier champion than version {current}")
+    target = history[-1]
+    client.set_registered_model_alias(name, CHAMPION, target)
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    decision = GateDecision(
+        promoted=True,
+        reason=f"rollback: {reason}",
+        model_name=name,
+        challenger_version=target,
+        champion_version=current,
+        forced=True,
+    )
+    record_decision(client, name, current, decision, "rolled_back_from")
+    record_decision(client, name, target, decision, "rolled_back_to")
+    logger.warning("%s: champion rolled back from %s to %s (%s)", name, current, target, reason)
+    return decision
+
+

@@ -55,15 +55,26 @@ def configure_mlflow(settings: Settings) -> mlflow.tracking.MlflowClient:  # noq
     pipeline step, never at import time.
     """
     import mlflow
-    from mlflow.tracking import MlflowClient
 
     uri = settings.mlflow.tracking_uri
-    if uri.startswith("sqlite:///"):
-        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    client = mlflow_client(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     logger.debug("MLflow tracking at %s", uri)
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return client
+
+
+def mlflow_client(tracking_uri: str) -> mlflow.tracking.MlflowClient:  # noqa: F821
+    """An explicit client for ``tracking_uri`` (also the registry); touches no process-wide MLflow setting.
+
+    For a ``sqlite:///`` URI the parent folder is created, so a fresh workspace reads as an
+    empty registry rather than an unreachable one.
+    """
+    from mlflow.tracking import MlflowClient
+
+    if tracking_uri.startswith("sqlite:///"):
+        Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def model_name_for(settings: Settings, kind: str) -> str:
@@ -76,12 +87,25 @@ def model_name_for(settings: Settings, kind: str) -> str:
 
 
 def alias_version(client: Any, name: str, alias: str) -> str | None:
+    """Version number behind ``alias`` of model ``name``; None when the model or the alias does not exist.
+
+    Any other registry error (store unreachable, permissions) is raised: "no champion" and
+    "cannot tell" must not look the same to a gate or a service.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
         return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if is_not_found(exc):
+            return None
+        raise
+
+
+def is_not_found(exc: Exception) -> bool:
+    """True when an MLflow error says the registered model or alias does not exist."""
+    code = str(getattr(exc, "error_code", ""))
+    return "RESOURCE_DOES_NOT_EXIST" in code or "not found" in str(exc).lower()
 
 
 def get_alias_version(settings: Settings, kind: str, alias: str = CHAMPION) -> str | None:

@@ -226,7 +226,11 @@ class ServingSettings(_Section):
     require_key_for_reads: bool = False
     pseudonymize_customer_ids: bool = False
     reload_interval_s: float = Field(30.0, gt=0, description="How often the registry aliases are checked.")
-    model_cache_dir: Path = Field(Path("data/model_cache"), description="Last loaded models, for registry outages.")
+    model_cache_dir: Path | None = Field(
+        None,
+        description="Local copies of downloaded model versions (registry.champion's cache; the service "
+        "starts from it while the registry is down). Default: <paths.data_dir>/model_cache.",
+    )
     prediction_log_flush_s: float = Field(1.0, gt=0)
     top_reasons: int = Field(3, ge=1, le=20)
 
@@ -340,6 +344,14 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+
+    @model_validator(mode="after")
+    def _derive_model_cache_dir(self) -> Settings:
+        # the cache is keyed by kind and version only, so it belongs to one workspace: it
+        # follows paths.data_dir unless set explicitly
+        if self.serving.model_cache_dir is None:
+            self.serving.model_cache_dir = self.paths.data_dir / "model_cache"
+        return self
 
     @classmethod
     def settings_customise_sources(

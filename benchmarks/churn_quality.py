@@ -74,6 +74,7 @@ def telco_cv(path: Path, folds: int, seed: int) -> dict:
 
 
 def cdnow_run(path: Path) -> dict:
+    from pipelines.flows import prepare_source
     from tenure.settings import load_settings
     from training.churn_pipeline import train_churn
 
@@ -84,7 +85,8 @@ def cdnow_run(path: Path) -> dict:
                                  mlflow={"tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
                                          "artifact_root": str(root / "artifacts")})
         start = time.perf_counter()
-        result = train_churn(settings, source="cdnow", path=path)
+        prepare_source(settings, "cdnow", path)  # ingest + features, as `tenure train churn --source cdnow` does
+        result = train_churn(settings, source="cdnow")
         return {"seconds": time.perf_counter() - start, "metrics": result.metrics, "split_rows": result.split_rows}
 
 

@@ -117,7 +117,8 @@ def one_seed(seed: int, args, tmp: Path, drift: bool = True) -> dict:
     after = workspace(tmp / f"after-{name}", mlruns, args.trees)
 
     fill(before, shop, args.drift_at, start)
-    first = train_churn(before, promote=True)
+    first = train_churn(before)
+    promote(before, "churn")
     old_version = first.version
     print(f"seed {seed}: champion v{old_version} trained on days < {args.drift_at} "
           f"(test ROC-AUC {first.metrics['tenure']['roc_auc']:.3f})", flush=True)

@@ -9,9 +9,9 @@ Prefect flows (:mod:`pipelines.orchestration`) and the demo all go through :func
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from pipelines.steps import StepOutput, StepResult, StepRunner, fingerprint
@@ -21,17 +21,9 @@ logger = logging.getLogger(__name__)
 
 STEPS: tuple[str, ...] = ("ingest", "features", "train", "score", "monitor")
 MODEL_KINDS: tuple[str, ...] = ("churn", "recommender")
-
-
-class MissingPiece(RuntimeError):
-    """A function another room provides is not available (yet); the message names it and its room."""
-
-
-def _require(module: str, attr: str, room: str) -> Any:
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as exc:
-        raise MissingPiece(f"{module}.{attr} is not available ({room} room): {exc}") from exc
+SOURCE_STEPS: dict[str, tuple[str, ...]] = {"telco": ("ingest",), "cdnow": ("ingest", "features"),
+                                            "movielens": ("ingest",)}
+"""The steps that prepare each public dataset's workspace (Telco and MovieLens need no feature snapshots)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -51,7 +43,8 @@ def ingest_step(settings: Settings) -> StepOutput:
             f"nothing to ingest: {settings.paths.raw_dir} and {settings.paths.event_log_dir} are empty; "
             "put files there or run `tenure generate` first"
         )
-    ingest = _require("features.ingest", "ingest", "data")
+    from features.ingest import ingest
+
     for source in sources:
         report = ingest(settings, source)
         for key, value in _report_counts(report).items():
@@ -105,8 +98,8 @@ def feature_snapshot_times(settings: Settings) -> list[Any]:
     import pandas as pd
 
     from features.snapshots import snapshot_times
+    from features.tables import read_events
 
-    read_events = _require("features.tables", "read_events", "data")
     events = read_events(settings)
     if events.empty:
         raise ValueError("no events in the tables; run `tenure run ingest` first")
@@ -143,13 +136,19 @@ def features_step(settings: Settings) -> StepOutput:
 
 
 def _train(settings: Settings, kind: str) -> Any:
+    """Train one model on this workspace's tables; it is registered as ``challenger``, not promoted."""
     if kind == "churn":
-        return _require("training.churn_pipeline", "train_churn", "churn")(settings)
-    return _require("training.recommender_pipeline", "train_recommender", "recommender")(settings)
+        from training.churn_pipeline import train_churn
+
+        return train_churn(settings)
+    from training.recommender_pipeline import train_recommender
+
+    return train_recommender(settings)
 
 
 def train_step(settings: Settings, kinds: Sequence[str] = MODEL_KINDS, promote: bool = True) -> StepOutput:
-    """Train both models (logged to MLflow, registered as ``challenger``) and run the promotion gate."""
+    """Train both models (logged to MLflow, registered as ``challenger``), then run the promotion
+    gate of each (``training.gate.promote``, the one place that decides) unless ``promote`` is False."""
     from registry.models import get_alias_version
     from training.gate import promote as run_gate
 
@@ -268,11 +267,94 @@ def make_retrain(settings: Settings, kinds: Sequence[str] = MODEL_KINDS) -> Call
 
 def monitor_step(settings: Settings, retrain: bool = True, window: Any = None) -> StepOutput:
     """One monitoring pass: drift/performance reports, alerts and (policy permitting) retraining."""
-    run_monitoring_pass = _require("monitoring", "run_monitoring_pass", "monitoring")
+    from monitoring import run_monitoring_pass
+
     result = run_monitoring_pass(settings, window=window, retrain=make_retrain(settings) if retrain else None)
     summary = _jsonable(result)
     rows = _report_counts(result)
     return StepOutput(rows=rows, details={"result": summary})
+
+
+# --------------------------------------------------------------------------------------------
+# public datasets: their own workspace, prepared by the same steps
+
+
+def source_ingest_step(settings: Settings, source: str, path: Path | str) -> StepOutput:
+    """Read a public dataset through its adapter (``features.adapters``) and ingest it into
+    ``settings``' tables (``features.ingest``: validated, idempotent on ids), like any other file.
+
+    ``settings`` are the source's workspace (:func:`training.sources.source_settings`).
+    """
+    from features import adapters
+    from features.ingest import ingest_shop_frames
+
+    if source == "telco":
+        frames = {"customers": adapters.read_telco(path)}
+    elif source == "cdnow":
+        frames = dict(zip(("customers", "items", "events"), adapters.read_cdnow(path), strict=True))
+    elif source == "movielens":
+        frames = dict(zip(("customers", "items", "events"), adapters.read_movielens(path), strict=True))
+    else:
+        raise ValueError(f"source must be one of {', '.join(SOURCE_STEPS)}, got {source!r}")
+    report = ingest_shop_frames(settings, source, **frames)
+    if not report.accepted:
+        raise ValueError(f"no row of {path} was accepted as {source} data; see the rejects under "
+                         f"{settings.paths.rejects_dir}")
+    return StepOutput(rows=_report_counts(report), details={"source": source, "path": str(path)})
+
+
+def prepare_source(
+    settings: Settings,
+    source: str,
+    path: Path | str,
+    force: bool = False,
+    on_result: Callable[[StepResult], None] | None = None,
+) -> Settings:
+    """Prepare a public dataset's workspace for training: ingest it, then build its features.
+
+    The steps are those of every workspace (:func:`source_ingest_step` for the ingest, then
+    :func:`features_step`), run through the same :class:`StepRunner` with the workspace's own
+    done markers: preparing the same files again skips what is done. Which steps a source needs
+    is :data:`SOURCE_STEPS`.
+
+    Parameters
+    ----------
+    settings:
+        This workspace's settings; the dataset goes under ``data/sources/<source>``.
+    source:
+        ``telco``, ``cdnow`` or ``movielens``.
+    path:
+        The dataset's file or folder (see ``features.adapters``).
+    force:
+        Re-run the steps even when done for the same inputs.
+    on_result:
+        Called after each step (the CLI prints a line).
+
+    Returns
+    -------
+    Settings
+        The source's workspace settings (what training reads).
+    """
+    from training.sources import source_settings
+
+    if source not in SOURCE_STEPS:
+        raise ValueError(f"source must be one of {', '.join(SOURCE_STEPS)}, got {source!r}")
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: pass --path to the {source} dataset's folder")
+    ws = source_settings(settings, source)
+    runner = StepRunner(ws.paths.state_dir, force=force)
+    functions: dict[str, tuple[Callable[[], StepOutput], Callable[[], str]]] = {
+        "ingest": (lambda: source_ingest_step(ws, source, path),
+                   lambda: fingerprint(path.resolve(), source)),
+        "features": (lambda: features_step(ws), lambda: step_fingerprint(ws, "features")),
+    }
+    for step in SOURCE_STEPS[source]:
+        function, fp = functions[step]
+        result = runner.run(step, function, fp)
+        if on_result is not None:
+            on_result(result)
+    return ws
 
 
 # --------------------------------------------------------------------------------------------
@@ -354,16 +436,18 @@ def run_steps(
 
 
 __all__ = [
+    "SOURCE_STEPS",
     "STEPS",
-    "MissingPiece",
     "feature_snapshot_times",
     "features_step",
     "ingest_step",
     "make_retrain",
     "monitor_step",
+    "prepare_source",
     "run_step",
     "run_steps",
     "score_step",
+    "source_ingest_step",
     "step_fingerprint",
     "step_function",
     "train_step",

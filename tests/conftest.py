@@ -129,7 +129,10 @@ def churn_workspace(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 @pytest.fixture(scope="session")
 def trained_churn(churn_workspace: Settings):
-    """One training run on the workspace, promoted (the first model becomes champion)."""
+    """One training run on the workspace, then the gate (the first model becomes champion)."""
     from training.churn_pipeline import train_churn
+    from training.gate import promote
 
-    return train_churn(churn_workspace, promote=True)
+    result = train_churn(churn_workspace)
+    promote(churn_workspace, "churn")
+    return result

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 def lift_and_capture(y: np.ndarray, scores: np.ndarray, top: float) -> tuple[float, float]:
     """(lift, capture rate) among the ``top`` share (0..1) of highest scores."""
     y = np.asarray(y, dtype=np.float64)
-    n = max(1, int(round(len(y) * top)))
+    n = max(1, round(len(y) * top))
     order = np.argsort(-np.asarray(scores), kind="stable")[:n]
     base = y.mean()
     if base == 0:

@@ -1,18 +1,27 @@
-"""Train, evaluate, log and register the churn model; compare two versions for the promotion gate.
+"""Churn training in stages, and the promotion gate's comparison of two registered versions.
 
-Sources: ``generated`` (the ingested tables of this workspace, features through Feast),
-``cdnow`` (CDNOW transactions through the same point-in-time path, in a workspace of
-its own under ``data/sources/cdnow``) and ``telco`` (a static snapshot with an explicit
-label: no cut-offs, a stratified split of customers).
+:func:`train_churn` reads top to bottom, one small function per stage:
+
+1. data source -> training frame: :func:`load_training_data` reads the prepared tables of the
+   source's workspace (:func:`training.sources.source_settings`) and splits them;
+2. (tune: :func:`tune_churn_model`) -> fit: :func:`fit_churn_model`;
+3. evaluate: :func:`evaluate_churn_model`, beside the logistic and recency baselines;
+4. log: :func:`training.churn_logging.log_churn_run` (MLflow);
+5. register: :func:`register_challenger` (alias ``challenger``).
+
+Training never promotes: ``training.gate.promote`` decides, called by the CLI (``--promote``)
+and the pipeline flows after training. Sources: ``generated`` (this workspace, features
+through Feast), ``cdnow`` (the same point-in-time path in its own workspace) and ``telco`` (a
+static snapshot with an explicit label: no cut-offs, a stratified split of customers). Real
+datasets are ingested (and their features built) by :func:`pipelines.flows.prepare_source`
+before training; training reads only the prepared tables.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
-import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from registry.churn_scorer import ChurnScorer
 from registry.models import GateDecision, model_name_for, register_version
 from tenure.settings import Settings
 from training.churn_dataset import LABEL_COLUMN, TimeSplit, build_churn_training_set, split_by_time
@@ -30,36 +40,41 @@ from training.churn_evaluate import (
     global_importance,
     logistic_predict,
     recency_rule_scores,
-    save_plots,
     segment_metrics,
 )
+from training.churn_logging import log_churn_run
 from training.churn_model import ChurnModel, to_matrix
-from training.tracking import configure_mlflow, ensure_experiment
+from training.sources import CHURN_SOURCES, source_settings
+from training.tracking import configure_mlflow
 
 logger = logging.getLogger(__name__)
 
 Source = Literal["generated", "telco", "cdnow"]
 SEGMENT_COLUMNS = ("acquisition_channel", "plan", "region", "internet_service", "payment_method")
 NON_FEATURES = ("customer_id", "event_timestamp", LABEL_COLUMN, "created")
-REFERENCE_ROWS = 5000
 TELCO_TEST_SHARE = 0.2
 TELCO_VALID_SHARE = 0.2
-CDNOW_HORIZON_DAYS = 90
+IMPORTANCE_ROWS = 2000
 Progress = Callable[[str], None]
 
 
 @dataclasses.dataclass
-class ChurnTrainingResult:
-    """What one training run produced."""
+class ChurnData:
+    """Stage 1's output: the split training frame of one source and its feature names.
 
-    run_id: str
-    version: str
-    metrics: dict[str, dict[str, float]]
-    segments: pd.DataFrame
-    importance: pd.DataFrame
-    split_rows: dict[str, int]
-    decision: GateDecision | None = None
-    tuning: TuningResult | None = None
+    ``settings`` are the settings of the source's workspace (CDNOW's horizon, for example).
+    """
+
+    settings: Settings
+    source: str
+    split: TimeSplit
+    numeric: list[str]
+    categorical: list[str]
+
+    @property
+    def features(self) -> list[str]:
+        """Every feature column, numeric first."""
+        return self.numeric + self.categorical
 
 
 @dataclasses.dataclass
@@ -72,42 +87,62 @@ class TuningResult:
     trials: list[dict[str, Any]]
 
 
-# --- data ----------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class ChurnEvaluation:
+    """Stage 3's output: the model and baselines on the test window.
 
-def _source_settings(settings: Settings, source: str) -> Settings:
-    """Settings of the workspace a source is trained in (CDNOW gets its own data dir and Feast project)."""
-    if source != "cdnow":
-        return settings
-    data_dir = settings.paths.data_dir / "sources" / "cdnow"
-    paths = settings.paths.model_copy(update={"data_dir": data_dir})
-    feast = settings.feast.model_copy(update={"project": f"{settings.feast.project}_cdnow", "profile": "local"})
-    churn = settings.churn.model_copy(update={
-        "horizon_days": max(settings.churn.horizon_days, CDNOW_HORIZON_DAYS),
-        "qualifying_event_types": ["purchase"],
-        "history_days": 540,
-        "cutoff_every_days": 28,
-    })
-    return settings.model_copy(update={"paths": paths, "feast": feast, "churn": churn})
+    ``metrics`` maps model name (``tenure``, ``tenure_uncalibrated``, ``logistic``,
+    ``recency_rule``) to its metrics; ``scores`` the same names to test scores, arrays of shape
+    (n_test_rows,); ``segments`` one row per segment value; ``importance`` one row per feature;
+    ``valid_roc_auc`` the uncalibrated model's ROC-AUC on the validation window.
+    """
+
+    metrics: dict[str, dict[str, float]]
+    scores: dict[str, np.ndarray]
+    segments: pd.DataFrame
+    importance: pd.DataFrame
+    valid_roc_auc: float
 
 
-def prepare_cdnow_workspace(settings: Settings, path: Path | str) -> Settings:
-    """Ingest CDNOW into its own workspace, build 4-weekly snapshots and apply Feast; return its settings."""
-    from feature_repo.store import apply_definitions
-    from features.adapters import read_cdnow
-    from features.ingest import IngestRun
-    from features.snapshots import build_feature_tables, snapshot_times
+@dataclasses.dataclass
+class ChurnTrainingResult:
+    """What one training run produced (a registered ``challenger``; the gate is a separate step)."""
 
-    ws = _source_settings(settings, "cdnow")
-    customers, items, events = read_cdnow(path)
-    with IngestRun(ws) as run:
-        run.ingest_frame("customers", customers, source="cdnow customers")
-        run.ingest_frame("items", items, source="cdnow items")
-        run.ingest_frame("events", events, source="cdnow events")
-    start = events["event_at"].min().normalize() + pd.Timedelta(days=ws.churn.cutoff_every_days)
-    times = snapshot_times(start, events["event_at"].max(), every_days=ws.churn.cutoff_every_days)
-    build_feature_tables(ws, times, events=events, customers=customers, items=items, replace=True)
-    apply_definitions(ws)
-    return ws
+    run_id: str
+    version: str
+    metrics: dict[str, dict[str, float]]
+    segments: pd.DataFrame
+    importance: pd.DataFrame
+    split_rows: dict[str, int]
+    tuning: TuningResult | None = None
+
+
+# --- stage 1: data source -> training frame ------------------------------------------------------
+
+def load_training_data(settings: Settings, source: str = "generated") -> ChurnData:
+    """The split training frame of ``source``, read from its prepared workspace.
+
+    Parameters
+    ----------
+    settings:
+        This workspace's settings.
+    source:
+        ``generated``, ``cdnow`` (point-in-time frame through Feast, split by time) or ``telco``
+        (the ingested snapshot, stratified split).
+
+    Raises
+    ------
+    ValueError
+        For an unknown source, or a source whose workspace was not prepared.
+    """
+    if source not in CHURN_SOURCES:
+        raise ValueError(f"churn source must be one of {', '.join(CHURN_SOURCES)}, got {source!r}")
+    ws = source_settings(settings, source)
+    if source == "telco":
+        split, numeric, categorical = load_telco_split(ws)
+    else:
+        split, numeric, categorical = load_generated_split(ws)
+    return ChurnData(ws, source, split, numeric, categorical)
 
 
 def load_generated_split(settings: Settings, store=None) -> tuple[TimeSplit, list[str], list[str]]:
@@ -122,14 +157,22 @@ def load_generated_split(settings: Settings, store=None) -> tuple[TimeSplit, lis
     return split, numeric, categorical
 
 
-def load_telco_split(path: Path | str, random_state: int) -> tuple[TimeSplit, list[str], list[str]]:
-    """Telco snapshot split into stratified train / validation / test customers (60/20/20)."""
+def load_telco_split(settings: Settings) -> tuple[TimeSplit, list[str], list[str]]:
+    """The ingested Telco snapshot split into stratified train / validation / test customers (60/20/20).
+
+    ``settings`` are the Telco workspace's (:func:`training.sources.source_settings`); its
+    customers table holds the attributes and the ``churned`` label.
+    """
     from sklearn.model_selection import train_test_split
 
-    from features.adapters import read_telco
+    from features.tables import read_customers
 
-    customers = read_telco(path)
+    customers = read_customers(settings, missing_ok=True)
+    if customers.empty:
+        raise ValueError(f"no Telco customers under {settings.paths.tables_dir}: prepare the workspace first "
+                         "(`tenure train churn --source telco --path DIR` ingests the dataset)")
     frame = telco_feature_frame(customers)
+    random_state = settings.churn.random_state
     rest, test = train_test_split(frame, test_size=TELCO_TEST_SHARE, stratify=frame[LABEL_COLUMN], random_state=random_state)
     train, valid = train_test_split(rest, test_size=TELCO_VALID_SHARE / (1 - TELCO_TEST_SHARE),
                                     stratify=rest[LABEL_COLUMN], random_state=random_state)
@@ -156,21 +199,7 @@ def telco_feature_names(frame: pd.DataFrame) -> tuple[list[str], list[str]]:
     return numeric, categorical
 
 
-def load_split(settings: Settings, source: str, path: Path | str | None) -> tuple[Settings, TimeSplit, list[str], list[str]]:
-    """Dispatch on ``source``; returns the workspace settings, the split and the feature names."""
-    if source == "generated":
-        return (settings, *load_generated_split(settings))
-    if path is None:
-        raise ValueError(f"--source {source} needs --path pointing at the dataset folder")
-    if source == "telco":
-        return (settings, *load_telco_split(path, settings.churn.random_state))
-    if source == "cdnow":
-        ws = prepare_cdnow_workspace(settings, path)
-        return (ws, *load_generated_split(ws))
-    raise ValueError(f"source must be 'generated', 'telco' or 'cdnow', got {source!r}")
-
-
-# --- fitting -------------------------------------------------------------------------------------
+# --- stage 2: (tune ->) fit ----------------------------------------------------------------------
 
 def _model_from_settings(settings: Settings, features: list[str], categorical: list[str], **overrides: Any) -> ChurnModel:
     c = settings.churn
@@ -225,6 +254,31 @@ def tune_churn_model(settings: Settings, split: TimeSplit, features: list[str], 
     )
 
 
+def fit_churn_model(data: ChurnData, tuning: TuningResult | None = None) -> ChurnModel:
+    """LightGBM on the training window, early-stopped and calibrated on the validation window.
+
+    Parameters come from ``data.settings.churn``, overridden by ``tuning.best_params`` when given.
+    """
+    overrides = tuning.best_params if tuning is not None else {}
+    model = _model_from_settings(data.settings, data.features, data.categorical, **overrides)
+    split = data.split
+    return model.fit(split.train, split.train[LABEL_COLUMN], split.valid, split.valid[LABEL_COLUMN])
+
+
+def package_scorer(model: ChurnModel, data: ChurnData) -> ChurnScorer:
+    """The fitted model as the serving runtime, with metadata saying what it was trained on."""
+    cutoffs = data.split.cutoffs()
+    return model.to_scorer({
+        "source": data.source,
+        "feature_service": "churn_v1" if data.source != "telco" else None,
+        "horizon_days": data.settings.churn.horizon_days,
+        "trained_through": str(max(cutoffs["train"])),
+        "test_cutoffs": [str(t) for t in cutoffs["test"]],
+    })
+
+
+# --- stage 3: evaluate ---------------------------------------------------------------------------
+
 def evaluate_split(model: ChurnModel, split: TimeSplit, numeric: list[str], categorical: list[str],
                    random_state: int) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
     """Model and baselines on the test window: metrics per model, and the test scores per model."""
@@ -244,179 +298,80 @@ def evaluate_split(model: ChurnModel, split: TimeSplit, numeric: list[str], cate
     return metrics, scores
 
 
-def _data_hash(frame: pd.DataFrame) -> str:
-    hashed = pd.util.hash_pandas_object(frame.reset_index(drop=True), index=False).to_numpy()
-    return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
+def evaluate_churn_model(model: ChurnModel, scorer: ChurnScorer, data: ChurnData) -> ChurnEvaluation:
+    """Test metrics beside the baselines, metrics per segment, global importance, validation ROC-AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    split = data.split
+    metrics, scores = evaluate_split(model, split, data.numeric, data.categorical, data.settings.churn.random_state)
+    y_test = split.test[LABEL_COLUMN].to_numpy()
+    segments = segment_metrics(split.test, y_test, scores["tenure"], SEGMENT_COLUMNS)
+    X_test = to_matrix(split.test, model.feature_names_, model.categories_)
+    importance = global_importance(scorer, X_test[:IMPORTANCE_ROWS])
+    valid_roc_auc = float(roc_auc_score(split.valid[LABEL_COLUMN], model.predict_uncalibrated(split.valid)))
+    return ChurnEvaluation(metrics, scores, segments, importance, valid_roc_auc)
 
 
-def _pip_requirements() -> list[str]:
-    """What the logged pyfunc needs (explicit, so MLflow does not export the whole lock each run)."""
-    from importlib.metadata import version
+# --- stage 5: register (stage 4, log, is training.churn_logging) ---------------------------------
 
-    return [f"{name}=={version(name)}" for name in ("mlflow", "lightgbm", "numpy", "pandas", "scikit-learn")]
+def register_challenger(settings: Settings, source: str, run_id: str, model_uri: str) -> str:
+    """Register the run's logged model as a new ``tenure-churn`` version aliased ``challenger``; its version."""
+    return register_version(settings, "churn", run_id, tags={"source": source}, model_uri=model_uri)
 
 
-def _code_version() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True,
-                              timeout=5, cwd=Path(__file__).parent).stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
+# --- the stages composed -------------------------------------------------------------------------
 
 def train_churn(
     settings: Settings,
     source: Source = "generated",
-    path: Path | str | None = None,
     tune: int = 0,
-    promote: bool = False,
     progress: Progress | None = None,
 ) -> ChurnTrainingResult:
-    """Build the training set, fit, evaluate beside the baselines, log to MLflow and register.
+    """Build the training frame, fit, evaluate beside the baselines, log to MLflow, register as challenger.
+
+    Promotion is not decided here: call ``training.gate.promote(settings, "churn")`` afterwards.
 
     Parameters
     ----------
     settings:
         Where data, Feast and MLflow live, and the churn settings.
     source:
-        ``generated`` (this workspace's ingested data), ``telco`` or ``cdnow`` (with ``path``).
+        ``generated`` (this workspace), ``telco`` or ``cdnow`` (their prepared workspaces, see
+        :func:`pipelines.flows.prepare_source`).
     tune:
         Optuna trials before the final fit (0 = use the settings' parameters).
-    promote:
-        Run the promotion gate after registering.
     progress:
         Called with a short description as each stage starts (the CLI shows it).
 
     Returns
     -------
     ChurnTrainingResult
-        Run id, registered version, metrics of the model and baselines, and the gate's decision.
+        Run id, registered version, metrics of the model and baselines, split sizes, tuning.
     """
-    import mlflow
-
     say = progress or (lambda message: logger.info("%s", message))
     say("building the training set")
-    ws, split, numeric, categorical = load_split(settings, source, path)
-    features = numeric + categorical
-    overrides: dict[str, Any] = {}
+    data = load_training_data(settings, source)
     tuning = None
     if tune:
         say(f"tuning ({tune} trials)")
-        tuning = tune_churn_model(ws, split, features, categorical, tune)
-        overrides = tuning.best_params
+        tuning = tune_churn_model(data.settings, data.split, data.features, data.categorical, tune)
     say("fitting LightGBM and calibration")
-    model = _model_from_settings(ws, features, categorical, **overrides)
-    model.fit(split.train, split.train[LABEL_COLUMN], split.valid, split.valid[LABEL_COLUMN])
-    from sklearn.metrics import roc_auc_score
-
-    valid_roc_auc = float(roc_auc_score(split.valid[LABEL_COLUMN], model.predict_uncalibrated(split.valid)))
+    model = fit_churn_model(data, tuning)
+    scorer = package_scorer(model, data)
     say("evaluating against the baselines")
-    metrics, scores = evaluate_split(model, split, numeric, categorical, ws.churn.random_state)
-    y_test = split.test[LABEL_COLUMN].to_numpy()
-    segments = segment_metrics(split.test, y_test, scores["tenure"], SEGMENT_COLUMNS)
-    X_test = to_matrix(split.test, model.feature_names_, model.categories_)
-    cutoffs = split.cutoffs()
-    metadata = {
-        "source": source,
-        "feature_service": "churn_v1" if source != "telco" else None,
-        "horizon_days": ws.churn.horizon_days,
-        "trained_through": str(max(cutoffs["train"])),
-        "test_cutoffs": [str(t) for t in cutoffs["test"]],
-    }
-    scorer = model.to_scorer(metadata)
-    importance = global_importance(scorer, X_test[:2000])
-
+    evaluation = evaluate_churn_model(model, scorer, data)
     say("logging to MLflow")
-    experiment_id = ensure_experiment(settings, settings.mlflow.churn_experiment)
-    from registry.churn_pyfunc import ChurnPyfunc
-
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"churn-{source}") as run, \
-            tempfile.TemporaryDirectory() as tmp:
-        tmp_dir = Path(tmp)
-        mlflow.log_params({
-            "source": source,
-            "horizon_days": ws.churn.horizon_days,
-            "cutoff_every_days": ws.churn.cutoff_every_days,
-            "calibration": model.calibration,
-            "num_leaves": model.num_leaves,
-            "learning_rate": model.learning_rate,
-            "min_child_samples": model.min_child_samples,
-            "feature_fraction": model.feature_fraction,
-            "lambda_l2": model.lambda_l2,
-            "best_iteration": model.best_iteration_,
-            "n_features": len(features),
-            "tuning_trials": tune,
-            "band_medium": scorer.band_thresholds[0],
-            "band_high": scorer.band_thresholds[1],
-        })
-        for name, values in metrics.items():
-            prefix = "test" if name == "tenure" else f"{name}_test"
-            mlflow.log_metrics({f"{prefix}_{k}": v for k, v in values.items() if np.isfinite(v)})
-        mlflow.log_metrics({f"rows_{name}": float(len(part)) for name, part in
-                            (("train", split.train), ("valid", split.valid), ("test", split.test))})
-        mlflow.log_metric("valid_roc_auc_uncalibrated", valid_roc_auc)
-        if tuning is not None:
-            for trial in tuning.trials:
-                mlflow.log_metric("tuning_valid_roc_auc", trial["valid_roc_auc"], step=trial["number"])
-            mlflow.log_metric("tuning_best_valid_roc_auc", tuning.best_value)
-            mlflow.log_dict(dataclasses.asdict(tuning), "tuning.json")
-            mlflow.set_tags({"tenure.tuning.best_trial": str(tuning.best_trial),
-                             "tenure.tuning.best_params": json.dumps(tuning.best_params, sort_keys=True)})
-        mlflow.set_tags({
-            "tenure.source": source,
-            "tenure.source_path": str(path) if path else "",
-            "tenure.feature_service": metadata["feature_service"] or "",
-            "tenure.data_window": f"{min(cutoffs['train'])} .. {max(cutoffs['test'])}",
-            "tenure.training_data_hash": _data_hash(split.train[features + [LABEL_COLUMN]]),
-            "tenure.code_version": _code_version(),
-        })
-        mlflow.log_dict({"numeric": numeric, "categorical": categorical, "feature_service": metadata["feature_service"],
-                         "cutoffs": {k: [str(t) for t in v] for k, v in cutoffs.items()}}, "features.json")
-        for path_ in save_plots(tmp_dir / "plots", y_test, {k: v for k, v in scores.items() if k != "tenure_uncalibrated"},
-                                scores["tenure"], importance):
-            mlflow.log_artifact(str(path_), "plots")
-        segments.to_csv(tmp_dir / "segments.csv", index=False)
-        importance.to_csv(tmp_dir / "importance.csv", index=False)
-        mlflow.log_artifact(str(tmp_dir / "segments.csv"))
-        mlflow.log_artifact(str(tmp_dir / "importance.csv"))
-        reference = split.test[features].copy()
-        reference["prediction"] = scores["tenure"]
-        reference[LABEL_COLUMN] = y_test
-        reference = reference.sample(min(REFERENCE_ROWS, len(reference)), random_state=ws.churn.random_state)
-        (tmp_dir / "reference").mkdir()
-        reference.to_parquet(tmp_dir / "reference" / "reference.parquet", index=False)
-        mlflow.log_artifact(str(tmp_dir / "reference" / "reference.parquet"), "reference")
-
-        bundle = scorer.save(tmp_dir / "bundle")
-        # Natural dtypes: counts are never missing (0 when nothing happened), so they stay long.
-        example = split.test[features].head(5).copy()
-        from mlflow.models import infer_signature
-
-        signature = infer_signature(example, ChurnPyfunc.predict_frame(scorer, example))
-        model_info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=ChurnPyfunc(),
-            artifacts={"bundle": str(bundle)},
-            signature=signature,
-            input_example=example,
-            pip_requirements=_pip_requirements(),
-        )
-        run_id = run.info.run_id
-    version = register_version(settings, "churn", run_id, tags={"source": source}, model_uri=model_info.model_uri)
-    decision = None
-    if promote:
-        from training.gate import promote as run_gate
-
-        say("promotion gate")
-        decision = run_gate(settings, "churn")
+    run_id, model_uri = log_churn_run(settings, data, model, scorer, evaluation, tuning)
+    say("registering the challenger")
+    version = register_challenger(settings, source, run_id, model_uri)
+    split = data.split
     return ChurnTrainingResult(
         run_id=run_id,
         version=version,
-        metrics=metrics,
-        segments=segments,
-        importance=importance,
+        metrics=evaluation.metrics,
+        segments=evaluation.segments,
+        importance=evaluation.importance,
         split_rows={"train": len(split.train), "valid": len(split.valid), "test": len(split.test)},
-        decision=decision,
         tuning=tuning,
     )
 
@@ -426,8 +381,6 @@ def train_churn(
 def load_registered_scorer(settings: Settings, version: str, dst: Path | None = None):
     """Download version ``version`` of ``tenure-churn`` and return its :class:`ChurnScorer`."""
     import mlflow
-
-    from registry.churn_scorer import ChurnScorer
 
     configure_mlflow(settings)
     name = model_name_for(settings, "churn")
@@ -450,16 +403,8 @@ def compare_for_gate(settings: Settings, champion_version: str, challenger_versi
     The challenger passes when its ROC-AUC is at most ``churn.gate_auc_tolerance`` below the
     champion's and its calibration error (ECE) at most ``churn.gate_calibration_tolerance`` above.
     """
-    tags = _run_tags(settings, challenger_version)
-    source = tags.get("tenure.source", "generated")
-    path = tags.get("tenure.source_path") or None
-    if source == "cdnow":
-        ws = _source_settings(settings, "cdnow")
-        split, _, _ = load_generated_split(ws)
-    elif source == "telco":
-        split, _, _ = load_telco_split(path, settings.churn.random_state)
-    else:
-        split, _, _ = load_generated_split(settings)
+    source = _run_tags(settings, challenger_version).get("tenure.source", "generated")
+    split = load_training_data(settings, source).split
     y = split.test[LABEL_COLUMN].to_numpy()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,10 +24,10 @@ from tenure.settings import Settings
 from training.interactions import build_interactions, holdout_targets, time_split
 from training.recommender_evaluate import BASELINES, evaluate
 from training.recommender_model import ALSRecommender
+from training.sources import RECOMMENDER_SOURCES, source_settings
 
 logger = logging.getLogger(__name__)
 
-SOURCES = ("generated", "movielens")
 GATE_METRICS = ("ndcg_at_k", "recall_at_k")
 Progress = Callable[[str], None]
 
@@ -40,7 +40,7 @@ class RecommenderData:
     customers: pd.DataFrame | None
     items: pd.DataFrame | None
     source: str
-    path: str | None
+    path: str | None  # the prepared workspace of a public dataset (None: this workspace)
     event_weights: dict[str, float]
     target_event_types: tuple[str, ...] = ("purchase",)
     mode: str | None = None  # forced mode (None = settings.recommender.mode)
@@ -66,9 +66,11 @@ class TrainResult:
 def read_movielens_events(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """MovieLens as canonical (customers, items, events), through ``features.adapters.read_movielens``.
 
-    Ratings become implicit feedback there: rating >= 4 is a ``purchase`` event (a positive,
-    confidence 1 before ``alpha`` with :data:`MOVIELENS_EVENT_WEIGHTS`), lower ratings are
-    ``view`` events (not positives, but "already seen"). All users count as consenting.
+    For benchmarks that evaluate on the files directly; training reads the prepared MovieLens
+    workspace instead (:func:`load_data`). Ratings become implicit feedback there: rating >= 4
+    is a ``purchase`` event (a positive, confidence 1 before ``alpha`` with
+    :data:`MOVIELENS_EVENT_WEIGHTS`), lower ratings are ``view`` events (not positives, but
+    "already seen"). All users count as consenting.
     """
     path = Path(path)
     if not path.is_dir():
@@ -81,28 +83,29 @@ def read_movielens_events(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame,
 MOVIELENS_EVENT_WEIGHTS = {"purchase": 1.0}
 
 
-def load_data(settings: Settings, source: str = "generated", path: str | Path | None = None) -> RecommenderData:
-    """Read the tables of ``source``: ``generated`` = the canonical tables under settings
-    (``tenure generate`` + ingestion), ``movielens`` = the MovieLens folder at ``path``."""
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    if source == "movielens":
-        if path is None:
-            raise ValueError("--source movielens needs --path to the MovieLens folder (with ratings.csv)")
-        customers, items, events = read_movielens_events(path)
-        # A film is not "bought again": rebuy modes make no sense, so MovieLens always runs as plain ALS.
-        # Every rated film counts as "already seen" (excluded), whatever the rating.
-        return RecommenderData(events, customers, items, source, str(path), dict(MOVIELENS_EVENT_WEIGHTS),
-                               mode="als", purchase_event_types=("purchase", "view"))
+def load_data(settings: Settings, source: str = "generated") -> RecommenderData:
+    """Read the prepared tables of ``source``'s workspace (:func:`training.sources.source_settings`).
+
+    ``generated`` = this workspace (``tenure generate`` + ingestion); ``movielens`` = the
+    MovieLens workspace that ``pipelines.flows.prepare_source`` ingested.
+    """
     from features.tables import read_customers, read_events, read_items
 
-    events = read_events(settings, columns=["event_id", "customer_id", "event_at", "event_type", "item_id"])
+    if source not in RECOMMENDER_SOURCES:
+        raise ValueError(f"source must be one of {RECOMMENDER_SOURCES}, got {source!r}")
+    ws = source_settings(settings, source)
+    events = read_events(ws, columns=["event_id", "customer_id", "event_at", "event_type", "item_id"])
     if events is None or len(events) == 0:
-        raise ValueError(
-            f"no events under {settings.paths.tables_dir}: run 'tenure generate' and ingest first"
-        )
-    return RecommenderData(events, read_customers(settings), read_items(settings), source,
-                           str(path) if path else None, dict(settings.recommender.event_weights))
+        hint = ("run 'tenure generate' and ingest first" if source == "generated" else
+                f"prepare it first (`tenure train recommender --source {source} --path DIR` ingests the dataset)")
+        raise ValueError(f"no events under {ws.paths.tables_dir}: {hint}")
+    customers, items = read_customers(ws), read_items(ws)
+    if source == "movielens":
+        # A film is not "bought again": rebuy modes make no sense, so MovieLens always runs as plain ALS.
+        # Every rated film counts as "already seen" (excluded), whatever the rating.
+        return RecommenderData(events, customers, items, source, str(ws.paths.data_dir),
+                               dict(MOVIELENS_EVENT_WEIGHTS), mode="als", purchase_event_types=("purchase", "view"))
+    return RecommenderData(events, customers, items, source, None, dict(settings.recommender.event_weights))
 
 
 # ---- configuration -------------------------------------------------------------------------
@@ -246,7 +249,6 @@ def train_recommender(
     *,
     tune_trials: int = 0,
     source: str = "generated",
-    path: str | Path | None = None,
     data: RecommenderData | None = None,
     register: bool = True,
     num_threads: int = 0,
@@ -260,8 +262,8 @@ def train_recommender(
         Settings (``recommender`` and ``mlflow`` sections are used).
     tune_trials:
         Optuna trials on the validation split (0 = use the settings as they are).
-    source, path:
-        Where the tables come from (see :func:`load_data`); ``data`` wins when given.
+    source:
+        Whose prepared tables to read (see :func:`load_data`); ``data`` wins when given.
     register:
         Register the logged model as a new version aliased ``challenger``.
     num_threads:
@@ -271,7 +273,7 @@ def train_recommender(
     """
     say = progress or (lambda message: logger.info("%s", message))
     if data is None:
-        data = load_data(settings, source, path)
+        data = load_data(settings, source)
     say(f"loaded {len(data.events):,} events ({data.source})")
     r = settings.recommender
     config = config_from_settings(settings, data)
@@ -384,7 +386,7 @@ def compare_for_gate(settings: Settings, champion_version: str, challenger_versi
     challenger = _version_manifest(settings, challenger_version)
     champion = _version_manifest(settings, champion_version)
     if data is None:
-        data = load_data(settings, challenger.get("source", "generated"), challenger.get("source_path"))
+        data = load_data(settings, challenger.get("source", "generated"))
     scores = {}
     for role, manifest in (("challenger", challenger), ("champion", champion)):
         config = dict(config_from_settings(settings, data))

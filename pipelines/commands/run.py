@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
 
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         logging.getLogger("feast").setLevel(max(logging.getLogger().level, logging.WARNING))
-        from pipelines.flows import MissingPiece, run_steps
+        from pipelines.flows import run_steps
         from pipelines.steps import StepFailed, StepLocked
 
         def show(result) -> None:
@@ -54,9 +54,7 @@ def register(app: typer.Typer) -> None:
         try:
             run_steps(settings, names, force=force, on_result=show)
         except StepFailed as exc:
-            cause = exc.__cause__
-            hint = " (another room's piece is missing)" if isinstance(cause, MissingPiece) else ""
-            fail(f"{exc}{hint}; fix it and run the same command again: finished steps are skipped")
+            fail(f"{exc}; fix it and run the same command again: finished steps are skipped")
         except StepLocked as exc:
             fail(str(exc))
 

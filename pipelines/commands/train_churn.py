@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.console import fail, out, progress
+from pipelines.console import fail, format_metric, out, print_json, progress
 
 _SOURCES = ("generated", "telco", "cdnow")
 
@@ -25,7 +25,7 @@ def churn_metrics_table(metrics: dict[str, dict[str, float]], title: str):
     for name in frame.columns:
         table.add_column(name, justify="right")
     for metric, row in frame.iterrows():
-        table.add_row(metric, *("-" if pd.isna(v) else f"{v:.3f}" for v in row))
+        table.add_row(metric, *(format_metric(None if pd.isna(v) else float(v)) for v in row))
     return table
 
 
@@ -39,11 +39,13 @@ def register(app: typer.Typer) -> None:
         source: str = typer.Option("generated", "--source", help="generated (ingested tables), telco or cdnow."),
         path: Path | None = typer.Option(None, "--path", help="Dataset folder for --source telco|cdnow."),
         promote: bool = typer.Option(False, "--promote", help="Run the promotion gate after registering."),
+        as_json: bool = typer.Option(False, "--json", help="Print the run's result as one JSON document."),
     ) -> None:
         """Train the churn model, compare it with the baselines, log it to MLflow, register it as challenger.
 
         Examples: `tenure train churn --promote`, `tenure train churn --tune 30`,
         `tenure train churn --source telco --path ../shared/datasets/telco_churn`.
+        JSON: model, source, name, run_id, version, split_rows, metrics (per model), tuning, gate.
         """
         if source not in _SOURCES:
             raise typer.BadParameter(f"--source must be one of {', '.join(_SOURCES)}, got {source!r}")
@@ -51,10 +53,15 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"--source {source} needs --path DIR")
         if path is not None and not path.exists():
             raise typer.BadParameter(f"--path {path} does not exist")
+        from pipelines.flows import prepare_source
+        from pipelines.steps import StepFailed
         from training.churn_pipeline import train_churn
+        from training.gate import promote as run_gate
 
         settings = ctx.obj
-        stages = 5 + (1 if tune else 0) + (1 if promote else 0)
+        prepare = 0 if source == "generated" else 1
+        stages = prepare + 5 + (1 if tune else 0) + (1 if promote else 0)
+        decision = None
         try:
             with progress() as bar:
                 task = bar.add_task("churn", total=stages)
@@ -62,20 +69,47 @@ def register(app: typer.Typer) -> None:
                 def step(message: str) -> None:
                     bar.update(task, advance=1, description=message)
 
-                result = train_churn(settings, source=source, path=path, tune=tune, promote=promote, progress=step)
+                if prepare:
+                    step(f"preparing the {source} workspace (ingest, features)")
+                    prepare_source(settings, source, path)
+                result = train_churn(settings, source=source, tune=tune, progress=step)
+                if promote:
+                    step("promotion gate")
+                    decision = run_gate(settings, "churn")
                 bar.update(task, completed=stages)
-        except (ValueError, FileNotFoundError) as exc:
+        except (ValueError, FileNotFoundError, StepFailed) as exc:
             fail(str(exc))
-        rows = result.split_rows
-        out.print(churn_metrics_table(
-            result.metrics, f"churn ({source}): train {rows['train']}, valid {rows['valid']}, test {rows['test']} rows"))
-        if result.tuning is not None:
-            t = result.tuning
-            best = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.best_params.items())
-            out.print(f"tuning: {len(t.trials)} trials; best validation ROC-AUC {t.best_value:.4f} "
-                      f"(trial {t.best_trial}): {best}")
-        out.print(f"run [bold]{result.run_id}[/bold]; registered {settings.mlflow.churn_model_name} "
-                  f"version [bold]{result.version}[/bold] as challenger")
-        if result.decision is not None:
-            verdict = "[green]promoted[/green]" if result.decision.promoted else "[yellow]not promoted[/yellow]"
-            out.print(f"gate: {verdict}: {result.decision.reason}")
+        if as_json:
+            print_json(churn_result_document(result, decision, source, settings.mlflow.churn_model_name))
+        else:
+            print_churn_result(result, decision, source, settings.mlflow.churn_model_name)
+
+
+def churn_result_document(result, decision, source: str, name: str) -> dict:
+    """The ``--json`` document of ``tenure train churn``: what was trained, how it scored, the gate."""
+    tuning = None
+    if result.tuning is not None:
+        t = result.tuning
+        tuning = {"trials": len(t.trials), "best_trial": t.best_trial, "best_valid_roc_auc": t.best_value,
+                  "best_params": t.best_params}
+    return {"model": "churn", "source": source, "name": name, "run_id": result.run_id,
+            "version": result.version, "split_rows": result.split_rows, "metrics": result.metrics,
+            "tuning": tuning, "gate": decision.as_dict() if decision is not None else None}
+
+
+def print_churn_result(result, decision, source: str, name: str) -> None:
+    """The people's view of a churn training run: metrics table, tuning, registered version, gate."""
+    rows = result.split_rows
+    out.print(churn_metrics_table(
+        result.metrics, f"churn ({source}): train {rows['train']:,}, valid {rows['valid']:,}, "
+                        f"test {rows['test']:,} rows"))
+    if result.tuning is not None:
+        t = result.tuning
+        best = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.best_params.items())
+        out.print(f"tuning: {len(t.trials)} trials; best validation ROC-AUC {format_metric(t.best_value)} "
+                  f"(trial {t.best_trial}): {best}")
+    out.print(f"run [bold]{result.run_id}[/bold]; registered {name} version [bold]{result.version}[/bold] "
+              "as challenger")
+    if decision is not None:
+        verdict = "[green]promoted[/green]" if decision.promoted else "[yellow]not promoted[/yellow]"
+        out.print(f"gate: {verdict}: {decision.reason}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.console import console, fail, out, progress
+from pipelines.console import fail, format_metric, out, print_json, progress, status
 
 _COLUMNS = (
     ("precision_at_k", "P"), ("recall_at_k", "R"), ("ndcg_at_k", "nDCG"), ("map_at_k", "MAP"),
@@ -28,7 +28,7 @@ def metrics_table(frame, k: int, title: str = ""):
     for ranker, row in frame.iterrows():
         cells = []
         for col, _ in _COLUMNS:
-            text = f"{row[col]:.3f}"
+            text = format_metric(row[col])
             if ranker == "model" and col in ("ndcg_at_k", "recall_at_k") and row[col] >= best[col]:
                 text = f"[bold green]{text}[/bold green]"
             cells.append(text)
@@ -47,11 +47,13 @@ def register(app: typer.Typer) -> None:
         path: Path | None = typer.Option(None, "--path", help="Folder of the MovieLens files (--source movielens)."),
         promote: bool = typer.Option(False, "--promote", help="Run the promotion gate after registering."),
         threads: int = typer.Option(0, "--threads", min=0, help="Threads for implicit (0 = all cores)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the run's result as one JSON document."),
     ) -> None:
         """Train ALS, compare it with baselines on a time holdout, log to MLflow, register as challenger.
 
         Examples: `tenure train recommender`, `tenure train recommender --tune 20 --promote`,
         `tenure train recommender --source movielens --path ../shared/datasets/movielens_small`.
+        JSON: model, source, name, run_id, version, k, mode, cutoff, metrics (per ranker), config, gate.
         """
         settings = ctx.obj
         if source not in ("generated", "movielens"):
@@ -70,25 +72,50 @@ def register(app: typer.Typer) -> None:
                 def step(message: str) -> None:
                     bar.update(task, advance=1, description=message)
 
-                result = train_recommender(settings, tune_trials=tune, source=source, path=path,
+                if source != "generated":  # ingest the dataset into its own workspace first
+                    from pipelines.flows import prepare_source
+
+                    step(f"preparing the {source} workspace (ingest)")
+                    prepare_source(settings, source, path)
+                result = train_recommender(settings, tune_trials=tune, source=source,
                                            num_threads=threads, progress=step)
                 bar.update(task, completed=steps)
         except (ValueError, FileNotFoundError) as exc:
             fail(str(exc))
-        k = settings.recommender.k
-        out.print(metrics_table(
-            result.metrics, k,
-            title=f"mode {result.config['mode']}: holdout after {result.cutoff:%Y-%m-%d}, "
-                  f"{int(result.metrics['n_customers'].iloc[0]):,} customers"))
-        out.print(f"run id: {result.run_id}")
-        out.print(f"registered {settings.mlflow.recommender_model_name} version {result.model_version} as challenger")
+        decision = None
         if promote:
             from training.gate import promote as run_gate
 
-            with console.status("promotion gate: refitting champion and challenger on the current holdout"):
+            with status("promotion gate: refitting champion and challenger on the current holdout"):
                 decision = run_gate(settings, "recommender")
-            verdict = "[bold green]promoted[/bold green]" if decision.promoted else "[bold yellow]not promoted[/bold yellow]"
-            out.print(f"gate: version {decision.challenger_version} {verdict}: {decision.reason}")
+        name = settings.mlflow.recommender_model_name
+        if as_json:
+            print_json(recommender_result_document(result, decision, source, name, settings.recommender.k))
+        else:
+            print_recommender_result(result, decision, name, settings.recommender.k)
+
+
+def recommender_result_document(result, decision, source: str, name: str, k: int) -> dict:
+    """The ``--json`` document of ``tenure train recommender``: the run, metrics per ranker, the gate."""
+    metrics = {str(ranker): row for ranker, row in result.metrics.to_dict(orient="index").items()}
+    return {"model": "recommender", "source": source, "name": name, "run_id": result.run_id,
+            "version": result.model_version, "k": k, "mode": result.config.get("mode"),
+            "cutoff": result.cutoff, "n_train_customers": result.n_train_customers, "n_items": result.n_items,
+            "metrics": metrics, "config": result.config,
+            "gate": decision.as_dict() if decision is not None else None}
+
+
+def print_recommender_result(result, decision, name: str, k: int) -> None:
+    """The people's view of a recommender training run: metrics table, registered version, gate."""
+    out.print(metrics_table(
+        result.metrics, k,
+        title=f"mode {result.config['mode']}: holdout after {result.cutoff:%Y-%m-%d}, "
+              f"{int(result.metrics['n_customers'].iloc[0]):,} customers"))
+    out.print(f"run [bold]{result.run_id}[/bold]; registered {name} version [bold]{result.model_version}[/bold] "
+              "as challenger")
+    if decision is not None:
+        verdict = "[green]promoted[/green]" if decision.promoted else "[yellow]not promoted[/yellow]"
+        out.print(f"gate: version {decision.challenger_version} {verdict}: {decision.reason}")
 
 
 def register_recommend(root: typer.Typer) -> None:
@@ -112,23 +139,16 @@ def register_recommend(root: typer.Typer) -> None:
         import json
         import logging
 
-        import mlflow
+        from registry.champion import NoChampionError, load_champion
 
-        from registry.models import get_alias_version
-        from registry.recommender_runtime import RecommenderRuntime
-        from training.tracking import configure_mlflow
-
-        configure_mlflow(settings)
         name = settings.mlflow.recommender_model_name
-        version = get_alias_version(settings, "recommender", "champion")
-        if version is None:
-            fail(f"{name} has no champion: run 'tenure train recommender --promote' "
-                 "or 'tenure models promote recommender'")
         consent = _consent(settings, customer_id, logging.getLogger(__name__))
-        with console.status(f"loading {name} version {version}"):
-            local = mlflow.artifacts.download_artifacts(f"models:/{name}@champion")
-            runtime = RecommenderRuntime.from_model_dir(local)
-            runtime.model_version = version
+        try:
+            with status(f"loading the {name} champion"):
+                champion = load_champion(settings, "recommender")
+        except NoChampionError as exc:
+            fail(str(exc))
+        runtime, version = champion.runtime, champion.version
         if category:
             unknown = sorted(set(category) - set(runtime.categories))
             if unknown:
@@ -146,7 +166,7 @@ def register_recommend(root: typer.Typer) -> None:
         index = {item_id: i for i, item_id in enumerate(runtime.item_ids)}
         for rank, item in enumerate(answer.items, start=1):
             table.add_row(str(rank), item["item_id"], str(runtime.item_category[index[item["item_id"]]]),
-                          f"{item['score']:.4f}", ", ".join(item["because"]))
+                          format_metric(item["score"]), ", ".join(item["because"]))
         out.print(table)
 
 

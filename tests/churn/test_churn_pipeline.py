@@ -26,7 +26,6 @@ def test_run_logs_params_metrics_artifacts_and_registers_a_champion(churn_worksp
     assert {"plots", "reference", "segments.csv", "importance.csv", "features.json"} <= artifacts
     plots = {a.path.split("/")[-1] for a in client.list_artifacts(run.info.run_id, "plots")}
     assert plots == {"roc.png", "pr.png", "calibration.png", "lift.png", "importance.png"}
-    assert trained_churn.decision.promoted
     assert get_alias_version(churn_workspace, "churn", "champion") == trained_churn.version
     # the model beats the recency rule on the simulated shop's test window
     assert trained_churn.metrics["tenure"]["roc_auc"] > trained_churn.metrics["recency_rule"]["roc_auc"]
@@ -36,6 +35,7 @@ def test_registered_model_gives_the_same_probabilities_three_ways(churn_workspac
     import mlflow
     import pandas as pd
 
+    from registry.champion import load_champion, load_pyfunc
     from training.churn_pipeline import load_registered_scorer
 
     scorer = load_registered_scorer(churn_workspace, trained_churn.version, tmp_path)
@@ -45,27 +45,32 @@ def test_registered_model_gives_the_same_probabilities_three_ways(churn_workspac
     features = reference.drop(columns=["prediction", "label"])
     p_scorer = scorer.predict_proba(scorer.vectorize(features.to_dict(orient="records")))
     np.testing.assert_allclose(p_scorer, reference["prediction"].to_numpy(), rtol=1e-9)
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{churn_workspace.mlflow.churn_model_name}@champion")
+    pyfunc = load_pyfunc(load_champion(churn_workspace, "churn", runtime=False).model_dir)
     np.testing.assert_allclose(pyfunc.predict(features)["churn_probability"].to_numpy(), p_scorer, rtol=1e-9)
 
 
 def test_gate_refuses_a_worse_model_accepts_an_equal_one_and_rollback(churn_workspace, trained_churn):
     from registry.models import get_alias_version, list_versions
     from training.churn_pipeline import train_churn
-    from training.gate import rollback
+    from training.gate import promote, rollback
 
     champion = trained_churn.version
     weak = churn_workspace.model_copy(update={"churn": churn_workspace.churn.model_copy(
         update={"num_leaves": 2, "n_estimators": 1, "learning_rate": 0.01})})
-    worse = train_churn(weak, promote=True)
-    assert not worse.decision.promoted
-    assert "ROC-AUC" in worse.decision.reason
+    worse = train_churn(weak)
+    # training only registers a challenger: the gate (one place) decides
+    assert get_alias_version(churn_workspace, "churn", "challenger") == worse.version
+    assert get_alias_version(churn_workspace, "churn", "champion") == champion
+    decision = promote(churn_workspace, "churn")
+    assert not decision.promoted
+    assert "ROC-AUC" in decision.reason
     assert get_alias_version(churn_workspace, "churn", "champion") == champion
     tags = {r["version"]: r["tags"] for r in list_versions(churn_workspace, "churn")}
     assert tags[worse.version]["gate.challenger.promoted"] == "false"
 
-    again = train_churn(churn_workspace, promote=True)
-    assert again.decision.promoted, again.decision.reason
+    again = train_churn(churn_workspace)
+    decision = promote(churn_workspace, "churn")
+    assert decision.promoted, decision.reason
     assert get_alias_version(churn_workspace, "churn", "champion") == again.version
     rollback(churn_workspace, "churn", reason="test")
     assert get_alias_version(churn_workspace, "churn", "champion") == champion

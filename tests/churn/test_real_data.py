@@ -26,21 +26,41 @@ def workspace_settings(root: Path) -> Settings:
     )
 
 
-def test_telco_trains_end_to_end(shared_datasets: Path, tmp_path: Path) -> None:
+def test_telco_is_ingested_by_the_pipeline_step_then_trained(shared_datasets: Path, tmp_path: Path) -> None:
+    from features.tables import read_customers
+    from pipelines.flows import prepare_source
+    from pipelines.steps import StepRunner
     from training.churn_pipeline import train_churn
 
     settings = workspace_settings(tmp_path)
-    result = train_churn(settings, source="telco", path=shared_datasets / "telco_churn")
+    with pytest.raises(ValueError, match="prepare the workspace first"):
+        train_churn(settings, source="telco")  # training never reads the dataset's files itself
+    seen = []
+    ws = prepare_source(settings, "telco", shared_datasets / "telco_churn", on_result=seen.append)
+    assert ws.paths.data_dir == settings.paths.data_dir / "sources" / "telco"
+    assert [(r.step, r.status) for r in seen] == [("ingest", "done")]
+    assert len(read_customers(ws)) == 7043 and read_customers(settings, missing_ok=True).empty
+    again = prepare_source(settings, "telco", shared_datasets / "telco_churn", on_result=seen.append)
+    assert again == ws and seen[-1].status == "skipped"  # the same files: nothing to do
+    assert [h["status"] for h in StepRunner(ws.paths.state_dir).history("ingest")] == ["done", "skipped"]
+
+    result = train_churn(settings, source="telco")
     assert result.version
     assert result.metrics["tenure"]["roc_auc"] > 0.7
     assert min(result.split_rows.values()) > 0
 
 
-def test_cdnow_trains_end_to_end(shared_datasets: Path, tmp_path: Path) -> None:
+def test_cdnow_goes_through_the_ingest_and_features_steps_then_trains(shared_datasets: Path, tmp_path: Path) -> None:
+    from pipelines.flows import prepare_source
     from training.churn_pipeline import train_churn
 
     settings = workspace_settings(tmp_path)
-    result = train_churn(settings, source="cdnow", path=shared_datasets / "cdnow")
+    seen = []
+    ws = prepare_source(settings, "cdnow", shared_datasets / "cdnow", on_result=seen.append)
+    assert [(r.step, r.status) for r in seen] == [("ingest", "done"), ("features", "done")]
+    assert seen[0].rows["accepted"] == 23570 + 1 + 69659  # customers, the one item, purchases
+    assert (ws.paths.features_dir / "customer_features.parquet").is_file()
+    result = train_churn(settings, source="cdnow")
     assert result.version
     assert 0.5 < result.metrics["tenure"]["roc_auc"] <= 1.0
     assert min(result.split_rows.values()) > 0

@@ -57,7 +57,8 @@ def train_models(settings: Settings) -> None:
     from training.gate import promote
     from training.recommender_pipeline import train_recommender
 
-    train_churn(settings, promote=True)
+    train_churn(settings)
+    promote(settings, "churn")
     train_recommender(settings, num_threads=1)
     promote(settings, "recommender")
 
@@ -70,86 +71,3 @@ def write_config(settings: Settings, path: Path) -> Path:
     values["serving"]["api_keys"] = [k.get_secret_value() for k in settings.serving.api_keys]
     path.write_text(yaml.safe_dump(values, sort_keys=False))
     return path
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ServiceProcess:
-    """``tenure --config FILE serve`` as a child process on a free port of 127.0.0.1."""
-
-    def __init__(self, config: Path, log_path: Path, port: int | None = None) -> None:
-        self.config = config
-        self.log_path = log_path
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = None
-
-    def start(self) -> ServiceProcess:
-        import os
-        import subprocess
-        import sys
-
-        repo = Path(__file__).resolve().parents[2]
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TENURE_", "BENTOML_HOME"))}
-        env["BENTOML_DO_NOT_TRACK"] = "True"
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "pipelines.cli", "--config", str(self.config), "serve",
-                 "--host", "127.0.0.1", "--port", str(self.port)],
-                cwd=repo, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        return self
-
-    def wait_ready(self, timeout_s: float = 150.0) -> None:
-        """Poll ``/readyz`` until 200; raise with the log tail when the process dies or time runs out."""
-        self._wait("/readyz", timeout_s)
-
-    def wait_alive(self, timeout_s: float = 150.0) -> None:
-        """Poll ``/healthz`` until 200 (the service answers, ready or not)."""
-        self._wait("/healthz", timeout_s)
-
-    def _wait(self, route: str, timeout_s: float) -> None:
-        import time
-
-        import httpx
-
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"service exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}{route}", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise RuntimeError(f"{self.url}{route} not 200 after {timeout_s} s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 30) -> str:
-        """Last lines of the service log."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        """SIGTERM the process group (the CLI, the BentoML arbiter and its workers); SIGKILL after 20 s."""
-        import os
-        import signal
-        import subprocess
-
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)

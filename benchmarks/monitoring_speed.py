@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     from monitoring.drift import drift_report
     from monitoring.reports import write_index, write_report
-    from monitoring.sources import as_jsonable
+    from tenure.jsonable import to_jsonable
     from tenure.settings import MonitoringSettings
 
     import_s = time.perf_counter() - t0
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
             c0, t0 = time.process_time(), time.perf_counter()
             summary, snapshot = drift_report(reference, current, numerical, categorical, monitoring)
             t1 = time.perf_counter()
-            folder = write_report(Path(tmp), "churn", as_jsonable({"kind": "churn", "drift": summary.as_dict()}),
+            folder = write_report(Path(tmp), "churn", to_jsonable({"kind": "churn", "drift": summary.as_dict()}),
                                   snapshot)
             t2 = time.perf_counter()
             write_index(Path(tmp))

@@ -24,14 +24,13 @@ class NaiveChurnService:
     """``POST /churn-score`` the straightforward way."""
 
     def __init__(self) -> None:
-        import mlflow
-
         from feature_repo.store import open_store
+        from registry.champion import load_champion, load_pyfunc
         from tenure.settings import load_settings
 
         settings = load_settings()
-        mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
-        self.model = mlflow.pyfunc.load_model(f"models:/{settings.mlflow.churn_model_name}@champion")
+        # the registry's one loader fetches the files; the model is then used the tutorial way (pyfunc)
+        self.model = load_pyfunc(load_champion(settings, "churn", runtime=False).model_dir)
         self.store = open_store(settings)
         self.features = self.store.get_feature_service("churn_v1")
 

@@ -27,7 +27,6 @@ from monitoring.performance import (
 from monitoring.policy import RetrainState, decide_retrain
 from monitoring.reports import log_to_mlflow, write_index, write_report
 from monitoring.sources import (
-    as_jsonable,
     latest_snapshot,
     load_champion,
     load_champion_pyfunc,
@@ -35,6 +34,7 @@ from monitoring.sources import (
     score_with_champion,
     with_risk_bands,
 )
+from tenure.jsonable import to_jsonable
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class MonitoringResult:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON types."""
-        return as_jsonable(dataclasses.asdict(self))
+        return to_jsonable(dataclasses.asdict(self))
 
 
 def parse_window(window: Any, default_days: int) -> timedelta:
@@ -164,8 +164,7 @@ def _recommender(settings) -> dict[str, Any] | None:
     ``excluding_purchased/hit_rate_at_k``; ``blend``/``buy_again`` answers with ``hit_rate_at_k``.
     Fallback strategies (popular, no consent) have no offline figure.
     """
-    champion = load_champion(settings.mlflow.tracking_uri, settings.mlflow.recommender_model_name, "recommender",
-                             with_reference=False)
+    champion = load_champion(settings, "recommender", with_reference=False)
     if champion is None:
         return None
     log = read_prediction_log(settings.paths.prediction_log_dir, "recommend")
@@ -266,7 +265,7 @@ def run_monitoring_pass(
     retrain_state = RetrainState(state_dir / "retrain_state.json")
     result = MonitoringResult(checked_at=now.isoformat(timespec="seconds"), mode=mode, model_version=None, verdict="")
 
-    champion = load_champion(settings.mlflow.tracking_uri, settings.mlflow.churn_model_name, "churn")
+    champion = load_champion(settings, "churn")
     if champion is None:
         result.verdict = "no churn champion to monitor"
         logger.info("%s", result.verdict)
@@ -280,7 +279,7 @@ def run_monitoring_pass(
 
     def model():  # loaded once, only when a pass needs to score
         if not loaded:
-            loaded.append(load_champion_pyfunc(settings.mlflow.tracking_uri, champion.name))
+            loaded.append(load_champion_pyfunc(settings, champion))
         return loaded[0]
 
     source, current = _current_window(settings, model, mode, now - span)
@@ -308,7 +307,7 @@ def run_monitoring_pass(
                "mode": source, "window": str(span), "verdict": result.verdict,
                "drift": result.drift, "performance": realised, "recommender": result.recommender,
                "retrain": {"decision": dataclasses.asdict(decision), "summary": decision.describe()}}
-    folder = write_report(settings.paths.reports_dir, "churn", as_jsonable(summary), snapshot, now)
+    folder = write_report(settings.paths.reports_dir, "churn", to_jsonable(summary), snapshot, now)
     result.report_paths.append(str(folder / "report.html"))
 
     if problem:
@@ -330,12 +329,12 @@ def run_monitoring_pass(
         try:
             outcome = retrain()
             text = _outcome_summary(outcome)
-            result.retrain["outcome"] = as_jsonable(outcome)
+            result.retrain["outcome"] = to_jsonable(outcome)
         except Exception as exc:
             outcome, text = {"error": str(exc)}, f"retraining failed: {exc}"
             result.retrain["outcome"] = outcome
             logger.exception("retraining failed")
-        retrain_state.record("churn", as_jsonable(outcome), now)
+        retrain_state.record("churn", to_jsonable(outcome), now)
         result.retrain["summary"] = text
         alert = Alert(model="churn", model_version=champion.version, title="Retraining finished",
                       findings=[text], report_path=str(folder / "report.html"),
@@ -345,8 +344,8 @@ def run_monitoring_pass(
         result.alerts.append(f"{alert.title}: {text}")
         summary["retrain"] = result.retrain
         summary["report_html"] = str(folder / "report.html")
-        (folder / "summary.json").write_text(json.dumps(as_jsonable(summary), indent=2, default=str))
-    run_id = log_to_mlflow(settings.mlflow.tracking_uri, champion.experiment_id, folder, as_jsonable(summary))
+        (folder / "summary.json").write_text(json.dumps(to_jsonable(summary), indent=2))
+    run_id = log_to_mlflow(settings.mlflow.tracking_uri, champion.experiment_id, folder, to_jsonable(summary))
     result.mlflow_run_id = run_id
     write_index(settings.paths.reports_dir)
     return result

@@ -1,16 +1,16 @@
-"""Where monitoring's data comes from: the service's prediction log, the champion in MLflow, feature snapshots."""
+"""Where monitoring's data comes from: the service's prediction log, the champion (through registry/), feature snapshots."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
 import logging
-import math
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
+
+from registry.champion import Champion, ModelCache, NoChampionError, load_pyfunc
 
 logger = logging.getLogger(__name__)
 
@@ -50,57 +50,20 @@ def read_prediction_log(folder: Path, kind: str, since: datetime | None = None) 
     return frame.reset_index(drop=True)
 
 
-@dataclasses.dataclass
-class Champion:
-    """The served model as monitoring sees it."""
+def load_champion(settings, kind: str, with_reference: bool = True) -> Champion | None:
+    """The ``champion`` of ``kind`` with its run's metrics and params, and (churn) its reference sample.
 
-    kind: str
-    name: str
-    version: str
-    run_id: str
-    experiment_id: str
-    created_at: datetime
-    metrics: dict[str, float]
-    reference: pd.DataFrame | None
-    params: dict[str, str] = dataclasses.field(default_factory=dict)
-
-    @property
-    def age_days(self) -> float:
-        """Days since the version was registered."""
-        return (datetime.now(UTC) - self.created_at).total_seconds() / 86400
-
-
-def load_champion(tracking_uri: str, model_name: str, kind: str, with_reference: bool = True) -> Champion | None:
-    """The ``champion`` of ``model_name`` with its run's metrics and ``reference/reference.parquet``."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    No model files are downloaded here; :func:`load_champion_pyfunc` does that when a pass
+    needs to score. Returns None when the model has no champion yet.
+    """
+    cache = ModelCache.from_settings(settings)
     try:
-        mv = client.get_model_version_by_alias(model_name, "champion")
-    except MlflowException:
+        champion = cache.describe(kind)
+    except NoChampionError:
         return None
-    run = client.get_run(mv.run_id)
-    reference = None
     if with_reference:
-        try:
-            local = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path="reference/reference.parquet",
-                                                        tracking_uri=tracking_uri)
-            reference = pd.read_parquet(local)
-        except (MlflowException, OSError) as exc:
-            logger.warning("champion %s v%s has no reference sample: %s", model_name, mv.version, exc)
-    return Champion(
-        kind=kind,
-        name=model_name,
-        version=str(mv.version),
-        run_id=mv.run_id,
-        experiment_id=run.info.experiment_id,
-        created_at=datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC),
-        metrics=dict(run.data.metrics),
-        reference=reference,
-        params=dict(run.data.params),
-    )
+        champion = dataclasses.replace(champion, reference=cache.read_reference(champion))
+    return champion
 
 
 def latest_snapshot(features_dir: Path, table: str = "customer_features.parquet") -> tuple[pd.Timestamp, pd.DataFrame] | None:
@@ -115,16 +78,9 @@ def latest_snapshot(features_dir: Path, table: str = "customer_features.parquet"
     return latest, frame[frame["event_timestamp"] == latest].reset_index(drop=True)
 
 
-def load_champion_pyfunc(tracking_uri: str, model_name: str):
-    """The champion as an MLflow pyfunc (calibrated probabilities and risk bands)."""
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    # An explicit client, not a models:/ URI: that would be resolved through MLflow's
-    # process-wide registry setting, which other code in the process may have pointed elsewhere.
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    version = client.get_model_version_by_alias(model_name, "champion").version
-    return mlflow.pyfunc.load_model(client.get_model_version_download_uri(model_name, version))
+def load_champion_pyfunc(settings, champion: Champion):
+    """``champion`` as an MLflow pyfunc (calibrated probabilities and risk bands), from the model cache."""
+    return load_pyfunc(ModelCache.from_settings(settings).download(champion.kind, champion.version))
 
 
 def score_with_champion(model, frame: pd.DataFrame) -> pd.DataFrame:
@@ -156,19 +112,3 @@ def with_risk_bands(reference: pd.DataFrame, params: dict[str, str]) -> pd.DataF
     bands[p >= high] = "high"
     return reference.assign(risk_band=bands.where(p.notna(), None))
 
-
-def as_jsonable(value: Any) -> Any:
-    """Plain JSON types (for summaries)."""
-    if dataclasses.is_dataclass(value):
-        return as_jsonable(dataclasses.asdict(value))
-    if isinstance(value, dict):
-        return {str(k): as_jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [as_jsonable(v) for v in value]
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "item"):
-        return value.item()
-    return value

@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from registry.champion import load_champion
 from tenure.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -42,49 +42,6 @@ def reason_columns(n_reasons: int) -> list[str]:
 def item_columns(k: int) -> list[str]:
     """Flattened recommendation column names ``item_1`` ... ``item_k``."""
     return [f"item_{i}" for i in range(1, k + 1)]
-
-
-@dataclass(frozen=True)
-class Champion:
-    """A loaded champion model runtime with its registry version."""
-
-    runtime: Any
-    version: str
-    model_dir: Path
-
-
-def load_champion(settings: Settings, kind: str) -> Champion:
-    """Download and load the ``champion`` of the ``kind`` model (``churn`` or ``recommender``).
-
-    Raises
-    ------
-    ValueError
-        When the model has no champion yet (train and promote one first).
-    """
-    import mlflow
-
-    from registry.models import CHAMPION, get_alias_version, model_name_for
-
-    version = get_alias_version(settings, kind, CHAMPION)
-    name = model_name_for(settings, kind)
-    if version is None:
-        raise ValueError(
-            f"{name} has no champion; run `tenure run train` (or `tenure train {kind}` and "
-            f"`tenure models promote {kind}`) first"
-        )
-    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}"))
-    if kind == "churn":
-        from registry.churn_scorer import ChurnScorer
-
-        runtime = ChurnScorer.from_model_dir(local)
-    elif kind == "recommender":
-        from registry.recommender_runtime import RecommenderRuntime
-
-        runtime = RecommenderRuntime.from_model_dir(local)
-    else:  # model_name_for already rejected other kinds
-        raise ValueError(f"model kind must be 'churn' or 'recommender', got {kind!r}")
-    logger.info("loaded %s version %s from %s", name, version, local)
-    return Champion(runtime=runtime, version=version, model_dir=local)
 
 
 def _read_snapshot_rows(settings: Settings, customer_ids: Sequence[str] | None) -> tuple[list[str], list[dict | None]]:
@@ -279,7 +236,7 @@ def batch_score(
     """
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
-    churn = load_champion(settings, "churn")
+    churn = load_champion(settings, "churn")  # NoChampionError (a ValueError) says what to run
     ids, rows, used = read_feature_rows(settings, customer_ids, source)
     frame = score_rows(
         churn.runtime, churn.version, ids, rows,

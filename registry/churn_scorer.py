@@ -230,7 +230,7 @@ class ChurnScorer:
 
     @classmethod
     def from_model_dir(cls, local_dir: Path | str) -> ChurnScorer:
-        """Load from an MLflow model folder (``download_artifacts("models:/tenure-churn@champion")``).
+        """Load from an MLflow model folder (what ``registry.champion`` downloads into its cache).
 
         Accepts the model folder itself (``artifacts/bundle/``), the bundle folder, or a
         folder holding ``manifest.json`` directly.

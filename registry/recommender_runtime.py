@@ -341,9 +341,8 @@ class RecommenderRuntime:
     def from_model_dir(cls, local_dir: str | Path) -> RecommenderRuntime:
         """Load from a model directory, or from an MLflow pyfunc model directory holding one.
 
-        ``local_dir`` may be the folder ``save`` wrote, or what
-        ``mlflow.artifacts.download_artifacts("models:/tenure-recommender@champion")`` returns
-        (the files are then under ``artifacts/recommender/``).
+        ``local_dir`` may be the folder ``save`` wrote, or the MLflow model folder that
+        ``registry.champion`` downloads (the files are then under ``artifacts/recommender/``).
         """
         root = _find_model_dir(Path(local_dir))
         manifest = json.loads((root / "manifest.json").read_text())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import sqlite3
 import threading
@@ -19,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from tenure.jsonable import to_jsonable
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class DurableEventLog:
         # one file a day (docs/CONTRACTS.md); O_APPEND + one write() per batch keeps lines whole
         # when several workers append to the same file
         path = self.folder / f"events-{now:%Y%m%d}.jsonl"
-        payload = "".join(json.dumps(e, separators=(",", ":"), default=str) + "\n" for e in events)
+        payload = "".join(json.dumps(e, separators=(",", ":"), default=to_jsonable) + "\n" for e in events)
         with self._lock:
             new_file = not path.exists()
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
@@ -130,7 +131,7 @@ class EventIntake:
             reasons[position].append(f"{row.column}: {row.reason}")
         accepted = []
         for row_number, record in zip(result.valid_rows, result.valid.to_dict(orient="records")):
-            clean = {k: _json_value(v) for k, v in record.items()}
+            clean = {k: to_jsonable(v) for k, v in record.items()}
             clean["_position"] = int(row_number) - 1
             accepted.append(clean)
         return accepted, reasons
@@ -158,7 +159,7 @@ class EventIntake:
             loaded: dict[str, list[dict[str, Any]]] = {c: [] for c in missing}
             if stored is not None and len(stored):
                 for record in stored.to_dict(orient="records"):
-                    loaded[str(record["customer_id"])].append({k: _json_value(v) for k, v in record.items()})
+                    loaded[str(record["customer_id"])].append({k: to_jsonable(v) for k, v in record.items()})
             with self._lock:
                 self._stored.update(loaded)
         with self._lock:
@@ -194,15 +195,3 @@ class EventIntake:
                 out.append((item, weight))
         return out
 
-
-def _json_value(value: Any) -> Any:
-    """Plain JSON-ready Python value (timestamps as ISO strings, NaN as None)."""
-    if value is None:
-        return None
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "item"):
-        return value.item()
-    return value

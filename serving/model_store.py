@@ -8,17 +8,15 @@ cannot be reached the last good models stay in service (or, at start, the local 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger(__name__)
+from registry.champion import ModelCache
 
-CHAMPION = "champion"
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +50,10 @@ def settle_heap() -> None:
 class ModelStore:
     """Holds the current champions; :meth:`refresh` swaps in newly promoted ones.
 
+    Resolving aliases and downloading versions is :class:`registry.champion.ModelCache`'s job
+    (the one implementation every room uses); this class adds what only a service needs:
+    the swap, keeping the last good models, and starting from the cache when the registry is down.
+
     Parameters
     ----------
     tracking_uri:
@@ -59,16 +61,16 @@ class ModelStore:
     model_names:
         ``{"churn": "tenure-churn", "recommender": "tenure-recommender"}``.
     loaders:
-        ``{"churn": ChurnScorer.from_model_dir, "recommender": RecommenderRuntime.from_model_dir}``.
+        ``{kind: folder -> runtime}``; the service passes ``registry.champion.RUNTIME_LOADERS``.
     cache_dir:
-        Where the last loaded model folders are copied, for starts while the registry is down.
+        The model cache (``settings.serving.model_cache_dir``).
     """
 
     def __init__(self, tracking_uri: str, model_names: dict[str, str], loaders: dict[str, Loader], cache_dir: Path) -> None:
         self.tracking_uri = tracking_uri
         self.model_names = dict(model_names)
         self.loaders = dict(loaders)
-        self.cache_dir = Path(cache_dir)
+        self.cache = ModelCache(tracking_uri, self.model_names, Path(cache_dir))
         self.current = LoadedModels()
         self.registry_reachable = False
         self.from_cache = False
@@ -77,46 +79,18 @@ class ModelStore:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def cache_dir(self) -> Path:
+        """Root of the local model copies."""
+        return self.cache.cache_dir
+
     # --- registry ------------------------------------------------------------------------------
-    def _client(self):
-        from mlflow.tracking import MlflowClient
-
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-
     def _champion_versions(self) -> dict[str, str | None]:
-        from mlflow.exceptions import MlflowException
-
-        client = self._client()
-        versions: dict[str, str | None] = {}
-        for kind, name in self.model_names.items():
-            try:
-                versions[kind] = str(client.get_model_version_by_alias(name, CHAMPION).version)
-            except MlflowException as exc:
-                if "RESOURCE_DOES_NOT_EXIST" in str(getattr(exc, "error_code", "")) or "not found" in str(exc).lower():
-                    versions[kind] = None
-                else:
-                    raise
-        return versions
+        client = self.cache.client()
+        return {kind: self.cache.alias_version(kind, client=client) for kind in self.model_names}
 
     def _download(self, kind: str, version: str) -> Path:
-        import mlflow
-
-        target = self.cache_dir / kind / version
-        if (target / ".complete").exists():
-            return target
-        tmp = self.cache_dir / kind / f".{version}.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True, exist_ok=True)
-        # Resolve the version's files with our own client instead of a ``models:/`` URI: that URI is
-        # resolved through MLflow's process-wide (per-thread) registry setting, which a service
-        # thread may not share; the explicit client always asks the configured registry.
-        source = self._client().get_model_version_download_uri(self.model_names[kind], version)
-        mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(tmp), tracking_uri=self.tracking_uri)
-        (tmp / ".complete").write_text(version)
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.rename(target)
-        (self.cache_dir / kind / "current.json").write_text(json.dumps({"version": version}))
-        return target
+        return self.cache.download(kind, version)
 
     def _load(self, kind: str, folder: Path, version: str) -> Any:
         model = self.loaders[kind](folder)
@@ -150,6 +124,7 @@ class ModelStore:
                     self.last_error = f"could not load {kind} version {version}: {exc}"
                     logger.exception("could not load %s version %s; keeping the current one", kind, version)
                     continue
+                self.cache.mark_current(kind, version)
                 update[kind] = model
                 update[f"{kind}_version"] = version
                 logger.info("loaded %s champion version %s", kind, version)
@@ -162,12 +137,11 @@ class ModelStore:
     def _load_cached(self) -> bool:
         update: dict[str, Any] = {}
         for kind in self.model_names:
-            marker = self.cache_dir / kind / "current.json"
-            if not marker.exists():
+            version = self.cache.current_version(kind)
+            if version is None:
                 continue
-            version = json.loads(marker.read_text())["version"]
             try:
-                update[kind] = self._load(kind, self.cache_dir / kind / version, version)
+                update[kind] = self._load(kind, self.cache.model_dir(kind, version), version)
                 update[f"{kind}_version"] = version
                 logger.warning("registry down: serving cached %s version %s", kind, version)
             except Exception:

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tenure.jsonable import to_jsonable
+
 logger = logging.getLogger(__name__)
 
 
@@ -69,7 +71,7 @@ class PredictionLog:
                 record["features"] = {k: None if isinstance(v, float) and math.isnan(v) else v
                                       for k, v in features.items()}
             path = self.folder / f"{record['kind']}-{day}-{os.getpid()}.jsonl"
-            by_file.setdefault(path, []).append(json.dumps(record, separators=(",", ":"), default=_default))
+            by_file.setdefault(path, []).append(json.dumps(record, separators=(",", ":"), default=to_jsonable))
         for path, lines in by_file.items():
             with open(path, "a", encoding="utf-8") as handle:
                 handle.write("\n".join(lines) + "\n")
@@ -88,10 +90,3 @@ class PredictionLog:
         self._thread.join(timeout=5)
         self.flush()
 
-
-def _default(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)

@@ -129,8 +129,7 @@ class TenureService:
     def __init__(self) -> None:
         from feature_repo.online import OnlineFeatureReader
         from feature_repo.store import open_store
-        from registry.churn_scorer import ChurnScorer
-        from registry.recommender_runtime import RecommenderRuntime
+        from registry.champion import RUNTIME_LOADERS
         from serving.metrics import ServiceMetrics
         from serving.model_store import ModelStore, settle_heap
         from serving.prediction_log import PredictionLog
@@ -142,7 +141,7 @@ class TenureService:
         self.models = ModelStore(
             settings.mlflow.tracking_uri,
             {"churn": settings.mlflow.churn_model_name, "recommender": settings.mlflow.recommender_model_name},
-            {"churn": ChurnScorer.from_model_dir, "recommender": RecommenderRuntime.from_model_dir},
+            dict(RUNTIME_LOADERS),
             settings.serving.model_cache_dir,
         )
         self.models.refresh()

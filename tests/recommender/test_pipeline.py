@@ -5,14 +5,13 @@ from __future__ import annotations
 import functools
 import json
 
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from registry import models as registry
-from registry.recommender_runtime import RecommenderRuntime
+from registry.champion import load_champion, load_pyfunc
 from training import gate
 from training.recommender_pipeline import (
     RecommenderData,
@@ -49,14 +48,14 @@ def test_train_log_register_load_and_gate(shop, make_settings):
     assert client.get_experiment(run.info.experiment_id).name == settings.mlflow.recommender_experiment
 
     # Round trip: the registered files give the same answers as the model refitted in memory
-    local = mlflow.artifacts.download_artifacts(f"models:/{settings.mlflow.recommender_model_name}@challenger")
-    loaded = RecommenderRuntime.from_model_dir(local)
+    challenger = load_champion(settings, "recommender", alias="challenger")
+    loaded = challenger.runtime
     full = _matrix(data, data.events, first.config, as_of=pd.to_datetime(data.events["event_at"]).max())
     again = _model(first.config, num_threads=1).fit(full.user_items, full.purchases).to_runtime(full, data.items)
     for cid in full.customer_ids[:15]:
         assert loaded.recommend(cid, k=5).items == again.recommend(cid, k=5).items
     assert np.allclose(loaded.item_factors, again.item_factors)
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.mlflow.recommender_model_name}@challenger")
+    pyfunc = load_pyfunc(challenger.model_dir)
     answer = pyfunc.predict(pd.DataFrame({"customer_id": [full.customer_ids[0], "nobody"]}))
     assert answer["strategy"].tolist() == ["als", "popular"]
     assert answer["item_ids"].iloc[0] == loaded.recommend(full.customer_ids[0]).item_ids()
@@ -113,6 +112,14 @@ def test_movielens_through_the_same_pipeline(shared_datasets, make_settings, tmp
                                       str(shared_datasets / "movielens_small"), "--threads", "1"], env=env)
     assert result.exit_code == 0, result.output
     assert "run id:" in result.stdout and "mode als" in result.stdout
+    # the dataset was ingested by the pipeline's ingest step into its own workspace; training read that
+    from features.tables import read_events
+    from pipelines.steps import StepRunner
+    from training.sources import source_settings
+
+    ws = source_settings(settings, "movielens")
+    assert len(read_events(ws, columns=["event_id"])) == 100_836
+    assert [h["status"] for h in StepRunner(ws.paths.state_dir).history("ingest")] == ["done"]
 
 
 def test_tuning_uses_a_validation_cutoff_before_the_test_one(shop, make_settings, monkeypatch):

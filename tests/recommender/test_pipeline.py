@@ -111,7 +111,15 @@ def test_movielens_through_the_same_pipeline(shared_datasets, make_settings, tmp
     result = CliRunner().invoke(app, ["train", "recommender", "--source", "movielens", "--path",
                                       str(shared_datasets / "movielens_small"), "--threads", "1"], env=env)
     assert result.exit_code == 0, result.output
-    assert "run id:" in result.stdout and "mode als" in result.stdout
+    assert "as challenger" in result.stdout and "mode als" in result.stdout
+    # the dataset was ingested by the pipeline's ingest step into its own workspace; training read that
+    from features.tables import read_events
+    from pipelines.steps import StepRunner
+    from training.sources import source_settings
+
+    ws = source_settings(settings, "movielens")
+    assert len(read_events(ws, columns=["event_id"])) == 100_836
+    assert [h["status"] for h in StepRunner(ws.paths.state_dir).history("ingest")] == ["done"]
     # the dataset was ingested by the pipeline's ingest step into its own workspace; training read that
     from features.tables import read_events
     from pipelines.steps import StepRunner

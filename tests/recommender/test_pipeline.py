@@ -120,14 +120,6 @@ def test_movielens_through_the_same_pipeline(shared_datasets, make_settings, tmp
     ws = source_settings(settings, "movielens")
     assert len(read_events(ws, columns=["event_id"])) == 100_836
     assert [h["status"] for h in StepRunner(ws.paths.state_dir).history("ingest")] == ["done"]
-    # the dataset was ingested by the pipeline's ingest step into its own workspace; training read that
-    from features.tables import read_events
-    from pipelines.steps import StepRunner
-    from training.sources import source_settings
-
-    ws = source_settings(settings, "movielens")
-    assert len(read_events(ws, columns=["event_id"])) == 100_836
-    assert [h["status"] for h in StepRunner(ws.paths.state_dir).history("ingest")] == ["done"]
 
 
 def test_tuning_uses_a_validation_cutoff_before_the_test_one(shop, make_settings, monkeypatch):

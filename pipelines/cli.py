@@ -7,14 +7,13 @@ Exit codes: 0 ok, 1 failure (the message says what to fix), 2 usage error.
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
 import typer
 
 from pipelines.commands import data, demo, export, features, models, monitor, run, serve, train
-from pipelines.console import console, fail
+from pipelines.console import configure_output, console, fail, quiet_third_party
 
 app = typer.Typer(
     name="tenure",
@@ -33,30 +32,28 @@ def _root(
         None, "--config", "-c", help="YAML settings file (else TENURE_CONFIG, else defaults).",
         envvar="TENURE_CONFIG",
     ),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug logs."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and errors."),
+    verbose: int = typer.Option(
+        0, "--verbose", "-v", count=True,
+        help="-v: also third-party INFO logs and Python warnings; -vv: everything at DEBUG.",
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only results (stdout), warnings and errors."),
 ) -> None:
-    """Churn prediction and personalisation with its own MLOps loop."""
+    """Churn prediction and personalisation with its own MLOps loop.
+
+    Results go to stdout (tables, or JSON with a command's --json); progress and logs to stderr.
+    """
     if verbose and quiet:
         raise typer.BadParameter("--verbose and --quiet exclude each other")
+    verbosity = -1 if quiet else verbose
+    quiet_third_party(verbosity)  # before settings: pydantic and friends may warn on import
     from tenure.settings import SettingsError, load_settings  # not needed for --help
 
     try:
         settings = load_settings(config)
     except SettingsError as exc:
         fail(str(exc))
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else getattr(logging, settings.log_level)
-    _configure_logging(level)
+    configure_output(verbosity, settings.log_level)
     ctx.obj = settings
-
-
-def _configure_logging(level: int) -> None:
-    from rich.logging import RichHandler
-
-    handler = RichHandler(console=console, show_path=False, rich_tracebacks=False, markup=False)
-    logging.basicConfig(level=level, handlers=[handler], format="%(name)s: %(message)s", force=True)
-    for noisy in ("alembic", "urllib3", "httpx", "numexpr", "matplotlib", "PIL", "git"):
-        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
 data.register(app)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.console import console, fail, out, progress
+from pipelines.console import console, fail, note, out, progress
 
 _TABLES = ("customers", "items", "events")
 _SOURCES = ("telco", "movielens", "cdnow")
@@ -71,7 +71,7 @@ def generate(
     for name, frame in (("customers", shop.customers), ("items", shop.items), ("events", shop.events)):
         table.add_row(name, f"{len(frame):,}", str(paths[name]))
     out.print(table)
-    console.print(f"next: tenure ingest --from-dir {target}")
+    note(f"next: tenure ingest --from-dir {target}")
 
 
 def ingest(

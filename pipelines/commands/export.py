@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.console import console, fail, out
+from pipelines.console import fail, out, print_json, status
 
 app = typer.Typer(help="Export files for marketing automation (audiences).", no_args_is_help=True)
 
@@ -22,12 +22,14 @@ def audience(
     file_format: str = typer.Option("csv", "--format", help="csv or parquet."),
     out_path: Path | None = typer.Option(None, "--out", "-o", help="File to write (default: exports_dir/audience-...)."),
     source: str = typer.Option("auto", "--source", help="Features from: auto (online store, else snapshot), online, snapshot."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document (path, rows, counts) instead of the path."),
 ) -> None:
     """Write the customers in the given risk band(s) with churn probability, reasons and recommendations.
 
     Columns: customer_id, churn_probability, risk_band, churn_model_version, feature_source,
     scored_at, reason_N_feature, reason_N_value, reason_N_contribution (N = 1..serving.top_reasons),
     and with -k: item_1..item_K, recommendation_strategy, recommender_model_version.
+    Prints the file's path on stdout (with --json: path, rows, rows per risk band, columns).
     """
     bad = [r for r in risk if r not in _BANDS]
     if bad:
@@ -40,10 +42,22 @@ def audience(
     from pipelines.scoring import export_audience
 
     try:
-        with console.status("scoring customers with the champion models"):
+        with status("scoring customers with the champion models"):
             path, frame = export_audience(settings, risk=tuple(dict.fromkeys(risk)), k=with_recommendations,
                                           file_format=file_format, out=out_path, source=source)  # type: ignore[arg-type]
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
-    console.print(f"wrote {len(frame)} customers ({'/'.join(risk)} risk) to [bold]{path}[/bold]", highlight=False)
-    out.print(str(path), highlight=False)
+    if as_json:
+        print_json(_summary(path, frame, risk, with_recommendations, file_format))
+        return
+    out.print(str(path), highlight=False, soft_wrap=True)  # pipelines.scoring logged what it wrote
+
+
+def _summary(path: Path, frame, risk: list[str], k: int, file_format: str) -> dict:
+    """The ``--json`` document of ``tenure export audience``."""
+    bands = frame["risk_band"].value_counts().to_dict() if "risk_band" in frame.columns else {}
+    versions = frame.get("churn_model_version")
+    versions = [] if versions is None else sorted(versions.dropna().astype(str).unique())
+    return {"path": str(path), "format": file_format, "rows": len(frame), "risk": list(dict.fromkeys(risk)),
+            "rows_by_risk_band": {band: int(n) for band, n in bands.items()}, "with_recommendations": k,
+            "churn_model_versions": versions, "columns": list(frame.columns)}

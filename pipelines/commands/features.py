@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.console import console, fail, out
+from pipelines.console import fail, note, out, status
 
 app = typer.Typer(help="Feature tables and the Feast feature store.", no_args_is_help=True)
 
@@ -68,9 +68,9 @@ def build(
             times = snapshot_times(_time(start, "--start"), _time(end, "--end"), step)
         except ValueError as exc:
             raise typer.BadParameter(str(exc)) from exc
-    console.print(f"building features at {len(times)} as-of time(s): {times[0]} .. {times[-1]}")
+    note(f"building features at {len(times)} as-of time(s): {times[0]} .. {times[-1]}")
     try:
-        with console.status("computing feature snapshots"):
+        with status("computing feature snapshots"):
             result = build_feature_tables(settings, times, replace=replace)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
@@ -80,7 +80,7 @@ def build(
     table.add_row("customer features", f"{result.customer_rows:,}", str(result.customer_path))
     table.add_row("item features", f"{result.item_rows:,}", str(result.item_path))
     out.print(table)
-    console.print(f"done in {result.seconds:.1f} s")
+    note(f"done in {result.seconds:.1f} s")
 
 
 @app.command("apply")
@@ -90,7 +90,7 @@ def apply(ctx: typer.Context) -> None:
     from feature_repo.store import apply_definitions
 
     try:
-        with console.status(f"applying definitions ({settings.feast.profile} profile)"):
+        with status(f"applying definitions ({settings.feast.profile} profile)"):
             names = apply_definitions(settings)
     except Exception as exc:  # noqa: BLE001 - registry or store unreachable, bad definitions
         fail(f"feast apply failed: {exc}")
@@ -114,7 +114,7 @@ def materialize_command(
     from feature_repo.store import materialize
 
     try:
-        with console.status("materializing"):
+        with status("materializing"):
             lo, hi = materialize(settings, start=start_ts, end=end_ts, incremental=incremental)
     except ValueError as exc:
         fail(str(exc))
@@ -180,7 +180,7 @@ def training_frame(
     if "customer_id" in entities.columns:
         entities["customer_id"] = entities["customer_id"].astype(str)
     try:
-        with console.status("joining features"):
+        with status("joining features"):
             frame = get_training_frame(settings, entities, feature_service=service, engine=engine)
     except ValueError as exc:
         fail(str(exc))

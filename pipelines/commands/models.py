@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.console import fail, out
+from pipelines.console import fail, format_metric, out, print_json
 
 app = typer.Typer(help="List, promote and roll back registered model versions.", no_args_is_help=True)
 _KINDS = ("churn", "recommender")
@@ -24,25 +24,41 @@ def _kind(value: str) -> str:
 def list_models(
     ctx: typer.Context,
     model: str = typer.Argument("churn", callback=_kind, help="churn or recommender."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON document instead of a table."),
 ) -> None:
-    """Versions, aliases (champion/challenger), key metrics and the last gate verdict."""
-    from rich.table import Table
+    """Versions, aliases (champion/challenger), key metrics and the last gate verdict.
 
-    from registry.models import list_versions
+    JSON: ``{"model", "name", "versions": [{"version", "aliases", "created_at", "run_id",
+    "metrics", "gate"}]}``, newest version first.
+    """
+    from rich.table import Column, Table
 
-    rows = list_versions(ctx.obj, model, _KEY_METRICS[model])
+    from registry.models import list_versions, model_name_for
+
+    settings = ctx.obj
+    rows = list_versions(settings, model, _KEY_METRICS[model])
+    if as_json:
+        print_json({"model": model, "name": model_name_for(settings, model),
+                    "versions": [_version_document(row) for row in rows]})
+        return
     if not rows:
         out.print(f"no {model} model registered yet: run `tenure train {model}`")
         return
-    table = Table(title=f"{model} model versions")
-    for column in ("version", "aliases", "created", *_KEY_METRICS[model], "gate"):
-        table.add_column(column)
+    table = Table(Column("version", justify="right"), "aliases", Column("created", no_wrap=True),
+                  *(Column(k, justify="right") for k in _KEY_METRICS[model]), Column("gate", overflow="fold"),
+                  title=f"{model} model versions")
     for row in rows:
-        gate = row["tags"].get("gate.challenger.reason", "")
         table.add_row(row["version"], ", ".join(row["aliases"]), f"{row['created_at']:%Y-%m-%d %H:%M}",
-                      *(f"{row['metrics'][k]:.4f}" if k in row["metrics"] else "-" for k in _KEY_METRICS[model]),
-                      gate[:70])
+                      *(format_metric(row["metrics"].get(k)) for k in _KEY_METRICS[model]),
+                      row["tags"].get("gate.challenger.reason", ""))
     out.print(table)
+
+
+def _version_document(row: dict) -> dict:
+    """One version of ``list_versions`` for ``--json`` (every metric read, the gate's last verdict)."""
+    return {"version": row["version"], "aliases": list(row["aliases"]), "created_at": row["created_at"],
+            "run_id": row.get("run_id"), "metrics": row["metrics"],
+            "gate": row["tags"].get("gate.challenger.reason") or None}
 
 
 @app.command("promote")
@@ -51,6 +67,7 @@ def promote_model(
     model: str = typer.Argument(..., callback=_kind, help="churn or recommender."),
     force: bool = typer.Option(False, "--force", help="Promote even if the gate would refuse (needs --reason)."),
     reason: str = typer.Option("", "--reason", help="Why the gate is overridden (recorded on the versions)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the gate's decision as one JSON document."),
 ) -> None:
     """Judge the challenger against the champion on the same held-out data; promote if not worse."""
     if force and not reason.strip():
@@ -61,10 +78,13 @@ def promote_model(
         decision = promote(ctx.obj, model, force_reason=reason if force else None)
     except ValueError as exc:
         fail(str(exc))
+    if as_json:
+        print_json(decision.as_dict())
+        return
     verdict = "[green]promoted[/green]" if decision.promoted else "[yellow]not promoted[/yellow]"
     out.print(f"{decision.model_name} version {decision.challenger_version}: {verdict}: {decision.reason}")
     if decision.challenger_metrics:
-        out.print(f"challenger {decision.challenger_metrics}\nchampion   {decision.champion_metrics}")
+        out.print(gate_metrics_table(decision))
 
 
 @app.command("rollback")
@@ -72,6 +92,7 @@ def rollback_model(
     ctx: typer.Context,
     model: str = typer.Argument(..., callback=_kind, help="churn or recommender."),
     reason: str = typer.Option("manual rollback", "--reason", help="Recorded on both versions."),
+    as_json: bool = typer.Option(False, "--json", help="Print the decision as one JSON document."),
 ) -> None:
     """Point the champion alias back at the previous champion."""
     from training.gate import rollback
@@ -80,5 +101,20 @@ def rollback_model(
         decision = rollback(ctx.obj, model, reason=reason)
     except ValueError as exc:
         fail(str(exc))
+    if as_json:
+        print_json(decision.as_dict())
+        return
     out.print(f"{decision.model_name}: champion rolled back from version {decision.champion_version} "
               f"to {decision.challenger_version}")
+
+
+def gate_metrics_table(decision):
+    """Rich table of a gate decision: one row per metric, challenger and champion side by side."""
+    from rich.table import Column, Table
+
+    table = Table("metric", Column(f"challenger v{decision.challenger_version}", justify="right"),
+                  Column(f"champion v{decision.champion_version}", justify="right"))
+    for name in dict.fromkeys([*decision.challenger_metrics, *decision.champion_metrics]):
+        table.add_row(name, format_metric(decision.challenger_metrics.get(name)),
+                      format_metric(decision.champion_metrics.get(name)))
+    return table

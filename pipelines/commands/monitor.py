@@ -7,7 +7,7 @@ import threading
 
 import typer
 
-from pipelines.console import console, fail, out
+from pipelines.console import console, fail, format_metric, out, print_json
 
 app = typer.Typer(help="Monitor the champions: drift and performance reports, alerts, retraining.", no_args_is_help=True)
 
@@ -22,12 +22,14 @@ def _pass(settings, window: str | None, dry_run: bool, mode: str, retrain: bool)
 
 def _print(result) -> None:
     colour = "green" if result.verdict == "healthy" else "yellow"
-    out.print(f"[{colour}]{result.verdict}[/{colour}] (churn model v{result.model_version}, data: {result.mode})")
+    about = f" (churn model v{result.model_version}, data: {result.mode})" if result.model_version else ""
+    out.print(f"[{colour}]{result.verdict}[/{colour}]{about}")
     if result.drift:
         out.print(f"drift share {result.drift['drift_share']:.0%}; drifted: {', '.join(result.drift['drifted']) or 'none'}")
     if result.performance:
         p = result.performance
-        out.print(f"realised ROC-AUC {p['roc_auc']:.3f} on {p['window']} (promised {p.get('promised_roc_auc')})")
+        out.print(f"realised ROC-AUC {format_metric(p.get('roc_auc'))} on {p['window']} "
+                  f"(promised {format_metric(p.get('promised_roc_auc'))})")
     for alert in result.alerts:
         out.print(f"[bold yellow]alert:[/bold yellow] {alert}")
     if result.retrain:
@@ -43,8 +45,13 @@ def run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Decide and alert, but never retrain."),
     mode: str = typer.Option("auto", "--mode", help="auto, log (prediction log) or snapshot (latest features)."),
     no_retrain: bool = typer.Option(False, "--no-retrain", help="Report and alert only."),
+    as_json: bool = typer.Option(False, "--json", help="Print the pass's result as one JSON document."),
 ) -> None:
-    """One monitoring pass: reports under reports/, alerts to the configured sinks, maybe retraining."""
+    """One monitoring pass: reports under reports/, alerts to the configured sinks, maybe retraining.
+
+    JSON: the pass's ``MonitoringResult`` (checked_at, mode, model_version, verdict, drift,
+    performance, recommender, alerts, alert_delivery, report_paths, retrain, mlflow_run_id).
+    """
     if mode not in ("auto", "log", "snapshot"):
         raise typer.BadParameter(f"--mode must be auto, log or snapshot, got {mode!r}")
     from monitoring import parse_window
@@ -57,6 +64,9 @@ def run(
         result = _pass(ctx.obj, window, dry_run, mode, not no_retrain)
     except ValueError as exc:
         fail(str(exc))
+    if as_json:
+        print_json(result.as_dict())
+        return
     _print(result)
 
 

@@ -136,7 +136,6 @@ def register_recommend(root: typer.Typer) -> None:
         Example: `tenure recommend C000042 -k 10 --category snacks`.
         """
         settings = ctx.obj
-        import json
         import logging
 
         from registry.champion import NoChampionError, load_champion
@@ -156,8 +155,8 @@ def register_recommend(root: typer.Typer) -> None:
         answer = runtime.recommend(customer_id, k=k, exclude_purchased=not include_purchased,
                                    categories=category, consent=consent)
         if as_json:
-            out.print_json(json.dumps({"customer_id": customer_id, "strategy": answer.strategy,
-                                       "model_version": version, "items": answer.items}))
+            print_json({"customer_id": customer_id, "strategy": answer.strategy, "model_version": version,
+                        "items": answer.items})
             return
         from rich.table import Table
 

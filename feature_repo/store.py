@@ -14,7 +14,10 @@ Nothing happens at import time; every function takes the settings explicitly.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -216,17 +219,32 @@ def materialize(
     names = list(feature_views) if feature_views else [fv.name for fv in store.list_feature_views()]
     if not names:
         raise ValueError("no feature views registered; run `tenure features apply` first")
-    if incremental:
-        fresh = [n for n in names if not store.get_feature_view(n).materialization_intervals]
-        done = [n for n in names if n not in fresh]
-        if fresh:
-            store.materialize(start, end, feature_views=fresh)
-        if done:
-            store.materialize_incremental(end, feature_views=done)
-    else:
-        store.materialize(start, end, feature_views=names)
+    with _prints_to_debug_log():
+        if incremental:
+            fresh = [n for n in names if not store.get_feature_view(n).materialization_intervals]
+            done = [n for n in names if n not in fresh]
+            if fresh:
+                store.materialize(start, end, feature_views=fresh)
+            if done:
+                store.materialize_incremental(end, feature_views=done)
+        else:
+            store.materialize(start, end, feature_views=names)
     logger.info("materialized %s from %s to %s", names, start, end)
     return start, end
+
+
+@contextlib.contextmanager
+def _prints_to_debug_log():
+    """Feast's materialize ``print``s coloured progress lines to stdout (where a CLI's results and
+    ``--json`` go): capture them and log them, colour codes removed, at DEBUG."""
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(captured):
+            yield
+    finally:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", captured.getvalue()).strip()
+        if text:
+            logger.debug("feast: %s", text)
 
 
 def _one_second():

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from tenure.jsonable import to_jsonable
+
 logger = logging.getLogger(__name__)
 
 BOOSTER_FILE = "booster.txt"
@@ -207,7 +209,7 @@ class ChurnScorer:
             "band_thresholds": list(self.band_thresholds),
             "metadata": self.metadata,
         }
-        (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
+        (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=to_jsonable))
         return folder
 
     @classmethod

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from tenure.jsonable import to_jsonable
+
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
@@ -398,7 +400,7 @@ class RecommenderRuntime:
             "files": list(_FILES),
         }
         manifest.update(extra_manifest or {})
-        (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str))
+        (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=to_jsonable))
         return directory
 
     # ---- lookups ------------------------------------------------------------------------

@@ -21,7 +21,6 @@ import os
 import platform
 import random
 import shlex
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -30,6 +29,14 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "serving"))
+
+from pipelines.service_process import (
+    ServiceProcess,
+    bentoml_serve_command,
+    child_environment,
+    free_port,
+    tenure_service,
+)
 
 RESULTS = REPO / "benchmarks" / "results" / "serving_load.json"
 
@@ -293,41 +300,13 @@ def build(root: Path, customers: int, items: int, days: int, workers: int, reuse
     return settings, shop.customers, shop.items, end
 
 
-def start_naive(config: Path, port: int, log: Path, workers: int) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TENURE_")}
-    env.update(TENURE_CONFIG=str(config), BENTOML_DO_NOT_TRACK="True", BENTOML_HOME=str(config.parent / "bentoml-naive"),
-               BENTOML_CONFIG_OPTIONS=f"services.naive_churn.workers={workers}")
-    with open(log, "ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "benchmarks.naive_service:NaiveChurnService",
-                                 "--host", "127.0.0.1", "--port", str(port), "--working-dir", str(REPO)],
-                                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def wait_ready(url: str, proc: subprocess.Popen, timeout_s: float = 300) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{url} exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} not ready after {timeout_s} s")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    import signal
-
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+def start_naive(config: Path, log: Path, workers: int) -> ServiceProcess:
+    """The naive baseline service (``benchmarks/naive_service.py``) under BentoML, started on a free port."""
+    port = free_port()
+    env = child_environment({"TENURE_CONFIG": str(config), "BENTOML_HOME": str(config.parent / "bentoml-naive"),
+                             "BENTOML_CONFIG_OPTIONS": f"services.naive_churn.workers={workers}"})
+    command = bentoml_serve_command("benchmarks.naive_service:NaiveChurnService", "127.0.0.1", port, REPO)
+    return ServiceProcess(command, f"http://127.0.0.1:{port}", log, env=env, cwd=REPO).start()
 
 
 class _SkipTenure(Exception):
@@ -360,7 +339,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--naive-only", action="store_true", help="Run only the baseline; add it to the existing results file.")
     args = parser.parse_args(argv)
 
-    from workspace import API_KEY, ServiceProcess, free_port, write_config
+    from workspace import API_KEY, write_config
 
     args.workspace.mkdir(parents=True, exist_ok=True)
     settings, customers, items, end = build(args.workspace, args.customers, args.items, args.days, args.workers, args.reuse)
@@ -388,7 +367,7 @@ def main(argv: list[str] | None = None) -> dict:
         out.update({k: previous[k] for k in ("phases", "peak_steps", "peak_rps", "loadavg_before", "date", "command")
                     if k in previous})
         out["naive_command"] = " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv])
-    service = ServiceProcess(config, args.workspace / "service.log") if not args.naive_only else None
+    service = tenure_service(config, args.workspace / "service.log") if not args.naive_only else None
     try:
         if service is None:
             raise _SkipTenure
@@ -397,7 +376,7 @@ def main(argv: list[str] | None = None) -> dict:
         port = service.port
         key = {"X-API-Key": API_KEY}
         run = asyncio.run
-        pid = service.process.pid
+        pid = service.pid
         run(open_loop("127.0.0.1", port, "/churn-score", single[:200], 50, 2))  # warm-up
         run(open_loop("127.0.0.1", port, "/recommend", recommend[:200], 50, 2))
         out["phases"]["churn_1"] = phase(pid, "127.0.0.1", port, "/churn-score", single, args.rate, args.duration)
@@ -417,19 +396,19 @@ def main(argv: list[str] | None = None) -> dict:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2, default=str))  # kept if the baseline fails
     if not args.skip_naive:
-        port = free_port()
-        proc = start_naive(config, port, args.workspace / "naive.log", args.workers)
+        naive = start_naive(config, args.workspace / "naive.log", args.workers)
+        port, pid = naive.port, naive.pid
         try:
-            wait_ready(f"http://127.0.0.1:{port}", proc)
+            naive.wait_ready(300)
             asyncio.run(open_loop("127.0.0.1", port, "/churn-score", single[:100], 20, 2))
-            out["naive"]["churn_1"] = phase(proc.pid, "127.0.0.1", port, "/churn-score", single, args.rate, args.duration)
-            out["naive"]["churn_100"] = phase(proc.pid, "127.0.0.1", port, "/churn-score", batch, args.batch_rate, args.duration)
-            steps = [phase(proc.pid, "127.0.0.1", port, "/churn-score", single, float(r), args.peak_duration)
+            out["naive"]["churn_1"] = phase(pid, "127.0.0.1", port, "/churn-score", single, args.rate, args.duration)
+            out["naive"]["churn_100"] = phase(pid, "127.0.0.1", port, "/churn-score", batch, args.batch_rate, args.duration)
+            steps = [phase(pid, "127.0.0.1", port, "/churn-score", single, float(r), args.peak_duration)
                      for r in args.naive_rates.split(",")]
             out["naive"]["peak_steps"] = steps
             out["naive"]["peak_rps"] = peak(steps)
         finally:
-            stop(proc)
+            naive.stop()
         if out["naive"]["peak_rps"]:
             out["speedup_peak"] = round(out["peak_rps"] / out["naive"]["peak_rps"], 1)
     out["loadavg_after"] = os.getloadavg()

@@ -50,6 +50,7 @@ def register(app: typer.Typer) -> None:
             logging.getLogger(noisy).setLevel(max(logging.getLogger().level, logging.WARNING))
 
         from pipelines.demo import DEFAULT, SMALL, DemoError, run_demo, summary_path
+        from pipelines.service_process import Stopped, raise_on_stop_signals
 
         base = SMALL if small else DEFAULT
         changes = {name: value for name, value in (("customers", customers), ("items", items), ("days", days),
@@ -68,26 +69,29 @@ def register(app: typer.Typer) -> None:
             console.print(f"{prefix}{text}", style=_STYLE.get(kind, "white"), highlight=False, markup=False)
 
         t0 = time.perf_counter()
-        try:
-            summary = run_demo(settings, config, say=say)
-        except DemoError as exc:
-            cause = exc.__cause__
-            fail(f"{exc}\n(partial summary in {summary_path(settings)})" + (f"\ncaused by: {cause!r}" if cause else ""))
-        _print_summary(summary, summary_path(settings), time.perf_counter() - t0)
-        if config.keep_serving and summary.get("service", {}).get("url"):
+
+        def keep(summary: dict) -> None:  # --keep-serving: the service runs until Ctrl-C or SIGTERM
+            _print_summary(summary, summary_path(settings), time.perf_counter() - t0)
             console.print(f"service still running at {summary['service']['url']} (Ctrl-C to stop)")
             try:
                 while True:
                     time.sleep(3600)
-            except KeyboardInterrupt:
-                import signal
+            except Stopped:
+                console.print("stopping the service")
 
-                pid = summary["service"].get("pid")
-                if pid:  # the service runs in its own process group (started by the demo)
-                    try:
-                        os.killpg(pid, signal.SIGTERM)
-                    except ProcessLookupError:
-                        pass
+        # SIGTERM and SIGINT raise Stopped: run_demo's clean-up stops the service it started
+        with raise_on_stop_signals():
+            try:
+                summary = run_demo(settings, config, say=say, hold=keep if config.keep_serving else None)
+            except DemoError as exc:
+                cause = exc.__cause__
+                fail(f"{exc}\n(partial summary in {summary_path(settings)})" + (f"\ncaused by: {cause!r}" if cause else ""))
+            except Stopped as exc:
+                console.print(f"[yellow]demo stopped by {exc}; its service was stopped[/yellow] "
+                              f"(partial summary in {summary_path(settings)})")
+                raise typer.Exit(128 + exc.signum) from None
+        if not config.keep_serving:
+            _print_summary(summary, summary_path(settings), time.perf_counter() - t0)
 
 
 def _print_summary(summary: dict, path, seconds: float) -> None:

@@ -1,21 +1,21 @@
-"""``tenure serve``: run the BentoML service with the champions from the registry."""
+"""``tenure serve``: run the BentoML service with the champions from the registry.
+
+BentoML runs as a child process in its own process group; SIGTERM or SIGINT (Ctrl-C) to
+``tenure serve`` is forwarded to that group, and whatever is left of BentoML's process
+tree after ``--stop-timeout`` seconds is killed, so no server or worker outlives the command.
+"""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import typer
 
 from pipelines.console import console, fail
+from pipelines.service_process import bentoml_serve_command, supervise
 
-
-def service_command(host: str, port: int) -> list[str]:
-    """The ``bentoml serve`` command line for the tenure service."""
-    return [sys.executable, "-m", "bentoml", "serve", "serving.service:TenureService",
-            "--host", host, "--port", str(port), "--working-dir", str(Path(__file__).resolve().parents[2])]
+SERVICE = "serving.service:TenureService"
 
 
 def absolute_paths(settings) -> dict[str, str]:
@@ -65,25 +65,32 @@ def register(app: typer.Typer) -> None:
         host: str | None = typer.Option(None, "--host", help="Bind address (default serving.host)."),
         port: int | None = typer.Option(None, "--port", min=1, max=65535, help="Port (default serving.port)."),
         workers: int | None = typer.Option(None, "--workers", min=1, max=64, help="Worker processes (default serving.workers)."),
+        stop_timeout: float = typer.Option(8.0, "--stop-timeout", min=0.5, max=300,
+                                           help="Seconds BentoML gets to stop after SIGTERM/Ctrl-C before it is killed."),
     ) -> None:
         """Serve /churn-score, /recommend, /similar-items and /events from the registered champions.
 
         The service loads the `champion` alias of tenure-churn and tenure-recommender, checks for
         newly promoted versions every serving.reload_interval_s seconds (or on POST /admin/reload),
         and answers /readyz once both models and the feature store are loaded.
+
+        Exit codes: 0 when stopped by SIGTERM/SIGINT (every process ended in time), 1 when the
+        service exited by itself with an error or had to be killed after --stop-timeout.
         """
         settings = ctx.obj
         parent = ctx.find_root()
         config = parent.params.get("config")
-        command = service_command(host or settings.serving.host, port or settings.serving.port)
+        host, port = host or settings.serving.host, port or settings.serving.port
         env = service_environment(config, workers or settings.serving.workers,
                                   bentoml_home=settings.paths.state_dir / "bentoml")
         env.update(absolute_paths(settings))
-        console.print(f"serving on http://{host or settings.serving.host}:{port or settings.serving.port} "
-                      f"(OpenAPI at /docs); Ctrl-C stops")
-        try:
-            code = subprocess.call(command, env=env)
-        except KeyboardInterrupt:
-            code = 0
-        if code not in (0, -2, 130):
-            fail(f"the service exited with code {code}; see the log above")
+        console.print(f"serving on http://{host}:{port} (OpenAPI at /docs); Ctrl-C stops")
+        ended = supervise(bentoml_serve_command(SERVICE, host, port), env=env, stop_timeout_s=stop_timeout)
+        if ended.signal is None:
+            if ended.returncode:
+                fail(f"the service exited with code {ended.returncode}; see the log above")
+            return
+        if ended.killed:
+            fail(f"the service did not stop within {stop_timeout:g} s of {ended.signal}; "
+                 f"killed {ended.killed} process(es)")
+        console.print(f"stopped ({ended.signal}) in {ended.seconds_to_stop:.1f} s")

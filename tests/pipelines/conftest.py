@@ -13,14 +13,14 @@ from tenure.settings import Settings, load_settings
 
 
 def isolated_overrides(root: Path) -> dict[str, Any]:
-    """Settings overrides that put every store of tenure under ``root``."""
+    """Settings overrides that put every store of tenure under ``root`` (``root/data``, ``root/mlruns``, ...)."""
+    stores = {name: str(root / name.removesuffix("_dir")) for name in ("data_dir", "reports_dir", "exports_dir")}
+    mlruns = root / "mlruns"
     return {
-        "paths": {"data_dir": str(root / "data"), "reports_dir": str(root / "reports"),
-                  "exports_dir": str(root / "exports")},
-        "mlflow": {"tracking_uri": f"sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-                   "artifact_root": str(root / "mlruns" / "artifacts")},
-        "serving": {"model_cache_dir": str(root / "data" / "model_cache")},
-        "monitoring": {"alert_sinks": [{"kind": "jsonl", "path": str(root / "reports" / "alerts.jsonl")}]},
+        "paths": stores,
+        "mlflow": {"tracking_uri": f"sqlite:///{mlruns / 'mlflow.db'}", "artifact_root": str(mlruns / "artifacts")},
+        "serving": {"model_cache_dir": str(Path(stores["data_dir"]) / "model_cache")},
+        "monitoring": {"alert_sinks": [{"kind": "jsonl", "path": str(Path(stores["reports_dir"]) / "alerts.jsonl")}]},
     }
 
 

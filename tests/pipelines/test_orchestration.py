@@ -34,7 +34,7 @@ def test_flow_runs_steps_through_the_shared_runner(tmp_path: Path) -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from features.simulator import simulate_shop
-    from pipelines.demo import write_raw
+    from pipelines.demo.data import write_raw
     from pipelines.orchestration import tenure_pipeline
     from tenure.settings import load_settings
 

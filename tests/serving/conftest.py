@@ -17,14 +17,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workspace import (
-    API_KEY,
-    ServiceProcess,
-    build_data,
-    serving_settings,
-    train_models,
-    write_config,
-)
+from workspace import API_KEY, build_data, serving_settings, train_models, write_config
+
+from pipelines.service_client import ServiceClient
+from pipelines.service_process import ServiceProcess, tenure_service
 
 
 @pytest.fixture(scope="session")
@@ -44,17 +40,18 @@ def service(workspace) -> Iterator[ServiceProcess]:
 
     settings, _, root = workspace
     config = write_config(settings, root / "tenure.yaml")
-    proc = ServiceProcess(config, root / "service.log").start()
+    proc = tenure_service(config, root / "service.log").start()
     try:
-        proc.wait_alive()
+        proc.wait_alive(150)
         proc.before_models = {
             "readyz": httpx.get(f"{proc.url}/readyz", timeout=10),
             "churn": httpx.post(f"{proc.url}/churn-score", json={"customer_ids": ["c1"]}, timeout=10),
             "recommend": httpx.post(f"{proc.url}/recommend", json={"customer_id": "c1"}, timeout=10),
         }
         train_models(settings)
-        httpx.post(f"{proc.url}/admin/reload", headers={"X-API-Key": API_KEY}, timeout=60)
-        proc.wait_ready()
+        with ServiceClient(proc.url, API_KEY, timeout_s=60) as admin:
+            admin.reload()
+        proc.wait_ready(150)
         yield proc
     finally:
         proc.stop()

@@ -113,3 +113,35 @@ def test_stop_signals_raise_in_the_main_thread() -> None:
         time.sleep(5)
     assert caught.value.signum == signal.SIGTERM
     assert signal.getsignal(signal.SIGTERM) is before, "the previous handler is back"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_an_entry_point_stopped_by_a_signal_stops_its_service(tmp_path: Path, signum: int) -> None:
+    """What ``tenure demo`` does: signals raise ``Stopped``, and ``finally`` stops the service it started."""
+    pid_file = tmp_path / "child.pid"
+    script = textwrap.dedent(f"""
+        import sys, time
+        from pathlib import Path
+        from pipelines.service_process import ServiceProcess, Stopped, raise_on_stop_signals
+        with raise_on_stop_signals():
+            service = ServiceProcess([sys.executable, "-c", {TREE!r}, {str(pid_file)!r}], "http://127.0.0.1:1",
+                                     Path({str(tmp_path / "tree.log")!r})).start()
+            try:
+                time.sleep(60)
+            except Stopped as exc:
+                print("stopped by", exc)
+            finally:
+                service.stop(timeout_s=5)
+    """)
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=repo, stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    child = int(pid_file.read_text())
+    proc.send_signal(signum)
+    out, _ = proc.communicate(timeout=15)
+    assert out.strip() == f"stopped by {signal.Signals(signum).name}"
+    assert not _alive(child)

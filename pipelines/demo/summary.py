@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.steps import atomic_write_text
+from tenure.jsonable import to_jsonable
 from tenure.settings import Settings
 
 SUMMARY_FILE = "demo_summary.json"
@@ -29,10 +30,11 @@ def summary_path(settings: Settings) -> Path:
 
 
 def write_summary(settings: Settings, summary: dict[str, Any]) -> dict[str, Any]:
-    """Write ``summary`` to :func:`summary_path` atomically; returns it as plain JSON types."""
-    text = json.dumps(summary, indent=2, default=str)
-    atomic_write_text(summary_path(settings), text)
-    return json.loads(text)
+    """Write ``summary`` to :func:`summary_path` atomically; returns it as plain JSON types
+    (NaN and infinities become None, so the file is strict JSON)."""
+    plain = to_jsonable(summary)
+    atomic_write_text(summary_path(settings), json.dumps(plain, indent=2))
+    return plain
 
 
 def metric_lines(train_details: dict[str, Any]) -> list[str]:

@@ -7,24 +7,16 @@ import math
 import secrets
 from typing import Any
 
+from pipelines.console import format_reason
 from pipelines.demo.config import Say
 from pipelines.demo.data import DemoData
 from pipelines.service_client import ServiceClient
 from tenure.settings import Settings
 
 
-def _number(value: Any) -> str:
-    """A feature value for people: whole numbers without decimals, others to 2 decimals."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return str(value)
-    return f"{value:,.0f}" if abs(value - round(value)) < 1e-9 or abs(value) >= 100 else f"{value:,.2f}"
-
-
 def reason_text(reasons: list[dict[str, Any]], n: int = 3) -> str:
-    """``days since last activity 13 (+0.46); ...`` from a score's ``top_reasons``."""
-    return "; ".join(f"{str(r.get('feature', '?')).replace('_', ' ')} {_number(r.get('value'))} "
-                     f"({r['contribution']:+.2f})"
-                     for r in reasons[:n] if isinstance(r.get("contribution"), (int, float)))
+    """``days since last activity: 13 (+0.46); ...`` from a score's ``top_reasons``."""
+    return "; ".join(format_reason(r, contribution=True) for r in reasons[:n])
 
 
 def latest_customers(settings: Settings, limit: int = 200) -> list[str]:

@@ -39,6 +39,16 @@ def test_run_without_a_champion_says_so_and_succeeds(tmp_path: Path) -> None:
     assert "no churn champion" in result.output
 
 
+def test_run_json_is_one_document_on_stdout(tmp_path: Path) -> None:
+    import json
+
+    result = CliRunner().invoke(app, ["--config", str(_config(tmp_path)), "monitor", "run", "--no-retrain", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert {"checked_at", "mode", "model_version", "verdict", "alerts", "report_paths", "retrain"} <= set(document)
+    assert document["model_version"] is None and "no churn champion" in document["verdict"]
+
+
 def test_watch_finishes_the_pass_in_progress_then_stops_on_sigterm(tmp_path: Path, monkeypatch) -> None:
     from monitoring import MonitoringResult
     from pipelines.commands import monitor

@@ -9,8 +9,8 @@ logs with ``logging`` and never prints.
 - :func:`configure_output` sets the verbosity once, at the entry point: ``-1`` (``--quiet``:
   results, warnings and errors), ``0`` (default: also our progress lines), ``1`` (``-v``: also
   third-party INFO logs and Python warnings), ``2`` (``-vv``: everything at DEBUG).
-  :func:`quiet_third_party` is its third-party half, for entry points that keep their own
-  logging (the benchmarks).
+  Its third-party half, ``tenure.logging_setup.quiet_third_party``, also serves entry points
+  that keep their own logging (the benchmarks, the BentoML service process).
 - Numbers are rounded for people: :func:`format_number`, :func:`format_reason`
   (``days since last activity: 48``), :func:`format_probability` (0.53) and
   :func:`format_metric` (0.812).
@@ -21,37 +21,19 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-import os
-import warnings
 from contextlib import nullcontext
 from typing import Any, ClassVar, NoReturn
 
 import typer
 from rich.console import Console
 
+from tenure.logging_setup import OUR_PACKAGES, quiet_third_party
+
 console = Console(stderr=True)
 out = Console()
 
 #: Width of tables and text when the output is a file or a pipe (rich would use 80 columns).
 PIPE_WIDTH = 200
-
-#: Our own top-level packages: their loggers follow the chosen verbosity, every other logger is
-#: a third party's (quiet unless ``-v``).
-OUR_PACKAGES = ("tenure", "features", "feature_repo", "registry", "training", "serving", "monitoring",
-                "pipelines", "benchmarks")
-
-#: Environment levers read by third-party code at import time or in child processes (the
-#: BentoML service started by ``tenure serve`` inherits them); set only when the user has not.
-_QUIET_ENV = {
-    "PYTHONWARNINGS": "ignore",  # child interpreters: warnings printed before any of our code runs
-    "MLFLOW_CONFIGURE_LOGGING": "false",  # MLflow logs through our handler instead of its own
-    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",  # no tqdm "Downloading artifacts" bars
-}
-
-#: Third-party loggers that stay at WARNING even with ``-v`` (only ``-vv`` shows their chatter).
-_CHATTY = ("urllib3", "httpx", "httpcore", "numexpr", "matplotlib", "PIL", "git", "asyncio", "fsspec",
-           "sqlalchemy.engine", "filelock")
-
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print an error that says what to fix and exit with ``code`` (1 = failure)."""
@@ -60,39 +42,6 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 # --- verbosity ------------------------------------------------------------------------------------
-
-
-def quiet_third_party(verbosity: int = 0) -> None:
-    """Hide (``verbosity <= 0``) or show (``>= 1``) third-party warnings and log lines.
-
-    Quiet: Python warnings are ignored (here, and through ``PYTHONWARNINGS`` in child
-    processes), warnings a library lets through anyway go to the ``py.warnings`` logger at a
-    level that drops them, MLflow stops installing its own log handler and artifact progress
-    bars, and every logger outside :data:`OUR_PACKAGES` shows errors only. Loud: warnings are
-    shown once per place, through the logging handler, and third parties log at INFO
-    (``verbosity >= 2``: DEBUG, chatty HTTP/plotting loggers included).
-
-    Call it at an entry point, before the heavy imports when possible; it also resets the
-    loggers MLflow configured if MLflow was imported first.
-    """
-    loud = verbosity >= 1
-    if loud:
-        warnings.simplefilter("default")
-    else:
-        warnings.simplefilter("ignore")
-        for name, value in _QUIET_ENV.items():
-            os.environ.setdefault(name, value)
-    logging.captureWarnings(True)
-    logging.getLogger("py.warnings").setLevel(logging.WARNING if loud else logging.CRITICAL)
-    for name in ("mlflow", "alembic", "huey"):  # MLflow's own handlers bypass ours (and print INFO)
-        logger = logging.getLogger(name)
-        logger.handlers.clear()
-        logger.propagate = True
-        logger.setLevel(logging.NOTSET)
-    third_party = logging.DEBUG if verbosity >= 2 else logging.INFO if loud else logging.ERROR
-    logging.getLogger().setLevel(third_party)
-    for name in _CHATTY:
-        logging.getLogger(name).setLevel(third_party if verbosity >= 2 else max(third_party, logging.WARNING))
 
 
 def configure_output(verbosity: int = 0, level: int | str = logging.INFO) -> None:

@@ -82,6 +82,18 @@ def test_stop_kills_what_ignores_sigterm_in_another_group(tmp_path: Path) -> Non
     assert not _alive(child), "the straggler outside the leader's group was killed"
 
 
+def _run_script(script: str, pid_file: Path) -> tuple[subprocess.Popen, int]:
+    """Run a Python script that starts :data:`TREE`; returns it and the tree's inner child, once started."""
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=repo, stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not (pid_file.exists() and pid_file.read_text()):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    return proc, int(pid_file.read_text())
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_supervise_forwards_the_signal_and_reports_it(tmp_path: Path, signum: int) -> None:
     pid_file = tmp_path / "child.pid"
@@ -91,14 +103,7 @@ def test_supervise_forwards_the_signal_and_reports_it(tmp_path: Path, signum: in
         ended = supervise([sys.executable, "-c", {TREE!r}, {str(pid_file)!r}], stop_timeout_s=5)
         print(ended.signal, ended.killed, ended.returncode)
     """)
-    repo = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=repo, stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    deadline = time.monotonic() + 20
-    while not (pid_file.exists() and pid_file.read_text()):
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
-    child = int(pid_file.read_text())
+    proc, child = _run_script(script, pid_file)
     proc.send_signal(signum)
     out, _ = proc.communicate(timeout=15)
     assert out.split() == [signal.Signals(signum).name, "0", "0"]
@@ -133,14 +138,7 @@ def test_an_entry_point_stopped_by_a_signal_stops_its_service(tmp_path: Path, si
             finally:
                 service.stop(timeout_s=5)
     """)
-    repo = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=repo, stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    deadline = time.monotonic() + 20
-    while not (pid_file.exists() and pid_file.read_text()):
-        assert time.monotonic() < deadline and proc.poll() is None
-        time.sleep(0.05)
-    child = int(pid_file.read_text())
+    proc, child = _run_script(script, pid_file)
     proc.send_signal(signum)
     out, _ = proc.communicate(timeout=15)
     assert out.strip() == f"stopped by {signal.Signals(signum).name}"

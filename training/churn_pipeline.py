@@ -22,9 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -378,17 +376,12 @@ def train_churn(
 
 # --- the promotion gate --------------------------------------------------------------------------
 
-def load_registered_scorer(settings: Settings, version: str, dst: Path | None = None):
-    """Download version ``version`` of ``tenure-churn`` and return its :class:`ChurnScorer`."""
-    import mlflow
+def load_registered_scorer(settings: Settings, version: str) -> ChurnScorer:
+    """Version ``version`` of ``tenure-churn`` as its :class:`ChurnScorer`, through the registry's
+    one download and local cache (:class:`registry.champion.ModelCache`)."""
+    from registry.champion import ModelCache
 
-    configure_mlflow(settings)
-    name = model_name_for(settings, "churn")
-    local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}",
-                                                dst_path=str(dst) if dst else None)
-    scorer = ChurnScorer.from_model_dir(local)
-    scorer.model_version = str(version)
-    return scorer
+    return ModelCache.from_settings(settings).load("churn", alias=None, version=str(version)).runtime
 
 
 def _run_tags(settings: Settings, version: str) -> dict[str, str]:
@@ -407,18 +400,17 @@ def compare_for_gate(settings: Settings, champion_version: str, challenger_versi
     split = load_training_data(settings, source).split
     y = split.test[LABEL_COLUMN].to_numpy()
     results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for role, version in (("champion", champion_version), ("challenger", challenger_version)):
-            scorer = load_registered_scorer(settings, version, Path(tmp) / role)
-            missing = [f for f in scorer.feature_names if f not in split.test.columns]
-            if missing:
-                results[role] = {"roc_auc": float("nan"), "ece": float("nan")}
-                logger.warning("version %s needs features the current data lacks: %s", version, missing)
-                continue
-            p = scorer.predict_proba(to_matrix(split.test, scorer.feature_names, scorer.categories))
-            m = classification_metrics(y, p)
-            results[role] = {"roc_auc": m.get("roc_auc", float("nan")), "ece": m.get("ece", float("nan")),
-                             "brier": m.get("brier", float("nan"))}
+    for role, version in (("champion", champion_version), ("challenger", challenger_version)):
+        scorer = load_registered_scorer(settings, version)
+        missing = [f for f in scorer.feature_names if f not in split.test.columns]
+        if missing:
+            results[role] = {"roc_auc": float("nan"), "ece": float("nan")}
+            logger.warning("version %s needs features the current data lacks: %s", version, missing)
+            continue
+        p = scorer.predict_proba(to_matrix(split.test, scorer.feature_names, scorer.categories))
+        m = classification_metrics(y, p)
+        results[role] = {"roc_auc": m.get("roc_auc", float("nan")), "ece": m.get("ece", float("nan")),
+                         "brier": m.get("brier", float("nan"))}
     new, old = results["challenger"], results["champion"]
     auc_tol, cal_tol = settings.churn.gate_auc_tolerance, settings.churn.gate_calibration_tolerance
     if not np.isfinite(new["roc_auc"]):

@@ -358,16 +358,13 @@ def _log_run(settings, config, table, model_dir, data, cutoff, full, train, tune
 
 
 def _version_manifest(settings: Settings, version: str) -> dict[str, Any]:
-    import mlflow
-
+    """The ``manifest.json`` of a registered version (its source and configuration), through the
+    registry's one download and local cache (:class:`registry.champion.ModelCache`)."""
+    from registry.champion import ModelCache
     from registry.recommender_runtime import _find_model_dir
-    from training.tracking import configure_mlflow
 
-    configure_mlflow(settings)
-    name = settings.mlflow.recommender_model_name
-    with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp)
-        return json.loads((_find_model_dir(Path(local)) / "manifest.json").read_text())
+    folder = ModelCache.from_settings(settings).download("recommender", str(version))
+    return json.loads((_find_model_dir(folder) / "manifest.json").read_text())
 
 
 def compare_for_gate(settings: Settings, champion_version: str, challenger_version: str,

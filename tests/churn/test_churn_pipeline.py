@@ -38,7 +38,7 @@ def test_registered_model_gives_the_same_probabilities_three_ways(churn_workspac
     from registry.champion import load_champion, load_pyfunc
     from training.churn_pipeline import load_registered_scorer
 
-    scorer = load_registered_scorer(churn_workspace, trained_churn.version, tmp_path)
+    scorer = load_registered_scorer(churn_workspace, trained_churn.version)
     reference = pd.read_parquet(mlflow.artifacts.download_artifacts(
         run_id=trained_churn.run_id, artifact_path="reference/reference.parquet", dst_path=str(tmp_path / "ref"),
         tracking_uri=churn_workspace.mlflow.tracking_uri))

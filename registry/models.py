@@ -132,7 +132,6 @@ def register_version(
     str
         The new version number.
     """
-    import mlflow
     from mlflow.exceptions import MlflowException
 
     client = configure_mlflow(settings)
@@ -141,11 +140,39 @@ def register_version(
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name, description=f"tenure {kind} model; aliases champion/challenger")
-    uri = model_uri or f"runs:/{run_id}/{artifact_path}"
-    version = mlflow.register_model(uri, name, tags=tags or {})
+    # The explicit client, not ``mlflow.register_model``: that one prints "Registered model ...
+    # already exists" and "Created version ..." to stderr on every call, past any log filter.
+    if model_uri and model_uri.startswith(_LOGGED_MODEL_PREFIX):
+        source, model_id = model_uri, model_uri.removeprefix("models:/")
+    else:
+        source, model_id = _run_model_source(client, run_id, artifact_path)
+    version = client.create_model_version(name, source, run_id=run_id, tags=tags or {}, model_id=model_id)
     client.set_registered_model_alias(name, CHALLENGER, version.version)
     logger.info("registered %s version %s (run %s) as %s", name, version.version, run_id, CHALLENGER)
     return str(version.version)
+
+
+_LOGGED_MODEL_PREFIX = "models:/m-"
+
+
+def _run_model_source(client: Any, run_id: str, artifact_path: str) -> tuple[str, str | None]:
+    """Source URI (and logged-model id) of the model at ``artifact_path`` of run ``run_id``.
+
+    MLflow 3 keeps ``log_model`` output as a logged model (``models:/m-...``) linked to the run;
+    older runs keep an ``MLmodel`` under the run's artifacts.
+    """
+    from mlflow.exceptions import MlflowException
+
+    run = client.get_run(run_id)
+    logged = client.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                         filter_string=f"source_run_id = '{run_id}'")
+    for model in logged:
+        if model.name == artifact_path:
+            return f"models:/{model.model_id}", model.model_id
+    artifacts = {a.path for a in client.list_artifacts(run_id, artifact_path)}
+    if f"{artifact_path}/MLmodel" in artifacts:
+        return f"{run.info.artifact_uri}/{artifact_path}", None
+    raise MlflowException(f"run {run_id} has no model at artifact path {artifact_path!r}")
 
 
 def champion_history(client: Any, name: str) -> list[str]:

@@ -23,7 +23,7 @@ import random
 import shlex
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> dict:
     recommend = [json.dumps({"customer_id": rng.choice(ids), "k": 10}).encode() for _ in range(2000)]
     events = []
     for r in range(int(args.events_rate * args.duration) + 1):
-        at = end + __import__("pandas").Timedelta(minutes=r)
+        at = end + timedelta(minutes=r)
         events.append(json.dumps({"events": [
             {"event_id": f"bench-{time.time_ns()}-{r}-{j}", "customer_id": rng.choice(ids), "event_at": at.isoformat(),
              "event_type": "view", "item_id": rng.choice(item_ids)} for j in range(10)]}).encode())

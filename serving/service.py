@@ -133,9 +133,12 @@ class TenureService:
         from serving.metrics import ServiceMetrics
         from serving.model_store import ModelStore, settle_heap
         from serving.prediction_log import PredictionLog
+        from tenure.logging_setup import quiet_third_party
         from tenure.settings import load_settings
 
         self.settings = settings = load_settings()
+        # Third-party warnings and INFO chatter stay out of the service log unless it runs at DEBUG.
+        quiet_third_party(1 if settings.log_level == "DEBUG" else 0)
         logging.getLogger("tenure").setLevel(settings.log_level)
         self.metrics = ServiceMetrics.create()
         self.models = ModelStore(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -48,7 +49,7 @@ def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[.
     Keyword arguments are nested overrides, e.g. ``make_settings(churn={"horizon_days": 14})``.
     Environment variables of the developer's shell are ignored.
     """
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith("TENURE_"):
             monkeypatch.delenv(name, raising=False)
 

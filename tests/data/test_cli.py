@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,7 @@ from pipelines.cli import app
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Invoke the CLI with a config file that puts every store under ``tmp_path``."""
-    for name in list(__import__("os").environ):
+    for name in list(os.environ):
         if name.startswith("TENURE_"):
             monkeypatch.delenv(name, raising=False)
     config = tmp_path / "tenure.yaml"

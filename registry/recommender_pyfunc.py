@@ -3,7 +3,7 @@
 The service does not go through pyfunc: it downloads the model directory and calls
 ``RecommenderRuntime.from_model_dir``. The wrapper makes the registered model usable by any
 MLflow tool: ``predict`` takes a DataFrame with ``customer_id`` (optional ``k``,
-``exclude_purchased``) and returns one row per customer with ``item_ids``, ``scores``,
+``exclude_purchased``: true, false or ``auto``, the default: what training decided from the data) and returns one row per customer with ``item_ids``, ``scores``,
 ``strategy``.
 """
 
@@ -27,7 +27,9 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
         if "customer_id" not in frame.columns:
             raise ValueError("model input needs a 'customer_id' column")
         k = int((params or {}).get("k", frame["k"].iloc[0] if "k" in frame.columns and len(frame) else 10))
-        exclude = bool((params or {}).get("exclude_purchased", True))
+        exclude = (params or {}).get("exclude_purchased", "auto")
+        if isinstance(exclude, str) and exclude != "auto":
+            exclude = exclude.strip().lower() in ("true", "1", "yes")
         answers = self.runtime.recommend_batch(frame["customer_id"].astype(str).tolist(), k=k,
                                                exclude_purchased=exclude)
         return pd.DataFrame({

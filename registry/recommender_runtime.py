@@ -64,8 +64,145 @@ def normalise_rows(scores: np.ndarray) -> np.ndarray:
     return np.divide(scores - lo, span, out=np.zeros_like(scores), where=span > 0)
 
 
+DAY_SECONDS = 86400.0
+BLEND_FEATURES: tuple[str, ...] = ("als", "frequency", "recency", "timing", "item_repeat", "popularity", "bought")
+"""What the learned blend weighs (each an n x items array in [0, 1], see :func:`blend_features`)."""
+TIMING_WIDTH = 0.5
+MAX_CLOCK_GAP_DAYS = 366.0
+"""A wall clock further than this past the training data is not "now" for that data (see ``now_days``)."""
+"""Width of the "due" bump of the timing score, in natural-log units of elapsed / interval."""
+
+
+@dataclasses.dataclass
+class RepurchaseTiming:
+    """When each customer last bought each item, and how regularly items are rebought.
+
+    Attributes
+    ----------
+    last_bought:
+        CSR matrix (customers x items), float64: day number (days since 1970-01-01 UTC) of the
+        customer's last purchase of the item; no entry = never bought.
+    pair_interval:
+        CSR matrix (customers x items), float64: median days between the customer's own
+        purchases of the item (only pairs bought at two or more distinct times).
+    item_interval:
+        Array (items,), float64: median days between consecutive purchases of the item by the
+        same customer, pooled over customers; NaN when nobody bought it twice.
+    item_repeat_rate:
+        Array (items,), float64: share of the item's buyers who bought it again.
+    recency_scale_days:
+        The shop's clock: median of all rebuy intervals (the half-life of the recency score).
+    as_of_days:
+        Day number of the last purchase seen in training ("now" when no clock is given).
+    """
+
+    last_bought: sp.csr_matrix
+    pair_interval: sp.csr_matrix
+    item_interval: np.ndarray
+    item_repeat_rate: np.ndarray
+    recency_scale_days: float
+    as_of_days: float
+
+    def rows(self, rows: np.ndarray | Sequence[int]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+        """(last_bought, pair_interval) of these customer rows."""
+        rows = np.asarray(rows, dtype=np.int64)
+        return self.last_bought[rows], self.pair_interval[rows]
+
+    def save(self, path: Path) -> None:
+        """Write to one ``.npz`` file."""
+        lb, pi = self.last_bought.tocsr(), self.pair_interval.tocsr()
+        np.savez(path, lb_data=lb.data, lb_indices=lb.indices, lb_indptr=lb.indptr,
+                 pi_data=pi.data, pi_indices=pi.indices, pi_indptr=pi.indptr, shape=np.asarray(lb.shape),
+                 item_interval=self.item_interval, item_repeat_rate=self.item_repeat_rate,
+                 scalars=np.asarray([self.recency_scale_days, self.as_of_days], dtype=np.float64))
+
+    @classmethod
+    def load(cls, path: Path) -> RepurchaseTiming:
+        """Read what :meth:`save` wrote."""
+        with np.load(path) as f:
+            shape = tuple(int(v) for v in f["shape"])
+            return cls(
+                last_bought=sp.csr_matrix((f["lb_data"], f["lb_indices"], f["lb_indptr"]), shape=shape),
+                pair_interval=sp.csr_matrix((f["pi_data"], f["pi_indices"], f["pi_indptr"]), shape=shape),
+                item_interval=np.asarray(f["item_interval"], dtype=np.float64),
+                item_repeat_rate=np.asarray(f["item_repeat_rate"], dtype=np.float64),
+                recency_scale_days=float(f["scalars"][0]), as_of_days=float(f["scalars"][1]),
+            )
+
+
+def blend_features(
+    als_scores: np.ndarray,
+    purchases: sp.csr_matrix,
+    last_bought: sp.csr_matrix,
+    pair_interval: sp.csr_matrix,
+    timing: RepurchaseTiming,
+    now_days: np.ndarray | float,
+    popularity01: np.ndarray,
+):
+    """The learned blend's inputs for ``n`` customers, one (name, n x items float array) at a time.
+
+    ``purchases``, ``last_bought`` and ``pair_interval`` are the customers' rows; ``now_days``
+    is the moment of the request (day number, one per customer or one for all).
+
+    * ``als``: ALS score, min-max scaled per customer;
+    * ``frequency``: ``log1p(purchases) / log1p(the customer's largest count)`` ("buy again");
+    * ``recency``: ``0.5 ** (days since the customer last bought the item / the shop's clock)``;
+    * ``timing``: ``exp(-0.5 * (ln(elapsed / interval) / TIMING_WIDTH) ** 2)`` with ``interval`` the
+      customer's own median gap for the item when they bought it at least twice, else the item's
+      median gap over all customers: rises as the time since the last purchase approaches the
+      item's usual interval, peaks (1) when it is due, falls when long overdue; 0 for items never
+      rebought by anyone;
+    * ``item_repeat``: share of the item's buyers who bought it again (only on own items);
+    * ``popularity``: the item's buyers scaled to [0, 1] (the same for every customer);
+    * ``bought``: 1 on the customer's own items.
+    """
+    yield "als", normalise_rows(np.asarray(als_scores, dtype=np.float32))
+    counts = purchases.toarray().astype(np.float64)
+    bought = counts > 0
+    top = np.log1p(counts.max(axis=1, keepdims=True))
+    yield "frequency", np.divide(np.log1p(counts), top, out=np.zeros_like(counts), where=top > 0)
+    last = last_bought.toarray()
+    has = bought & (last > 0)
+    now = np.asarray(now_days, dtype=np.float64).reshape(-1, 1)
+    elapsed = np.where(has, np.clip(now - last, 0.0, None), np.inf)
+    del last
+    scale = max(float(timing.recency_scale_days), 1e-6)
+    yield "recency", np.where(has, np.power(0.5, np.minimum(elapsed, 1e9) / scale), 0.0)
+    interval = pair_interval.toarray()
+    interval = np.where(interval > 0, interval, timing.item_interval[None, :])
+    ok = has & np.isfinite(interval) & (interval > 0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = np.where(ok, elapsed / np.where(ok, interval, 1.0), 1.0)
+    log_ratio = np.log(np.clip(ratio, 1e-3, 1e6))
+    yield "timing", np.where(ok, np.exp(-0.5 * (log_ratio / TIMING_WIDTH) ** 2), 0.0)
+    del interval, ratio, log_ratio, elapsed
+    yield "item_repeat", np.where(bought, timing.item_repeat_rate[None, :], 0.0)
+    yield "popularity", np.broadcast_to(np.asarray(popularity01, dtype=np.float64)[None, :], counts.shape)
+    yield "bought", bought.astype(np.float64)
+
+
+def learned_blend_scores(
+    als_scores: np.ndarray,
+    purchases: sp.csr_matrix,
+    last_bought: sp.csr_matrix,
+    pair_interval: sp.csr_matrix,
+    timing: RepurchaseTiming,
+    now_days: np.ndarray | float,
+    popularity01: np.ndarray,
+    coefficients: dict[str, float],
+) -> np.ndarray:
+    """``sum(coefficient * feature)`` over :data:`BLEND_FEATURES` (n x items, float32)."""
+    score = np.zeros(als_scores.shape, dtype=np.float64)
+    for name, values in blend_features(als_scores, purchases, last_bought, pair_interval, timing, now_days,
+                                       popularity01):
+        weight = float(coefficients.get(name, 0.0))
+        if weight:
+            score += weight * values
+    return score.astype(np.float32)
+
+
 def mode_scores(als_scores: np.ndarray, purchases: sp.csr_matrix, mode: str, blend_weight: float) -> np.ndarray:
-    """Final scores of ``mode`` from ALS scores and purchase counts.
+    """Final scores of ``mode`` from ALS scores and purchase counts (the blend without timing).
 
     Parameters
     ----------
@@ -298,6 +435,7 @@ class RecommenderRuntime:
         popularity: np.ndarray,
         params: dict[str, Any],
         model_version: str | None = None,
+        timing: RepurchaseTiming | None = None,
     ) -> None:
         n_users, n_items = len(customer_ids), len(item_ids)
         if user_factors.shape[0] != n_users or item_factors.shape[0] != n_items:
@@ -326,6 +464,15 @@ class RecommenderRuntime:
         self.regularization: float = float(params.get("regularization", 0.01))
         self.alpha: float = float(params.get("alpha", 1.0))
         self.event_weights: dict[str, float] = dict(params.get("event_weights", {}))
+        # what exclude_purchased="auto" means for this model (decided from the data at training;
+        # bundles from before the decision keep the old default, True)
+        self.exclude_purchased_default: bool = bool(params.get("exclude_purchased_default", True))
+        self.blend_coefficients: dict[str, float] | None = (
+            {str(key): float(v) for key, v in params["blend_coefficients"].items()}
+            if params.get("blend_coefficients") and timing is not None else None)
+        self.timing = timing
+        if timing is not None and timing.last_bought.shape != (n_users, n_items):
+            raise ValueError(f"timing has shape {timing.last_bought.shape}, expected {(n_users, n_items)}")
         self.model_version = model_version
         self._customer_index = {c: i for i, c in enumerate(self.customer_ids)}
         self._item_index = {c: i for i, c in enumerate(self.item_ids)}
@@ -336,6 +483,7 @@ class RecommenderRuntime:
         self._norms = None
         self._blas = None
         self._projected = None  # item_factors (YtY + reg I)^-1, for explanations
+        self._popularity01 = self.popularity / max(float(self.popularity.max(initial=0.0)), 1.0)
 
     # ---- persistence --------------------------------------------------------------------
 
@@ -369,6 +517,7 @@ class RecommenderRuntime:
             item_available=items["available"],
             popularity=np.asarray(popularity["popularity"], dtype=np.float64),
             params=manifest.get("params", {}),
+            timing=RepurchaseTiming.load(root / "timing.npz") if (root / "timing.npz").is_file() else None,
             model_version=manifest.get("model_version"),
         )
 
@@ -382,6 +531,8 @@ class RecommenderRuntime:
         )
         sp.save_npz(directory / "user_items.npz", self.user_items)
         sp.save_npz(directory / "purchases.npz", self.purchases)
+        if self.timing is not None:
+            self.timing.save(directory / "timing.npz")
         (directory / "items.json").write_text(
             json.dumps({"item_ids": self.item_ids, "category": self.item_category.tolist(),
                         "available": self.item_available.tolist()})
@@ -397,7 +548,7 @@ class RecommenderRuntime:
             "n_items": len(self.item_ids),
             "factors": int(self.item_factors.shape[1]),
             "params": self.params,
-            "files": list(_FILES),
+            "files": list(_FILES) + (["timing.npz"] if self.timing is not None else []),
         }
         manifest.update(extra_manifest or {})
         (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True, default=to_jsonable))
@@ -435,28 +586,30 @@ class RecommenderRuntime:
         self,
         customer_id: str,
         k: int = 10,
-        exclude_purchased: bool = True,
+        exclude_purchased: bool | str = "auto",
         categories: Sequence[str] | None = None,
         available_only: bool = True,
         consent: bool = True,
         recent_items: Sequence[tuple[str, float]] | None = None,
+        now: float | None = None,
     ) -> Recommendations:
         """Top-``k`` items for one customer (see :meth:`recommend_batch`)."""
         return self.recommend_batch(
             [customer_id], k=k, exclude_purchased=exclude_purchased, categories=categories,
             available_only=available_only, consent=[consent],
-            recent_items=None if recent_items is None else [recent_items],
+            recent_items=None if recent_items is None else [recent_items], now=now,
         )[0]
 
     def recommend_batch(
         self,
         customer_ids: Sequence[str],
         k: int = 10,
-        exclude_purchased: bool = True,
+        exclude_purchased: bool | str = "auto",
         categories: Sequence[str] | None = None,
         available_only: bool = True,
         consent: bool | Sequence[bool] = True,
         recent_items: Sequence[Sequence[tuple[str, float]] | None] | None = None,
+        now: float | None = None,
     ) -> list[Recommendations]:
         """Top-``k`` items for many customers, in the order given.
 
@@ -467,8 +620,10 @@ class RecommenderRuntime:
         k:
             Items per customer (1..1000).
         exclude_purchased:
-            Leave out items the customer bought (training purchases, plus ``recent_items``
-            whose weight reaches the purchase weight). When False and the model's mode is
+            ``auto`` (default): what training decided from the data (:attr:`exclude_purchased_default`:
+            False for shops where a good share of purchases are repeats). True: leave out items
+            the customer bought (training purchases, plus ``recent_items`` whose weight reaches
+            the purchase weight). When False and the model's mode is
             ``blend`` or ``buy_again``, rebuys are mixed in and the strategy says so.
         categories:
             Only items of these categories.
@@ -481,14 +636,43 @@ class RecommenderRuntime:
             None, or one entry per customer: None or a list of ``(item_id, weight)`` (weights
             on the scale of ``event_weights``) for events the model has not seen; the user
             vector is then recomputed (``als_fresh``). Unknown item ids are ignored.
+        now:
+            The moment of the request as a day number (days since 1970-01-01 UTC), for the
+            repurchase timing of the blend; None: :meth:`now_days`.
         """
         if not 1 <= int(k) <= 1000:
             raise ValueError(f"k must be between 1 and 1000, got {k}")
+        exclude = self.resolve_exclude_purchased(exclude_purchased)
+        now_days = self.now_days() if now is None else float(now)
         # Small matrix products are slower with a threaded BLAS (and would fight the server's
         # own threads): one BLAS thread while answering.
         with self._blas_one_thread():
-            return self._recommend_batch(customer_ids, int(k), exclude_purchased, categories,
-                                         available_only, consent, recent_items)
+            return self._recommend_batch(customer_ids, int(k), exclude, categories,
+                                         available_only, consent, recent_items, now_days)
+
+    def resolve_exclude_purchased(self, exclude_purchased: bool | str | None) -> bool:
+        """``auto`` / None -> the model's data-driven default; True / False as given."""
+        if exclude_purchased is None or (isinstance(exclude_purchased, str) and exclude_purchased == "auto"):
+            return self.exclude_purchased_default
+        if isinstance(exclude_purchased, (bool, np.bool_)):
+            return bool(exclude_purchased)
+        raise ValueError(f"exclude_purchased must be true, false or 'auto', got {exclude_purchased!r}")
+
+    def now_days(self, wall_clock_s: float | None = None) -> float:
+        """"Now" for the repurchase timing, as a day number.
+
+        The wall clock, unless the model was trained on data from another time: when the clock
+        is before the last training purchase (simulated future data) or more than
+        :data:`MAX_CLOCK_GAP_DAYS` after it (a historical data set), the end of the training
+        data is used, so timing reads as it did when the data was recorded.
+        """
+        import time
+
+        wall = (time.time() if wall_clock_s is None else wall_clock_s) / DAY_SECONDS
+        if self.timing is None:
+            return wall
+        end = self.timing.as_of_days
+        return wall if end <= wall <= end + MAX_CLOCK_GAP_DAYS else end
 
     def _blas_one_thread(self):
         if self._blas is None:
@@ -498,7 +682,7 @@ class RecommenderRuntime:
         return self._blas.limit(limits=1, user_api="blas")
 
     def _recommend_batch(self, customer_ids, k, exclude_purchased, categories, available_only, consent,
-                         recent_items) -> list[Recommendations]:
+                         recent_items, now_days) -> list[Recommendations]:
         n = len(customer_ids)
         consents = [bool(consent)] * n if isinstance(consent, (bool, np.bool_)) else [bool(c) for c in consent]
         if len(consents) != n:
@@ -530,11 +714,11 @@ class RecommenderRuntime:
         if als_rows:
             rows = np.asarray(als_rows)
             answers = self._score(self.user_factors[rows], self.user_items[rows], self.purchases[rows],
-                                  k, exclude_purchased, allowed, "als")
+                                  k, exclude_purchased, allowed, "als", self._timing_rows(rows), now_days)
             for pos, ans in zip(als_pos, answers):
                 results[pos] = ans
         if fresh_rows:
-            conf_rows, buy_rows = [], []
+            conf_rows, buy_rows, last_rows, gap_rows = [], [], [], []
             for row, (cols, weights) in zip(fresh_rows, fresh_recent):
                 base = self.user_items[row] if row is not None else sp.csr_matrix((1, len(self.item_ids)), dtype=np.float32)
                 add = sp.csr_matrix((weights, (np.zeros_like(cols), cols)), shape=(1, len(self.item_ids)), dtype=np.float32)
@@ -552,10 +736,18 @@ class RecommenderRuntime:
                 bought.data[:] = 1.0
                 base_buys = self.purchases[row] if row is not None else sp.csr_matrix((1, len(self.item_ids)), dtype=np.float32)
                 buy_rows.append(base_buys + bought)
+                if self.timing is not None:
+                    last, gap = self._timing_rows(np.asarray([row]) if row is not None else None)
+                    last = last.toarray()
+                    last[0, cols[is_buy]] = now_days  # bought just now
+                    last_rows.append(sp.csr_matrix(last))
+                    gap_rows.append(gap)
             conf = sp.vstack(conf_rows).tocsr()
             buys = sp.vstack(buy_rows).tocsr()
             vectors = self._recalculate(conf)
-            answers = self._score(vectors, conf, buys, k, exclude_purchased, allowed, "als_fresh")
+            fresh_timing = (sp.vstack(last_rows).tocsr(), sp.vstack(gap_rows).tocsr()) if last_rows else None
+            answers = self._score(vectors, conf, buys, k, exclude_purchased, allowed, "als_fresh", fresh_timing,
+                                  now_days)
             for pos, ans, c in zip(fresh_pos, answers, conf_rows):
                 if c.nnz == 0:  # recent items were all unknown or cancelled out
                     row = self._customer_index.get(str(customer_ids[pos]))
@@ -565,6 +757,15 @@ class RecommenderRuntime:
         for r in results:
             r.model_version = self.model_version
         return results  # type: ignore[return-value]
+
+    def _timing_rows(self, rows: np.ndarray | None) -> tuple[sp.csr_matrix, sp.csr_matrix] | None:
+        """(last_bought, pair_interval) rows of these customers; empty rows for None; None without timing."""
+        if self.timing is None:
+            return None
+        if rows is None:
+            empty = sp.csr_matrix((1, len(self.item_ids)), dtype=np.float64)
+            return empty, empty.copy()
+        return self.timing.rows(rows)
 
     def _recent_vector(self, recent: Sequence[tuple[str, float]] | None) -> tuple[np.ndarray, np.ndarray] | None:
         if not recent:
@@ -605,10 +806,16 @@ class RecommenderRuntime:
         exclude_purchased: bool,
         allowed: np.ndarray | None,
         strategy: str,
+        timing_rows: tuple[sp.csr_matrix, sp.csr_matrix] | None = None,
+        now_days: float | None = None,
     ) -> list[Recommendations]:
         scores = vectors @ self.item_factors.T
         if not exclude_purchased and self.mode != "als":
-            scores = mode_scores(scores, buys, self.mode, self.blend_weight)
+            if self.mode == "blend" and self.blend_coefficients and timing_rows is not None:
+                scores = learned_blend_scores(scores, buys, timing_rows[0], timing_rows[1], self.timing,
+                                              now_days, self._popularity01, self.blend_coefficients)
+            else:
+                scores = mode_scores(scores, buys, self.mode, self.blend_weight)
             strategy = self.mode
         ranked = top_k(scores, k, exclude=buys if exclude_purchased else None, allowed=allowed, overwrite=True)
         if self._projected is None:

@@ -15,7 +15,12 @@ How an event becomes confidence (see docs/recommender.md):
   missing from the customers table) are left out entirely.
 
 Beside the confidence matrix a purchase-count matrix is kept (same rows and columns):
-it drives "exclude purchased" and the buy-again / blend modes.
+it drives "exclude purchased" and the buy-again / blend modes; and the repurchase timing
+(:class:`registry.recommender_runtime.RepurchaseTiming`: when each customer last bought each
+item, and how regularly items are rebought), which the learned blend reads.
+
+Also here: the share of purchases that are repeats (what ``exclude_purchased: auto`` is decided
+from) and the next-basket split (each customer's last order held out).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+from registry.recommender_runtime import DAY_SECONDS, RepurchaseTiming
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +51,9 @@ class InteractionMatrix:
         CSR matrix, customers x items, float32 confidence (>= 0, explicit zeros removed).
     purchases:
         CSR matrix, customers x items, float32 number of purchases (net of returns, >= 0).
+    timing:
+        When each customer last bought each item and how regularly items are rebought
+        (:func:`repurchase_timing`), same rows and columns.
     customer_ids, item_ids:
         Arrays of str: row ``u`` of both matrices is ``customer_ids[u]``, column ``i`` is
         ``item_ids[i]``.
@@ -53,6 +63,7 @@ class InteractionMatrix:
     purchases: sp.csr_matrix
     customer_ids: np.ndarray
     item_ids: np.ndarray
+    timing: RepurchaseTiming | None = None
 
     @property
     def customer_index(self) -> dict[str, int]:
@@ -205,12 +216,117 @@ def build_interactions(
         user_items.eliminate_zeros()
 
     logger.info("interactions: %d customers x %d items, %d non-zero", n_rows, n_cols, user_items.nnz)
+    is_buy = np.isin(ev_types, list(purchase_event_types))
+    timing = repurchase_timing(rows[is_buy], cols[is_buy], pd.to_datetime(ev["event_at"][is_buy], utc=True),
+                               (n_rows, n_cols))
     return InteractionMatrix(
         user_items=user_items.tocsr(),
         purchases=purchases.tocsr(),
         customer_ids=np.asarray(customer_ids, dtype=str),
         item_ids=np.asarray(item_index, dtype=str),
+        timing=timing,
     )
+
+
+def day_numbers(at: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+    """Timestamps (UTC) as day numbers: days since 1970-01-01, fractional."""
+    values = pd.DatetimeIndex(at)
+    if values.tz is None:
+        values = values.tz_localize("UTC")
+    return values.as_unit("s").asi8.astype(np.float64) / DAY_SECONDS
+
+
+def repurchase_timing(rows: np.ndarray, cols: np.ndarray, at: pd.Series, shape: tuple[int, int]) -> RepurchaseTiming:
+    """Repurchase timing from purchase events (row, column, time), one entry per event.
+
+    Purchases of one pair at the same moment count once (one order). Intervals are the gaps
+    between consecutive distinct purchase times of one customer-item pair; an item's interval is
+    the median of its pairs' gaps pooled, its repeat rate the share of its buyers with two or
+    more distinct purchase times; the shop's clock (``recency_scale_days``) is the median of all
+    gaps (7 days when nobody rebought anything).
+    """
+    n_cols = shape[1]
+    days = day_numbers(at) if len(rows) else np.empty(0)
+    frame = pd.DataFrame({"r": np.asarray(rows, np.int64), "c": np.asarray(cols, np.int64), "d": days})
+    frame = frame.drop_duplicates().sort_values(["r", "c", "d"], kind="stable")
+    same_pair = (frame["r"].to_numpy()[1:] == frame["r"].to_numpy()[:-1]) & (
+        frame["c"].to_numpy()[1:] == frame["c"].to_numpy()[:-1])
+    gaps = pd.DataFrame({"r": frame["r"].to_numpy()[1:][same_pair], "c": frame["c"].to_numpy()[1:][same_pair],
+                         "gap": np.diff(frame["d"].to_numpy())[same_pair]})
+    last = frame.groupby(["r", "c"], sort=True)["d"].max()
+    last_bought = sp.csr_matrix((last.to_numpy(), (last.index.get_level_values(0), last.index.get_level_values(1))),
+                                shape=shape, dtype=np.float64)
+    pair_gap = gaps.groupby(["r", "c"], sort=True)["gap"].median()
+    pair_gap = pair_gap[pair_gap > 0]
+    pair_interval = sp.csr_matrix(
+        (pair_gap.to_numpy(), (pair_gap.index.get_level_values(0), pair_gap.index.get_level_values(1))),
+        shape=shape, dtype=np.float64)
+    item_interval = np.full(n_cols, np.nan)
+    by_item = gaps.groupby("c")["gap"].median()
+    item_interval[by_item.index.to_numpy()] = by_item.to_numpy()
+    buyers = np.bincount(last.index.get_level_values(1), minlength=n_cols).astype(np.float64)
+    repeaters = np.bincount(pair_gap.index.get_level_values(1), minlength=n_cols).astype(np.float64)
+    repeat_rate = np.divide(repeaters, buyers, out=np.zeros(n_cols), where=buyers > 0)
+    scale = float(np.median(gaps["gap"])) if len(gaps) else 7.0
+    as_of = float(frame["d"].max()) if len(frame) else 0.0
+    return RepurchaseTiming(last_bought=last_bought, pair_interval=pair_interval, item_interval=item_interval,
+                            item_repeat_rate=repeat_rate, recency_scale_days=max(scale, 1e-3), as_of_days=as_of)
+
+
+def repeat_purchase_share(events: pd.DataFrame, purchase_event_types: Sequence[str] = PURCHASE_EVENT_TYPES) -> float:
+    """Share of purchases that are repeats: of an item the same customer bought at an earlier time.
+
+    One customer buying one item several times at one moment (one order) counts once. 0.0 when
+    there are no purchases with an item.
+    """
+    buys = events[events["event_type"].isin(list(purchase_event_types)) & events["item_id"].notna()]
+    if buys.empty:
+        return 0.0
+    lines = buys[["customer_id", "item_id", "event_at"]].drop_duplicates()
+    pairs = lines[["customer_id", "item_id"]].drop_duplicates()
+    return float((len(lines) - len(pairs)) / len(lines))
+
+
+def decide_exclude_purchased(repeat_share: float, threshold: float) -> bool:
+    """``exclude_purchased: auto``: exclude bought items unless at least ``threshold`` of purchases are repeats."""
+    if not 0 <= threshold <= 1:
+        raise ValueError(f"repeat-share threshold must be within [0, 1], got {threshold}")
+    return repeat_share < threshold
+
+
+def last_order_split(
+    events: pd.DataFrame,
+    purchase_event_types: Sequence[str] = PURCHASE_EVENT_TYPES,
+    order_window_hours: float = 1.0,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """Next-basket split: each customer's last order is held out, everything before it is history.
+
+    The canonical events carry no order id: a customer's last order is their purchases within
+    ``order_window_hours`` of their last purchase (0 = the purchases at exactly that moment).
+    Customers with one order only have no history and so are not evaluated (their order stays
+    out of both parts).
+
+    Returns
+    -------
+    (history, last_orders, order_at):
+        ``history``: all events (any type) strictly before the customer's last order starts;
+        ``last_orders``: the purchase events of each last order; ``order_at``: Series
+        customer_id -> the time of the last purchase (the moment of the "request").
+    """
+    if order_window_hours < 0:
+        raise ValueError(f"order window must be >= 0 hours, got {order_window_hours}")
+    if events.empty:
+        raise ValueError("no events to split: ingest or generate data first")
+    at = pd.to_datetime(events["event_at"], utc=True)
+    cust = events["customer_id"].astype(str)
+    is_buy = events["event_type"].isin(list(purchase_event_types)).to_numpy() & events["item_id"].notna().to_numpy()
+    last_at = at[is_buy].groupby(cust[is_buy]).max()
+    start = last_at - pd.Timedelta(hours=order_window_hours)
+    row_start = cust.map(start)  # NaT for customers who never bought
+    in_last = is_buy & (at >= row_start).to_numpy()
+    before = ((at < row_start) | row_start.isna()).to_numpy()  # customers who never bought: all history
+    has_history = cust.map(at[is_buy & before].groupby(cust[is_buy & before]).size()).fillna(0).to_numpy() > 0
+    return events[before], events[in_last & has_history], last_at
 
 
 def time_split(

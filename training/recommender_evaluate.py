@@ -36,7 +36,9 @@ METRICS: tuple[str, ...] = (
     "precision_at_k", "recall_at_k", "ndcg_at_k", "map_at_k", "hit_rate_at_k",
     "coverage_at_k", "popularity_percentile_at_k", "precision_implicit_at_k",
 )
-BASELINES: tuple[str, ...] = ("popular", "popular_in_category", "buy_again", "item_cosine", "bpr", "als")
+BASELINES: tuple[str, ...] = ("popular", "popular_in_category", "buy_again", "own_recent", "item_cosine", "bpr",
+                               "als")
+NEXT_BASKET_BASELINES: tuple[str, ...] = ("popular", "buy_again", "own_recent")
 _BATCH = 2048
 
 ScoreFn = Callable[[np.ndarray], np.ndarray]
@@ -115,10 +117,12 @@ def ranking_metrics(
     return out
 
 
-def _rank(score_fn: ScoreFn, rows: np.ndarray, k: int, exclude: sp.csr_matrix | None) -> dict[int, np.ndarray]:
+def _rank(score_fn: ScoreFn, rows: np.ndarray, k: int, exclude: sp.csr_matrix | None,
+          n_items: int) -> dict[int, np.ndarray]:
     recs: dict[int, np.ndarray] = {}
-    for start in range(0, len(rows), _BATCH):
-        batch = rows[start:start + _BATCH]
+    step = max(1, min(_BATCH, 4_000_000 // max(n_items, 1)))  # dense score rows of about 16-32 MB
+    for start in range(0, len(rows), step):
+        batch = rows[start:start + step]
         scores = np.asarray(score_fn(batch), dtype=np.float32)
         ranked = top_k(scores, k, exclude=None if exclude is None else exclude[batch])
         recs.update({int(r): cols for r, (cols, _) in zip(batch, ranked)})
@@ -141,7 +145,9 @@ def baseline_scorers(
 ) -> dict[str, tuple[ScoreFn, bool]]:
     """Score functions of the baselines: name -> (rows -> scores (rows x items), may_exclude).
 
-    ``may_exclude`` is False for buy-again, which by definition recommends bought items.
+    ``may_exclude`` is False for buy-again ("own most-bought": the customer's items by purchase
+    count) and own-recent ("own most-recent": their items by the time of the last purchase),
+    which by definition recommend bought items; both fill up with popular items.
     """
     unknown = sorted(set(names) - set(BASELINES))
     if unknown:
@@ -176,6 +182,20 @@ def baseline_scorers(
             return np.where(b > 0, b + 1.0, pop01[None, :])
 
         out["buy_again"] = (_buy_again, False)
+    if "own_recent" in names:
+        if train.timing is None:
+            raise ValueError("the own_recent baseline needs the repurchase timing of the matrix")
+        last_bought = train.timing.last_bought
+        bought = train.purchases
+
+        def _own_recent(rows: np.ndarray) -> np.ndarray:
+            last = _dense(last_bought[rows])
+            own = (_dense(bought[rows]) > 0) & (last > 0)
+            # later purchase first: own items in [1, 2) by day number, above every popular item (< 1)
+            lo, hi = (last[own].min(), last[own].max()) if own.any() else (0.0, 0.0)
+            return np.where(own, 1.0 + (last - lo) / (hi - lo + 1.0), pop01[None, :])
+
+        out["own_recent"] = (_own_recent, False)
     if "item_cosine" in names:
         import warnings
 
@@ -212,8 +232,12 @@ def evaluate(
     random_state: int | None = 42,
     bpr_params: Mapping[str, float] | None = None,
     cosine_k: int = 100,
+    now: Mapping[int, float] | float | None = None,
 ) -> pd.DataFrame:
     """Metrics of ``model`` and the baselines on the same holdout customers.
+
+    ``now``: the moment of each customer's request as a day number (one per customer row, or one
+    for all; None = the end of the training data), read by the learned blend's repurchase timing.
 
     Exclusion of purchased items follows the model's mode for every ranker that may
     exclude: ``als`` mode excludes the customer's training purchases, ``buy_again`` and
@@ -230,8 +254,10 @@ def evaluate(
     exclude = train.purchases if model.mode == "als" else None
     pct = popularity_percentiles(train.user_items)
     n_items = train.user_items.shape[1]
+    when = None if now is None else (
+        np.full(len(rows), float(now)) if np.isscalar(now) else np.asarray([now[int(r)] for r in rows]))
     table = {"model": ranking_metrics(
-        {int(r): c for r, c in zip(rows, _model_recs(model, rows, k))}, targets, k, n_items, pct)}
+        {int(r): c for r, c in zip(rows, _model_recs(model, rows, k, now=when))}, targets, k, n_items, pct)}
     if model.mode != "als":
         # What the service answers when a request asks to exclude purchased items (strategy "als").
         table["model_excluding_purchased"] = ranking_metrics(
@@ -242,7 +268,7 @@ def evaluate(
         train, item_categories, names, model=model, bpr_params=bpr_params, num_threads=num_threads,
         random_state=random_state, cosine_k=cosine_k,
     ).items():
-        recs = _rank(fn, rows, k, exclude if may_exclude else None)
+        recs = _rank(fn, rows, k, exclude if may_exclude else None, n_items)
         table[name] = ranking_metrics(recs, targets, k, n_items, pct)
         logger.info("baseline %s: ndcg@%d %.4f", name, k, table[name]["ndcg_at_k"])
     frame = pd.DataFrame.from_dict(table, orient="index")[list(METRICS)]
@@ -251,9 +277,11 @@ def evaluate(
     return frame
 
 
-def _model_recs(model: ALSRecommender, rows: np.ndarray, k: int, exclude_purchased: bool | None = None
-                ) -> list[np.ndarray]:
+def _model_recs(model: ALSRecommender, rows: np.ndarray, k: int, exclude_purchased: bool | None = None,
+                now: np.ndarray | None = None) -> list[np.ndarray]:
     out: list[np.ndarray] = []
-    for start in range(0, len(rows), _BATCH):
-        out.extend(model.recommend(rows[start:start + _BATCH], k, exclude_purchased=exclude_purchased))
+    step = max(1, min(_BATCH, 4_000_000 // max(model.item_factors_.shape[0], 1)))
+    for start in range(0, len(rows), step):
+        out.extend(model.recommend(rows[start:start + step], k, exclude_purchased=exclude_purchased,
+                                   now=None if now is None else now[start:start + step]))
     return out

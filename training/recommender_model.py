@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from registry.recommender_runtime import MODES, RecommenderRuntime, mode_scores, top_k
+from registry.recommender_runtime import (
+    MODES,
+    RecommenderRuntime,
+    learned_blend_scores,
+    mode_scores,
+    top_k,
+)
 from training.interactions import InteractionMatrix
 
 logger = logging.getLogger(__name__)
@@ -93,11 +99,14 @@ class ALSRecommender:
         if not 0 <= self.blend_weight <= 1:
             raise ValueError(f"blend_weight must be within [0, 1], got {self.blend_weight}")
 
-    def fit(self, user_items: sp.csr_matrix, purchases: sp.csr_matrix | None = None) -> ALSRecommender:
+    def fit(self, user_items: sp.csr_matrix, purchases: sp.csr_matrix | None = None,
+            timing=None) -> ALSRecommender:
         """Factorise ``user_items`` (CSR, customers x items, confidence >= 0).
 
         ``purchases`` (CSR, customers x items, counts) is kept for the rebuy modes; when None,
-        the non-zero pattern of ``user_items`` stands in for it.
+        the non-zero pattern of ``user_items`` stands in for it. ``timing``
+        (:class:`registry.recommender_runtime.RepurchaseTiming`, same shape) is kept for the
+        learned blend (:meth:`set_blend`).
         """
         self._validate()
         if not sp.issparse(user_items):
@@ -130,6 +139,10 @@ class ALSRecommender:
             purchases = user_items.copy()
             purchases.data[:] = 1.0
         self.purchases_ = sp.csr_matrix(purchases, dtype=np.float32)
+        self.timing_ = timing
+        self.blend_coefficients_: dict[str, float] | None = None
+        counts = np.asarray((user_items > 0).sum(axis=0)).ravel().astype(np.float64)
+        self.popularity01_ = counts / max(float(counts.max(initial=0.0)), 1.0)
         logger.info("ALS fitted: %d customers x %d items, %d factors (%s)",
                     user_items.shape[0], user_items.shape[1], self.factors, "GPU" if self.used_gpu_ else "CPU")
         return self
@@ -143,18 +156,45 @@ class ALSRecommender:
         self._check_fitted()
         return self.user_factors_[rows] @ self.item_factors_.T
 
-    def recommend(self, rows: np.ndarray, k: int, exclude_purchased: bool | None = None) -> list[np.ndarray]:
+    def set_blend(self, coefficients: dict[str, float] | None) -> ALSRecommender:
+        """Use learned blend weights (:mod:`training.recommender_blend`) in ``blend`` mode; None = the fixed blend."""
+        self._check_fitted()
+        if coefficients is not None and self.timing_ is None:
+            raise ValueError("a learned blend needs the repurchase timing: fit(..., timing=matrix.timing)")
+        self.blend_coefficients_ = None if coefficients is None else dict(coefficients)
+        return self
+
+    def scores(self, rows: np.ndarray, now: np.ndarray | float | None = None) -> np.ndarray:
+        """Scores (len(rows) x items) of the model's mode; ``now`` = day number(s) of the request
+        (default: the last training purchase), read by the learned blend's timing."""
+        self._check_fitted()
+        rows = np.asarray(rows)
+        buys = self.purchases_[rows]
+        als = self.als_scores(rows)
+        if self.mode == "blend" and self.blend_coefficients_ and self.timing_ is not None:
+            last, gap = self.timing_.rows(rows)
+            when = self.timing_.as_of_days if now is None else now
+            return learned_blend_scores(als, buys, last, gap, self.timing_, when, self.popularity01_,
+                                        self.blend_coefficients_)
+        return mode_scores(als, buys, self.mode, self.blend_weight)
+
+    def recommend(self, rows: np.ndarray, k: int, exclude_purchased: bool | None = None,
+                  now: np.ndarray | float | None = None) -> list[np.ndarray]:
         """Top-``k`` item columns for training ``rows`` under the model's mode.
 
         ``exclude_purchased`` defaults to what the mode implies: True for ``als``, False for
         ``buy_again`` / ``blend`` (rebuys are their point). The same rule is used in evaluation.
+        ``now``: day number of the request, one per row or one for all (see :meth:`scores`).
         """
         self._check_fitted()
         rows = np.asarray(rows)
         if exclude_purchased is None:
             exclude_purchased = self.mode == "als"
         buys = self.purchases_[rows]
-        scores = mode_scores(self.als_scores(rows), buys, self.mode, self.blend_weight)
+        if exclude_purchased:  # what the service answers then: ALS scores, bought items left out
+            scores = self.als_scores(rows)
+        else:
+            scores = self.scores(rows, now)
         return [c for c, _ in top_k(scores, k, exclude=buys if exclude_purchased else None)]
 
     def to_runtime(
@@ -178,11 +218,13 @@ class ALSRecommender:
         popularity = np.asarray((interactions.user_items > 0).sum(axis=0)).ravel().astype(np.float64)
         all_params = {"factors": int(self.factors), "regularization": float(self.regularization),
                       "alpha": float(self.alpha), "iterations": int(self.iterations), "mode": self.mode,
-                      "blend_weight": float(self.blend_weight), "random_state": self.random_state}
+                      "blend_weight": float(self.blend_weight), "random_state": self.random_state,
+                      "blend_coefficients": self.blend_coefficients_}
         all_params.update(params or {})
         return RecommenderRuntime(
             user_factors=self.user_factors_, item_factors=self.item_factors_,
             customer_ids=interactions.customer_ids, item_ids=item_ids,
             user_items=interactions.user_items, purchases=interactions.purchases,
             item_category=category, item_available=available, popularity=popularity, params=all_params,
+            timing=self.timing_ if self.timing_ is not None else interactions.timing,
         )

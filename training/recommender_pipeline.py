@@ -5,6 +5,11 @@ What is registered is a model fitted on *all* events (so it knows the latest beh
 figures come from a twin fitted on the events before the holdout cut-off and judged on the
 holdout. The gate therefore refits both versions' recorded configurations on the current
 holdout split rather than scoring the registered artefacts (which have seen that holdout).
+
+Beside the time holdout, every run evaluates next-basket style (each customer's last order
+held out, against "own most-bought" and "own most-recent"), learns the blend's weights where
+the mode is ``blend`` (:mod:`training.recommender_blend`), and decides what
+``exclude_purchased: auto`` means for the model from the share of purchases that are repeats.
 """
 
 from __future__ import annotations
@@ -21,8 +26,17 @@ import numpy as np
 import pandas as pd
 
 from tenure.settings import Settings
-from training.interactions import build_interactions, holdout_targets, time_split
-from training.recommender_evaluate import BASELINES, evaluate
+from training.interactions import (
+    build_interactions,
+    day_numbers,
+    decide_exclude_purchased,
+    holdout_targets,
+    last_order_split,
+    repeat_purchase_share,
+    time_split,
+)
+from training.recommender_blend import learn_blend
+from training.recommender_evaluate import BASELINES, NEXT_BASKET_BASELINES, evaluate
 from training.recommender_model import ALSRecommender
 from training.sources import RECOMMENDER_SOURCES, source_settings
 
@@ -58,6 +72,9 @@ class TrainResult:
     cutoff: pd.Timestamp
     n_train_customers: int
     n_items: int
+    next_basket: pd.DataFrame | None = None  # each customer's last order held out
+    repeat_share: float | None = None  # share of purchases that are repeats
+    exclude_purchased_default: bool = True  # what exclude_purchased "auto" means for this model
 
 
 # ---- data ----------------------------------------------------------------------------------
@@ -119,6 +136,7 @@ def config_from_settings(settings: Settings, data: RecommenderData | None = None
         "iterations": r.iterations, "weighting": r.weighting,
         "mode": data.mode if data is not None and data.mode else r.mode,
         "blend_weight": r.blend_weight, "half_life_days": r.time_decay_half_life_days,
+        "learn_blend": r.learn_blend, "order_window_hours": r.order_window_hours,
         "event_weights": dict(data.event_weights if data is not None else r.event_weights),
         "use_gpu": r.use_gpu, "random_state": r.random_state,
     }
@@ -139,6 +157,25 @@ def _model(config: Mapping[str, Any], num_threads: int) -> ALSRecommender:
         alpha=float(config["alpha"]), iterations=int(config["iterations"]), use_gpu=config["use_gpu"],
         mode=config["mode"], blend_weight=float(config["blend_weight"]), num_threads=num_threads,
         random_state=config["random_state"],
+    )
+
+
+def _fit(config: Mapping[str, Any], matrix, num_threads: int) -> ALSRecommender:
+    return _model(config, num_threads).fit(matrix.user_items, matrix.purchases, timing=matrix.timing)
+
+
+def learn_blend_weights(data: RecommenderData, config: Mapping[str, Any], events: pd.DataFrame,
+                        num_threads: int = 0, holdout_days: int | None = None) -> dict[str, float] | None:
+    """The learned blend's weights from ``events`` (None outside blend mode, with ``learn_blend``
+    off, or with too little data: the fixed blend is used then). ``holdout_days``: learn for a
+    time holdout of that length instead of for the next basket (see :mod:`training.recommender_blend`)."""
+    if config["mode"] != "blend" or not config.get("learn_blend", True):
+        return None
+    return learn_blend(
+        events, lambda ev: _matrix(data, ev, config),
+        lambda matrix: _fit(config, matrix, num_threads).als_scores,
+        data.purchase_event_types, data.target_event_types, float(config.get("order_window_hours", 1.0)),
+        config["random_state"], holdout_days=holdout_days,
     )
 
 
@@ -175,11 +212,42 @@ def holdout_evaluation(
             f"no training customer acted on an item in the last {holdout_days} days: nothing to "
             "evaluate on; lengthen recommender.holdout_days or add data"
         )
-    model = _model(config, num_threads).fit(train.user_items, train.purchases)
+    # the blend learns for the question asked here: purchases in the next holdout_days from the cut-off
+    blend = learn_blend_weights(data, config, train_ev, num_threads, holdout_days=holdout_days)
+    model = _fit(config, train, num_threads).set_blend(blend)
     table = evaluate(model, train, targets, k, _categories(data, train.item_ids), baselines,
                      num_threads=num_threads, random_state=config["random_state"],
-                     bpr_params=bpr_params, cosine_k=cosine_k)
+                     bpr_params=bpr_params, cosine_k=cosine_k, now=float(day_numbers(pd.DatetimeIndex([cutoff]))[0]))
     return table, cutoff, train
+
+
+def next_basket_evaluation(
+    data: RecommenderData,
+    config: Mapping[str, Any],
+    k: int,
+    baselines: tuple[str, ...] = NEXT_BASKET_BASELINES,
+    num_threads: int = 0,
+) -> pd.DataFrame:
+    """Each customer's last order held out (:func:`training.interactions.last_order_split`).
+
+    The model (and its learned blend) is fitted on everything before each customer's last
+    order and asked at the moment of that order; customers with a single order are not
+    evaluated. Baselines by default: popular, "own most-bought" (``buy_again``) and "own
+    most-recent" (``own_recent``).
+    """
+    history, last_orders, order_at = last_order_split(data.events, data.purchase_event_types,
+                                                      float(config.get("order_window_hours", 1.0)))
+    if history.empty or last_orders.empty:
+        raise ValueError("no customer has an order after earlier purchases: nothing to evaluate next-basket style")
+    train = _matrix(data, history, config)
+    targets = holdout_targets(last_orders, train, data.target_event_types)
+    if not targets:
+        raise ValueError("no customer's last order has an item the model knows: nothing to evaluate")
+    model = _fit(config, train, num_threads).set_blend(learn_blend_weights(data, config, history, num_threads))
+    days = pd.Series(day_numbers(order_at), index=order_at.index.astype(str))
+    now = {row: float(days[train.customer_ids[row]]) for row in targets}
+    return evaluate(model, train, targets, k, _categories(data, train.item_ids), baselines,
+                    num_threads=num_threads, random_state=config["random_state"], now=now)
 
 
 def tune(
@@ -279,16 +347,30 @@ def train_recommender(
     config = config_from_settings(settings, data)
     if tune_trials:
         config = tune(data, config, tune_trials, r.holdout_days, r.k, num_threads, progress=say)
+    repeat_share = repeat_purchase_share(data.events, data.purchase_event_types)
+    exclude_default = decide_exclude_purchased(repeat_share, r.exclude_purchased_repeat_share)
+    say(f"{repeat_share:.0%} of purchases are repeats: exclude_purchased 'auto' "
+        f"{'leaves bought items out' if exclude_default else 'keeps bought items in'} "
+        f"(threshold {r.exclude_purchased_repeat_share:.0%})")
     table, cutoff, train = holdout_evaluation(data, config, r.holdout_days, r.k, num_threads=num_threads)
     say(f"evaluated on the holdout after {cutoff:%Y-%m-%d}: ndcg@{r.k} {table.loc['model', 'ndcg_at_k']:.4f}")
+    next_basket = None
+    try:
+        next_basket = next_basket_evaluation(data, config, r.k, num_threads=num_threads)
+        say(f"next basket (last order held out, {int(next_basket['n_customers'].iloc[0]):,} customers): "
+            + ", ".join(f"{name} P@{r.k} {next_basket.loc[name, 'precision_at_k']:.3f}"
+                        for name in next_basket.index if name in ("model", "buy_again", "own_recent")))
+    except ValueError as exc:
+        say(f"no next-basket evaluation: {exc}")
 
     end = pd.to_datetime(data.events["event_at"], utc=True).max()
     full = _matrix(data, data.events, config, as_of=end)
-    model = _model(config, num_threads).fit(full.user_items, full.purchases)
+    model = _fit(config, full, num_threads).set_blend(learn_blend_weights(data, config, data.events, num_threads))
     say(f"fitted the serving model on {full.shape[0]:,} customers x {full.shape[1]:,} items")
     runtime = model.to_runtime(full, data.items, params={
         "event_weights": config["event_weights"], "weighting": config["weighting"],
         "half_life_days": config["half_life_days"], "use_gpu": config["use_gpu"],
+        "exclude_purchased_default": exclude_default, "repeat_share": repeat_share,
     })
     run_id, version = None, None
     with tempfile.TemporaryDirectory(prefix="tenure-recommender-") as tmp:
@@ -297,9 +379,12 @@ def train_recommender(
             "holdout_cutoff": str(cutoff), "config": config, "used_gpu": bool(model.used_gpu_),
             "target_event_types": list(data.target_event_types),
             "metrics": {key: float(v) for key, v in table.loc["model"].items()},
+            "next_basket_metrics": None if next_basket is None else {
+                key: float(v) for key, v in next_basket.loc["model"].items()},
+            "repeat_share": repeat_share, "exclude_purchased_default": exclude_default,
         })
         run_id = _log_run(settings, config, table, model_dir, data, cutoff, full, train, tune_trials,
-                          bool(model.used_gpu_))
+                          bool(model.used_gpu_), next_basket, repeat_share, exclude_default)
         say(f"logged MLflow run {run_id}")
         if register:
             from registry.models import register_version
@@ -307,10 +392,12 @@ def train_recommender(
             version = register_version(settings, "recommender", run_id, artifact_path="model",
                                        tags={"mode": config["mode"], "source": data.source})
             say(f"registered {settings.mlflow.recommender_model_name} version {version} as challenger")
-    return TrainResult(run_id, version, table, config, cutoff, train.shape[0], train.shape[1])
+    return TrainResult(run_id, version, table, config, cutoff, train.shape[0], train.shape[1], next_basket,
+                       repeat_share, exclude_default)
 
 
-def _log_run(settings, config, table, model_dir, data, cutoff, full, train, tune_trials, used_gpu) -> str:
+def _log_run(settings, config, table, model_dir, data, cutoff, full, train, tune_trials, used_gpu,
+             next_basket=None, repeat_share=None, exclude_default=True) -> str:
     import mlflow
 
     from registry.recommender_pyfunc import RecommenderPyfunc
@@ -326,6 +413,7 @@ def _log_run(settings, config, table, model_dir, data, cutoff, full, train, tune
             "n_customers": full.shape[0], "n_items": full.shape[1], "n_interactions": full.nnz,
             "n_train_customers": train.shape[0], "tune_trials": tune_trials, "used_gpu": used_gpu,
             "n_eval_customers": int(table["n_customers"].iloc[0]),
+            "repeat_share": repeat_share, "exclude_purchased_default": exclude_default,
         })
         mlflow.log_params({key: ("None" if v is None else v) for key, v in params.items()})
         metrics: dict[str, float] = {}
@@ -341,10 +429,18 @@ def _log_run(settings, config, table, model_dir, data, cutoff, full, train, tune
                     metrics[f"excluding_purchased/{name}"] = float(value)
                 else:
                     metrics[f"baseline/{ranker}/{name}"] = float(value)
+        if next_basket is not None:
+            for ranker, row in next_basket.drop(columns=["n_customers"]).iterrows():
+                for name, value in row.items():
+                    if not pd.isna(value):
+                        metrics[f"next_basket/{ranker}/{name}"] = float(value)
         mlflow.log_metrics(metrics)
         with tempfile.TemporaryDirectory() as tmp:
             csv = Path(tmp) / "metrics.csv"
             table.to_csv(csv)
+            if next_basket is not None:
+                next_basket.to_csv(Path(tmp) / "next_basket.csv")
+                mlflow.log_artifact(str(Path(tmp) / "next_basket.csv"), artifact_path="evaluation")
             mlflow.log_artifact(str(csv), artifact_path="evaluation")
         mlflow.log_artifacts(str(model_dir), artifact_path="recommender")
         mlflow.pyfunc.log_model(

@@ -52,12 +52,14 @@ class RecommendRequest(_Strict):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"example": {"customer_id": "c000001", "k": 10, "exclude_purchased": True,
+        json_schema_extra={"example": {"customer_id": "c000001", "k": 10, "exclude_purchased": "auto",
                                        "categories": ["snacks"], "available_only": True}},
     )
     customer_id: str = Field(..., min_length=1)
     k: int = Field(10, ge=1, le=100, description="How many items.")
-    exclude_purchased: bool = Field(True, description="Leave out items the customer already bought.")
+    exclude_purchased: bool | Literal["auto"] = Field(
+        "auto", description="Leave out items the customer already bought: true, false, or 'auto' (the default): "
+        "what training decided from the data (bought items stay in where many purchases are repeats).")
     categories: list[str] | None = Field(None, description="Only items of these categories.")
     available_only: bool = Field(True, description="Only items marked available.")
     context: dict[str, Any] | None = Field(None, description="Free-form context (page, campaign); logged.")

@@ -14,7 +14,7 @@ import math
 import threading
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import anyio.to_thread
 import bentoml
@@ -316,7 +316,7 @@ class TenureService:
         self,
         customer_id: str,
         k: int = 10,
-        exclude_purchased: bool = True,
+        exclude_purchased: bool | Literal["auto"] = "auto",
         categories: list[str] | None = None,
         available_only: bool = True,
         context: dict[str, Any] | None = None,
@@ -328,7 +328,7 @@ class TenureService:
         except _StoreBusy:
             return await anyio.to_thread.run_sync(self._recommend, *args)
 
-    def _recommend(self, customer_id: str, k: int, exclude_purchased: bool, categories: list[str] | None,
+    def _recommend(self, customer_id: str, k: int, exclude_purchased: bool | str, categories: list[str] | None,
                    available_only: bool, context: dict[str, Any] | None,
                    wait: bool = True) -> RecommendResponse | JSONResponse:
         current = self.models.current

@@ -198,7 +198,16 @@ class RecommenderSettings(_Section):
     mode: Literal["als", "buy_again", "blend"] = Field(
         "blend", description="als: new items only; buy_again: rebuys first; blend: both, weighted."
     )
-    blend_weight: float = Field(0.5, ge=0, le=1, description="Share of the rebuy score in blend mode.")
+    blend_weight: float = Field(0.5, ge=0, le=1, description="Share of the rebuy score in blend mode "
+                                "(the fixed blend: used when learn_blend is off or there is too little data).")
+    learn_blend: bool = Field(True, description="Blend mode learns how much ALS, buy-again, recency and "
+                              "repurchase timing count, from each customer's last order before the holdout.")
+    exclude_purchased_repeat_share: float = Field(
+        0.2, ge=0, le=1, description="exclude_purchased 'auto': bought items stay in answers when at least "
+        "this share of purchases are repeats of an item the customer bought before (decided at training).")
+    order_window_hours: float = Field(
+        1.0, ge=0, le=72, description="Next-basket evaluation: a customer's purchases within this many hours "
+        "of their last purchase form their last order (events carry no order id).")
     k: int = Field(10, ge=1, le=1000)
     holdout_days: int = Field(14, ge=1, description="Global time cut-off for the evaluation holdout.")
     gate_ndcg_tolerance: float = Field(0.005, ge=0, le=1)

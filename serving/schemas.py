@@ -1,21 +1,59 @@
-"""Request and response bodies of the HTTP API: typed, documented, strict (unknown fields are errors)."""
+"""Request and response bodies of the HTTP API: typed, documented, strict.
+
+Request models forbid unknown fields and use pydantic's strict mode: ``"k": "10"`` and
+``"k": true`` are not integers, ``"amount": "12"`` is not a number. Free-form strings and lists
+have upper bounds, so a body cannot grow the prediction or event log without limit.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+
+ID_MAX = 200
+"""Longest id (customer, item, event) accepted."""
+CONTEXT_MAX_BYTES = 4096
+"""Default bound of ``/recommend``'s ``context`` (``serving.max_context_bytes`` sets it in the service)."""
+
+Id = Annotated[str, Field(min_length=1, max_length=ID_MAX)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ErrorResponse(BaseModel):
+    """Every error answer of the API (4xx and 503): a sentence, and the problems one by one."""
+
+    error: str = Field(..., description="What went wrong, for a person.")
+    detail: list[dict[str, Any]] = Field(default_factory=list,
+                                         description="One entry per problem: loc (where), msg, type.")
+
+
+class Readiness(BaseModel):
+    """``GET /readyz``: what is loaded, and what is wrong in plain words (no internals)."""
+
+    ready: bool
+    churn_model_version: str | None = None
+    recommender_model_version: str | None = None
+    feature_store: bool = False
+    registry_reachable: bool = False
+    models_from_cache: bool = False
+    problems: list[str] = Field(default_factory=list)
+
+
+class ReloadRequest(_Strict):
+    """``POST /admin/reload`` takes no fields (an empty body is fine)."""
 
 
 class ChurnScoreRequest(_Strict):
     """Customers to score (one or many)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"customer_ids": ["c000001", "c000002"]}})
-    customer_ids: list[str] = Field(..., min_length=1, description="Customer ids; at most serving.max_batch_size.")
+    model_config = ConfigDict(extra="forbid", strict=True,
+                              json_schema_extra={"example": {"customer_ids": ["c000001", "c000002"]}})
+    customer_ids: list[Id] = Field(..., min_length=1, description="Customer ids; at most serving.max_batch_size.")
 
 
 class Reason(BaseModel):
@@ -37,6 +75,9 @@ class ChurnScore(BaseModel):
     missing_features: int = 0
     model_version: str | None = None
     scored_at: str
+    features_as_of: str | None = Field(None, description="As-of time of the features used (a batch snapshot's cut-off, "
+                                                         "or the event-time clock of the last online update).")
+    feature_age_s: float | None = Field(None, description="Seconds from features_as_of to scored_at.")
 
 
 class ChurnScoreResponse(BaseModel):
@@ -51,18 +92,31 @@ class RecommendRequest(_Strict):
     """What to recommend to one customer."""
 
     model_config = ConfigDict(
-        extra="forbid",
+        extra="forbid", strict=True,
         json_schema_extra={"example": {"customer_id": "c000001", "k": 10, "exclude_purchased": "auto",
                                        "categories": ["snacks"], "available_only": True}},
     )
-    customer_id: str = Field(..., min_length=1)
+    customer_id: Id
     k: int = Field(10, ge=1, le=100, description="How many items.")
     exclude_purchased: bool | Literal["auto"] = Field(
         "auto", description="Leave out items the customer already bought: true, false, or 'auto' (the default): "
         "what training decided from the data (bought items stay in where many purchases are repeats).")
-    categories: list[str] | None = Field(None, description="Only items of these categories.")
+    categories: list[Annotated[str, Field(max_length=ID_MAX)]] | None = Field(
+        None, max_length=100, description="Only items of these categories.")
     available_only: bool = Field(True, description="Only items marked available.")
-    context: dict[str, Any] | None = Field(None, description="Free-form context (page, campaign); logged.")
+    context: dict[str, Any] | None = Field(
+        None, description=f"Free-form context (page, campaign); logged. At most {CONTEXT_MAX_BYTES} bytes as JSON "
+                          "(serving.max_context_bytes).")
+
+    @field_validator("context")
+    @classmethod
+    def _bounded_context(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        limit = (info.context or {}).get("max_context_bytes")
+        if value is not None and limit is not None:
+            size = len(json.dumps(value, separators=(",", ":")).encode())
+            if size > limit:
+                raise ValueError(f"context is {size} bytes as JSON; at most {limit} are accepted")
+        return value
 
 
 class RecommendedItem(BaseModel):
@@ -86,8 +140,8 @@ class RecommendResponse(BaseModel):
 class SimilarItemsRequest(_Strict):
     """Items like one item (an item page)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {"item_id": "i00001", "k": 5}})
-    item_id: str = Field(..., min_length=1)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"example": {"item_id": "i00001", "k": 5}})
+    item_id: Id
     k: int = Field(10, ge=1, le=100)
     available_only: bool = False
 
@@ -103,14 +157,15 @@ class SimilarItemsResponse(BaseModel):
 class EventIn(_Strict):
     """One event in the data contract's shape (validated again by the contract's rules)."""
 
-    event_id: str = Field(..., min_length=1, description="Idempotency key.")
-    customer_id: str = Field(..., min_length=1)
-    event_at: str = Field(..., description="ISO 8601 with a UTC offset, e.g. 2026-06-01T10:00:00Z.")
-    event_type: str
-    item_id: str | None = None
+    event_id: Id = Field(..., description="Idempotency key.")
+    customer_id: Id
+    event_at: str = Field(..., max_length=64, description="ISO 8601 with a UTC offset, e.g. 2026-06-01T10:00:00Z; "
+                                                         "not before events.earliest, at most events.max_future_hours ahead.")
+    event_type: str = Field(..., max_length=64)
+    item_id: Annotated[str, Field(max_length=ID_MAX)] | None = None
     quantity: float | None = None
     amount: float | None = None
-    channel: str | None = None
+    channel: Annotated[str, Field(max_length=64)] | None = None
     nps: float | None = None
     csat: float | None = None
     resolution_hours: float | None = None
@@ -120,12 +175,14 @@ class EventsRequest(_Strict):
     """A batch of events."""
 
     model_config = ConfigDict(
-        extra="forbid",
+        extra="forbid", strict=True,
         json_schema_extra={"example": {"events": [{"event_id": "e-1", "customer_id": "c000001",
                                                    "event_at": "2026-06-01T10:00:00Z", "event_type": "purchase",
                                                    "item_id": "i00001", "quantity": 1, "amount": 12.5}]}},
     )
     events: list[EventIn] = Field(..., min_length=1)
+    wait_for_features: bool = Field(False, description="Also wait (up to events.max_lag_s) until the customers' online "
+                                                       "features include these events; they are durably logged either way.")
 
 
 class EventResult(BaseModel):
@@ -143,7 +200,9 @@ class EventsResponse(BaseModel):
     duplicates: int
     rejected: int
     results: list[EventResult]
-    features_updated: list[str] = Field(default_factory=list, description="Customers whose online features were refreshed.")
+    features_updated: list[str] = Field(
+        default_factory=list, description="With wait_for_features: customers whose online features now include the "
+                                          "accepted events (empty otherwise: the update follows within about a second).")
 
 
 class ReloadResponse(BaseModel):

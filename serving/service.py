@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -65,13 +66,25 @@ class SettingsGuard(ApiGuard):
     """
 
     def __init__(self, app) -> None:
+        from serving.openapi import REQUEST_MODELS, build_openapi
         from tenure.settings import load_settings
 
-        s = load_settings().serving
-        super().__init__(app, [k.get_secret_value() for k in s.api_keys], s.require_key_for_reads, s.max_request_bytes)
+        settings = load_settings()
+        s = settings.serving
+        super().__init__(
+            app, [k.get_secret_value() for k in s.api_keys], settings.reads_need_key, s.max_request_bytes,
+            models=REQUEST_MODELS, max_depth=s.max_json_depth, max_number_digits=s.max_number_digits,
+            error_log_per_minute=s.client_error_log_per_minute,
+            openapi=lambda: build_openapi(settings.reads_need_key, s.max_batch_size, s.max_events_per_request),
+        )
+        self.max_context_bytes = s.max_context_bytes
         self._service = None
 
-    async def answer(self, path: str, body: dict, send) -> bool:
+    def validate(self, model, parsed: dict):
+        """The request model of a body, with the configured bound of ``/recommend``'s context."""
+        return model.model_validate(parsed, context={"max_context_bytes": self.max_context_bytes})
+
+    async def answer(self, path: str, body, send) -> bool:
         if path not in FAST_ROUTES:
             return False
         if self._service is None:
@@ -141,11 +154,16 @@ class TenureService:
         quiet_third_party(1 if settings.log_level == "DEBUG" else 0)
         logging.getLogger("tenure").setLevel(settings.log_level)
         self.metrics = ServiceMetrics.create()
+        # an HTTP registry that does not answer must fail a check in seconds, not after MLflow's
+        # minutes of retries (the service process only; an operator's own values win)
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, round(settings.serving.registry_timeout_s))))
         self.models = ModelStore(
             settings.mlflow.tracking_uri,
             {"churn": settings.mlflow.churn_model_name, "recommender": settings.mlflow.recommender_model_name},
             dict(RUNTIME_LOADERS),
             settings.serving.model_cache_dir,
+            timeout_s=settings.serving.registry_timeout_s,
         )
         self.models.refresh()
         self.models.start_polling(settings.serving.reload_interval_s)
@@ -161,8 +179,8 @@ class TenureService:
             self.reco_reader = _Serialized(OnlineFeatureReader(self.store, "recommender_v1"), lock)
         except Exception as exc:  # noqa: BLE001  the service still starts and says why it is not ready
             self.store, self.churn_reader, self.reco_reader = None, None, None
-            self.store_error = f"feature store not available: {exc}"
-            logger.error("%s", self.store_error)
+            self.store_error = "the feature store could not be opened (details in the service log)"
+            logger.error("feature store not available: %s: %s", type(exc).__name__, exc)
         key = settings.serving.pseudonymize_customer_ids
         self.prediction_log = PredictionLog(
             settings.paths.prediction_log_dir, settings.serving.prediction_log_flush_s,
@@ -213,7 +231,7 @@ class TenureService:
             "registry_reachable": self.models.registry_reachable,
             "models_from_cache": self.models.from_cache,
         }
-        problems = [p for p in (self.store_error, self.models.last_error) if p]
+        problems = [p for p in (self.store_error, self.models.problem) if p]  # plain words, no exception text
         if current.churn is None:
             problems.append(f"no champion of {self.settings.mlflow.churn_model_name} loaded")
         if current.recommender is None:
@@ -224,19 +242,20 @@ class TenureService:
     def __is_ready__(self) -> bool:
         return bool(self.readiness()["ready"])
 
-    def answer_fast(self, path: str, body: dict) -> bytes | None:
+    def answer_fast(self, path: str, body: ChurnScoreRequest | RecommendRequest | dict) -> bytes | None:
         """The JSON answer to a small valid read request, or None to leave it to the BentoML endpoint.
 
-        Runs on the event loop (see :data:`INLINE_MAX_CUSTOMERS`); never waits for the store lock.
+        ``body`` is the request model the guard validated (a dict is validated here). Runs on the
+        event loop (see :data:`INLINE_MAX_CUSTOMERS`); never waits for the store lock.
         """
         try:
             if path == "/churn-score":
-                request = ChurnScoreRequest.model_validate(body)
+                request = body if isinstance(body, ChurnScoreRequest) else ChurnScoreRequest.model_validate(body)
                 if len(request.customer_ids) > INLINE_MAX_CUSTOMERS:
                     return None
                 response = self._churn_score(request.customer_ids, wait=False)
             elif path == "/recommend":
-                r = RecommendRequest.model_validate(body)
+                r = body if isinstance(body, RecommendRequest) else RecommendRequest.model_validate(body)
                 response = self._recommend(r.customer_id, r.k, r.exclude_purchased, r.categories, r.available_only,
                                            r.context, wait=False)
             else:
@@ -269,7 +288,7 @@ class TenureService:
         if scorer is None or self.churn_reader is None:
             return _error(503, "no churn model or feature store loaded yet: train and promote a model "
                                "(tenure train churn --promote) and check /readyz",
-                          [{"msg": self.store_error or self.models.last_error or "no champion"}])
+                          [{"msg": self.store_error or self.models.problem or "no champion"}])
         limit = self.settings.serving.max_batch_size
         if not customer_ids:
             return _error(422, "customer_ids must not be empty", [{"loc": ["customer_ids"], "msg": "empty list"}])
@@ -437,13 +456,21 @@ class TenureService:
 
     @bentoml.api(route="/admin/reload")
     def reload(self) -> ReloadResponse:
-        """Check the registry now and swap in newly promoted champions (needs an API key)."""
+        """Check the registry now and swap in newly promoted champions (needs an API key).
+
+        Answers 503 with the reason when the registry could not be checked (the models in
+        service stay as they were).
+        """
         before = self.models.current
         changed = self.models.refresh()
         if changed:
             self.metrics.reloads.inc()
         self._publish_versions()
         after = self.models.current
+        if not self.models.registry_reachable:
+            return _error(503, f"reload failed: {self.models.problem}; still serving churn version "
+                               f"{after.churn_version} and recommender version {after.recommender_version}",
+                          [{"loc": ["registry"], "msg": self.models.problem or "unreachable", "type": "registry_unavailable"}])
         return ReloadResponse(churn_version=after.churn_version, recommender_version=after.recommender_version,
                               changed=changed or before is not after, registry_reachable=self.models.registry_reachable)
 

@@ -232,7 +232,20 @@ class ServingSettings(_Section):
     max_events_per_request: int = Field(1000, ge=1, le=100_000)
     max_request_bytes: int = Field(1_048_576, ge=1024)
     api_keys: list[SecretStr] = Field(default_factory=list, description="Keys accepted in X-API-Key.")
-    require_key_for_reads: bool = False
+    require_key_for_reads: bool | None = Field(
+        None,
+        description="Whether /churn-score, /recommend and /similar-items need X-API-Key too. Default (None): "
+        "yes under the production profile (feast.profile: production), no under the local one.",
+    )
+    max_json_depth: int = Field(32, ge=2, le=200, description="Deepest nesting of arrays/objects in a body (400 beyond).")
+    max_number_digits: int = Field(40, ge=10, le=4000, description="Longest number literal in a body (400 beyond).")
+    max_context_bytes: int = Field(4096, ge=0, le=1_048_576,
+                                   description="Largest /recommend `context` (JSON-encoded bytes) that is accepted and logged.")
+    client_error_log_per_minute: int = Field(
+        30, ge=0, le=100_000, description="Most WARNING lines a minute about rejected requests (one line each, no traceback).")
+    registry_timeout_s: float = Field(
+        3.0, gt=0, le=120, description="Connect/read timeout for the model registry from the service (MLflow HTTP "
+        "and PostgreSQL); MLflow's own retries are switched off there so a dead registry cannot stall start-up.")
     pseudonymize_customer_ids: bool = False
     reload_interval_s: float = Field(30.0, gt=0, description="How often the registry aliases are checked.")
     model_cache_dir: Path | None = Field(
@@ -242,6 +255,28 @@ class ServingSettings(_Section):
     )
     prediction_log_flush_s: float = Field(1.0, gt=0)
     top_reasons: int = Field(3, ge=1, le=20)
+
+
+class EventSettings(_Section):
+    """Bounds on event times, applied by the data contract to ``POST /events`` and to ingested files alike."""
+
+    max_future_hours: float = Field(24.0, ge=0, le=24 * 366,
+                                    description="Latest accepted event time: this many hours ahead of the clock.")
+    earliest: str = Field("1990-01-01T00:00:00Z",
+                          description="Earliest accepted event time (ISO 8601 with offset): the shop's start or a floor.")
+
+    @field_validator("earliest")
+    @classmethod
+    def _aware_iso(cls, value: str) -> str:
+        from datetime import datetime
+
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError(f"events.earliest must be ISO 8601 like 1990-01-01T00:00:00Z: {exc}") from None
+        if parsed.tzinfo is None:
+            raise ValueError("events.earliest needs a UTC offset (add Z)")
+        return value
 
 
 class AlertSinkSettings(_Section):
@@ -351,8 +386,16 @@ class Settings(BaseSettings):
     churn: ChurnSettings = Field(default_factory=ChurnSettings)
     recommender: RecommenderSettings = Field(default_factory=RecommenderSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    events: EventSettings = Field(default_factory=EventSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+
+    @property
+    def reads_need_key(self) -> bool:
+        """Whether the read routes need an API key: ``serving.require_key_for_reads``, else the profile's default."""
+        if self.serving.require_key_for_reads is not None:
+            return self.serving.require_key_for_reads
+        return self.feast.profile == "production"
 
     @model_validator(mode="after")
     def _derive_model_cache_dir(self) -> Settings:

@@ -57,10 +57,16 @@ def test_registry_down_keeps_serving(client, workspace, api_key):
     try:
         lock.execute("BEGIN EXCLUSIVE")  # the registry can neither be read nor written
         reload = client.post("/admin/reload", headers={"X-API-Key": api_key})
-        assert reload.status_code == 200 and reload.json()["registry_reachable"] is False
+        # a reload that could not check the registry is not a success: 503 with the reason in plain words
+        assert reload.status_code == 503, reload.text
+        failed = reload.json()
+        assert "reload failed" in failed["error"] and failed["detail"][0]["loc"] == ["registry"]
         ready = client.get("/readyz")
         assert ready.status_code == 200
         assert ready.json()["registry_reachable"] is False
+        problems = " ".join(ready.json()["problems"])
+        assert "registry" in problems and "SELECT" not in problems and "sqlite3" not in problems.lower()
+        assert "Error" not in problems  # no exception class names or text
         assert ready.json()["churn_model_version"] == before["churn_model_version"]
         score = client.post("/churn-score", json={"customer_ids": [cid]})
         assert score.status_code == 200 and score.json()["results"][0]["status"] == "ok"

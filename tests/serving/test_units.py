@@ -34,7 +34,10 @@ async def _call(guard: ApiGuard, path: str, body: bytes = b"", headers: dict | N
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    raw_headers = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    headers = dict(headers or {})
+    if method == "POST" and not any(k.lower() == "content-type" for k in headers):
+        headers["content-type"] = "application/json"  # what every JSON client sends
+    raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
     guard.app = app
     await guard({"type": "http", "path": path, "method": method, "headers": raw_headers}, receive, send)
     status = sent[0]["status"]
@@ -80,8 +83,9 @@ def test_guard_json_errors_and_forwarding():
     assert run(_call(guard, "/churn-score", b"[1, 2]"))[0] == 400
     status, _, seen = run(_call(guard, "/admin/reload", b"", {"X-API-Key": "k-123"}))
     assert status == 200 and seen[0][0] == b"{}"
+    # a cross-origin form post (text/plain) never reaches the app
     status, _, seen = run(_call(guard, "/churn-score", b'{"customer_ids": ["a"]}', {"content-type": "text/plain"}))
-    assert seen[0][1][b"content-type"] == b"application/json"
+    assert status == 415 and not seen
 
 
 # --- prediction log ---------------------------------------------------------------------------

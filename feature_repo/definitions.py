@@ -8,6 +8,7 @@ so they are built by functions that take that folder, never from a fixed path. A
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from features.customer_features import (
     CUSTOMER_CATEGORICAL_FEATURES,
     CUSTOMER_COUNT_FEATURES,
 )
+from features.attributes import ATTRIBUTE_TABLE
 from features.item_features import ITEM_POPULARITY_FEATURES
 from features.snapshots import CREATED_COLUMN, CUSTOMER_TABLE, ITEM_TABLE, TIMESTAMP_COLUMN
 
@@ -27,6 +29,7 @@ OWNER = "features@tenure"
 
 CUSTOMER_ACTIVITY_VIEW = "customer_activity"
 CUSTOMER_PROFILE_VIEW = "customer_profile"
+CUSTOMER_ATTRIBUTES_VIEW = "customer_attributes"
 ITEM_VIEW = "item_features"
 CUSTOMER_ACTIVITY_PUSH = "customer_activity_push"
 CUSTOMER_PROFILE_PUSH = "customer_profile_push"
@@ -38,6 +41,9 @@ RECOMMENDER_SERVICE = "recommender_v1"
 ACTIVITY_TTL = timedelta(days=21)
 # Plan, region, channel and consent change rarely; a quarter-old value is still usable.
 PROFILE_TTL = timedelta(days=90)
+# The extra columns of the customers file (contract, charges, ...) hold until the customer is
+# ingested again; they do not age, so no TTL (0 = values never expire).
+ATTRIBUTES_TTL = timedelta(0)
 # Item popularity is weekly like customer activity.
 ITEM_TTL = timedelta(days=21)
 
@@ -94,6 +100,19 @@ def item_source(features_dir: Path) -> FileSource:
         timestamp_field=TIMESTAMP_COLUMN,
         created_timestamp_column=CREATED_COLUMN,
         description="features/snapshots.py output: one row per (item, as-of time).",
+        owner=OWNER,
+    )
+
+
+def customer_attributes_source(features_dir: Path) -> FileSource:
+    """Batch source: the typed extra columns of the customers table, written by ``tenure features
+    apply``/``materialize`` (:func:`features.attributes.write_attribute_table`)."""
+    return FileSource(
+        name="customer_attributes_batch",
+        path=str(Path(features_dir).resolve() / ATTRIBUTE_TABLE),
+        timestamp_field=TIMESTAMP_COLUMN,
+        created_timestamp_column=CREATED_COLUMN,
+        description="features/attributes.py output: one row per customer (event_timestamp = sign-up).",
         owner=OWNER,
     )
 
@@ -166,6 +185,30 @@ def customer_profile_view(features_dir: Path) -> FeatureView:
     )
 
 
+def customer_attributes_view(features_dir: Path, attributes: Mapping[str, str]) -> FeatureView:
+    """Why: a labelled snapshot (one row per customer, no events) is scored from its attributes;
+    they come from the customers file, typed at ingest, so the schema follows the workspace's data.
+
+    ``attributes``: ``{column: numeric | boolean | category}`` (:mod:`features.attributes`);
+    numbers and flags (1.0 / 0.0) are Float64, categories String.
+    """
+    if not attributes:
+        raise ValueError("customer_attributes_view needs at least one attribute")
+    return FeatureView(
+        name=CUSTOMER_ATTRIBUTES_VIEW,
+        entities=[customer],
+        ttl=ATTRIBUTES_TTL,
+        schema=[Field(name=name, dtype=String if kind == "category" else Float64,
+                      description=f"Customer attribute {name!r} ({kind}).")
+                for name, kind in attributes.items()],
+        source=customer_attributes_source(features_dir),
+        online=True,
+        description="Typed extra columns of the customers table (numbers, yes/no as 1/0, categories).",
+        owner=OWNER,
+        tags={"domain": "profile", "refresh": "features apply/materialize after an ingest", "pii": "attributes"},
+    )
+
+
 def item_features_view(features_dir: Path) -> FeatureView:
     """Why: the recommender filters and backs off to popular items; it needs category, price,
     availability and recent popularity per item."""
@@ -189,12 +232,18 @@ def item_features_view(features_dir: Path) -> FeatureView:
 
 # --- feature services ----------------------------------------------------------------------------
 
-def feature_services(activity: FeatureView, profile: FeatureView) -> list[FeatureService]:
-    """One service per model version: training and serving read the same list."""
+def feature_services(activity: FeatureView, profile: FeatureView,
+                     attributes: FeatureView | None = None) -> list[FeatureService]:
+    """One service per model version: training and serving read the same list.
+
+    ``attributes`` (the customer attribute view, when the customers table has typed extra
+    columns) joins ``churn_v1``, so a model trained on a labelled snapshot is served from it.
+    """
     churn_v1 = FeatureService(
         name=CHURN_SERVICE,
-        features=[activity, profile],
-        description="What the churn model v1 reads: every activity feature, consent and the profile categoricals.",
+        features=[activity, profile, *([attributes] if attributes is not None else [])],
+        description="What the churn model v1 reads: every activity feature, consent, the profile categoricals "
+                    "and the customer attributes (when there are any).",
         owner=OWNER,
         tags={"model": "churn", "version": "1"},
     )
@@ -208,11 +257,19 @@ def feature_services(activity: FeatureView, profile: FeatureView) -> list[Featur
     return [churn_v1, recommender_v1]
 
 
-def all_definitions(features_dir: Path) -> list:
-    """Every Feast object of tenure, sources pointing under ``features_dir``."""
+def all_definitions(features_dir: Path, attributes: Mapping[str, str] | None = None) -> list:
+    """Every Feast object of tenure, sources pointing under ``features_dir``.
+
+    ``attributes``: the served customer attributes ``{column: type}`` (none: no attribute view).
+    """
     activity = customer_activity_view(features_dir)
     profile = customer_profile_view(features_dir)
     items = item_features_view(features_dir)
+    extra = []
+    attribute_view = None
+    if attributes:
+        attribute_view = customer_attributes_view(features_dir, attributes)
+        extra = [customer_attributes_source(features_dir), attribute_view]
     return [
         customer,
         item,
@@ -223,5 +280,6 @@ def all_definitions(features_dir: Path) -> list:
         activity,
         profile,
         items,
-        *feature_services(activity, profile),
+        *extra,
+        *feature_services(activity, profile, attribute_view),
     ]

@@ -136,7 +136,8 @@ def apply_definitions(settings: Settings) -> list[str]:
     """
     from feature_repo.definitions import all_definitions
 
-    objects = all_definitions(settings.paths.features_dir)
+    attributes = refresh_attribute_table(settings)
+    objects = all_definitions(settings.paths.features_dir, attributes)
     store = open_store(settings)
     store.apply(objects)
     write_feature_store_yaml(settings)
@@ -146,15 +147,30 @@ def apply_definitions(settings: Settings) -> list[str]:
     return names
 
 
+def refresh_attribute_table(settings: Settings) -> dict[str, str]:
+    """Rewrite the customer attribute table from the customers table; the attributes it serves.
+
+    Called by :func:`apply_definitions` (the view's schema) and :func:`materialize` (customers
+    ingested since the last run). ``{}`` when the customers have no typed extra columns.
+    """
+    from features.attributes import write_attribute_table
+    from features.customer_features import CUSTOMER_FEATURE_COLUMNS
+
+    written = write_attribute_table(settings, reserved=("customer_id", "event_timestamp", "created",
+                                                        *CUSTOMER_FEATURE_COLUMNS))
+    return written[1] if written else {}
+
+
 def _table_time_range(settings: Settings) -> tuple[datetime, datetime] | None:
     """Earliest and latest ``event_timestamp`` over the feature tables (None when there are none)."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    from features.attributes import ATTRIBUTE_TABLE
     from features.snapshots import CUSTOMER_TABLE, ITEM_TABLE, TIMESTAMP_COLUMN
 
     low, high = None, None
-    for name in (CUSTOMER_TABLE, ITEM_TABLE):
+    for name in (CUSTOMER_TABLE, ITEM_TABLE, ATTRIBUTE_TABLE):
         path = Path(settings.paths.features_dir) / name
         if not path.exists():
             continue
@@ -205,10 +221,12 @@ def materialize(
     ValueError
         When there are no feature tables yet, or start is after end.
     """
+    refresh_attribute_table(settings)
     time_range = _table_time_range(settings)
     if time_range is None:
         raise ValueError(
-            f"no feature tables under {settings.paths.features_dir}; run `tenure features build` first"
+            f"no feature tables under {settings.paths.features_dir}: run `tenure features build` first "
+            "(customers with events), or ingest customers with attribute columns (a snapshot)"
         )
     first, last = time_range
     start = _utc(start) if start is not None else first
@@ -216,7 +234,9 @@ def materialize(
     if start > end:
         raise ValueError(f"materialization start ({start}) must not be after end ({end})")
     store = open_store(settings)
-    names = list(feature_views) if feature_views else [fv.name for fv in store.list_feature_views()]
+    # a view whose table was never built (no events: no activity table) has nothing to load
+    names = list(feature_views) if feature_views else [
+        fv.name for fv in store.list_feature_views() if Path(fv.batch_source.path).exists()]
     if not names:
         raise ValueError("no feature views registered; run `tenure features apply` first")
     with _prints_to_debug_log():

@@ -296,6 +296,8 @@ def validate_frame(
     mapping: Mapping[str, str] | None = None,
     label_column: str | None = None,
     check_references: bool = True,
+    attribute_types: Mapping[str, str] | None = None,
+    defaults: Mapping[str, object] | None = None,
 ) -> ValidationResult:
     """Validate rows of one table and split them into canonical accepted rows and rejects.
 
@@ -312,6 +314,12 @@ def validate_frame(
         true/false, 1/0), stored as ``churned``; ``signup_at`` and ``consent_personalization``
         become optional (consent defaults to True).
     check_references: check events' customer and item ids against the known ids.
+    attribute_types: customers only: ``{extra column: numeric | boolean | category | ignore}``
+        (:mod:`features.attributes`); each such column is stored in its type, and a value that
+        does not fit (text in a numeric column, ``maybe`` in a yes/no one) rejects its row.
+    defaults: ``{canonical column: value}`` for optional columns the file lacks
+        (``settings.data.column_defaults``); a column filled this way is logged as a warning.
+        ``items.price`` is NaN when absent, with a warning, without a default.
 
     Returns
     -------
@@ -333,6 +341,8 @@ def validate_frame(
             return _file_failure(spec, source, n, rej, label_column,
                                  f"missing label column {label_column!r} (columns: {list(frame.columns)})")
         frame = frame.rename(columns={label_column: "churned"})
+
+    frame, filled = _fill_absent(frame, spec, source, defaults)
 
     # file-level problems
     dupes = frame.columns[frame.columns.duplicated()].tolist()
@@ -373,7 +383,7 @@ def validate_frame(
     # value rules
     import pandera.errors as pae
 
-    schema = _pandera_schema(spec, list(typed), nullable_override=relaxed,
+    schema = _pandera_schema(spec, list(typed), nullable_override=relaxed | filled,
                              required_override={"churned"} if label_column is not None else set())
     try:
         with warnings.catch_warnings():
@@ -408,6 +418,8 @@ def validate_frame(
             rej.add(rows[unknown_i], "item_id", checked["item_id"][unknown_i],
                     "unknown item_id (not in the items table; ingest items first)")
 
+    typed_extras = _parse_attributes(frame, spec, rows, rej, attribute_types)
+
     rejects = rej.frame()
     bad_rows = set() if rejects.empty else set(rejects["row"].dropna().astype(np.int64).tolist())
     bad = np.isin(rows, np.fromiter(bad_rows, dtype=np.int64, count=len(bad_rows)))
@@ -418,7 +430,8 @@ def validate_frame(
     valid = conform(valid, table)
     extras = [c for c in frame.columns if c not in spec.names]
     if extras and spec.extra_columns_allowed:
-        ext = frame.loc[~bad, extras].reset_index(drop=True)
+        ext = pd.DataFrame({c: typed_extras.get(c, frame[c]) for c in extras}, index=frame.index)
+        ext = ext.loc[~bad].reset_index(drop=True)
         valid = pd.concat([valid, ext], axis=1)
     if label_column is not None:
         valid["churned"] = valid["churned"].astype(bool)
@@ -426,6 +439,52 @@ def validate_frame(
     return ValidationResult(table=table, source=source, rows_read=n, valid=valid, rejects=rejects,
                             rejected_rows=int(bad.sum()), file_error=None, reasons=reasons,
                             valid_rows=rows[~bad])
+
+
+def _fill_absent(frame: pd.DataFrame, spec: TableSpec, source: str, defaults: Mapping[str, object] | None
+                 ) -> tuple[pd.DataFrame, set[str]]:
+    """Add optional canonical columns the file lacks from ``defaults`` (and ``price`` as NaN), with a warning.
+
+    Returns the frame and the names filled (their values may be missing, so they are nullable).
+    """
+    wanted = dict(defaults or {})
+    if spec.name == "items":
+        wanted.setdefault("price", float("nan"))
+    filled: set[str] = set()
+    for name, value in wanted.items():
+        if name not in spec.names:
+            raise ValueError(f"data.column_defaults.{spec.name} names {name!r}, which is not a canonical "
+                             f"{spec.name} column ({', '.join(spec.names)})")
+        if name in frame.columns:
+            continue
+        if name in spec.required:
+            raise ValueError(f"data.column_defaults.{spec.name}.{name}: {name} is required and cannot be defaulted")
+        frame = frame.assign(**{name: value})
+        filled.add(name)
+        logger.warning("%s has no %s column: every row gets %s = %r (map yours with settings.columns.%s, "
+                       "or set data.column_defaults.%s.%s)", source, name, name, value, spec.name, spec.name, name)
+    return frame, filled
+
+
+def _parse_attributes(frame: pd.DataFrame, spec: TableSpec, rows: np.ndarray, rej: _Rejects,
+                      attribute_types: Mapping[str, str] | None) -> dict[str, pd.Series]:
+    """Extra customer columns in their types (:mod:`features.attributes`); misfits become rejects."""
+    if not attribute_types or spec.name != "customers":
+        return {}
+    from features.attributes import parse_attribute
+
+    out: dict[str, pd.Series] = {}
+    for column in frame.columns:
+        kind = attribute_types.get(column)
+        if column in spec.names or kind is None:
+            continue
+        values, wrong = parse_attribute(frame[column], kind)
+        if wrong.any():
+            what = "a number" if kind == "numeric" else "a yes/no value"
+            rej.add(rows[wrong], str(column), frame[column][wrong],
+                    f"{column} is not {what} (its type is {kind}; change it in data.attribute_types)")
+        out[column] = values
+    return out
 
 
 def _as_index(ids) -> pd.Index:

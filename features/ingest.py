@@ -48,6 +48,8 @@ class FileReport:
     seconds: float = 0.0
     file_error: str | None = None
     reasons: dict[str, int] = field(default_factory=dict)
+    attribute_types: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Customers: ``{extra column: (type, reason)}`` as stored (see :mod:`features.attributes`)."""
 
     @property
     def rows_per_second(self) -> float:
@@ -133,9 +135,13 @@ class IngestRun:
         from features import tables
 
         started = time.perf_counter()
-        result = validate_frame(raw, table, source, rows=rows, label_column=label_column,
-                                mapping=self._mapping(table) if apply_mapping else None)
+        mapping = self._mapping(table) if apply_mapping else None
+        types = self._attribute_types(raw, mapping, label_column) if table == "customers" else {}
+        result = validate_frame(raw, table, source, rows=rows, label_column=label_column, mapping=mapping,
+                                attribute_types={c: k for c, (k, _) in types.items()},
+                                defaults=self.settings.data.column_defaults.get(table))
         report = self._report_from(result)
+        report.attribute_types = types
         extra: list[pd.DataFrame] = []
         self._count_malformed(_Chunk(raw, rows, malformed or []), source, report, extra)
         self._rejects.extend(extra)
@@ -143,6 +149,11 @@ class IngestRun:
             upsert = tables.upsert_customers if table == "customers" else tables.upsert_items
             res = upsert(self.settings, result.valid)
             report.inserted, report.updated = res.inserted, res.updated
+            if types:
+                from features.attributes import write_attribute_types
+
+                overridden = self.settings.data.attribute_types
+                write_attribute_types(self.settings, {c: k for c, (k, _) in types.items() if c not in overridden})
         report.seconds = time.perf_counter() - started
         self._keep(result, report)
         if self.progress:
@@ -196,7 +207,8 @@ class IngestRun:
                 report.rows_read += skipped
                 result = validate_frame(frame, "events", source, rows=rows, known_customers=known_c,
                                         known_items=known_i,
-                                        mapping=self._mapping("events") if apply_mapping else None)
+                                        mapping=self._mapping("events") if apply_mapping else None,
+                                        defaults=self.settings.data.column_defaults.get("events"))
                 if result.file_error is not None:
                     rejects.append(result.rejects)
                     # the whole file is refused: count its remaining rows, store nothing
@@ -240,6 +252,24 @@ class IngestRun:
                 report.reasons[key] = report.reasons.get(key, 0) + 1
 
     # -------------------------------------------------------------- helpers
+    def _attribute_types(self, raw: pd.DataFrame, mapping: dict[str, str] | None,
+                         label_column: str | None) -> dict[str, tuple[str, str]]:
+        """``{extra column: (type, reason)}`` of a customers frame: settings' overrides, then the
+        types stored by earlier ingests, then inference from these rows."""
+        from features.attributes import infer_attribute_types, types_path
+        from features.contract import apply_mapping
+        from features.schema import CUSTOMERS
+
+        frame = apply_mapping(raw, mapping)
+        extras = [c for c in frame.columns if c not in CUSTOMERS.names and c != label_column]
+        if not extras:
+            return {}
+        path = types_path(self.settings)
+        known = json.loads(path.read_text()) if path.is_file() else {}
+        data = self.settings.data
+        return infer_attribute_types(frame, extras, overrides=data.attribute_types, known=known,
+                                     max_levels=data.max_category_levels)
+
     def _mapping(self, table: str) -> dict[str, str]:
         return dict(getattr(self.settings.columns, table))
 

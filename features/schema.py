@@ -129,8 +129,8 @@ ITEMS = TableSpec(
     columns=(
         Column("item_id", "id", required=True, nullable=False, description="Item id (string)."),
         Column("category", "string", required=True, nullable=False, description="Item category."),
-        Column("price", "float", required=True, nullable=False, min_value=0.0,
-               description="Current list price (>= 0)."),
+        Column("price", "float", nullable=False, min_value=0.0,
+               description="Current list price (>= 0); a file without the column gets NaN, with a warning."),
         Column("available", "bool", nullable=False, default=True,
                description="Can it be recommended now? (default True)."),
     ),

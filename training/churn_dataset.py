@@ -7,6 +7,12 @@ an explicit cancellation in (T, T + H], H = ``settings.churn.horizon_days``).
 - Splits are by time with an embargo: a training cut-off's label window ends at or
   before the first validation cut-off, and a validation cut-off's at or before the
   first test cut-off, so no label of an earlier split looks into a later one.
+
+A labelled snapshot (``tenure ingest customers FILE --label-column COL``: one row per customer,
+attributes and a yes/no label, no cut-off dates) is the other kind of training set:
+:func:`build_snapshot_training_set` turns the labelled customers into features (their typed
+attributes, :mod:`features.attributes`, plus activity features when events exist) and
+:func:`split_snapshot` splits them at random, stratified by the label, with a seed.
 """
 
 from __future__ import annotations
@@ -19,12 +25,17 @@ import pandas as pd
 
 from features.labels import CANCEL_EVENT, LABEL_COLUMN, label_churn, matured_cutoffs
 
-__all__ = ["CANCEL_EVENT", "LABEL_COLUMN", "TimeSplit", "build_churn_training_set", "check_point_in_time",
-           "label_churn", "matured_cutoffs", "split_by_time"]
+__all__ = ["CANCEL_EVENT", "LABEL_COLUMN", "TimeSplit", "build_churn_training_set", "build_snapshot_training_set",
+           "check_point_in_time", "has_labelled_snapshot", "label_churn", "matured_cutoffs", "split_by_time",
+           "split_snapshot"]
 
 logger = logging.getLogger(__name__)
 
 ENTITY_COLUMNS = ("customer_id", "event_timestamp")
+SNAPSHOT_VALID_SHARE = 0.2
+SNAPSHOT_TEST_SHARE = 0.2
+SNAPSHOT_PROFILE_COLUMNS = ("plan", "region", "acquisition_channel")
+"""Canonical customer columns used as categorical features of a snapshot when they hold values."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -187,3 +198,127 @@ def build_churn_training_set(settings, store=None, verify_sample: int = 300) -> 
         check_point_in_time(rows, guard_events, customers, read_items(settings), sample=len(rows))
     return frame
 
+
+
+# --- labelled snapshots ----------------------------------------------------------------------------
+
+def has_labelled_snapshot(settings) -> bool:
+    """Whether the workspace's customers table holds churn labels (``--label-column`` at ingest)."""
+    import pyarrow.parquet as pq
+
+    from features.tables import table_path
+
+    for file in sorted(table_path(settings, "customers").glob("*.parquet")):
+        schema = pq.read_schema(file)
+        if "churned" in schema.names:
+            column = pq.read_table(file, columns=["churned"]).column("churned")
+            if column.null_count < len(column):
+                return True
+    return False
+
+
+def build_snapshot_training_set(settings) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """The labelled customers as a training frame: attributes (+ activity features when there are events).
+
+    Features: every used attribute (numbers, yes/no as 1/0, categories; ``ignore`` columns never),
+    the canonical ``plan``/``region``/``acquisition_channel`` when they hold values, and, when
+    events were ingested too, the activity features of :mod:`features.customer_features` as of
+    the last event (the snapshot's time). Columns that are constant over the labelled customers
+    are left out (they cannot tell anyone apart).
+
+    Returns
+    -------
+    (frame, numeric, categorical): the frame has one row per labelled customer with
+    ``customer_id``, ``event_timestamp`` (the snapshot time: the last event, else the time of
+    the customers table), ``label`` (0/1) and the features; then the numeric and categorical
+    feature names.
+
+    Raises
+    ------
+    ValueError
+        When no customer has a label, or the labels have a single class.
+    """
+    from features.attributes import attribute_features, read_attribute_types
+    from features.tables import read_customers, read_events
+
+    customers = read_customers(settings, missing_ok=True)
+    if "churned" not in customers.columns or customers["churned"].isna().all():
+        raise ValueError(
+            f"no labelled customers under {settings.paths.tables_dir}: ingest a snapshot with its label, "
+            "`tenure ingest customers FILE --label-column COL` (COL holds yes/no, true/false or 1/0)"
+        )
+    labelled = customers[customers["churned"].notna()].reset_index(drop=True)
+    label = labelled["churned"].astype(bool).astype(np.int64)
+    if label.nunique() < 2:
+        raise ValueError(f"all {len(labelled)} labelled customers have the same label ({bool(label.iloc[0])}); "
+                         "churn cannot be learned from one class")
+    types = {c: k for c, k in read_attribute_types(settings).items() if c in labelled.columns and k != "ignore"}
+    frame = attribute_features(labelled, types)
+    categorical = [c for c, k in types.items() if k == "category"]
+    for column in SNAPSHOT_PROFILE_COLUMNS:
+        if column in labelled.columns and column not in frame.columns and labelled[column].notna().any():
+            frame[column] = labelled[column].astype(object).where(labelled[column].notna(), None).to_numpy()
+            categorical.append(column)
+    events = read_events(settings, columns=["customer_id", "event_at", "event_type", "item_id", "quantity",
+                                            "amount", "nps", "csat", "resolution_hours"])
+    if len(events):
+        from features.customer_features import CUSTOMER_ACTIVITY_FEATURES, compute_customer_features
+        from features.tables import read_items
+
+        as_of = events["event_at"].max()
+        known = labelled.assign(signup_at=labelled["signup_at"].fillna(as_of))
+        activity = compute_customer_features(events, known, read_items(settings, missing_ok=True), as_of)
+        activity = activity.set_index("customer_id").reindex(frame["customer_id"])
+        for column in CUSTOMER_ACTIVITY_FEATURES:
+            if column not in frame.columns:
+                frame[column] = activity[column].to_numpy(dtype=np.float64)
+        logger.info("snapshot: %d events joined as activity features as of %s", len(events), as_of)
+    else:
+        from features.tables import table_path
+
+        stamps = [p.stat().st_mtime for p in table_path(settings, "customers").glob("*.parquet")]
+        as_of = pd.Timestamp(max(stamps), unit="s", tz="UTC").floor("s") if stamps else pd.Timestamp.now(tz="UTC")
+    features = [c for c in frame.columns if c != "customer_id"]
+    constant = [c for c in features if frame[c].nunique(dropna=False) < 2]
+    if constant:
+        logger.info("snapshot: leaving out constant columns %s", constant)
+    features = [c for c in features if c not in constant]
+    if not features:
+        raise ValueError("the labelled customers have no usable attribute (every column is constant, an id or "
+                         "free text); see the types `tenure ingest` printed and data.attribute_types")
+    categorical = [c for c in categorical if c in features]
+    numeric = [c for c in features if c not in categorical]
+    out = frame[["customer_id", *features]].copy()
+    out.insert(1, "event_timestamp", pd.Timestamp(as_of).tz_convert("UTC"))
+    out.insert(2, LABEL_COLUMN, label.to_numpy())
+    logger.info("snapshot: %d labelled customers, churn rate %.3f, %d numeric + %d categorical features",
+                len(out), float(label.mean()), len(numeric), len(categorical))
+    return out, numeric, categorical
+
+
+def split_snapshot(frame: pd.DataFrame, random_state: int, valid_share: float = SNAPSHOT_VALID_SHARE,
+                   test_share: float = SNAPSHOT_TEST_SHARE) -> TimeSplit:
+    """Random train / validation / test customers, stratified by ``label`` (60/20/20 by default).
+
+    A snapshot has no cut-off dates to split by time; the same seed gives the same split.
+
+    Raises
+    ------
+    ValueError
+        When a part would hold fewer than 2 customers of either class.
+    """
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < valid_share < 1 or not 0 < test_share < 1 or valid_share + test_share >= 1:
+        raise ValueError(f"valid_share and test_share must be in (0, 1) with a sum below 1, "
+                         f"got {valid_share} and {test_share}")
+    counts = frame[LABEL_COLUMN].value_counts()
+    smallest = int(counts.min()) if len(counts) == 2 else 0
+    if smallest * min(valid_share, test_share) < 2:
+        raise ValueError(f"too few labelled customers to split: {dict(counts)} by label; each of train, "
+                         "validation and test needs at least 2 of each class (about 10 churners or more)")
+    rest, test = train_test_split(frame, test_size=test_share, stratify=frame[LABEL_COLUMN],
+                                  random_state=random_state)
+    train, valid = train_test_split(rest, test_size=valid_share / (1 - test_share), stratify=rest[LABEL_COLUMN],
+                                    random_state=random_state)
+    return TimeSplit(train.reset_index(drop=True), valid.reset_index(drop=True), test.reset_index(drop=True))

@@ -31,7 +31,14 @@ import pandas as pd
 from registry.churn_scorer import ChurnScorer
 from registry.models import GateDecision, model_name_for, register_version
 from tenure.settings import Settings
-from training.churn_dataset import LABEL_COLUMN, TimeSplit, build_churn_training_set, split_by_time
+from training.churn_dataset import (
+    LABEL_COLUMN,
+    TimeSplit,
+    build_churn_training_set,
+    build_snapshot_training_set,
+    split_by_time,
+    split_snapshot,
+)
 from training.churn_evaluate import (
     classification_metrics,
     fit_logistic_baseline,
@@ -47,7 +54,7 @@ from training.tracking import configure_mlflow
 
 logger = logging.getLogger(__name__)
 
-Source = Literal["generated", "telco", "cdnow"]
+Source = Literal["generated", "snapshot", "telco", "cdnow"]
 SEGMENT_COLUMNS = ("acquisition_channel", "plan", "region", "internet_service", "payment_method")
 NON_FEATURES = ("customer_id", "event_timestamp", LABEL_COLUMN, "created")
 TELCO_TEST_SHARE = 0.2
@@ -136,7 +143,10 @@ def load_training_data(settings: Settings, source: str = "generated") -> ChurnDa
     if source not in CHURN_SOURCES:
         raise ValueError(f"churn source must be one of {', '.join(CHURN_SOURCES)}, got {source!r}")
     ws = source_settings(settings, source)
-    if source == "telco":
+    if source == "snapshot":
+        frame, numeric, categorical = build_snapshot_training_set(ws)
+        split = split_snapshot(frame, ws.churn.random_state)
+    elif source == "telco":
         split, numeric, categorical = load_telco_split(ws)
     else:
         split, numeric, categorical = load_generated_split(ws)

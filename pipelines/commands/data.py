@@ -142,6 +142,7 @@ def ingest(
     except (FileNotFoundError, ValueError) as exc:
         fail(str(exc))
     _print_report(report)
+    _next_steps(report, table, label_column, from_dir is not None or source is not None)
     if not report.ok:
         where = f"; see {report.rejects_path}" if report.rejects_path else ""
         message = f"{report.rejected:,} row(s) rejected{where}"
@@ -149,6 +150,21 @@ def ingest(
             console.print(f"[yellow]{message} (allowed by --allow-rejects)[/yellow]")
         else:
             fail(f"{message}. Fix them and ingest again (stored rows are skipped), or pass --allow-rejects")
+
+
+def _next_steps(report, table: str | None, label_column: str | None, whole_shop: bool) -> None:
+    """Say what a user does after this ingest (on stderr, beside the progress lines)."""
+    if not report.accepted:
+        return
+    if label_column is not None:
+        note("next: `tenure train churn --promote` trains from this labelled snapshot (attributes above; "
+             "events are optional), then `tenure features apply && tenure features materialize` and "
+             "`tenure serve` to score customers")
+    elif table == "customers":
+        note("next: `tenure features materialize` puts these customers' attributes online, so a served model "
+             "scores them (run `tenure features apply` first if the attributes are new)")
+    elif table == "events" or whole_shop:
+        note("next: `tenure features build --start ... --end ... --every 7d`, then `tenure train churn`")
 
 
 def _ingest_source(run, source: str, path: Path) -> None:
@@ -183,6 +199,13 @@ def _print_report(report) -> None:
                       f"{f.skipped_duplicates:,}", f"{f.inserted:,}/{f.updated:,}",
                       "-" if math.isnan(rate) else f"{rate:,.0f}")
     out.print(table)
+    for f in report.files:
+        if f.attribute_types:
+            kinds = Table("column", "type", "why", title=f"attributes of {_short(f.source)}",
+                          caption="override in settings: data.attribute_types: {column: numeric|boolean|category|ignore}")
+            for column, (kind, why) in f.attribute_types.items():
+                kinds.add_row(str(column), kind if kind != "ignore" else "ignore (not a feature)", why)
+            out.print(kinds)
     reasons = report.reasons()
     if reasons:
         why = Table("reason", "problems", title="rejected, by reason")

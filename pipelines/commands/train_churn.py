@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
-from pipelines.console import fail, format_metric, out, print_json, progress
+from pipelines.console import fail, format_metric, note, out, print_json, progress
 
-_SOURCES = ("generated", "telco", "cdnow")
+_SOURCES = ("generated", "snapshot", "telco", "cdnow")
 
 
 def churn_metrics_table(metrics: dict[str, dict[str, float]], title: str):
@@ -36,7 +36,10 @@ def register(app: typer.Typer) -> None:
     def churn(
         ctx: typer.Context,
         tune: int = typer.Option(0, "--tune", min=0, help="Optuna trials on the validation window (0 = none)."),
-        source: str = typer.Option("generated", "--source", help="generated (ingested tables), telco or cdnow."),
+        source: str | None = typer.Option(
+            None, "--source",
+            help="generated (ingested events + feature snapshots), snapshot (ingested labelled customers), "
+                 "telco or cdnow; default: detected from the workspace."),
         path: Path | None = typer.Option(None, "--path", help="Dataset folder for --source telco|cdnow."),
         promote: bool = typer.Option(False, "--promote", help="Run the promotion gate after registering."),
         as_json: bool = typer.Option(False, "--json", help="Print the run's result as one JSON document."),
@@ -45,11 +48,13 @@ def register(app: typer.Typer) -> None:
 
         Examples: `tenure train churn --promote`, `tenure train churn --tune 30`,
         `tenure train churn --source telco --path ../shared/datasets/telco_churn`.
+        Without --source: `snapshot` when the customers table holds labels (`tenure ingest customers FILE
+        --label-column COL`) and no feature table was built, else `generated`.
         JSON: model, source, name, run_id, version, split_rows, metrics (per model), tuning, gate.
         """
-        if source not in _SOURCES:
+        if source is not None and source not in _SOURCES:
             raise typer.BadParameter(f"--source must be one of {', '.join(_SOURCES)}, got {source!r}")
-        if source != "generated" and path is None:
+        if source in ("telco", "cdnow") and path is None:
             raise typer.BadParameter(f"--source {source} needs --path DIR")
         if path is not None and not path.exists():
             raise typer.BadParameter(f"--path {path} does not exist")
@@ -59,7 +64,16 @@ def register(app: typer.Typer) -> None:
         from training.gate import promote as run_gate
 
         settings = ctx.obj
-        prepare = 0 if source == "generated" else 1
+        if source is None:
+            from training.sources import detect_churn_source
+
+            try:
+                source = detect_churn_source(settings)
+            except ValueError as exc:
+                fail(str(exc))
+            if source == "snapshot":
+                note("training from the labelled customer snapshot (attributes; split at random, stratified)")
+        prepare = 0 if source in ("generated", "snapshot") else 1
         stages = prepare + 5 + (1 if tune else 0) + (1 if promote else 0)
         decision = None
         try:
@@ -83,6 +97,16 @@ def register(app: typer.Typer) -> None:
             print_json(churn_result_document(result, decision, source, settings.mlflow.churn_model_name))
         else:
             print_churn_result(result, decision, source, settings.mlflow.churn_model_name)
+        _next_steps(source, decision)
+
+
+def _next_steps(source: str, decision) -> None:
+    """What a user does after training (stderr)."""
+    if decision is None:
+        note("next: `tenure models promote churn` (or train with --promote) to let the gate decide")
+    elif decision.promoted and source in ("generated", "snapshot"):
+        online = "`tenure features apply && tenure features materialize`"
+        note(f"next: {online} (again after every customers ingest), then `tenure serve` scores customers")
 
 
 def churn_result_document(result, decision, source: str, name: str) -> dict:

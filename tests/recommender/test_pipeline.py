@@ -15,8 +15,8 @@ from registry.champion import load_champion, load_pyfunc
 from training import gate
 from training.recommender_pipeline import (
     RecommenderData,
+    _fit,
     _matrix,
-    _model,
     compare_for_gate,
     train_recommender,
 )
@@ -45,19 +45,31 @@ def test_train_log_register_load_and_gate(shop, make_settings):
     assert run.data.metrics["excluding_purchased/hit_rate_at_k"] == pytest.approx(
         first.metrics.loc["model_excluding_purchased", "hit_rate_at_k"])
     assert json.loads(run.data.params["event_weights"])["purchase"] == 5.0
+    # next-basket evaluation (last order held out) against own most-bought / most-recent, logged too
+    assert {"model", "buy_again", "own_recent"} <= set(first.next_basket.index)
+    assert run.data.metrics["next_basket/own_recent/precision_at_k"] == pytest.approx(
+        first.next_basket.loc["own_recent", "precision_at_k"])
+    # a repeat-heavy shop: exclude_purchased "auto" keeps bought items in
+    assert first.repeat_share > 0.2 and first.exclude_purchased_default is False
+    assert run.data.params["exclude_purchased_default"] == "False"
     assert client.get_experiment(run.info.experiment_id).name == settings.mlflow.recommender_experiment
 
     # Round trip: the registered files give the same answers as the model refitted in memory
     challenger = load_champion(settings, "recommender", alias="challenger")
     loaded = challenger.runtime
+    assert loaded.exclude_purchased_default is False and loaded.blend_coefficients and loaded.timing is not None
     full = _matrix(data, data.events, first.config, as_of=pd.to_datetime(data.events["event_at"]).max())
-    again = _model(first.config, num_threads=1).fit(full.user_items, full.purchases).to_runtime(full, data.items)
+    again = _fit(first.config, full, num_threads=1).set_blend(loaded.blend_coefficients).to_runtime(
+        full, data.items, params={"exclude_purchased_default": False})
+    now = loaded.timing.as_of_days
     for cid in full.customer_ids[:15]:
-        assert loaded.recommend(cid, k=5).items == again.recommend(cid, k=5).items
+        assert loaded.recommend(cid, k=5, now=now).items == again.recommend(cid, k=5, now=now).items
+        assert (loaded.recommend(cid, k=5, exclude_purchased=True).items
+                == again.recommend(cid, k=5, exclude_purchased=True).items)
     assert np.allclose(loaded.item_factors, again.item_factors)
     pyfunc = load_pyfunc(challenger.model_dir)
     answer = pyfunc.predict(pd.DataFrame({"customer_id": [full.customer_ids[0], "nobody"]}))
-    assert answer["strategy"].tolist() == ["als", "popular"]
+    assert answer["strategy"].tolist() == ["blend", "popular"]
     assert answer["item_ids"].iloc[0] == loaded.recommend(full.customer_ids[0]).item_ids()
 
     assert gate.promote(settings, "recommender").promoted  # first model: no champion yet

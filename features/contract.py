@@ -349,7 +349,8 @@ def validate_frame(
     if dupes:
         return _file_failure(spec, source, n, rej, ",".join(map(str, dupes)),
                              "duplicate column (after the column mapping)")
-    relaxed = {"signup_at", "consent_personalization"} if label_column is not None else set()
+    snapshot = table == "customers" and (snapshot or label_column is not None)
+    relaxed = {"signup_at", "consent_personalization"} if snapshot else set()
     required = [c for c in spec.required if c not in relaxed]
     missing = [c for c in required if c not in frame.columns]
     extra = [c for c in frame.columns if c not in spec.names]
@@ -359,6 +360,7 @@ def validate_frame(
         if not spec.extra_columns_allowed:
             for c in extra:
                 rej.add_file_error(str(c), f"unexpected column {c!r}: not in the {table} contract "
+    snapshot: bool = False,
                                            f"(drop it or map it with settings.columns.{table})")
         problems = [f"missing required column {c!r}" for c in missing] + \
                    ([f"unexpected column(s) {extra}"] if extra and not spec.extra_columns_allowed else [])
@@ -378,6 +380,9 @@ def validate_frame(
     if "available" in typed:
         typed["available"] = typed["available"].where(typed["available"].notna(), True)
     checked = pd.DataFrame(typed)
+    snapshot: customers only: more customers of a labelled snapshot (the workspace holds
+        labels), without a label: ``signup_at`` and ``consent_personalization`` are optional,
+        as with ``label_column``.
     checked.index = rows
 
     # value rules
@@ -433,7 +438,7 @@ def validate_frame(
         ext = pd.DataFrame({c: typed_extras.get(c, frame[c]) for c in extras}, index=frame.index)
         ext = ext.loc[~bad].reset_index(drop=True)
         valid = pd.concat([valid, ext], axis=1)
-    if label_column is not None:
+    if snapshot:
         valid["churned"] = valid["churned"].astype(bool)
     reasons = rejects["reason"].map(_reason_key).value_counts().to_dict() if len(rejects) else {}
     return ValidationResult(table=table, source=source, rows_read=n, valid=valid, rejects=rejects,

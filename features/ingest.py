@@ -139,7 +139,9 @@ class IngestRun:
         types = self._attribute_types(raw, mapping, label_column) if table == "customers" else {}
         result = validate_frame(raw, table, source, rows=rows, label_column=label_column, mapping=mapping,
                                 attribute_types={c: k for c, (k, _) in types.items()},
-                                defaults=self.settings.data.column_defaults.get(table))
+                                defaults=self.settings.data.column_defaults.get(table),
+                                snapshot=table == "customers" and label_column is None
+                                and tables.customers_have_labels(self.settings))
         report = self._report_from(result)
         report.attribute_types = types
         extra: list[pd.DataFrame] = []

@@ -175,6 +175,21 @@ def read_customers(settings: Settings, missing_ok: bool = False) -> pd.DataFrame
     return _read_single(settings, "customers", missing_ok)
 
 
+def customers_have_labels(settings: Settings) -> bool:
+    """Whether the stored customers hold churn labels (a snapshot ingested with ``--label-column``).
+
+    Reads only the ``churned`` column's null count, so it is cheap on large tables.
+    """
+    import pyarrow.parquet as pq
+
+    for file in _data_files(table_path(settings, "customers")):
+        if "churned" in pq.read_schema(file).names:
+            column = pq.read_table(file, columns=["churned"]).column("churned")
+            if column.null_count < len(column):
+                return True
+    return False
+
+
 def read_items(settings: Settings, missing_ok: bool = False) -> pd.DataFrame:
     """The stored items: DataFrame, one row per item (canonical item columns, then extras).
 

@@ -204,17 +204,9 @@ def build_churn_training_set(settings, store=None, verify_sample: int = 300) -> 
 
 def has_labelled_snapshot(settings) -> bool:
     """Whether the workspace's customers table holds churn labels (``--label-column`` at ingest)."""
-    import pyarrow.parquet as pq
+    from features.tables import customers_have_labels
 
-    from features.tables import table_path
-
-    for file in sorted(table_path(settings, "customers").glob("*.parquet")):
-        schema = pq.read_schema(file)
-        if "churned" in schema.names:
-            column = pq.read_table(file, columns=["churned"]).column("churned")
-            if column.null_count < len(column):
-                return True
-    return False
+    return customers_have_labels(settings)
 
 
 def build_snapshot_training_set(settings) -> tuple[pd.DataFrame, list[str], list[str]]:

@@ -296,6 +296,7 @@ def validate_frame(
     mapping: Mapping[str, str] | None = None,
     label_column: str | None = None,
     check_references: bool = True,
+    snapshot: bool = False,
     attribute_types: Mapping[str, str] | None = None,
     defaults: Mapping[str, object] | None = None,
 ) -> ValidationResult:
@@ -314,6 +315,9 @@ def validate_frame(
         true/false, 1/0), stored as ``churned``; ``signup_at`` and ``consent_personalization``
         become optional (consent defaults to True).
     check_references: check events' customer and item ids against the known ids.
+    snapshot: customers only: more customers of a labelled snapshot (the workspace holds
+        labels), without a label: ``signup_at`` and ``consent_personalization`` are optional,
+        as with ``label_column``.
     attribute_types: customers only: ``{extra column: numeric | boolean | category | ignore}``
         (:mod:`features.attributes`); each such column is stored in its type, and a value that
         does not fit (text in a numeric column, ``maybe`` in a yes/no one) rejects its row.
@@ -360,7 +364,6 @@ def validate_frame(
         if not spec.extra_columns_allowed:
             for c in extra:
                 rej.add_file_error(str(c), f"unexpected column {c!r}: not in the {table} contract "
-    snapshot: bool = False,
                                            f"(drop it or map it with settings.columns.{table})")
         problems = [f"missing required column {c!r}" for c in missing] + \
                    ([f"unexpected column(s) {extra}"] if extra and not spec.extra_columns_allowed else [])
@@ -372,7 +375,7 @@ def validate_frame(
     for col in spec.columns:
         if col.name in frame.columns:
             typed[col.name] = _PARSERS[col.kind](frame[col.name], rows, col, rej)
-    if label_column is not None:
+    if snapshot:
         if "consent_personalization" not in typed:
             typed["consent_personalization"] = pd.Series(True, index=frame.index, dtype=object)
         if "signup_at" not in typed:
@@ -380,9 +383,6 @@ def validate_frame(
     if "available" in typed:
         typed["available"] = typed["available"].where(typed["available"].notna(), True)
     checked = pd.DataFrame(typed)
-    snapshot: customers only: more customers of a labelled snapshot (the workspace holds
-        labels), without a label: ``signup_at`` and ``consent_personalization`` are optional,
-        as with ``label_column``.
     checked.index = rows
 
     # value rules
@@ -438,7 +438,7 @@ def validate_frame(
         ext = pd.DataFrame({c: typed_extras.get(c, frame[c]) for c in extras}, index=frame.index)
         ext = ext.loc[~bad].reset_index(drop=True)
         valid = pd.concat([valid, ext], axis=1)
-    if snapshot:
+    if label_column is not None:
         valid["churned"] = valid["churned"].astype(bool)
     reasons = rejects["reason"].map(_reason_key).value_counts().to_dict() if len(rejects) else {}
     return ValidationResult(table=table, source=source, rows_read=n, valid=valid, rejects=rejects,

@@ -13,8 +13,12 @@ Rules
 - timestamps: ISO 8601 with a UTC offset (``2026-03-01T09:30:00Z``, ``...+02:00``), stored in
   UTC; a time without an offset is *rejected* as naive, as is a date without a time.
 - ``event_type`` in :data:`tenure.settings.EVENT_TYPES`; ``event_id`` unique within a file.
-- numbers: ``price``, ``amount``, ``quantity``, ``resolution_hours``, ``rating`` >= 0;
+- numbers: finite only (``inf``, ``Infinity``, ``1e309`` are rejected; a blank is missing);
+  ``price``, ``amount``, ``quantity``, ``resolution_hours``, ``rating`` >= 0;
   ``nps`` in 0..10, ``csat`` in 1..5.
+- event times within :class:`TimeBounds` (``settings.events``: not before ``earliest``, at most
+  ``max_future_hours`` ahead of the clock); a date the store cannot hold (year 0001 or 9999)
+  is "out of range", not "unparseable".
 - booleans: true/false, yes/no, 1/0, t/f, y/n (any case).
 - events must name a known customer and, when ``item_id`` is set, a known item.
 """
@@ -184,14 +188,23 @@ def _parse_float(values: pd.Series, rows: np.ndarray, col: Column, rej: _Rejects
     if pd.api.types.is_bool_dtype(values.dtype):
         values = values.astype(object)
     if pd.api.types.is_numeric_dtype(values.dtype):
-        return values.astype(np.float64)
+        return _finite(values.astype(np.float64), values, rows, col, rej)
     num = pd.to_numeric(values, errors="coerce")
     bad = (values.notna() & num.isna()).to_numpy()
     if bad.any():
         blank = values[bad].astype(str).str.strip() == ""  # blanks are missing, not errors
         bad[np.flatnonzero(bad)[blank.to_numpy()]] = False
     rej.add(rows[bad], col.name, values[bad], f"{col.name} is not a number")
-    return num.astype(np.float64)
+    return _finite(num.astype(np.float64), values, rows, col, rej)
+
+
+def _finite(num: pd.Series, values: pd.Series, rows: np.ndarray, col: Column, rej: _Rejects) -> pd.Series:
+    """``num`` with infinities rejected (and blanked): ``inf``, ``Infinity`` and ``1e309`` are not amounts."""
+    inf = np.isinf(num.to_numpy())
+    if not inf.any():
+        return num
+    rej.add(rows[inf], col.name, values[inf], f"{col.name} is not a finite number")
+    return num.where(~inf, np.nan)
 
 
 def _parse_bool(values: pd.Series, rows: np.ndarray, col: Column, rej: _Rejects) -> pd.Series:
@@ -227,12 +240,62 @@ def _parse_timestamp(values: pd.Series, rows: np.ndarray, col: Column, rej: _Rej
     parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
     unparseable = present.to_numpy() & parsed.isna().to_numpy()
     naive = present.to_numpy() & ~unparseable & ~aware
+    out_of_range = np.zeros(len(text), dtype=bool)
+    for i in np.flatnonzero(unparseable):  # only the failures: a valid ISO date the store cannot hold?
+        out_of_range[i] = _iso_outside_store(text.iloc[i])
+    unparseable &= ~out_of_range
+    rej.add(rows[out_of_range], col.name, values[out_of_range],
+            f"{col.name} out of range: the year must be within 1678..2261 (and within events.earliest .. "
+            f"events.max_future_hours for event times)")
     rej.add(rows[unparseable], col.name, values[unparseable],
             f"unparseable timestamp: {col.name} must be ISO 8601 like 2026-03-01T09:30:00Z")
     rej.add(rows[naive], col.name, values[naive],
             f"naive timestamp: {col.name} has no UTC offset (add Z or +00:00)")
     parsed = parsed.where(~naive, pd.NaT)
     return parsed.astype("datetime64[ns, UTC]")
+
+
+def _iso_outside_store(text: str) -> bool:
+    """True when ``text`` is a valid ISO 8601 time that nanosecond timestamps cannot hold (years 0001, 9999)."""
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(str(text).strip().replace("z", "Z"))
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class TimeBounds:
+    """The accepted range of event times: ``earliest`` .. clock + ``max_future`` (evaluated per call)."""
+
+    earliest: pd.Timestamp = field(default_factory=lambda: pd.Timestamp("1990-01-01", tz="UTC"))
+    max_future: pd.Timedelta = field(default_factory=lambda: pd.Timedelta(hours=24))
+
+    @classmethod
+    def from_settings(cls, settings) -> TimeBounds:
+        """``settings.events``'s bounds."""
+        return cls(pd.Timestamp(settings.events.earliest).tz_convert("UTC"),
+                   pd.Timedelta(hours=settings.events.max_future_hours))
+
+    def check(self, times: pd.Series, rows: np.ndarray, column: str, rej: _Rejects, values: pd.Series) -> None:
+        """Reject times before ``earliest`` or after now + ``max_future``, one precise reason each."""
+        latest = pd.Timestamp.now(tz="UTC") + self.max_future
+        stamps = times.to_numpy(dtype="datetime64[ns]")
+        present = ~np.isnat(stamps)
+        early = present & (stamps < self.earliest.tz_convert(None).to_datetime64())
+        late = present & (stamps > latest.tz_convert(None).to_datetime64())
+        hours = _fmt(self.max_future / pd.Timedelta(hours=1))
+        rej.add(rows[early], column, values[early],
+                f"{column} out of range: before {self.earliest:%Y-%m-%dT%H:%M}Z, the earliest accepted time "
+                f"(events.earliest)")
+        rej.add(rows[late], column, values[late],
+                f"{column} out of range: more than {hours} h ahead of the clock (latest accepted "
+                f"{latest:%Y-%m-%dT%H:%M}Z; events.max_future_hours)")
+
+
+DEFAULT_TIME_BOUNDS = TimeBounds()
 
 
 _PARSERS = {
@@ -299,6 +362,7 @@ def validate_frame(
     snapshot: bool = False,
     attribute_types: Mapping[str, str] | None = None,
     defaults: Mapping[str, object] | None = None,
+    time_bounds: TimeBounds | None = None,
 ) -> ValidationResult:
     """Validate rows of one table and split them into canonical accepted rows and rejects.
 
@@ -324,6 +388,8 @@ def validate_frame(
     defaults: ``{canonical column: value}`` for optional columns the file lacks
         (``settings.data.column_defaults``); a column filled this way is logged as a warning.
         ``items.price`` is NaN when absent, with a warning, without a default.
+    time_bounds: the accepted range of ``event_at`` (events only; default
+        :data:`DEFAULT_TIME_BOUNDS`; pass ``TimeBounds.from_settings(settings)``).
 
     Returns
     -------
@@ -382,6 +448,9 @@ def validate_frame(
             typed["signup_at"] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns, UTC]")
     if "available" in typed:
         typed["available"] = typed["available"].where(typed["available"].notna(), True)
+    if table == "events" and "event_at" in typed:
+        (time_bounds or DEFAULT_TIME_BOUNDS).check(typed["event_at"], rows, "event_at", rej,
+                                                   frame["event_at"].reset_index(drop=True))
     checked = pd.DataFrame(typed)
     checked.index = rows
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.contract import REJECT_COLUMNS, ValidationResult, validate_frame
+from features.contract import REJECT_COLUMNS, TimeBounds, ValidationResult, validate_frame
 from features.schema import TABLES
 from tenure.settings import Settings
 
@@ -113,15 +113,29 @@ class IngestRun:
             raise FileNotFoundError(f"{path} does not exist (or is not a file)")
         if path.suffix.lower() not in SUPPORTED_SUFFIXES:
             raise ValueError(f"{path}: unsupported file type {path.suffix!r}; use one of {list(SUPPORTED_SUFFIXES)}")
-        if table == "events":
-            return self._ingest_events(_read_chunks(path, CHUNK_ROWS), str(path))
-        chunks = list(_read_chunks(path, CHUNK_ROWS))
-        frames = [c.frame for c in chunks if len(c.rows)]
+        try:
+            if path.stat().st_size == 0:
+                raise FileUnreadable("the file is empty (0 bytes): expected a header row or data")
+            if table == "events":
+                return self._ingest_events(_read_chunks(path, CHUNK_ROWS), str(path))
+            chunks = list(_read_chunks(path, CHUNK_ROWS))
+        except FileUnreadable as exc:
+            return self._unreadable(table, path, str(exc))
+        frames = [c.frame for c in chunks if len(c.rows)] or [c.frame for c in chunks[:1]]  # header only: no rows
         raw = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         rows = np.concatenate([c.rows for c in chunks]) if chunks else np.zeros(0, dtype=np.int64)
         malformed = [m for c in chunks for m in c.malformed]
         return self.ingest_frame(table, raw, str(path), rows=rows, label_column=label_column,
                                  malformed=malformed)
+
+    def _unreadable(self, table: str, path: Path, reason: str) -> FileReport:
+        """Record a file that could not be read at all: one rejects entry naming it, nothing stored."""
+        logger.error("%s: %s", path, reason)
+        report = FileReport(table=table, source=str(path), file_error=reason, reasons={"unreadable file": 1})
+        self._rejects.append(pd.DataFrame({"file": [str(path)], "row": pd.array([pd.NA], dtype="Int64"),
+                                           "column": [""], "value": [""], "reason": [f"unreadable file: {reason}"]}))
+        self.report.files.append(report)
+        return report
 
     def ingest_frame(self, table: str, raw: pd.DataFrame, source: str, rows: np.ndarray | None = None,
                      label_column: str | None = None, apply_mapping: bool = True,
@@ -210,7 +224,8 @@ class IngestRun:
                 result = validate_frame(frame, "events", source, rows=rows, known_customers=known_c,
                                         known_items=known_i,
                                         mapping=self._mapping("events") if apply_mapping else None,
-                                        defaults=self.settings.data.column_defaults.get("events"))
+                                        defaults=self.settings.data.column_defaults.get("events"),
+                                        time_bounds=TimeBounds.from_settings(self.settings))
                 if result.file_error is not None:
                     rejects.append(result.rejects)
                     # the whole file is refused: count its remaining rows, store nothing
@@ -388,15 +403,34 @@ class _Chunk:
     malformed: list[tuple[int, str, str]] = field(default_factory=list)  # (row, reason, raw text)
 
 
+class FileUnreadable(ValueError):
+    """A file that cannot be read as its type says (empty, truncated, corrupt, not UTF-8)."""
+
+
 def _read_chunks(path: Path, chunk_rows: int) -> Iterator[_Chunk]:
-    """Yield chunks of a CSV, Parquet or JSON-lines file."""
+    """Yield chunks of a CSV, Parquet or JSON-lines file.
+
+    Raises
+    ------
+    FileUnreadable
+        When the file itself cannot be read (a reader's error, with its message, at any chunk).
+    """
+    import csv
+
+    import pyarrow as pa
+
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        yield from _read_csv(path, chunk_rows)
-    elif suffix in (".parquet", ".pq"):
-        yield from _read_parquet(path, chunk_rows)
-    else:
-        yield from _read_jsonl(path, chunk_rows)
+    reader = _read_csv if suffix == ".csv" else _read_parquet if suffix in (".parquet", ".pq") else _read_jsonl
+    produced = False
+    try:
+        for chunk in reader(path, chunk_rows):
+            produced = True
+            yield chunk
+    except (pa.ArrowException, OSError, UnicodeDecodeError, EOFError, csv.Error) as exc:
+        where = "after the first rows" if produced else "from the start"
+        raise FileUnreadable(f"cannot read it as {suffix.lstrip('.')} {where}: {type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:300] if str(exc) else ''}") from None
+
 
 
 def _read_csv(path: Path, chunk_rows: int) -> Iterator[_Chunk]:
@@ -409,7 +443,7 @@ def _read_csv(path: Path, chunk_rows: int) -> Iterator[_Chunk]:
     with open(path, newline="", encoding="utf-8-sig") as fh:
         header = next(csv.reader(fh), None)
     if not header:
-        return
+        raise FileUnreadable("no header row: the CSV file has no columns")
     bad: list[tuple[int, str, str]] = []
 
     def on_invalid(row) -> str:
@@ -439,7 +473,7 @@ def _read_csv(path: Path, chunk_rows: int) -> Iterator[_Chunk]:
         for i in range(0, max(n, 1), chunk_rows):
             yield _Chunk(frame.iloc[i:i + chunk_rows].reset_index(drop=True), rows[i:i + chunk_rows],
                          new_bad if i == 0 else [])
-    if len(bad) > reported:
+    if len(bad) > reported or position == 0:  # malformed rows at the end, or a header without rows
         yield _Chunk(pd.DataFrame(columns=header), np.zeros(0, dtype=np.int64), bad[reported:])
 
 

@@ -145,7 +145,9 @@ def ingest(
     _next_steps(report, table, label_column, from_dir is not None or source is not None)
     if not report.ok:
         where = f"; see {report.rejects_path}" if report.rejects_path else ""
-        message = f"{report.rejected:,} row(s) rejected{where}"
+        unreadable = [f.source for f in report.files if f.file_error]
+        message = f"{report.rejected:,} row(s) rejected{where}" if not unreadable else \
+            f"{len(unreadable)} file(s) not stored ({', '.join(unreadable)}), {report.rejected:,} row(s) rejected{where}"
         if allow_rejects:
             console.print(f"[yellow]{message} (allowed by --allow-rejects)[/yellow]")
         else:

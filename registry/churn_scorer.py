@@ -1,4 +1,12 @@
-"""The churn model as the service runs it: LightGBM booster + calibration + risk bands + reasons.
+"""The churn model as the service runs it: LightGBM and/or a linear model, calibration, bands, percentile, reasons.
+
+The model is the candidate training chose (:mod:`training.churn_selection`): the LightGBM
+booster, the logistic regression (:class:`registry.churn_linear.LinearPart`) or their blend
+``w * booster + (1 - w) * linear`` in log-odds. Calibration maps the log-odds to a probability
+that is never exactly 0 or 1; ``percentile`` places a probability within the customer
+population scored at training (stored sorted in the bundle, looked up by ``searchsorted``);
+reasons carry the raw feature, value and contribution plus plain-language text
+(:mod:`registry.churn_reasons`).
 
 Plain files in one folder (``booster.txt``, ``calibration.json``, ``manifest.json``), numpy
 and lightgbm only, so the service's hot path has no pandas. Training writes the folder
@@ -16,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from registry.churn_linear import LinearPart
+from registry.churn_reasons import reason_direction, reason_text
 from tenure.jsonable import to_jsonable
 
 logger = logging.getLogger(__name__)
@@ -25,6 +35,8 @@ CALIBRATION_FILE = "calibration.json"
 MANIFEST_FILE = "manifest.json"
 BUNDLE_DIR = "bundle"
 RISK_BANDS = ("low", "medium", "high")
+DEFAULT_EPS = 1e-4
+"""Served probabilities stay within ``[eps, 1 - eps]`` unless the calibration says otherwise."""
 
 
 class ChurnScorer:
@@ -40,13 +52,24 @@ class ChurnScorer:
         ``{feature: [category, ...]}``; a categorical value is encoded as its index, an
         unknown or missing one as NaN (as in training).
     calibration:
-        ``{"method": "isotonic", "x": [...], "y": [...]}`` (piecewise-linear map of the raw
-        probability) or ``{"method": "sigmoid", "a": ..., "b": ...}`` (Platt scaling of the
-        raw log-odds), or ``{"method": "none"}``.
+        ``{"method": "isotonic", "x": [...], "y": [...], "tie_break": d}`` (piecewise-linear
+        map of the raw probability, mixed with ``d`` of the raw probability so that no two
+        different scores tie), ``{"method": "sigmoid", "a": ..., "b": ...}`` (Platt scaling of
+        the log-odds), ``{"method": "beta", "a": ..., "b": ..., "c": ...}`` (beta calibration:
+        ``sigmoid(a ln p - b ln(1 - p) + c)``) or ``{"method": "none"}``; ``eps`` (default
+        1e-4) bounds the output to ``[eps, 1 - eps]``.
     band_thresholds:
         ``(medium_from, high_from)`` calibrated probabilities.
     metadata:
         Free-form facts stored with the model (feature service, training window, ...).
+    linear:
+        The linear model's spec (:class:`registry.churn_linear.LinearPart`), or None.
+    blend_weight:
+        Weight of the booster's log-odds; ``1 - blend_weight`` goes to the linear model
+        (1 = LightGBM alone, 0 = the linear model alone).
+    reference_scores:
+        Calibrated probabilities of the customer population at training, for percentiles
+        (sorted here); None = no percentiles.
     """
 
     def __init__(
@@ -57,7 +80,14 @@ class ChurnScorer:
         calibration: dict[str, Any],
         band_thresholds: tuple[float, float],
         metadata: dict[str, Any] | None = None,
+        linear: dict[str, Any] | None = None,
+        blend_weight: float = 1.0,
+        reference_scores: Any = None,
     ) -> None:
+        if not 0.0 <= blend_weight <= 1.0:
+            raise ValueError(f"blend_weight must be within [0, 1], got {blend_weight}")
+        if blend_weight < 1.0 and linear is None:
+            raise ValueError("a blend weight below 1 needs the linear model's spec")
         self.booster = booster
         self.feature_names = list(feature_names)
         self.categories = {k: list(v) for k, v in categories.items()}
@@ -65,11 +95,14 @@ class ChurnScorer:
         self.band_thresholds = (float(band_thresholds[0]), float(band_thresholds[1]))
         self.metadata = dict(metadata or {})
         self.model_version: str | None = None
+        self.linear_spec = linear
+        self.linear = LinearPart(linear, len(self.feature_names)) if linear is not None else None
+        self.blend_weight = float(blend_weight)
+        self.reference_scores = (np.sort(np.asarray(reference_scores, dtype=np.float64))
+                                 if reference_scores is not None and len(reference_scores) else None)
+        self._calibration = Calibration(self.calibration)
         self._codes = {f: {c: float(i) for i, c in enumerate(cats)} for f, cats in self.categories.items()}
         self._positions = {name: i for i, name in enumerate(self.feature_names)}
-        if calibration.get("method") == "isotonic":
-            self._iso_x = np.asarray(calibration["x"], dtype=np.float64)
-            self._iso_y = np.asarray(calibration["y"], dtype=np.float64)
         self._single_row: _SingleRowContributions | None | bool = None  # built on first use; False: unavailable
 
     def __getstate__(self) -> dict[str, Any]:
@@ -108,18 +141,29 @@ class ChurnScorer:
 
     # --- output --------------------------------------------------------------------------------
     def raw_scores(self, X: np.ndarray) -> np.ndarray:
-        """Uncalibrated log-odds, array of shape (n_rows,)."""
-        return np.asarray(self.booster.predict(X, raw_score=True, num_threads=1), dtype=np.float64)
+        """Uncalibrated log-odds of the model (booster, linear or blend), array of shape (n_rows,)."""
+        w = self.blend_weight
+        out = np.zeros(X.shape[0], dtype=np.float64)
+        if w > 0:
+            out += w * np.asarray(self.booster.predict(X, raw_score=True, num_threads=1), dtype=np.float64)
+        if w < 1:
+            out += (1 - w) * self.linear.raw_scores(X)
+        return out
 
     def calibrate(self, raw: np.ndarray) -> np.ndarray:
-        """Map raw log-odds to calibrated probabilities."""
-        method = self.calibration.get("method", "none")
-        if method == "isotonic":
-            p = 1.0 / (1.0 + np.exp(-raw))
-            return np.clip(np.interp(p, self._iso_x, self._iso_y), 0.0, 1.0)
-        if method == "sigmoid":
-            return 1.0 / (1.0 + np.exp(-(self.calibration["a"] * raw + self.calibration["b"])))
-        return 1.0 / (1.0 + np.exp(-raw))
+        """Map raw log-odds to calibrated probabilities within ``[eps, 1 - eps]``."""
+        return self._calibration.apply(raw)
+
+    def percentiles(self, probabilities: np.ndarray) -> np.ndarray | None:
+        """Share (0-100, one decimal) of the training-time population scoring at or below each probability.
+
+        None when the bundle has no reference population (models trained before percentiles).
+        """
+        ref = self.reference_scores
+        if ref is None:
+            return None
+        ranks = np.searchsorted(ref, np.asarray(probabilities, dtype=np.float64), side="right")
+        return np.round(100.0 * ranks / len(ref), 1)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Calibrated churn probabilities, array of shape (n_rows,)."""
@@ -140,6 +184,15 @@ class ChurnScorer:
         without the Python wrapper's per-call set-up, ~60 us less); more rows through
         ``Booster.predict``.
         """
+        w = self.blend_weight
+        out = np.zeros((X.shape[0], len(self.feature_names) + 1), dtype=np.float64)
+        if w > 0:
+            out += w * self._booster_contributions(X)
+        if w < 1:
+            out += (1 - w) * self.linear.contributions(X)
+        return out
+
+    def _booster_contributions(self, X: np.ndarray) -> np.ndarray:
         if X.shape[0] == 1:
             single = self._single_row_predictor()
             if single is not None:
@@ -165,11 +218,13 @@ class ChurnScorer:
         return self.calibrate(contrib.sum(axis=1)), self._reasons(X, contrib[:, :-1], k)
 
     def top_reasons(self, X: np.ndarray, k: int = 3) -> list[list[dict[str, Any]]]:
-        """The ``k`` features that moved each score most, as ``{feature, value, contribution}``.
+        """The ``k`` features that moved each score most, as ``{feature, value, contribution, text, direction}``.
 
-        ``contribution`` is the signed SHAP value in log-odds (positive raises the churn
-        risk); ``value`` is the customer's feature value (the category name for categoricals,
-        None when missing).
+        ``contribution`` is the signed contribution in log-odds (SHAP for the trees, exact for
+        the linear model; positive raises the churn risk); ``value`` is the customer's feature
+        value (the category name for categoricals, None when missing); ``text`` reads it in
+        plain language (``no activity for 48 days``) and ``direction`` is ``raises risk`` or
+        ``lowers risk``.
         """
         return self._reasons(X, self.contributions(X)[:, :-1], k)
 
@@ -183,8 +238,10 @@ class ChurnScorer:
             row = []
             for j in order[i]:
                 name = self.feature_names[j]
-                row.append({"feature": name, "value": self._display_value(name, X[i, j]),
-                            "contribution": round(float(contrib[i, j]), 6)})
+                value = self._display_value(name, X[i, j])
+                weight = float(contrib[i, j])
+                row.append({"feature": name, "value": value, "contribution": round(weight, 6),
+                            "text": reason_text(name, value), "direction": reason_direction(weight)})
             reasons.append(row)
         return reasons
 
@@ -208,6 +265,9 @@ class ChurnScorer:
             "categories": self.categories,
             "band_thresholds": list(self.band_thresholds),
             "metadata": self.metadata,
+            "linear": self.linear_spec,
+            "blend_weight": self.blend_weight,
+            "reference_scores": None if self.reference_scores is None else self.reference_scores.tolist(),
         }
         (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=to_jsonable))
         return folder
@@ -228,6 +288,9 @@ class ChurnScorer:
             calibration=calibration,
             band_thresholds=tuple(manifest["band_thresholds"]),
             metadata=manifest.get("metadata", {}),
+            linear=manifest.get("linear"),
+            blend_weight=float(manifest.get("blend_weight", 1.0)),
+            reference_scores=manifest.get("reference_scores"),
         )
 
     @classmethod
@@ -244,6 +307,41 @@ class ChurnScorer:
         for manifest in sorted(root.rglob(f"{BUNDLE_DIR}/{MANIFEST_FILE}")):  # however MLflow nested it
             return cls.load(manifest.parent)
         raise FileNotFoundError(f"no churn model files ({MANIFEST_FILE}) under {root}")
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+class Calibration:
+    """A calibration map (the dict form :class:`ChurnScorer` documents) ready to apply."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = dict(spec)
+        self.method = self.spec.get("method", "none")
+        if self.method not in ("none", "isotonic", "sigmoid", "beta"):
+            raise ValueError(f"unknown calibration method {self.method!r} in the model bundle")
+        self.eps = float(self.spec.get("eps", DEFAULT_EPS))
+        if self.method == "isotonic":
+            self._x = np.asarray(self.spec["x"], dtype=np.float64)
+            self._y = np.asarray(self.spec["y"], dtype=np.float64)
+
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of log-odds ``raw``, bounded to ``[eps, 1 - eps]``."""
+        raw = np.asarray(raw, dtype=np.float64)
+        c = self.spec
+        if self.method == "isotonic":
+            p_raw = _sigmoid(raw)
+            d = float(c.get("tie_break", 0.0))
+            p = (1 - d) * np.interp(p_raw, self._x, self._y) + d * p_raw
+        elif self.method == "sigmoid":
+            p = _sigmoid(c["a"] * raw + c["b"])
+        elif self.method == "beta":
+            log_p, log_q = -np.logaddexp(0.0, -raw), -np.logaddexp(0.0, raw)  # ln p, ln(1 - p), stable
+            p = _sigmoid(c["a"] * log_p - c["b"] * log_q + c["c"])
+        else:
+            p = _sigmoid(raw)
+        return np.clip(p, self.eps, 1.0 - self.eps)
 
 
 class _SingleRowContributions:

@@ -59,9 +59,12 @@ class ChurnScoreRequest(_Strict):
 class Reason(BaseModel):
     """One feature's push on the score: positive contributions raise the churn risk (log-odds)."""
 
-    feature: str
-    value: float | str | None
-    contribution: float
+    feature: str = Field(..., description="The model's feature name (raw).")
+    value: float | str | None = Field(..., description="The customer's value (raw; null when missing).")
+    contribution: float = Field(..., description="Signed push on the log-odds of churn; positive raises the risk.")
+    text: str | None = Field(None, description="The reason in plain language, rounded, with units: "
+                                               "'no activity for 48 days', 'last NPS 2 of 10'.")
+    direction: Literal["raises risk", "lowers risk"] | None = None
 
 
 class ChurnScore(BaseModel):
@@ -71,6 +74,8 @@ class ChurnScore(BaseModel):
     status: Literal["ok", "unknown_customer"]
     churn_probability: float | None = None
     risk_band: Literal["low", "medium", "high"] | None = None
+    percentile: float | None = Field(None, description="Share (0-100) of the customer population at training "
+                                                       "scoring at or below this customer; 95 = riskier than 95%.")
     top_reasons: list[Reason] = Field(default_factory=list)
     missing_features: int = 0
     model_version: str | None = None

@@ -305,6 +305,7 @@ class TenureService:
             X = scorer.vectorize(vectors)
             p, reasons = scorer.score(X, self.settings.serving.top_reasons)
             bands = scorer.risk_bands(p)
+            percentiles = scorer.percentiles(p)
             missing = scorer.missing_counts(X)
             n_missing = int(missing.sum())
             if n_missing:
@@ -313,7 +314,10 @@ class TenureService:
                 cid = customer_ids[i]
                 by_position[i] = ChurnScore(customer_id=cid, status="ok", churn_probability=float(p[n]),
                                             risk_band=bands[n], top_reasons=reasons[n], missing_features=int(missing[n]),
-                                            model_version=current.churn_version, scored_at=scored_at)
+                                            percentile=None if percentiles is None else float(percentiles[n]),
+                                            model_version=current.churn_version, scored_at=scored_at,
+                                            features_as_of=_iso_seconds(as_of[i]),
+                                            feature_age_s=None if as_of[i] is None else round(now_s - as_of[i], 3))
                 self.prediction_log.add({
                     "kind": "churn", "request_id": request_id, "logged_at": scored_at,
                     "customer_id": self.prediction_log.customer_ref(cid), "model_version": current.churn_version,

@@ -173,7 +173,20 @@ class ChurnSettings(_Section):
     )
     validation_cutoffs: int = Field(2, ge=1, description="Latest matured cut-offs before the test ones.")
     test_cutoffs: int = Field(1, ge=1, description="Latest matured cut-offs, held out for testing.")
-    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    calibration: Literal["auto", "isotonic", "sigmoid", "beta"] = Field(
+        "auto", description="auto: sigmoid below isotonic_min_rows validation rows, isotonic from there; any method "
+                            "that lowers validation ROC-AUC by more than calibration_max_auc_drop falls back to sigmoid.")
+    isotonic_min_rows: int = Field(5000, ge=10, description="Validation rows from which calibration 'auto' is isotonic.")
+    calibration_max_auc_drop: float = Field(0.002, ge=0, le=0.1, description="Largest ROC-AUC loss calibration may cause.")
+    candidates: list[Literal["lightgbm", "lightgbm_shallow", "logistic", "blend"]] = Field(
+        default_factory=lambda: ["lightgbm", "lightgbm_shallow", "logistic", "blend"],
+        description="Models fitted on every run; the best validation ROC-AUC is chosen (training.churn_selection).")
+    logistic_c_grid: list[float] = Field(default_factory=lambda: [0.01, 0.1, 1.0],
+                                         description="Inverse regularisation strengths tried for the logistic candidate.")
+    refit_on_validation: bool = Field(True, description="Refit the chosen configuration on training + validation rows.")
+    segment_min_rows: int = Field(50, ge=1, description="Segments with fewer test rows are not scored.")
+    gate_segment_tolerance: float = Field(0.02, ge=0, le=0.5,
+                                          description="Allowed drop of the worst segment's ROC-AUC vs the champion.")
     num_leaves: int = Field(31, ge=2)
     learning_rate: float = Field(0.05, gt=0, le=1)
     n_estimators: int = Field(500, ge=1)

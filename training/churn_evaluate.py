@@ -1,4 +1,4 @@
-"""Churn evaluation: metrics, baselines side by side, per-segment metrics, explanations and plots.
+"""Churn evaluation: metrics, the recency baseline, per-segment metrics and gaps, explanations and plots.
 
 Definitions:
 - lift@q: churn rate among the top q of scores divided by the overall churn rate.
@@ -91,40 +91,40 @@ def segment_metrics(frame: pd.DataFrame, y: np.ndarray, p: np.ndarray, segments:
     return pd.DataFrame(rows)
 
 
-def fit_logistic_baseline(train: pd.DataFrame, y_train: np.ndarray, numeric: Sequence[str],
-                          categorical: Sequence[str], random_state: int = 42):
-    """Logistic regression on the same features: median imputation + scaling + one-hot categoricals."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+def segment_summary(segments: pd.DataFrame, metric: str = "roc_auc") -> dict:
+    """Worst and best value per segment column and the largest gap between them (on ``metric``).
 
-    numeric = [c for c in numeric if c in train.columns]
-    categorical = [c for c in categorical if c in train.columns]
-    transformer = ColumnTransformer(
-        [
-            ("num", make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()), numeric),
-            ("cat", make_pipeline(SimpleImputer(strategy="constant", fill_value="unknown"),
-                                  OneHotEncoder(handle_unknown="ignore")), categorical),
-        ]
-    )
-    model = make_pipeline(transformer, LogisticRegression(max_iter=2000, C=1.0, random_state=random_state))
-    frame = train[numeric + categorical].copy()
-    for c in categorical:
-        frame[c] = frame[c].astype("string").fillna("unknown").astype(str)
-    model.fit(frame, np.asarray(y_train, dtype=np.int64))
-    model.tenure_columns_ = (numeric, categorical)
-    return model
+    Returns
+    -------
+    ``{"metric", "worst": {"segment", "value", metric, "rows"}, "largest_gap": {"segment", "gap"},
+    "by_segment": {column: {"worst", "best", "worst_value", "best_value", "gap", "values"}}}``;
+    empty ``by_segment`` when no segment had enough rows with both classes. Fairlearn's
+    ``MetricFrame`` computes the same (``group_min``, ``difference``); this small function keeps
+    that out of the dependencies.
+    """
+    out: dict = {"metric": metric, "worst": None, "largest_gap": None, "by_segment": {}}
+    if segments.empty or metric not in segments.columns:
+        return out
+    scored = segments[np.isfinite(segments[metric].astype(float))]
+    for column, rows in scored.groupby("segment", sort=False):
+        low, high = rows.loc[rows[metric].idxmin()], rows.loc[rows[metric].idxmax()]
+        out["by_segment"][str(column)] = {
+            "worst": float(low[metric]), "worst_value": str(low["value"]),
+            "best": float(high[metric]), "best_value": str(high["value"]),
+            "gap": float(high[metric] - low[metric]), "values": len(rows),
+        }
+    if out["by_segment"]:
+        column, worst = min(out["by_segment"].items(), key=lambda kv: kv[1]["worst"])
+        out["worst"] = {"segment": column, "value": worst["worst_value"], metric: worst["worst"]}
+        column, widest = max(out["by_segment"].items(), key=lambda kv: kv[1]["gap"])
+        out["largest_gap"] = {"segment": column, "gap": widest["gap"]}
+    return out
 
 
-def logistic_predict(model, frame: pd.DataFrame) -> np.ndarray:
-    """Probabilities of the logistic baseline for ``frame``."""
-    numeric, categorical = model.tenure_columns_
-    data = frame[numeric + categorical].copy()
-    for c in categorical:
-        data[c] = data[c].astype("string").fillna("unknown").astype(str)
-    return model.predict_proba(data)[:, 1]
+def worst_segment(frame: pd.DataFrame, y: np.ndarray, p: np.ndarray, segments: Sequence[str],
+                  min_rows: int = 50) -> dict | None:
+    """The segment value with the lowest ROC-AUC for scores ``p`` on these rows (see :func:`segment_summary`)."""
+    return segment_summary(segment_metrics(frame, y, p, segments, min_rows))["worst"]
 
 
 def recency_rule_scores(frame: pd.DataFrame, column: str = "days_since_last_activity", cap_days: float = 365.0) -> np.ndarray:

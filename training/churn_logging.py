@@ -3,12 +3,15 @@
 One function, :func:`log_churn_run`, called by :func:`training.churn_pipeline.train_churn`
 after evaluation. It writes what a reader of the run needs to trust and reproduce it:
 
-- parameters: source, horizon, LightGBM parameters, risk-band thresholds, tuning trials;
-- metrics: the model's and each baseline's test metrics, row counts, validation ROC-AUC,
-  the tuning trials;
+- parameters: source, horizon, the chosen candidate and what validation chose for it,
+  calibration, risk-band thresholds, tuning trials;
+- metrics: the chosen model's test metrics (``test_*``), every candidate's and baseline's
+  (``<name>_test_*``), every candidate's validation ROC-AUC (``valid_<name>_roc_auc``),
+  segment metrics (``segment_worst_roc_auc``, ``segment_largest_gap_roc_auc``,
+  ``segment_<column>_worst_roc_auc``/``_gap_roc_auc``), row counts, the tuning trials;
 - tags: source and workspace, feature service, data window, a hash of the training rows,
-  the code version;
-- artifacts: ``features.json``, ``plots/``, ``segments.csv``, ``importance.csv``,
+  the code version, the chosen candidate, the calibration choice, the worst segment;
+- artifacts: ``features.json``, ``selection.json``, ``plots/``, ``segments.csv``, ``importance.csv``,
   ``reference/reference.parquet`` (monitoring's reference) and the pyfunc model ``model``
   (the scorer bundle, with its signature and an input example).
 
@@ -36,8 +39,8 @@ from training.tracking import ensure_experiment
 if TYPE_CHECKING:
     from registry.churn_scorer import ChurnScorer
     from tenure.settings import Settings
-    from training.churn_model import ChurnModel
     from training.churn_pipeline import ChurnData, ChurnEvaluation, TuningResult
+    from training.churn_selection import Selection
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +51,7 @@ REFERENCE_ROWS = 5000
 def log_churn_run(
     settings: Settings,
     data: ChurnData,
-    model: ChurnModel,
+    selection: Selection,
     scorer: ChurnScorer,
     evaluation: ChurnEvaluation,
     tuning: TuningResult | None = None,
@@ -59,7 +62,7 @@ def log_churn_run(
     ----------
     settings:
         This workspace's settings (MLflow lives here, whatever the data source).
-    data, model, scorer, evaluation, tuning:
+    data, selection, scorer, evaluation, tuning:
         The outputs of the earlier stages.
 
     Returns
@@ -76,7 +79,7 @@ def log_churn_run(
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"churn-{data.source}") as run, \
             tempfile.TemporaryDirectory() as tmp:
         tmp_dir = Path(tmp)
-        mlflow.log_params(_params(data, model, scorer, tuning))
+        mlflow.log_params(_params(data, selection, scorer, tuning))
         mlflow.log_metrics(_metrics(data, evaluation, tuning))
         if tuning is not None:
             for trial in tuning.trials:  # one metric, a step per trial
@@ -84,7 +87,10 @@ def log_churn_run(
             mlflow.log_dict(dataclasses.asdict(tuning), "tuning.json")
             mlflow.set_tags({"tenure.tuning.best_trial": str(tuning.best_trial),
                              "tenure.tuning.best_params": json.dumps(tuning.best_params, sort_keys=True)})
-        mlflow.set_tags(_tags(data, scorer))
+        mlflow.set_tags(_tags(data, scorer, selection, evaluation))
+        mlflow.log_dict({"chosen": selection.chosen, "valid": selection.valid, "refit": selection.refit,
+                         "calibration": selection.calibration_choice, "booster_params": selection.booster_params,
+                         "segments": evaluation.segment_summary}, "selection.json")
         cutoffs = data.split.cutoffs()
         mlflow.log_dict({"numeric": data.numeric, "categorical": data.categorical,
                          "feature_service": scorer.metadata.get("feature_service"),
@@ -105,28 +111,31 @@ def log_churn_run(
         return run.info.run_id, model_info.model_uri
 
 
-def _params(data: ChurnData, model: ChurnModel, scorer: ChurnScorer, tuning: TuningResult | None) -> dict:
+def _params(data: ChurnData, selection: Selection, scorer: ChurnScorer, tuning: TuningResult | None) -> dict:
     churn = data.settings.churn
-    return {
+    params = {
         "source": data.source,
         "horizon_days": churn.horizon_days,
         "cutoff_every_days": churn.cutoff_every_days,
-        "calibration": model.calibration,
-        "num_leaves": model.num_leaves,
-        "learning_rate": model.learning_rate,
-        "min_child_samples": model.min_child_samples,
-        "feature_fraction": model.feature_fraction,
-        "lambda_l2": model.lambda_l2,
-        "best_iteration": model.best_iteration_,
+        "candidate": selection.chosen,
+        "candidates": ",".join(selection.valid),
+        "refit_on_validation": selection.refit,
+        "calibration": scorer.calibration.get("method"),
         "n_features": len(data.features),
         "tuning_trials": len(tuning.trials) if tuning is not None else 0,
         "band_medium": scorer.band_thresholds[0],
         "band_high": scorer.band_thresholds[1],
     }
+    for name, values in selection.valid.items():
+        params.update({f"{name}_{k}": v for k, v in values.items() if k != "roc_auc"})
+    lightgbm = selection.booster_params["lightgbm"]
+    params.update({k: lightgbm[k] for k in ("num_leaves", "learning_rate") if k in lightgbm})
+    return params
 
 
 def _metrics(data: ChurnData, evaluation: ChurnEvaluation, tuning: TuningResult | None) -> dict[str, float]:
-    """Test metrics of the model (``test_*``) and each baseline (``<name>_test_*``), row counts, validation."""
+    """Test metrics of the chosen model (``test_*``), each candidate and baseline (``<name>_test_*``), validation
+    ROC-AUC per candidate, segment metrics, row counts."""
     metrics: dict[str, float] = {}
     for name, values in evaluation.metrics.items():
         prefix = "test" if name == "tenure" else f"{name}_test"
@@ -134,14 +143,35 @@ def _metrics(data: ChurnData, evaluation: ChurnEvaluation, tuning: TuningResult 
     for name, part in (("train", data.split.train), ("valid", data.split.valid), ("test", data.split.test)):
         metrics[f"rows_{name}"] = float(len(part))
     metrics["valid_roc_auc_uncalibrated"] = evaluation.valid_roc_auc
+    for name, values in evaluation.valid.items():
+        metrics[f"valid_{name}_roc_auc"] = values["roc_auc"]
+    metrics.update(segment_metric_values(evaluation.segment_summary))
     if tuning is not None:
         metrics["tuning_best_valid_roc_auc"] = tuning.best_value
     return metrics
 
 
-def _tags(data: ChurnData, scorer: ChurnScorer) -> dict[str, str]:
+def segment_metric_values(summary: dict) -> dict[str, float]:
+    """Segment summary (:func:`training.churn_evaluate.segment_summary`) as flat MLflow metrics."""
+    out: dict[str, float] = {}
+    metric = summary.get("metric", "roc_auc")
+    if summary.get("worst"):
+        out[f"segment_worst_{metric}"] = summary["worst"][metric]
+    if summary.get("largest_gap"):
+        out[f"segment_largest_gap_{metric}"] = summary["largest_gap"]["gap"]
+    for column, values in summary.get("by_segment", {}).items():
+        out[f"segment_{column}_worst_{metric}"] = values["worst"]
+        out[f"segment_{column}_gap_{metric}"] = values["gap"]
+    return out
+
+
+def _tags(data: ChurnData, scorer: ChurnScorer, selection: Selection, evaluation: ChurnEvaluation) -> dict[str, str]:
     cutoffs = data.split.cutoffs()
+    worst = evaluation.segment_summary.get("worst")
     return {
+        "tenure.candidate": selection.chosen,
+        "tenure.calibration": selection.calibration_choice,
+        "tenure.segment_worst": f"{worst['segment']}={worst['value']}" if worst else "",
         "tenure.source": data.source,
         "tenure.source_workspace": str(data.settings.paths.data_dir),
         "tenure.feature_service": scorer.metadata.get("feature_service") or "",

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from registry.churn_scorer import ChurnScorer
+from registry.churn_scorer import Calibration, ChurnScorer
 
 logger = logging.getLogger(__name__)
 
@@ -47,20 +47,69 @@ def to_matrix(frame: pd.DataFrame, feature_names: Sequence[str], categories: dic
     return np.column_stack(columns) if columns else np.empty((len(frame), 0))
 
 
-def fit_calibration(raw: np.ndarray, y: np.ndarray, method: Literal["isotonic", "sigmoid"]) -> dict[str, Any]:
-    """Calibration map fitted on held-out raw log-odds ``raw`` (n,) and labels ``y`` (n,)."""
+CalibrationMethod = Literal["auto", "isotonic", "sigmoid", "beta"]
+ISOTONIC_TIE_BREAK = 1e-3
+"""Share of the raw probability mixed into isotonic output: flat steps keep the raw order (no ties)."""
+
+
+def fit_calibration(raw: np.ndarray, y: np.ndarray, method: Literal["isotonic", "sigmoid", "beta"],
+                    eps: float = 1e-4) -> dict[str, Any]:
+    """Calibration map fitted on held-out raw log-odds ``raw`` (n,) and labels ``y`` (n,).
+
+    ``sigmoid`` (Platt) and ``beta`` are strictly increasing, so they never change ROC-AUC;
+    ``isotonic`` is mixed with :data:`ISOTONIC_TIE_BREAK` of the raw probability for the same
+    reason. The scorer bounds every output to ``[eps, 1 - eps]``.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    raw = np.asarray(raw, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
     if method == "isotonic":
         from sklearn.isotonic import IsotonicRegression
 
         p = 1.0 / (1.0 + np.exp(-raw))
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(p, y)
-        return {"method": "isotonic", "x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist()}
+        return {"method": "isotonic", "x": iso.X_thresholds_.tolist(), "y": iso.y_thresholds_.tolist(),
+                "tie_break": ISOTONIC_TIE_BREAK, "eps": eps}
     if method == "sigmoid":
-        from sklearn.linear_model import LogisticRegression
-
         lr = LogisticRegression(C=1e6).fit(raw.reshape(-1, 1), y)
-        return {"method": "sigmoid", "a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}
-    raise ValueError(f"calibration must be 'isotonic' or 'sigmoid', got {method!r}")
+        return {"method": "sigmoid", "a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0]), "eps": eps}
+    if method == "beta":
+        # Kull et al. (2017): logistic regression on (ln p, -ln(1 - p)); a, b >= 0 keeps it increasing
+        features = np.column_stack([-np.logaddexp(0.0, -raw), np.logaddexp(0.0, raw)])
+        lr = LogisticRegression(C=1e6).fit(features, y)
+        a, b = (float(v) for v in lr.coef_[0])
+        if a < 0 or b < 0:  # not monotone on these rows: Platt scaling instead
+            logger.info("beta calibration came out non-monotone (a=%.3g, b=%.3g); using sigmoid", a, b)
+            return fit_calibration(raw, y, "sigmoid", eps)
+        return {"method": "beta", "a": a, "b": b, "c": float(lr.intercept_[0]), "eps": eps}
+    raise ValueError(f"calibration must be 'isotonic', 'sigmoid' or 'beta', got {method!r}")
+
+
+def choose_calibration(raw: np.ndarray, y: np.ndarray, method: CalibrationMethod = "auto",
+                       isotonic_min_rows: int = 5000, max_auc_drop: float = 0.002) -> tuple[dict[str, Any], str]:
+    """The calibration map for validation log-odds ``raw`` and labels ``y``, and why it was chosen.
+
+    ``auto``: sigmoid below ``isotonic_min_rows`` validation rows (isotonic overfits small
+    samples), isotonic from there on. Whatever the method, when it lowers the validation
+    ROC-AUC by more than ``max_auc_drop`` the strictly monotone sigmoid is used instead.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    n = len(raw)
+    if method == "auto":
+        chosen = "isotonic" if n >= isotonic_min_rows else "sigmoid"
+        why = f"{chosen}: {n:,} validation rows {'>=' if chosen == 'isotonic' else '<'} {isotonic_min_rows:,}"
+    else:
+        chosen, why = method, f"{method}: set in churn.calibration"
+    calibration = fit_calibration(raw, y, chosen)
+    before = roc_auc_score(y, raw)
+    after = roc_auc_score(y, Calibration(calibration).apply(raw))
+    if before - after > max_auc_drop and chosen != "sigmoid":
+        why = (f"sigmoid: {chosen} lowered validation ROC-AUC by {before - after:.4f} "
+               f"(more than {max_auc_drop})")
+        calibration = fit_calibration(raw, y, "sigmoid")
+    return calibration, why
 
 
 class ChurnModel:
@@ -76,7 +125,8 @@ class ChurnModel:
     feature_fraction, lambda_l2:
         LightGBM parameters.
     calibration:
-        ``isotonic`` or ``sigmoid``, fitted on the validation rows.
+        ``auto``, ``isotonic``, ``sigmoid`` or ``beta``, fitted on the validation rows
+        (:func:`choose_calibration`).
     band_thresholds:
         ``(medium_from, high_from)``; None derives them from validation score percentiles
         (top 10% high, next 20% medium).
@@ -95,7 +145,7 @@ class ChurnModel:
         min_child_samples: int = 50,
         feature_fraction: float = 0.9,
         lambda_l2: float = 1.0,
-        calibration: Literal["isotonic", "sigmoid"] = "isotonic",
+        calibration: CalibrationMethod = "auto",
         band_thresholds: tuple[float, float] | None = (0.3, 0.6),
         random_state: int = 42,
     ) -> None:
@@ -169,7 +219,7 @@ class ChurnModel:
         )
         self.best_iteration_ = int(self.booster_.best_iteration or self.n_estimators)
         raw_valid = self.booster_.predict(X_valid, raw_score=True, num_iteration=self.best_iteration_)
-        self.calibration_ = fit_calibration(raw_valid, y_valid, self.calibration)
+        self.calibration_, self.calibration_choice_ = choose_calibration(raw_valid, y_valid, self.calibration)
         # Keep only the trees early stopping chose, so the saved booster predicts the same.
         self.booster_ = lgb.Booster(model_str=self.booster_.model_to_string(num_iteration=self.best_iteration_))
         scorer = ChurnScorer(self.booster_, self.feature_names_, self.categories_, self.calibration_, (0.3, 0.6))
@@ -184,6 +234,21 @@ class ChurnModel:
         logger.info("LightGBM stopped at %d trees; calibration %s; bands %s",
                     self.best_iteration_, self.calibration, self.band_thresholds_)
         return self
+
+    def refit(self, frame: pd.DataFrame, y: np.ndarray) -> Any:
+        """A booster with the same parameters and the number of trees early stopping chose, fitted on ``frame``.
+
+        Used to refit on training + validation rows once the candidate is chosen (the
+        categories stay the ones learned from the training rows).
+        """
+        import lightgbm as lgb
+
+        y = np.asarray(y, dtype=np.int64)
+        X = to_matrix(frame, self.feature_names_, self.categories_)
+        pos = max(int(y.sum()), 1)
+        cat_idx = [self.feature_names_.index(c) for c in self.categories_]
+        data = lgb.Dataset(X, y, feature_name=self.feature_names_, categorical_feature=cat_idx)
+        return lgb.train(self._params(float(np.sqrt((len(y) - pos) / pos))), data, num_boost_round=self.best_iteration_)
 
     def to_scorer(self, metadata: dict[str, Any] | None = None) -> ChurnScorer:
         """The fitted model as the runtime object the service loads."""
@@ -201,3 +266,60 @@ class ChurnModel:
         """Raw probabilities before calibration (for the calibration check)."""
         raw = self.booster_.predict(to_matrix(frame, self.feature_names_, self.categories_), raw_score=True)
         return 1.0 / (1.0 + np.exp(-raw))
+
+
+# --- the linear candidate ------------------------------------------------------------------------
+
+def linear_columns(X: np.ndarray, feature_names: Sequence[str], categories: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Design columns (without mean/scale/coef) learned from the training matrix ``X``.
+
+    Numeric inputs: missing filled with the median, or with the largest value for
+    ``days_since_*`` (missing there means "never", the far end of the scale); ``log1p`` for
+    non-negative, right-skewed inputs (skewness above 1); a missing-indicator column when the
+    training rows have missing values. Categorical inputs: one column per category.
+    """
+    columns: list[dict[str, Any]] = []
+    for j, name in enumerate(feature_names):
+        x = X[:, j]
+        present = x[~np.isnan(x)]
+        if name in categories:
+            columns += [{"source": j, "kind": "category", "code": code} for code in range(len(categories[name]))]
+            continue
+        if len(present) == 0:
+            continue
+        fill = float(present.max() if name.startswith("days_since") else np.median(present))
+        std = present.std()
+        skew = float(((present - present.mean()) ** 3).mean() / std**3) if std > 0 else 0.0
+        columns.append({"source": j, "kind": "numeric", "fill": fill, "log1p": bool(present.min() >= 0 and skew > 1)})
+        if len(present) < len(x):
+            columns.append({"source": j, "kind": "missing"})
+    return columns
+
+
+def fit_linear(X: np.ndarray, y: np.ndarray, feature_names: Sequence[str], categories: dict[str, list[str]],
+               C: float, random_state: int = 42) -> dict[str, Any]:
+    """Logistic regression on the standardised design of ``X`` (n_rows, n_features): its spec for the scorer."""
+    from sklearn.linear_model import LogisticRegression
+
+    from registry.churn_linear import KINDS, raw_design
+
+    columns = linear_columns(X, feature_names, categories)
+    arrays = _column_arrays(columns)
+    design = raw_design(X, arrays["source"], np.array([KINDS.index(c["kind"]) for c in columns]), arrays["fill"],
+                        arrays["log1p"], arrays["code"])
+    mean, scale = design.mean(axis=0), design.std(axis=0)
+    scale[scale == 0] = 1.0
+    model = LogisticRegression(C=C, max_iter=2000, random_state=random_state)
+    model.fit((design - mean) / scale, np.asarray(y, dtype=np.int64))
+    for column, m, sd, coef in zip(columns, mean, scale, model.coef_[0], strict=True):
+        column.update(mean=float(m), scale=float(sd), coef=float(coef))
+    return {"intercept": float(model.intercept_[0]), "columns": columns, "C": C}
+
+
+def _column_arrays(columns: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    return {
+        "source": np.array([c["source"] for c in columns], dtype=np.int64),
+        "fill": np.array([c.get("fill", 0.0) for c in columns], dtype=np.float64),
+        "log1p": np.array([c.get("log1p", False) for c in columns], dtype=bool),
+        "code": np.array([c.get("code", -1) for c in columns], dtype=np.float64),
+    }

@@ -4,8 +4,10 @@
 
 1. data source -> training frame: :func:`load_training_data` reads the prepared tables of the
    source's workspace (:func:`training.sources.source_settings`) and splits them;
-2. (tune: :func:`tune_churn_model`) -> fit: :func:`fit_churn_model`;
-3. evaluate: :func:`evaluate_churn_model`, beside the logistic and recency baselines;
+2. (tune: :func:`tune_churn_model`) -> fit: :func:`fit_churn_model`, which fits every candidate
+   and chooses on the validation window (:mod:`training.churn_selection`);
+3. evaluate: :func:`evaluate_churn_model`: every candidate, the logistic and recency baselines
+   and per-segment metrics on the test window;
 4. log: :func:`training.churn_logging.log_churn_run` (MLflow);
 5. register: :func:`register_challenger` (alias ``challenger``).
 
@@ -41,14 +43,15 @@ from training.churn_dataset import (
 )
 from training.churn_evaluate import (
     classification_metrics,
-    fit_logistic_baseline,
     global_importance,
-    logistic_predict,
     recency_rule_scores,
     segment_metrics,
+    segment_summary,
+    worst_segment,
 )
 from training.churn_logging import log_churn_run
 from training.churn_model import ChurnModel, to_matrix
+from training.churn_selection import Selection, reference_population, select_churn_model
 from training.sources import CHURN_SOURCES, source_settings
 from training.tracking import configure_mlflow
 
@@ -94,12 +97,15 @@ class TuningResult:
 
 @dataclasses.dataclass
 class ChurnEvaluation:
-    """Stage 3's output: the model and baselines on the test window.
+    """Stage 3's output: the chosen model, every candidate and the baselines on the test window.
 
-    ``metrics`` maps model name (``tenure``, ``tenure_uncalibrated``, ``logistic``,
-    ``recency_rule``) to its metrics; ``scores`` the same names to test scores, arrays of shape
-    (n_test_rows,); ``segments`` one row per segment value; ``importance`` one row per feature;
-    ``valid_roc_auc`` the uncalibrated model's ROC-AUC on the validation window.
+    ``metrics`` maps model name (``tenure`` = the chosen candidate calibrated,
+    ``tenure_uncalibrated``, each candidate: ``lightgbm``, ``lightgbm_shallow``, ``logistic``
+    (also the logistic baseline), ``blend``, and ``recency_rule``) to its metrics; ``scores`` the
+    same names to test scores, arrays of shape (n_test_rows,); ``segments`` one row per segment
+    value (the chosen model); ``segment_summary`` the worst segment and largest gap per segment
+    column; ``importance`` one row per feature; ``valid_roc_auc`` the chosen candidate's ROC-AUC
+    on the validation window; ``valid`` every candidate's validation ROC-AUC and what it chose.
     """
 
     metrics: dict[str, dict[str, float]]
@@ -107,6 +113,8 @@ class ChurnEvaluation:
     segments: pd.DataFrame
     importance: pd.DataFrame
     valid_roc_auc: float
+    segment_summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+    valid: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -120,6 +128,10 @@ class ChurnTrainingResult:
     importance: pd.DataFrame
     split_rows: dict[str, int]
     tuning: TuningResult | None = None
+    chosen: str = "lightgbm"
+    valid: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    calibration: dict[str, Any] = dataclasses.field(default_factory=dict)
+    segment_summary: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 # --- stage 1: data source -> training frame ------------------------------------------------------
@@ -262,62 +274,75 @@ def tune_churn_model(settings: Settings, split: TimeSplit, features: list[str], 
     )
 
 
-def fit_churn_model(data: ChurnData, tuning: TuningResult | None = None) -> ChurnModel:
-    """LightGBM on the training window, early-stopped and calibrated on the validation window.
+def fit_churn_model(data: ChurnData, tuning: TuningResult | None = None) -> Selection:
+    """Every candidate on the training window, the one chosen on validation, calibrated and refitted.
 
-    Parameters come from ``data.settings.churn``, overridden by ``tuning.best_params`` when given.
+    The ``lightgbm`` candidate's parameters come from ``data.settings.churn``, overridden by
+    ``tuning.best_params`` when given (:func:`training.churn_selection.select_churn_model`).
     """
-    overrides = tuning.best_params if tuning is not None else {}
-    model = _model_from_settings(data.settings, data.features, data.categorical, **overrides)
     split = data.split
-    return model.fit(split.train, split.train[LABEL_COLUMN], split.valid, split.valid[LABEL_COLUMN])
+    return select_churn_model(split.train, split.train[LABEL_COLUMN].to_numpy(), split.valid,
+                              split.valid[LABEL_COLUMN].to_numpy(), data.features, data.categorical,
+                              data.settings.churn, tuning.best_params if tuning is not None else None)
 
 
-def package_scorer(model: ChurnModel, data: ChurnData) -> ChurnScorer:
-    """The fitted model as the serving runtime, with metadata saying what it was trained on."""
+def package_scorer(selection: Selection, data: ChurnData) -> ChurnScorer:
+    """The chosen model as the serving runtime: metadata saying what it was trained on, and the reference
+    population for percentiles (its calibrated scores of the latest customers, the test window)."""
     cutoffs = data.split.cutoffs()
-    return model.to_scorer({
+    scorer = selection.scorer
+    scorer.metadata.update({
         "source": data.source,
         "feature_service": "churn_v1" if data.source != "telco" else None,
         "horizon_days": data.settings.churn.horizon_days,
-        "trained_through": str(max(cutoffs["train"])),
+        "trained_through": str(max(cutoffs["valid" if selection.refit else "train"])),
         "test_cutoffs": [str(t) for t in cutoffs["test"]],
+        "candidate": selection.chosen,
+        "calibration_choice": selection.calibration_choice,
     })
+    X_test = to_matrix(data.split.test, scorer.feature_names, scorer.categories)
+    scorer.reference_scores = reference_population(scorer.predict_proba(X_test))
+    return scorer
 
 
 # --- stage 3: evaluate ---------------------------------------------------------------------------
 
-def evaluate_split(model: ChurnModel, split: TimeSplit, numeric: list[str], categorical: list[str],
-                   random_state: int) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
-    """Model and baselines on the test window: metrics per model, and the test scores per model."""
+def evaluate_split(selection: Selection, split: TimeSplit) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
+    """The chosen model (calibrated and not), every candidate and the recency rule on the test window.
+
+    Returns metrics per model and the test scores per model (probabilities; the candidates'
+    uncalibrated).
+    """
     y_test = split.test[LABEL_COLUMN].to_numpy()
-    p_model = model.predict_proba(split.test)
-    scores = {"tenure": p_model, "tenure_uncalibrated": model.predict_uncalibrated(split.test)}
-    lr = fit_logistic_baseline(split.train, split.train[LABEL_COLUMN], numeric, categorical, random_state)
-    scores["logistic"] = logistic_predict(lr, split.test)
-    metrics = {
-        "tenure": classification_metrics(y_test, p_model),
-        "tenure_uncalibrated": classification_metrics(y_test, scores["tenure_uncalibrated"]),
-        "logistic": classification_metrics(y_test, scores["logistic"]),
-    }
+    scorer = selection.scorer
+    X_test = to_matrix(split.test, scorer.feature_names, scorer.categories)
+    scores = {"tenure": scorer.predict_proba(X_test),
+              **{name: candidate.predict_proba(X_test) for name, candidate in selection.candidates.items()}}
+    scores["tenure_uncalibrated"] = scores[selection.chosen]
+    metrics = {name: classification_metrics(y_test, p) for name, p in scores.items()}
     if "days_since_last_activity" in split.test.columns:
         scores["recency_rule"] = recency_rule_scores(split.test)
         metrics["recency_rule"] = classification_metrics(y_test, scores["recency_rule"], probabilities=False)
-    return metrics, scores
+    order = ["tenure", "tenure_uncalibrated", *selection.candidates, "recency_rule"]
+    return {k: metrics[k] for k in order if k in metrics}, {k: scores[k] for k in order if k in scores}
 
 
-def evaluate_churn_model(model: ChurnModel, scorer: ChurnScorer, data: ChurnData) -> ChurnEvaluation:
-    """Test metrics beside the baselines, metrics per segment, global importance, validation ROC-AUC."""
-    from sklearn.metrics import roc_auc_score
+def segment_columns(data: ChurnData) -> list[str]:
+    """Columns to cut the test window by: the known segment columns and every categorical feature present."""
+    return [c for c in dict.fromkeys([*SEGMENT_COLUMNS, *data.categorical]) if c in data.split.test.columns]
 
+
+def evaluate_churn_model(selection: Selection, scorer: ChurnScorer, data: ChurnData) -> ChurnEvaluation:
+    """Test metrics of every candidate beside the baselines, metrics per segment, global importance."""
     split = data.split
-    metrics, scores = evaluate_split(model, split, data.numeric, data.categorical, data.settings.churn.random_state)
+    metrics, scores = evaluate_split(selection, split)
     y_test = split.test[LABEL_COLUMN].to_numpy()
-    segments = segment_metrics(split.test, y_test, scores["tenure"], SEGMENT_COLUMNS)
-    X_test = to_matrix(split.test, model.feature_names_, model.categories_)
+    segments = segment_metrics(split.test, y_test, scores["tenure"], segment_columns(data),
+                               data.settings.churn.segment_min_rows)
+    X_test = to_matrix(split.test, scorer.feature_names, scorer.categories)
     importance = global_importance(scorer, X_test[:IMPORTANCE_ROWS])
-    valid_roc_auc = float(roc_auc_score(split.valid[LABEL_COLUMN], model.predict_uncalibrated(split.valid)))
-    return ChurnEvaluation(metrics, scores, segments, importance, valid_roc_auc)
+    return ChurnEvaluation(metrics, scores, segments, importance, selection.valid[selection.chosen]["roc_auc"],
+                           segment_summary(segments), selection.valid)
 
 
 # --- stage 5: register (stage 4, log, is training.churn_logging) ---------------------------------
@@ -363,13 +388,13 @@ def train_churn(
     if tune:
         say(f"tuning ({tune} trials)")
         tuning = tune_churn_model(data.settings, data.split, data.features, data.categorical, tune)
-    say("fitting LightGBM and calibration")
-    model = fit_churn_model(data, tuning)
-    scorer = package_scorer(model, data)
-    say("evaluating against the baselines")
-    evaluation = evaluate_churn_model(model, scorer, data)
+    say("fitting the candidates, choosing on validation, calibrating")
+    selection = fit_churn_model(data, tuning)
+    scorer = package_scorer(selection, data)
+    say("evaluating every candidate against the baselines")
+    evaluation = evaluate_churn_model(selection, scorer, data)
     say("logging to MLflow")
-    run_id, model_uri = log_churn_run(settings, data, model, scorer, evaluation, tuning)
+    run_id, model_uri = log_churn_run(settings, data, selection, scorer, evaluation, tuning)
     say("registering the challenger")
     version = register_challenger(settings, source, run_id, model_uri)
     split = data.split
@@ -381,7 +406,19 @@ def train_churn(
         importance=evaluation.importance,
         split_rows={"train": len(split.train), "valid": len(split.valid), "test": len(split.test)},
         tuning=tuning,
+        chosen=selection.chosen,
+        valid=evaluation.valid,
+        calibration=calibration_report(selection, evaluation),
+        segment_summary=evaluation.segment_summary,
     )
+
+
+def calibration_report(selection: Selection, evaluation: ChurnEvaluation) -> dict[str, Any]:
+    """Which calibration, why, and Brier / log loss / ECE / ROC-AUC before and after it on the test window."""
+    keys = ("brier", "log_loss", "ece", "roc_auc")
+    before, after = evaluation.metrics["tenure_uncalibrated"], evaluation.metrics["tenure"]
+    return {"method": selection.scorer.calibration.get("method"), "why": selection.calibration_choice,
+            "before": {k: before.get(k) for k in keys}, "after": {k: after.get(k) for k in keys}}
 
 
 # --- the promotion gate --------------------------------------------------------------------------
@@ -400,15 +437,52 @@ def _run_tags(settings: Settings, version: str) -> dict[str, str]:
     return dict(client.get_run(mv.run_id).data.tags)
 
 
+BASELINES = {"logistic": "logistic regression", "recency_rule": "the recency rule"}
+
+
+def check_baselines(settings: Settings, version: str) -> GateDecision:
+    """Does version ``version`` beat its own baselines on its training run's test window?
+
+    Reads what the run logged on the same test rows: the model's ``test_roc_auc`` and each
+    baseline's ``<baseline>_test_roc_auc`` (:data:`BASELINES`). ``promoted`` is False, with the
+    reason, when the model is more than ``churn.gate_auc_tolerance`` below any baseline;
+    baselines the run did not log are named as not measured.
+    """
+    client = configure_mlflow(settings)
+    mv = client.get_model_version(model_name_for(settings, "churn"), version)
+    logged = client.get_run(mv.run_id).data.metrics
+    tol = settings.churn.gate_auc_tolerance
+    model_auc = logged.get("test_roc_auc", float("nan"))
+    found = {name: logged[f"{name}_test_roc_auc"] for name in BASELINES if f"{name}_test_roc_auc" in logged}
+    metrics = {"roc_auc": model_auc, **{f"{name}_roc_auc": v for name, v in found.items()}}
+    unmeasured = [BASELINES[n] for n in BASELINES if n not in found]
+    if not np.isfinite(model_auc):
+        return GateDecision(False, f"version {version} logged no test ROC-AUC: it cannot be judged", metrics)
+    losses = [f"{BASELINES[n]} {v:.4f}" for n, v in found.items() if model_auc < v - tol]
+    if losses:
+        return GateDecision(False, f"ROC-AUC {model_auc:.4f} loses to its baselines by more than {tol}: "
+                                   f"{', '.join(losses)} (test window of its training run)", metrics)
+    versus = ", ".join(f"{BASELINES[n]} {v:.4f}" for n, v in found.items()) or "no baselines"
+    reason = f"beats its baselines: ROC-AUC {model_auc:.4f} vs {versus}"
+    if unmeasured:
+        reason += f" ({', '.join(unmeasured)} not measured)"
+    return GateDecision(True, reason, metrics)
+
+
 def compare_for_gate(settings: Settings, champion_version: str, challenger_version: str) -> GateDecision:
     """Judge challenger vs champion on the same, latest test window rebuilt from current data.
 
     The challenger passes when its ROC-AUC is at most ``churn.gate_auc_tolerance`` below the
-    champion's and its calibration error (ECE) at most ``churn.gate_calibration_tolerance`` above.
+    champion's, its calibration error (ECE) at most ``churn.gate_calibration_tolerance`` above,
+    and its worst segment's ROC-AUC (segment columns with at least ``churn.segment_min_rows``
+    rows per value) at most ``churn.gate_segment_tolerance`` below the champion's worst on the
+    same rows.
     """
     source = _run_tags(settings, challenger_version).get("tenure.source", "generated")
-    split = load_training_data(settings, source).split
+    data = load_training_data(settings, source)
+    split = data.split
     y = split.test[LABEL_COLUMN].to_numpy()
+    columns = segment_columns(data)
     results = {}
     for role, version in (("champion", champion_version), ("challenger", challenger_version)):
         scorer = load_registered_scorer(settings, version)
@@ -419,25 +493,39 @@ def compare_for_gate(settings: Settings, champion_version: str, challenger_versi
             continue
         p = scorer.predict_proba(to_matrix(split.test, scorer.feature_names, scorer.categories))
         m = classification_metrics(y, p)
+        worst = worst_segment(split.test, y, p, columns, settings.churn.segment_min_rows)
         results[role] = {"roc_auc": m.get("roc_auc", float("nan")), "ece": m.get("ece", float("nan")),
-                         "brier": m.get("brier", float("nan"))}
+                         "brier": m.get("brier", float("nan")),
+                         "worst_segment_roc_auc": worst["roc_auc"] if worst else float("nan")}
+        if worst:
+            results[role]["worst_segment"] = f"{worst['segment']}={worst['value']}"
     new, old = results["challenger"], results["champion"]
-    auc_tol, cal_tol = settings.churn.gate_auc_tolerance, settings.churn.gate_calibration_tolerance
+    promoted, reason = _verdict(settings, new, old, len(y))
+    numbers = {role: {k: v for k, v in r.items() if not isinstance(v, str)} for role, r in results.items()}
+    return GateDecision(promoted=promoted, reason=reason, challenger_metrics=numbers["challenger"],
+                        champion_metrics=numbers["champion"])
+
+
+def _verdict(settings: Settings, new: dict[str, Any], old: dict[str, Any], rows: int) -> tuple[bool, str]:
+    """(promoted, reason) of challenger metrics ``new`` against champion metrics ``old``."""
+    churn = settings.churn
+    auc_tol, cal_tol, seg_tol = churn.gate_auc_tolerance, churn.gate_calibration_tolerance, churn.gate_segment_tolerance
     if not np.isfinite(new["roc_auc"]):
-        promoted, reason = False, "the challenger cannot be scored on the current test window"
-    elif not np.isfinite(old["roc_auc"]):
-        promoted, reason = True, "the champion cannot be scored on the current test window any more"
-    elif new["roc_auc"] < old["roc_auc"] - auc_tol:
-        promoted = False
-        reason = f"ROC-AUC {new['roc_auc']:.4f} is more than {auc_tol} below the champion's {old['roc_auc']:.4f}"
-    elif new["ece"] > old["ece"] + cal_tol:
-        promoted = False
-        reason = f"calibration error {new['ece']:.4f} is more than {cal_tol} above the champion's {old['ece']:.4f}"
-    else:
-        promoted = True
-        reason = (f"not worse: ROC-AUC {new['roc_auc']:.4f} vs {old['roc_auc']:.4f} (tolerance {auc_tol}), "
-                  f"ECE {new['ece']:.4f} vs {old['ece']:.4f} (tolerance {cal_tol}) on {len(y)} test rows")
-    return GateDecision(promoted=promoted, reason=reason, challenger_metrics=new, champion_metrics=old)
+        return False, "the challenger cannot be scored on the current test window"
+    if not np.isfinite(old["roc_auc"]):
+        return True, "the champion cannot be scored on the current test window any more"
+    if new["roc_auc"] < old["roc_auc"] - auc_tol:
+        return False, f"ROC-AUC {new['roc_auc']:.4f} is more than {auc_tol} below the champion's {old['roc_auc']:.4f}"
+    if new["ece"] > old["ece"] + cal_tol:
+        return False, f"calibration error {new['ece']:.4f} is more than {cal_tol} above the champion's {old['ece']:.4f}"
+    new_seg, old_seg = new.get("worst_segment_roc_auc", float("nan")), old.get("worst_segment_roc_auc", float("nan"))
+    if np.isfinite(new_seg) and np.isfinite(old_seg) and new_seg < old_seg - seg_tol:
+        return False, (f"worst segment ({new.get('worst_segment')}) ROC-AUC {new_seg:.4f} is more than {seg_tol} "
+                       f"below the champion's worst ({old.get('worst_segment')}) {old_seg:.4f}")
+    segment_text = (f", worst segment {new_seg:.4f} vs {old_seg:.4f} (tolerance {seg_tol})"
+                    if np.isfinite(new_seg) and np.isfinite(old_seg) else "")
+    return True, (f"not worse: ROC-AUC {new['roc_auc']:.4f} vs {old['roc_auc']:.4f} (tolerance {auc_tol}), "
+                  f"ECE {new['ece']:.4f} vs {old['ece']:.4f} (tolerance {cal_tol}){segment_text} on {rows} test rows")
 
 
 def metrics_table(metrics: dict[str, dict[str, float]]) -> pd.DataFrame:

@@ -1,7 +1,12 @@
-"""The promotion gate: a challenger replaces the champion only when it is not worse on the same data.
+"""The promotion gate: a challenger replaces the champion only when it beats its own baselines and is
+not worse than the champion on the same data.
 
-The model-specific comparison (same held-out data for both versions) lives with each model:
-``training.churn_pipeline.compare_for_gate`` and ``training.recommender_pipeline.compare_for_gate``.
+Two model-specific checks live with each model: the baseline check (the churn model against
+logistic regression and the recency rule on its test window,
+``training.churn_pipeline.check_baselines``), which applies to the first model too, and the
+comparison with the champion on the same held-out data
+(``training.churn_pipeline.compare_for_gate``, ``training.recommender_pipeline.compare_for_gate``).
+``force_reason`` overrides both, and is recorded.
 The registry (``registry.models``) records each decision as tags on the versions involved.
 """
 
@@ -25,13 +30,16 @@ from registry.models import (
     record_decision,
 )
 from tenure.settings import Settings
+from training.churn_pipeline import check_baselines as churn_baselines
 from training.churn_pipeline import compare_for_gate as compare_churn
 from training.recommender_pipeline import compare_for_gate as compare_recommender
 
 logger = logging.getLogger(__name__)
 
 Comparator = Callable[[Settings, str, str], GateDecision]
+BaselineCheck = Callable[[Settings, str], GateDecision]
 _COMPARATORS: dict[str, Comparator] = {"churn": compare_churn, "recommender": compare_recommender}
+_BASELINE_CHECKS: dict[str, BaselineCheck] = {"churn": churn_baselines}
 
 
 def promote(
@@ -39,13 +47,15 @@ def promote(
     kind: str,
     force_reason: str | None = None,
     compare: Comparator | None = None,
+    baselines: BaselineCheck | None = None,
 ) -> GateDecision:
     """Run the promotion gate for the ``kind`` model's ``challenger``.
 
-    The challenger becomes champion when there is no champion yet, when the model's
-    comparator (same held-out data for both) finds it not worse, or when
-    ``force_reason`` is given (recorded). The decision and its numbers are written as
-    tags on both versions.
+    The challenger becomes champion when it beats its own baselines (the model's baseline
+    check, if it has one; the first model included) and then either there is no champion
+    yet or the model's comparator (same held-out data for both) finds it not worse; or when
+    ``force_reason`` is given (recorded, with what the gate would have said). The decision
+    and its numbers are written as tags on both versions.
 
     Raises
     ------
@@ -65,12 +75,25 @@ def promote(
     if force_reason is not None:
         if not force_reason.strip():
             raise ValueError("--force needs a non-empty reason")
-        decision = GateDecision(promoted=True, reason=f"forced: {force_reason.strip()}", forced=True, **base)
-    elif champion is None:
-        decision = GateDecision(promoted=True, reason="no champion yet: the first model is promoted", **base)
+        check = baselines or _BASELINE_CHECKS.get(kind)
+        against = check(settings, challenger) if check is not None else None
+        overridden = f" (overrides: {against.reason})" if against is not None and not against.promoted else ""
+        decision = GateDecision(promoted=True, reason=f"forced: {force_reason.strip()}{overridden}", forced=True,
+                                challenger_metrics=against.challenger_metrics if against else {}, **base)
     else:
-        compared = (compare or _COMPARATORS[kind])(settings, champion, challenger)
-        decision = dataclasses.replace(compared, **base)
+        check = baselines or _BASELINE_CHECKS.get(kind)
+        against = check(settings, challenger) if check is not None else None
+        if against is not None and not against.promoted:
+            decision = dataclasses.replace(against, **base)
+        elif champion is None:
+            beats = f"; {against.reason}" if against is not None else ""
+            decision = GateDecision(promoted=True, reason=f"no champion yet{beats}",
+                                    challenger_metrics=against.challenger_metrics if against else {}, **base)
+        else:
+            compared = (compare or _COMPARATORS[kind])(settings, champion, challenger)
+            if against is not None and compared.promoted:
+                compared = dataclasses.replace(compared, reason=f"{compared.reason}; {against.reason}")
+            decision = dataclasses.replace(compared, **base)
 
     if decision.promoted:
         move_champion(client, name, challenger, champion)

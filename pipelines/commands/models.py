@@ -9,7 +9,7 @@ from pipelines.console import fail, format_metric, out, print_json
 app = typer.Typer(help="List, promote and roll back registered model versions.", no_args_is_help=True)
 _KINDS = ("churn", "recommender")
 _KEY_METRICS = {
-    "churn": ("test_roc_auc", "test_ece", "test_lift_top10"),
+    "churn": ("test_roc_auc", "test_ece", "test_lift_top10", "segment_worst_roc_auc", "segment_largest_gap_roc_auc"),
     "recommender": ("ndcg_at_k", "recall_at_k", "hit_rate_at_k"),
 }
 
@@ -29,7 +29,8 @@ def list_models(
     """Versions, aliases (champion/challenger), key metrics and the last gate verdict.
 
     JSON: ``{"model", "name", "versions": [{"version", "aliases", "created_at", "run_id",
-    "metrics", "gate"}]}``, newest version first.
+    "metrics", "gate", "candidate", "segments"}]}``, newest version first; for churn ``segments``
+    holds the worst segment, the largest gap and each segment column's worst ROC-AUC and gap.
     """
     from rich.table import Column, Table
 
@@ -38,8 +39,9 @@ def list_models(
     settings = ctx.obj
     rows = list_versions(settings, model, _KEY_METRICS[model])
     if as_json:
+        runs = _run_details(settings, rows) if model == "churn" else {}
         print_json({"model": model, "name": model_name_for(settings, model),
-                    "versions": [_version_document(row) for row in rows]})
+                    "versions": [{**_version_document(row), **runs.get(row.get("run_id"), {})} for row in rows]})
         return
     if not rows:
         out.print(f"no {model} model registered yet: run `tenure train {model}`")
@@ -59,6 +61,33 @@ def _version_document(row: dict) -> dict:
     return {"version": row["version"], "aliases": list(row["aliases"]), "created_at": row["created_at"],
             "run_id": row.get("run_id"), "metrics": row["metrics"],
             "gate": row["tags"].get("gate.challenger.reason") or None}
+
+
+def _run_details(settings, rows: list[dict]) -> dict[str, dict]:
+    """Per churn run: the chosen candidate and its segment metrics (worst, largest gap, per column)."""
+    from registry.models import configure_mlflow
+
+    client = configure_mlflow(settings)
+    details = {}
+    for row in rows:
+        if not row.get("run_id"):
+            continue
+        run = client.get_run(row["run_id"]).data
+        by_column: dict[str, dict] = {}
+        for key, value in run.metrics.items():
+            for part in ("worst", "gap"):
+                suffix = f"_{part}_roc_auc"
+                if key.startswith("segment_") and key.endswith(suffix) and key not in (
+                        "segment_worst_roc_auc", "segment_largest_gap_roc_auc"):
+                    by_column.setdefault(key[len("segment_"):-len(suffix)], {})[part] = value
+        details[row["run_id"]] = {
+            "candidate": run.tags.get("tenure.candidate"),
+            "segments": {"worst": run.tags.get("tenure.segment_worst") or None,
+                         "worst_roc_auc": run.metrics.get("segment_worst_roc_auc"),
+                         "largest_gap_roc_auc": run.metrics.get("segment_largest_gap_roc_auc"),
+                         "by_segment": by_column},
+        }
+    return details
 
 
 @app.command("promote")

@@ -19,7 +19,8 @@ def churn_metrics_table(metrics: dict[str, dict[str, float]], title: str):
     from training.churn_pipeline import metrics_table
 
     frame = metrics_table(metrics)
-    table = Table(title=title, caption="test window; lift/capture in the top 10% / 20% of scores; "
+    table = Table(title=title, caption="test window; tenure = the candidate chosen on validation, calibrated; "
+                  "lift/capture in the top 10% / 20% of scores; "
                   "ece = expected calibration error (10 equal-frequency bins)")
     table.add_column("metric")
     for name in frame.columns:
@@ -117,8 +118,10 @@ def churn_result_document(result, decision, source: str, name: str) -> dict:
         tuning = {"trials": len(t.trials), "best_trial": t.best_trial, "best_valid_roc_auc": t.best_value,
                   "best_params": t.best_params}
     return {"model": "churn", "source": source, "name": name, "run_id": result.run_id,
-            "version": result.version, "split_rows": result.split_rows, "metrics": result.metrics,
-            "tuning": tuning, "gate": decision.as_dict() if decision is not None else None}
+            "version": result.version, "split_rows": result.split_rows, "chosen": result.chosen,
+            "validation": result.valid, "metrics": result.metrics, "calibration": result.calibration,
+            "segments": result.segment_summary, "tuning": tuning,
+            "gate": decision.as_dict() if decision is not None else None}
 
 
 def print_churn_result(result, decision, source: str, name: str) -> None:
@@ -127,6 +130,21 @@ def print_churn_result(result, decision, source: str, name: str) -> None:
     out.print(churn_metrics_table(
         result.metrics, f"churn ({source}): train {rows['train']:,}, valid {rows['valid']:,}, "
                         f"test {rows['test']:,} rows"))
+    picked = ", ".join(f"{'[bold]' if n == result.chosen else ''}{n} {format_metric(v['roc_auc'])}"
+                       f"{'[/bold]' if n == result.chosen else ''}" for n, v in result.valid.items())
+    out.print(f"chosen on validation ROC-AUC: [bold]{result.chosen}[/bold] ({picked})")
+    cal = result.calibration
+    if cal:
+        b, a = cal["before"], cal["after"]
+        out.print(f"calibration {cal['why']}; test Brier {format_metric(b['brier'])} -> {format_metric(a['brier'])}, "
+                  f"log loss {format_metric(b['log_loss'])} -> {format_metric(a['log_loss'])}, "
+                  f"ECE {format_metric(b['ece'])} -> {format_metric(a['ece'])}, "
+                  f"ROC-AUC {format_metric(b['roc_auc'])} -> {format_metric(a['roc_auc'])}")
+    segments = result.segment_summary or {}
+    if segments.get("worst"):
+        worst, gap = segments["worst"], segments["largest_gap"]
+        out.print(f"segments: worst {worst['segment']}={worst['value']} ROC-AUC {format_metric(worst['roc_auc'])}; "
+                  f"largest gap {format_metric(gap['gap'])} across {gap['segment']}")
     if result.tuning is not None:
         t = result.tuning
         best = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.best_params.items())

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 pytestmark = pytest.mark.slow
+
+CRIPPLED = {"candidates": ["lightgbm"], "num_leaves": 2, "n_estimators": 1, "learning_rate": 0.01}
+"""One stump and no other candidate: a real model that loses to its own baselines."""
 
 
 def test_run_logs_params_metrics_artifacts_and_registers_a_champion(churn_workspace, trained_churn):
@@ -55,8 +60,7 @@ def test_gate_refuses_a_worse_model_accepts_an_equal_one_and_rollback(churn_work
     from training.gate import promote, rollback
 
     champion = trained_churn.version
-    weak = churn_workspace.model_copy(update={"churn": churn_workspace.churn.model_copy(
-        update={"num_leaves": 2, "n_estimators": 1, "learning_rate": 0.01})})
+    weak = churn_workspace.model_copy(update={"churn": churn_workspace.churn.model_copy(update=CRIPPLED)})
     worse = train_churn(weak)
     # training only registers a challenger: the gate (one place) decides
     assert get_alias_version(churn_workspace, "churn", "challenger") == worse.version
@@ -76,6 +80,32 @@ def test_gate_refuses_a_worse_model_accepts_an_equal_one_and_rollback(churn_work
     assert get_alias_version(churn_workspace, "churn", "champion") == champion
 
 
+def test_the_first_model_is_refused_when_it_loses_to_a_baseline_and_force_records_why(churn_workspace, tmp_path):
+    from registry.models import get_alias_version, list_versions
+    from training.churn_pipeline import train_churn
+    from training.gate import promote
+
+    own = churn_workspace.model_copy(update={
+        "mlflow": churn_workspace.mlflow.model_copy(update={
+            "tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "artifact_root": str(tmp_path / "artifacts")}),
+        "churn": churn_workspace.churn.model_copy(update=CRIPPLED)})
+    loser = train_churn(own)
+    assert loser.chosen == "lightgbm"
+    assert loser.metrics["tenure"]["roc_auc"] < loser.metrics["logistic"]["roc_auc"] - own.churn.gate_auc_tolerance
+    decision = promote(own, "churn")
+    assert not decision.promoted
+    assert "loses to its baselines" in decision.reason and "logistic regression" in decision.reason
+    assert get_alias_version(own, "churn", "champion") is None
+    tags = {r["version"]: r["tags"] for r in list_versions(own, "churn")}
+    assert tags[loser.version]["gate.challenger.promoted"] == "false"
+
+    forced = promote(own, "churn", force_reason="demo needs a model today")
+    assert forced.promoted and forced.forced
+    assert get_alias_version(own, "churn", "champion") == loser.version
+    reason = {r["version"]: r["tags"] for r in list_versions(own, "churn")}[loser.version]["gate.challenger.reason"]
+    assert reason.startswith("forced: demo needs a model today") and "loses to its baselines" in reason
+
+
 def test_cli_lists_versions_and_refuses_bad_arguments(churn_workspace, trained_churn, tmp_path):
     import yaml
 
@@ -87,6 +117,12 @@ def test_cli_lists_versions_and_refuses_bad_arguments(churn_workspace, trained_c
     listed = runner.invoke(app, ["--config", str(config), "models", "list", "churn"])
     assert listed.exit_code == 0, listed.output
     assert "champion" in listed.output
+    as_json = runner.invoke(app, ["--config", str(config), "models", "list", "churn", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    version = next(v for v in json.loads(as_json.stdout)["versions"] if v["version"] == trained_churn.version)
+    assert version["candidate"] == trained_churn.chosen
+    assert version["segments"]["worst"] and "plan" in version["segments"]["by_segment"]
+    assert version["segments"]["largest_gap_roc_auc"] >= 0
     bad = runner.invoke(app, ["--config", str(config), "models", "promote", "ranker"])
     assert bad.exit_code == 2
     forced = runner.invoke(app, ["--config", str(config), "models", "promote", "churn", "--force"])

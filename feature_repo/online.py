@@ -105,9 +105,18 @@ class OnlineFeatureReader:
         list, one entry per customer id: a dict ``{feature_name: value}``, or None when the
         online store has no row at all for that customer.
         """
+        return self.read_timed(customer_ids)[0]
+
+    def read_timed(self, customer_ids: Sequence[str]) -> tuple[list[dict[str, Any] | None], list[float | None]]:
+        """:meth:`read`, and per customer the oldest as-of time (POSIX seconds) among its feature views.
+
+        The as-of time is the ``event_timestamp`` the row was written with (a snapshot's cut-off,
+        or the event-time clock of an online update); None when the customer has no row.
+        """
         ids = [str(c) for c in customer_ids]
         if not ids:
-            return []
+            return [], []
+        stamps: list[float | None] = [None] * len(ids)
         keys = [EntityKeyProto(join_keys=_JOIN_KEYS, entity_values=[ValueProto(string_val=c)]) for c in ids]
         empty = self._empty
         rows: list[dict[str, Any]] = [empty.copy() for _ in ids]
@@ -120,6 +129,8 @@ class OnlineFeatureReader:
                 # key with empty values and a zero timestamp, SQLite with no row (None)
                 if stamp is not None and stamp.timestamp() != 0:
                     found[i] = True
+                    seconds = stamp.timestamp()
+                    stamps[i] = seconds if stamps[i] is None else min(stamps[i], seconds)
                 row = rows[i]
                 for name in names:
                     value = data.get(name)
@@ -127,7 +138,7 @@ class OnlineFeatureReader:
                         kind = value.WhichOneof("val")
                         if kind is not None:
                             row[name] = getattr(value, kind)
-        return [row if ok else None for row, ok in zip(rows, found)]
+        return [row if ok else None for row, ok in zip(rows, found)], [t if ok else None for t, ok in zip(stamps, found)]
 
     def read_reference(self, customer_ids: Sequence[str]) -> list[dict[str, Any] | None]:
         """:meth:`read` through Feast's ``get_online_features`` (slower; the reference the tests compare with)."""
@@ -198,3 +209,29 @@ def push_customer_features(
     store.push(CUSTOMER_PROFILE_PUSH, frame[keys + list(CUSTOMER_PROFILE_FEATURES)], to=PushMode.ONLINE)
     logger.debug("pushed features of %d customer(s)", len(frame))
     return len(frame)
+
+
+def push_feature_rows(store: feast.FeatureStore, rows: Sequence[tuple[str, dict[str, Any]]], as_of_ns: int) -> int:
+    """Write customers' feature dicts (from :class:`features.incremental.CustomerState`) online, one push.
+
+    Parameters
+    ----------
+    rows:
+        ``(customer_id, {feature: value})`` with every activity and profile feature.
+    as_of_ns:
+        The as-of time of the features (int ns, UTC); their ``event_timestamp`` online.
+
+    Returns
+    -------
+    int
+        Number of customers pushed.
+    """
+    import pandas as pd
+
+    if not rows:
+        return 0
+    columns = ("customer_id", *CUSTOMER_ACTIVITY_FEATURES, *CUSTOMER_PROFILE_FEATURES)
+    data = {name: [features[name] for _, features in rows] for name in columns[1:]}
+    frame = pd.DataFrame({"customer_id": [cid for cid, _ in rows], **data}, columns=list(columns))
+    frame["event_timestamp"] = pd.Timestamp(as_of_ns, tz="UTC")
+    return push_customer_features(store, frame)

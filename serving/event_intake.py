@@ -1,21 +1,42 @@
-"""``POST /events``: validate with the contract's rules, log durably, de-duplicate, refresh online features.
+"""``POST /events``: validate, de-duplicate, append to the durable log with group commit, acknowledge.
 
-Order of work, so that nothing acknowledged is lost: (1) validate; (2) drop events whose
-``event_id`` was already accepted; (3) append the new ones to the event log and fsync;
-(4) remember their ids; (5) acknowledge. A crash between (3) and (4) can only log an
-event twice, which ingestion de-duplicates on ``event_id``; it can never lose one.
+The request path does only this (no pandas, no feature work):
+
+1. **validate** each event with the data contract's rules (:class:`EventValidator`: a plain-Python
+   check of the common, clean case; anything it does not clearly accept goes through
+   :func:`features.contract.validate_frame`, which gives the canonical reasons);
+2. hand the accepted events to the log's writer thread (:meth:`DurableEventLog.submit`) and
+   wait for its answer. The writer takes everything queued since its last write (a *group*),
+   drops ids accepted before (the SQLite id index, one query per group), appends the new ones
+   as JSON lines, ``fsync``\\ s once for the whole group, records their ids, and only then
+   resolves every request of the group;
+3. acknowledge.
+
+Nothing acknowledged can be lost: the answer waits for the ``fsync``. A crash after the fsync
+and before the id index commit leaves ids unindexed; the next start re-reads the log from the
+index's last position and indexes them (``kill -9`` tests in ``tests/serving/test_event_log.py``).
+A crash in the middle of a write leaves a partial last line that was never acknowledged: the
+next write starts on a fresh line and readers skip the broken one.
+
+Online features are refreshed off the request path by :class:`serving.feature_updater.FeatureUpdater`,
+which reads the same log (:func:`read_log`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import queue
 import sqlite3
 import threading
-from collections import OrderedDict, defaultdict, deque
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,112 +44,365 @@ from tenure.jsonable import to_jsonable
 
 logger = logging.getLogger(__name__)
 
-RECENT_EVENTS_PER_CUSTOMER = 500
-HISTORY_CACHE_CUSTOMERS = 20_000
+LOG_PATTERN = "events-*.jsonl"
+
+
+@dataclass(frozen=True, order=True)
+class LogPosition:
+    """A place in the event log: a day file's name and a byte offset in it (after a whole line)."""
+
+    file: str = ""
+    offset: int = 0
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _parse_lines(data: bytes, where: str) -> list[dict[str, Any]]:
+    """JSON objects of whole lines; a line that is not one (a write cut by a crash) is skipped with a warning."""
+    out = []
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            logger.warning("skipping a broken line in %s (a write cut short by a crash; never acknowledged)", where)
+            continue
+        if isinstance(record, dict) and "event_id" in record:
+            out.append(record)
+    return out
+
+
+def read_log(folder: Path, start: LogPosition, max_bytes: int = 8 << 20) -> tuple[list[dict[str, Any]], LogPosition]:
+    """Events logged after ``start`` (whole lines only, at most about ``max_bytes``) and the position after them.
+
+    Day files are read in name order; a file is left for the next one only when the next one
+    exists (the writer has moved on), so events appended to the current file are never skipped.
+    """
+    folder = Path(folder)
+    files = sorted(p.name for p in folder.glob(LOG_PATTERN))
+    records: list[dict[str, Any]] = []
+    position = start
+    for name in files:
+        if name < position.file:
+            continue
+        offset = position.offset if name == position.file else 0
+        later_exists = name != files[-1]  # checked before reading: the writer finishes a file before starting the next
+        with open(folder / name, "rb") as f:
+            f.seek(offset)
+            data = f.read(max_bytes)
+        end = data.rfind(b"\n") + 1  # whole lines only
+        records.extend(_parse_lines(data[:end], name))
+        position = LogPosition(name, offset + end)
+        if len(data) >= max_bytes or not later_exists:
+            break
+        # this file is finished (a later one exists and we read to its end): go on to the next
+    return records, position
 
 
 class DurableEventLog:
-    """Append-only JSON-lines log (``events-YYYYMMDD.jsonl``, UTC day) plus a SQLite index of accepted ids."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.folder / "accepted_ids.sqlite", check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS accepted (event_id TEXT PRIMARY KEY, logged_at TEXT)")
-        self._db.commit()
-
-    def seen(self, event_ids: Sequence[str]) -> set[str]:
-        """The ids among ``event_ids`` that were accepted before."""
-        if not event_ids:
-            return set()
-        found: set[str] = set()
-        with self._lock:
-            for start in range(0, len(event_ids), 500):
-                chunk = list(event_ids[start:start + 500])
-                marks = ",".join("?" * len(chunk))
-                found.update(r[0] for r in self._db.execute(f"SELECT event_id FROM accepted WHERE event_id IN ({marks})", chunk))
-        return found
-
-    def append(self, events: Sequence[dict[str, Any]]) -> Path:
-        """Write ``events`` as JSON lines, flush and fsync, then record their ids. Returns the file."""
-        now = datetime.now(UTC)
-        # one file a day (docs/CONTRACTS.md); O_APPEND + one write() per batch keeps lines whole
-        # when several workers append to the same file
-        path = self.folder / f"events-{now:%Y%m%d}.jsonl"
-        payload = "".join(json.dumps(e, separators=(",", ":"), default=to_jsonable) + "\n" for e in events)
-        with self._lock:
-            new_file = not path.exists()
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-            try:
-                view = memoryview(payload.encode())
-                while view:  # os.write may write less than asked
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            if new_file:  # the new directory entry must survive a crash too
-                dir_fd = os.open(self.folder, os.O_RDONLY)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
-            self._db.executemany("INSERT OR IGNORE INTO accepted VALUES (?, ?)",
-                                 [(e["event_id"], now.isoformat()) for e in events])
-            self._db.commit()
-        return path
-
-    def close(self) -> None:
-        """Close the id index."""
-        with self._lock:
-            self._db.close()
-
-
-class EventIntake:
-    """Validates event batches and keeps per-customer recent events for online feature updates.
+    """Append-only JSON-lines log (``events-YYYYMMDD.jsonl``, UTC day) with group commit and an id index.
 
     Parameters
     ----------
-    log:
-        The durable log.
-    customers, items:
-        Canonical tables (pandas) for reference checks and feature computation.
-    history:
-        Callable ``list of customer ids -> DataFrame | None`` of those customers' stored events
-        (the ingested tables), read once per customer and then kept with the new events in memory.
+    folder:
+        Where the day files and ``accepted_ids.sqlite`` live (``paths.event_log_dir``).
+    commit_window_s:
+        How long the writer waits after the first request of a group for more to arrive
+        (0: it takes only what is queued; requests that arrive during an fsync form the next group).
+
+    Attributes
+    ----------
+    commits : deque of (LogPosition, float)
+        End position and wall time of recent group commits (for the ack -> online lag).
     """
 
-    def __init__(self, log: DurableEventLog, customers, items, history) -> None:
-        self.log = log
-        self.customers = customers
-        self.items = items
-        self.known_customers = customers["customer_id"].astype(str).to_numpy()
-        self.known_items = items["item_id"].astype(str).to_numpy()
-        self._history = history
-        # stored history per customer (read from the tables once), least recently used first
-        self._stored: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
-        # what arrived through POST /events since the start (the stored history is in the model's rows)
-        self._fresh: dict[str, deque] = defaultdict(lambda: deque(maxlen=RECENT_EVENTS_PER_CUSTOMER))
-        self._lock = threading.Lock()
+    def __init__(self, folder: Path, commit_window_s: float = 0.0) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.commit_window_s = commit_window_s
+        self._db = sqlite3.connect(self.folder / "accepted_ids.sqlite", check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # the log is the truth; the index is rebuilt from it
+        self._db.execute("CREATE TABLE IF NOT EXISTS accepted (event_id TEXT PRIMARY KEY, logged_at TEXT)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS indexed (k INTEGER PRIMARY KEY CHECK (k = 0), file TEXT, "
+                         "offset INTEGER)")
+        self._db.commit()
+        self._db_lock = threading.Lock()
+        self.commits: deque[tuple[LogPosition, float]] = deque(maxlen=100_000)
+        self._listeners: list[Callable[[], None]] = []
+        self.position = self._catch_up_index()
+        self._fd: int | None = None
+        self._fd_name = ""
+        self._queue: queue.Queue = queue.Queue()
+        self._writer = threading.Thread(target=self._run, name="event-log-writer", daemon=True)
+        self._writer.start()
 
-    def validate(self, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[int, list[str]]]:
-        """Accepted canonical events (as JSON-ready dicts) and the reasons per rejected position."""
+    # --- start-up -----------------------------------------------------------------------------
+    def _catch_up_index(self) -> LogPosition:
+        """Index ids logged after the index's last position (a crash between fsync and index commit)."""
+        row = self._db.execute("SELECT file, offset FROM indexed WHERE k = 0").fetchone()
+        position = LogPosition(*row) if row else LogPosition()
+        n = 0
+        while True:
+            records, after = read_log(self.folder, position)
+            if after == position:
+                break
+            self._index([r["event_id"] for r in records], after)
+            n += len(records)
+            position = after
+        if n:
+            logger.info("indexed %d logged event id(s) the id index had missed (a crash after the fsync)", n)
+        return position
+
+    def _index(self, ids: Sequence[str], position: LogPosition) -> None:
+        now = datetime.now(UTC).isoformat()
+        with self._db_lock:
+            self._db.executemany("INSERT OR IGNORE INTO accepted VALUES (?, ?)", [(i, now) for i in ids])
+            self._db.execute("INSERT OR REPLACE INTO indexed VALUES (0, ?, ?)", (position.file, position.offset))
+            self._db.commit()
+
+    # --- reading ------------------------------------------------------------------------------
+    def seen(self, event_ids: Sequence[str]) -> set[str]:
+        """The ids among ``event_ids`` that were accepted before."""
+        found: set[str] = set()
+        with self._db_lock:
+            for start in range(0, len(event_ids), 500):
+                chunk = list(event_ids[start:start + 500])
+                marks = ",".join("?" * len(chunk))
+                found.update(r[0] for r in self._db.execute(f"SELECT event_id FROM accepted WHERE event_id IN ({marks})",
+                                                            chunk))
+        return found
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` (from the writer thread; keep it short) after every group commit."""
+        self._listeners.append(callback)
+
+    # --- writing ------------------------------------------------------------------------------
+    def submit(self, events: Sequence[dict[str, Any]]) -> Future:
+        """Queue canonical events for the next group commit.
+
+        Returns
+        -------
+        Future of ``(flags, position)``: per event True when it was logged now, False when its
+        ``event_id`` had been accepted before (a replay; also within the same group); and the
+        log position after the group (the updater has applied the events once it passes it).
+        """
+        future: Future = Future()
+        if not events:
+            future.set_result(([], self.position))
+            return future
+        if not self._writer.is_alive():
+            future.set_exception(RuntimeError("the event log is closed"))
+            return future
+        self._queue.put((list(events), future))
+        return future
+
+    def append(self, events: Sequence[dict[str, Any]]) -> list[bool]:
+        """:meth:`submit` and wait: True per event logged now, False per replay."""
+        return self.submit(events).result()[0]
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            group = [item]
+            if self.commit_window_s > 0:
+                time.sleep(self.commit_window_s)
+            stop = False
+            while True:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                group.append(more)
+            try:
+                results = self._commit(group)
+            except Exception as exc:
+                logger.exception("event log write failed for %d request(s)", len(group))
+                for _, future in group:
+                    future.set_exception(exc)
+            else:
+                for (_, future), result in zip(group, results):
+                    future.set_result((result, self.position))
+                for callback in self._listeners:
+                    try:
+                        callback()
+                    except Exception:
+                        logger.exception("event log listener failed")
+            if stop:
+                return
+
+    def _commit(self, group: list[tuple[list[dict[str, Any]], Future]]) -> list[list[bool]]:
+        """De-duplicate, write and fsync one group; index its ids. Per request, per event: logged now?"""
+        ids = [e["event_id"] for events, _ in group for e in events]
+        before = self.seen(ids)
+        results: list[list[bool]] = []
+        new: list[dict[str, Any]] = []
+        taken: set[str] = set()
+        for events, _ in group:
+            flags = []
+            for event in events:
+                eid = event["event_id"]
+                fresh = eid not in before and eid not in taken
+                if fresh:
+                    taken.add(eid)
+                    new.append(event)
+                flags.append(fresh)
+            results.append(flags)
+        if not new:
+            return results
+        payload = "".join(json.dumps(e, separators=(",", ":"), default=to_jsonable) + "\n" for e in new).encode()
+        name = f"events-{datetime.now(UTC):%Y%m%d}.jsonl"
+        fd = self._open(name)
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":  # a write cut by a crash: start on a fresh line
+            payload = b"\n" + payload
+        view = memoryview(payload)
+        while view:  # os.write may write less than asked
+            view = view[os.write(fd, view):]
+        os.fsync(fd)  # one fsync for every request of the group
+        end = LogPosition(name, os.fstat(fd).st_size)
+        self._index(list(taken), end)
+        self.position = end
+        self.commits.append((end, time.time()))
+        return results
+
+    def _open(self, name: str) -> int:
+        if self._fd is not None and self._fd_name == name:
+            return self._fd
+        if self._fd is not None:
+            os.close(self._fd)
+        path = self.folder / name
+        new_file = not path.exists()
+        # O_APPEND + one write() per group keeps lines whole when several workers append
+        self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
+        self._fd_name = name
+        if new_file:  # the new directory entry must survive a crash too
+            _fsync_dir(self.folder)
+        return self._fd
+
+    def close(self) -> None:
+        """Finish queued writes, stop the writer, close the files."""
+        if self._writer.is_alive():
+            self._queue.put(None)
+            self._writer.join(timeout=30)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        with self._db_lock:
+            self._db.close()
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+_FLOATS = ("quantity", "amount", "nps", "csat", "resolution_hours", "rating")
+
+
+def _iso(ns: int) -> str:
+    """int ns since the epoch -> ISO 8601 in UTC, as pandas writes a Timestamp (6 or 9 digits of fraction)."""
+    seconds, rest = divmod(ns, 10**9)
+    base = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds, microseconds=rest // 1000)
+    if rest % 1000:
+        text = base.replace(microsecond=0).isoformat()
+        return text[:-6] + f".{rest:09d}" + text[-6:]
+    return base.isoformat()
+
+
+class EventValidator:
+    """The data contract's event rules, in plain Python for the clean common case.
+
+    :meth:`fast` accepts an event only when every rule clearly holds (ids known and without
+    surrounding blanks, a known type, an aware ISO time, numbers finite and within the
+    contract's bounds) and returns it in canonical form (the same dict ``validate_frame``
+    gives after :func:`~tenure.jsonable.to_jsonable`); anything else returns None and the
+    caller runs :meth:`slow` (``features.contract.validate_frame``) on the batch, so a rejected
+    event always gets the contract's own reason. ``tests/serving/test_event_log.py`` holds the
+    two equal on accepted events.
+    """
+
+    def __init__(self, known_customers: Iterable[str], known_items: Iterable[str],
+                 earliest: str = "1990-01-01T00:00:00Z", max_future_hours: float = 24.0) -> None:
+        from features.incremental import parse_time_ns
+        from features.schema import EVENT_COLUMNS, EVENT_TYPES, EVENTS
+
+        self.earliest_ns = parse_time_ns(earliest)
+        self.max_future_ns = int(max_future_hours * 3600 * 10**9)
+
+        self.known_customers = frozenset(str(c) for c in known_customers)
+        self.known_items = frozenset(str(i) for i in known_items)
+        self._types = frozenset(EVENT_TYPES)
+        self._columns = EVENT_COLUMNS
+        self._bounds = {c.name: (c.min_value, c.max_value) for c in EVENTS.columns if c.kind == "float"}
+
+    @staticmethod
+    def _clean_id(value: Any) -> bool:
+        return isinstance(value, str) and bool(value) and value == value.strip()
+
+    def fast(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """The canonical event, or None when the slow path must decide."""
+        from features.incremental import parse_time_ns
+
+        eid, cid = event.get("event_id"), event.get("customer_id")
+        if not (self._clean_id(eid) and self._clean_id(cid) and cid in self.known_customers):
+            return None
+        if event.get("event_type") not in self._types:
+            return None
+        item = event.get("item_id")
+        if item is not None and not (self._clean_id(item) and item in self.known_items):
+            return None
+        channel = event.get("channel")
+        if channel is not None and not (self._clean_id(channel)):
+            return None
+        at = event.get("event_at")
+        if not isinstance(at, str) or at != at.strip() or "T" not in at:
+            return None
+        try:
+            ns = parse_time_ns(at)  # raises for a naive time
+        except (TypeError, ValueError):
+            return None
+        if ns < self.earliest_ns or ns > time.time_ns() + self.max_future_ns:  # events.earliest / max_future_hours
+            return None
+        out: dict[str, Any] = {"event_id": eid, "customer_id": cid, "event_at": _iso(ns),
+                               "event_type": event["event_type"], "item_id": item}
+        for name in _FLOATS:
+            value = event.get(name)
+            if value is None:
+                out[name] = None
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                return None
+            lo, hi = self._bounds.get(name, (None, None))
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                return None
+            out[name] = float(value)
+        out["channel"] = channel
+        return {name: out.get(name) for name in self._columns}
+
+    def slow(self, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[int, list[str]]]:
+        """``validate_frame`` on the batch: canonical accepted events (with ``_position``) and reasons per position."""
         import pandas as pd
 
         from features.contract import validate_frame
 
-        raw = pd.DataFrame(events)
-        result = validate_frame(raw, "events", source="POST /events", known_customers=self.known_customers,
-                                known_items=self.known_items)
-        reasons: dict[int, list[str]] = defaultdict(list)
+        result = validate_frame(pd.DataFrame(events), "events", source="POST /events",
+                                known_customers=pd.Index(sorted(self.known_customers)),
+                                known_items=pd.Index(sorted(self.known_items)))
+        reasons: dict[int, list[str]] = {}
         if result.file_error:
-            for i in range(len(events)):
-                reasons[i].append(result.file_error)
-            return [], reasons
+            return [], {i: [result.file_error] for i in range(len(events))}
         for row in result.rejects.itertuples(index=False):
-            position = int(row.row) - 1
-            reasons[position].append(f"{row.column}: {row.reason}")
+            reasons.setdefault(int(row.row) - 1, []).append(f"{row.column}: {row.reason}")
         accepted = []
         for row_number, record in zip(result.valid_rows, result.valid.to_dict(orient="records")):
             clean = {k: to_jsonable(v) for k, v in record.items()}
@@ -136,62 +410,13 @@ class EventIntake:
             accepted.append(clean)
         return accepted, reasons
 
-    def remember(self, events: Iterable[dict[str, Any]]) -> None:
-        """Keep accepted events in the per-customer memory used for online features and fresh recommendations."""
-        with self._lock:
-            for event in events:
-                self._fresh[event["customer_id"]].append(event)
-
-    def customer_events(self, customer_ids: Sequence[str]):
-        """Stored + accepted events of the given customers, one canonical DataFrame.
-
-        The stored history of a customer is read once (one table scan for all customers not
-        seen yet) and kept, least recently used first out, for :data:`HISTORY_CACHE_CUSTOMERS`
-        customers; events accepted by this service are added from memory.
-        """
-        import pandas as pd
-
-        ids = list(dict.fromkeys(str(c) for c in customer_ids))
-        with self._lock:
-            missing = [c for c in ids if c not in self._stored]
-        if missing:
-            stored = self._history(missing)
-            loaded: dict[str, list[dict[str, Any]]] = {c: [] for c in missing}
-            if stored is not None and len(stored):
-                for record in stored.to_dict(orient="records"):
-                    loaded[str(record["customer_id"])].append({k: to_jsonable(v) for k, v in record.items()})
-            with self._lock:
-                self._stored.update(loaded)
-        with self._lock:
-            rows: list[dict[str, Any]] = []
-            for cid in ids:
-                self._stored.move_to_end(cid)
-                rows.extend(self._stored[cid])
-                rows.extend(self._fresh.get(cid, ()))
-            while len(self._stored) > HISTORY_CACHE_CUSTOMERS:
-                self._stored.popitem(last=False)
-        frame = pd.DataFrame(rows)
-        if frame.empty:
-            return frame
-        frame = frame.drop_duplicates("event_id", keep="last")
-        frame["event_at"] = pd.to_datetime(frame["event_at"], utc=True, format="ISO8601")
-        for column in ("quantity", "amount", "nps", "csat", "resolution_hours"):
-            if column in frame.columns:
-                frame[column] = pd.to_numeric(frame[column], errors="coerce")
-        return frame
-
-    def recent_items(self, customer_id: str, weights: dict[str, float]) -> list[tuple[str, float]]:
-        """One ``(item_id, weight)`` per remembered item event, for a fresh user vector.
-
-        Entries are per event (not summed per item) so the runtime can tell a purchase from
-        several views of the same item.
-        """
-        with self._lock:
-            recent = list(self._fresh.get(customer_id, ()))
+    def validate(self, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[int, list[str]]] | None:
+        """Canonical accepted events (with ``_position``) when every event passes the fast check, else None."""
         out = []
-        for event in recent:
-            item, weight = event.get("item_id"), weights.get(event.get("event_type", ""), 0.0)
-            if item and weight:
-                out.append((item, weight))
-        return out
-
+        for position, event in enumerate(events):
+            clean = self.fast(event)
+            if clean is None:
+                return None
+            clean["_position"] = position
+            out.append(clean)
+        return out, {}

@@ -17,6 +17,9 @@ class ServiceMetrics:
     model_info: object
     registry_up: object
     reloads: object
+    event_lag: object
+    event_backlog: object
+    triggers: object
 
     @classmethod
     def create(cls) -> ServiceMetrics:
@@ -40,4 +43,15 @@ class ServiceMetrics:
                 name="tenure_registry_reachable", documentation="1 when the last registry check succeeded",
                 multiprocess_mode="livemin"),
             reloads=bentoml.metrics.Counter(name="tenure_model_reloads_total", documentation="Model swaps"),
+            event_lag=bentoml.metrics.Histogram(
+                name="tenure_event_to_online_seconds",
+                documentation="From an event's acknowledgement (group commit) to its customer's online features",
+                buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)),
+            event_backlog=bentoml.metrics.Gauge(
+                name="tenure_event_backlog_seconds",
+                documentation="Age of the oldest acknowledged event whose online features are not updated yet",
+                multiprocess_mode="livemax"),
+            triggers=bentoml.metrics.Counter(
+                name="tenure_triggers_total", documentation="Proactive trigger messages by outcome",
+                labelnames=["outcome"]),
         )

@@ -3,7 +3,8 @@
 One ``@bentoml.service`` class holds the champions (hot-swapped from the MLflow registry),
 the Feast online reader, the event intake and the prediction log. Settings are read once,
 when the service starts (``TENURE_CONFIG`` and ``TENURE_*`` variables). The hot path uses
-numpy and the model runtimes only; pandas appears only in ``/events``.
+numpy and the model runtimes only; pandas appears only when ``/events`` must reject or normalise an event (the
+contract's own rules) and in the online feature updater's thread.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ def _error(status: int, message: str, detail: list[dict[str, Any]] | None = None
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _iso_seconds(seconds: float | None) -> str | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
 class SettingsGuard(ApiGuard):
@@ -118,12 +123,16 @@ class _Serialized:
 
     def read(self, customer_ids, wait: bool = True):
         """``OnlineFeatureReader.read`` under the lock; raises :class:`_StoreBusy` if ``wait`` is false and it is held."""
+        return self.read_timed(customer_ids, wait)[0]
+
+    def read_timed(self, customer_ids, wait: bool = True):
+        """``OnlineFeatureReader.read_timed`` (rows and their as-of times) under the lock."""
         if self._lock is None:
-            return self._reader.read(customer_ids)
+            return self._reader.read_timed(customer_ids)
         if not self._lock.acquire(blocking=wait):
             raise _StoreBusy
         try:
-            return self._reader.read(customer_ids)
+            return self._reader.read_timed(customer_ids)
         finally:
             self._lock.release()
 
@@ -188,30 +197,39 @@ class TenureService:
                               else (b"tenure" if key else None)),
         )
         self.intake = self._build_intake()
+        self.intake.start()
         self._publish_versions()
         settle_heap()  # everything loaded: keep it out of the garbage collector's full passes
 
     # --- set-up helpers ------------------------------------------------------------------------
     def _build_intake(self):
+        """The live event path (serving/live_events.py): durable log, validator, online feature updater."""
+        from feature_repo.online import push_feature_rows
         from features.tables import read_customers, read_items, table_path
-        from serving.event_intake import DurableEventLog, EventIntake
+        from serving.live_events import LiveEvents
 
         settings = self.settings
         customers = read_customers(settings, missing_ok=True)
         items = read_items(settings, missing_ok=True)
         events_dir = table_path(settings, "events")
 
-        def history(customer_ids: list[str]):
+        def history(customer_ids: list[str]) -> list[dict[str, Any]]:
+            """Stored events of these customers (the updater's thread, once per customer)."""
             import pyarrow.dataset as ds
 
             if not events_dir.exists():
-                return None
+                return []
             dataset = ds.dataset(events_dir, format="parquet", partitioning="hive")
-            table = dataset.to_table(filter=ds.field("customer_id").isin(customer_ids))  # one scan for all
-            frame = table.to_pandas()
-            return frame.drop(columns=[c for c in frame.columns if c == "event_date"])
+            return dataset.to_table(filter=ds.field("customer_id").isin(customer_ids)).to_pylist()  # one scan
 
-        return EventIntake(DurableEventLog(settings.paths.event_log_dir), customers, items, history)
+        def push(rows: list[tuple[str, dict[str, Any]]], as_of_ns: int) -> None:
+            """One online write per micro-batch (the updater's thread)."""
+            if self.store is None:
+                raise RuntimeError("the feature store is not open")
+            with self._store_lock:
+                push_feature_rows(self.store, rows, as_of_ns)
+
+        return LiveEvents.build(settings, customers, items, history, push, observe_lag=self.metrics.event_lag.observe)
 
     def _publish_versions(self) -> None:
         current = self.models.current
@@ -232,6 +250,10 @@ class TenureService:
             "models_from_cache": self.models.from_cache,
         }
         problems = [p for p in (self.store_error, self.models.problem) if p]  # plain words, no exception text
+        lagging = self.intake.problem(self.settings.events.max_lag_s)  # online features behind acknowledged events
+        if lagging:
+            problems.append(lagging)
+            state["ready"] = False
         if current.churn is None:
             problems.append(f"no champion of {self.settings.mlflow.churn_model_name} loaded")
         if current.recommender is None:
@@ -295,9 +317,10 @@ class TenureService:
         if len(customer_ids) > limit:
             return _error(413, f"at most {limit} customers per request (serving.max_batch_size)",
                           [{"loc": ["customer_ids"], "msg": f"got {len(customer_ids)}"}])
-        rows = self.churn_reader.read(customer_ids, wait=wait)
+        rows, as_of = self.churn_reader.read_timed(customer_ids, wait=wait)  # as-of: freshness of each row
         request_id = uuid.uuid4().hex
         scored_at = _now()
+        now_s = datetime.fromisoformat(scored_at).timestamp()
         known = [i for i, row in enumerate(rows) if row is not None]
         by_position: dict[int, ChurnScore] = {}
         if known:
@@ -368,7 +391,7 @@ class TenureService:
             if row is not None and row.get("consent_personalization") is not None:
                 value = row["consent_personalization"]
                 consent = bool(value) if not (isinstance(value, float) and math.isnan(value)) else True
-        recent = self.intake.recent_items(customer_id, self.settings.recommender.event_weights)
+        recent = self.intake.recent_items(customer_id, self.settings.recommender.event_weights)  # live events
         recs = runtime.recommend(customer_id, k=k, exclude_purchased=exclude_purchased, categories=categories,
                                  available_only=available_only, consent=consent, recent_items=recent or None)
         self.metrics.strategies.labels(strategy=recs.strategy).inc()
@@ -398,8 +421,14 @@ class TenureService:
                                     model_version=current.recommender_version)
 
     @bentoml.api(route="/events", input_spec=EventsRequest)
-    def events(self, events: list[EventIn]) -> EventsResponse:
-        """Validate, durably log and de-duplicate events; refresh those customers' online features."""
+    async def events(self, events: list[EventIn], wait_for_features: bool = False) -> EventsResponse:
+        """Validate, de-duplicate and durably log events (group commit), then acknowledge.
+
+        Online features are updated right after, off the request path (serving/feature_updater.py);
+        with ``wait_for_features`` the answer also waits (up to ``events.max_lag_s``) until they are.
+        """
+        import asyncio
+
         limit = self.settings.serving.max_events_per_request
         if not events:
             return _error(422, "events must not be empty", [{"loc": ["events"], "msg": "empty list"}])
@@ -407,56 +436,32 @@ class TenureService:
             return _error(413, f"at most {limit} events per request (serving.max_events_per_request)",
                           [{"loc": ["events"], "msg": f"got {len(events)}"}])
         raw = [e.model_dump() for e in events]
-        accepted, reasons = self.intake.validate(raw)
-        seen = self.intake.log.seen([e["event_id"] for e in accepted])
-        new = [{k: v for k, v in e.items() if k != "_position"} for e in accepted if e["event_id"] not in seen]
-        if new:
-            self.intake.log.append(new)  # durable before anything is acknowledged
-            self.intake.remember(new)
-        accepted_positions = {e["_position"]: e["event_id"] for e in accepted}
-        results = []
-        for i, event in enumerate(raw):
-            if i in reasons and i not in accepted_positions:
-                results.append(EventResult(event_id=event["event_id"], status="rejected", reasons=reasons[i]))
-            elif event["event_id"] in seen:
-                results.append(EventResult(event_id=event["event_id"], status="duplicate"))
-            else:
-                results.append(EventResult(event_id=event["event_id"], status="accepted"))
-        counts = {s: sum(r.status == s for r in results) for s in ("accepted", "duplicate", "rejected")}
-        for status, n in counts.items():
-            if n:
-                self.metrics.events.labels(status=status).inc(n)
-        updated = self._refresh_online_features({e["customer_id"] for e in new})
-        return EventsResponse(accepted=counts["accepted"], duplicates=counts["duplicate"], rejected=counts["rejected"],
-                              results=results, features_updated=sorted(updated))
-
-    def _refresh_online_features(self, customer_ids: set[str]) -> list[str]:
-        """Recompute the customers' features with the batch feature code and push them online.
-
-        One computation and one push for all customers of the request. The as-of time is the
-        latest event time among them ("now" in event time), as a batch snapshot uses one as-of
-        for every customer, so recency features mean the same online and in training.
-        """
-        if not customer_ids or self.store is None:
-            return []
-        from feature_repo.online import push_customer_features
-        from features.customer_features import compute_customer_features
-
+        validator = self.intake.validator
+        checked = validator.validate(raw)  # plain Python for clean events, on the event loop
+        if checked is None:  # something to reject or normalise: the contract's own (pandas) rules, in a thread
+            checked = await anyio.to_thread.run_sync(validator.slow, raw)
+        accepted, reasons = checked
         try:
-            history = self.intake.customer_events(sorted(customer_ids))
-            if history.empty:
-                return []
-            as_of = history["event_at"].max()
-            customers = self.intake.customers[self.intake.customers["customer_id"].isin(customer_ids)]
-            frame = compute_customer_features(history, customers, self.intake.items, as_of)
-            frame = frame[frame["customer_id"].isin(customer_ids)]
-            if len(frame):
-                with self._store_lock:
-                    push_customer_features(self.store, frame, as_of=as_of)
-            return sorted(frame["customer_id"].astype(str))
-        except Exception:
-            logger.exception("online feature refresh failed for %d customer(s)", len(customer_ids))
-            return []
+            flags, position = await asyncio.wrap_future(
+                self.intake.log.submit([{k: v for k, v in e.items() if k != "_position"} for e in accepted]))
+        except Exception:  # nothing of this request is acknowledged
+            logger.exception("event log write failed")
+            return _error(503, "the events could not be logged durably; nothing was accepted, send them again")
+        status = {e["_position"]: ("accepted" if fresh else "duplicate") for e, fresh in zip(accepted, flags)}
+        results = [EventResult(event_id=event["event_id"], status="rejected", reasons=reasons.get(i, []))
+                   if i not in status else EventResult(event_id=event["event_id"], status=status[i])
+                   for i, event in enumerate(raw)]
+        counts = {s: sum(r.status == s for r in results) for s in ("accepted", "duplicate", "rejected")}
+        for name, n in counts.items():
+            if n:
+                self.metrics.events.labels(status=name).inc(n)
+        updated: list[str] = []
+        if wait_for_features and counts["accepted"] and await self.intake.wait_applied(
+                position, self.settings.events.max_lag_s):
+            profiles = self.intake.updater.profiles
+            updated = sorted({e["customer_id"] for e, fresh in zip(accepted, flags) if fresh} & profiles.keys())
+        return EventsResponse(accepted=counts["accepted"], duplicates=counts["duplicate"], rejected=counts["rejected"],
+                              results=results, features_updated=updated)
 
     @bentoml.api(route="/admin/reload")
     def reload(self) -> ReloadResponse:
@@ -486,7 +491,7 @@ class TenureService:
     def _shutdown(self) -> None:
         self.models.stop()
         self.prediction_log.close()
-        self.intake.log.close()
+        self.intake.close()
 
 
 TenureService.add_asgi_middleware(SettingsGuard)

@@ -295,12 +295,25 @@ class ServingSettings(_Section):
 
 
 class EventSettings(_Section):
-    """Bounds on event times, applied by the data contract to ``POST /events`` and to ingested files alike."""
+    """Events: bounds on event times (the data contract, for ``POST /events`` and ingested files alike), and
+    the live path of ``POST /events`` (group commit, the online feature updater, freshness)."""
 
     max_future_hours: float = Field(24.0, ge=0, le=24 * 366,
                                     description="Latest accepted event time: this many hours ahead of the clock.")
     earliest: str = Field("1990-01-01T00:00:00Z",
                           description="Earliest accepted event time (ISO 8601 with offset): the shop's start or a floor.")
+    # the live path (issue 15): group commit, the online feature updater, freshness
+    commit_window_s: float = Field(
+        0.0, ge=0, le=0.05, description="How long the event log's writer waits after a request for more to share one "
+        "fsync (0: only what queued up during the previous fsync; that already groups requests under load).")
+    update_interval_s: float = Field(
+        0.5, gt=0, le=60, description="Longest pause of the online feature updater when no commit wakes it.")
+    max_lag_s: float = Field(
+        10.0, gt=0, le=86_400, description="/readyz reports not ready when an acknowledged event has waited longer "
+        "than this for its online features.")
+    max_customers_in_memory: int = Field(
+        200_000, ge=1_000, description="Per-customer feature states the updater keeps in memory (the rest stay in "
+        "its checkpoint on disk).")
 
     @field_validator("earliest")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 
 def _event(event_id: str, customer_id: str, at: pd.Timestamp, event_type: str, **extra) -> dict:
@@ -76,6 +77,7 @@ def test_an_event_changes_the_next_score_and_feeds_fresh_recommendations(client,
     cid = riskiest["customer_id"]
     reader = OnlineFeatureReader(open_store(settings), "churn_v1")
     before_features = reader.read([cid])[0]
+    reco_before = client.post("/recommend", json={"customer_id": cid, "k": 5}).json()
 
     at = shop.events["event_at"].max() + pd.Timedelta(hours=1)
     items = [str(i) for i in shop.items["item_id"].iloc[:3]]
@@ -87,7 +89,7 @@ def test_an_event_changes_the_next_score_and_feeds_fresh_recommendations(client,
                             ("purchase", {"item_id": items[0], "quantity": 1, "amount": 25.0}),
                             ("view", {"item_id": items[1]}),
                         ])]}
-    body = client.post("/events", json=batch, headers={"X-API-Key": api_key}).json()
+    body = client.post("/events", json={**batch, "wait_for_features": True}, headers={"X-API-Key": api_key}).json()
     assert body["accepted"] == 5 and body["features_updated"] == [cid]
 
     after_features = reader.read([cid])[0]
@@ -96,11 +98,16 @@ def test_an_event_changes_the_next_score_and_feeds_fresh_recommendations(client,
     assert changed, "the online features did not change after the events"
     after = client.post("/churn-score", json={"customer_ids": [cid]}).json()["results"][0]
     assert after["churn_probability"] != riskiest["churn_probability"]
+    # the answer says how fresh its features are: as of the newest event time seen (the event-time clock)
+    assert pd.Timestamp(after["features_as_of"]) >= at + pd.Timedelta(minutes=4)
+    assert after["feature_age_s"] == pytest.approx(
+        (pd.Timestamp(after["scored_at"]) - pd.Timestamp(after["features_as_of"])).total_seconds(), abs=0.01)
 
     consenting = bool(shop.customers.set_index("customer_id").loc[cid, "consent_personalization"])
     reco = client.post("/recommend", json={"customer_id": cid, "k": 5}).json()
-    if consenting:
-        assert reco["strategy"] == "als_fresh"
+    if consenting:  # the live events feed the next recommendation, without retraining
+        assert reco["strategy"] in ("als_fresh", "blend")
+        assert [i["item_id"] for i in reco["items"]] != [i["item_id"] for i in reco_before["items"]]
 
 
 def test_prediction_log_records_scores_and_recommendations(client, workspace):
@@ -123,3 +130,28 @@ def test_prediction_log_records_scores_and_recommendations(client, workspace):
     assert {"request_id", "logged_at", "model_version", "features", "churn_probability", "risk_band"} <= set(churn)
     reco = next(r for r in records if r["kind"] == "recommend" and r["customer_id"] == cid)
     assert {"request_id", "logged_at", "model_version", "strategy", "items"} <= set(reco)
+
+
+def test_events_reach_online_features_without_waiting_and_readyz_shows_no_lag(client, workspace, api_key):
+    import time
+
+    from feature_repo.online import OnlineFeatureReader
+    from feature_repo.store import open_store
+
+    settings, shop, _ = workspace
+    cid = str(shop.customers["customer_id"].iloc[7])
+    reader = OnlineFeatureReader(open_store(settings), "churn_v1")
+    before = reader.read([cid])[0]["tickets_30d"]
+    at = shop.events["event_at"].max() + pd.Timedelta(hours=3)
+    body = client.post("/events", json={"events": [_event("ev-async-1", cid, at, "support_ticket",
+                                                          resolution_hours=5.0)]},
+                       headers={"X-API-Key": api_key}).json()
+    assert body["accepted"] == 1 and body["features_updated"] == []  # acknowledged once durable, not later
+    deadline = time.monotonic() + 10
+    while reader.read([cid])[0]["tickets_30d"] == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert reader.read([cid])[0]["tickets_30d"] == before + 1
+    ready = client.get("/readyz").json()
+    assert not any("behind acknowledged events" in p for p in ready["problems"])
+    metrics = client.get("/metrics").text
+    assert "tenure_event_to_online_seconds_count" in metrics

@@ -1,0 +1,220 @@
+"""The background updater: event log -> per-customer incremental state -> online features, in micro-batches.
+
+One thread per service process. It wakes after every group commit of the event log (or every
+``events.update_interval_s``), reads what was logged since its last position
+(:func:`serving.event_intake.read_log`), folds the events into each customer's
+:class:`features.incremental.CustomerState`, evaluates the touched customers' features at the
+event-time clock, writes them online with **one** push per micro-batch, and then checkpoints the
+touched states, the clock and the log position in one SQLite transaction
+(``<event_log_dir>/feature_state.sqlite``). After a restart it resumes from that position; a
+crash between the push and the checkpoint replays the micro-batch, which is harmless (the
+restored state has not seen those events, and the push writes the same values again).
+
+A customer's state starts from the stored history (the ingested events table, read once, off
+the request path) the first time one of their events arrives, and from the checkpoint after a
+restart.
+
+The as-of time of a push is the *event-time clock*: the newest event time seen so far (never
+going back), the way a batch snapshot uses one as-of for every customer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from features.incremental import CustomerState, ItemCatalog, Profile, fold, parse_time_ns
+from serving.event_intake import LogPosition, read_log
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AppliedBatch:
+    """What one micro-batch did (passed to the ``on_applied`` callbacks)."""
+
+    position: LogPosition
+    as_of_ns: int
+    features: dict[str, dict[str, Any]]  # customer_id -> feature dict (CUSTOMER_FEATURE_COLUMNS)
+    n_events: int
+    applied_at: float  # wall time after the push
+
+
+class FeatureUpdater:
+    """Keeps online customer features in step with the event log (see the module docstring).
+
+    Parameters
+    ----------
+    log_dir:
+        The event log folder (``paths.event_log_dir``); the checkpoint lives there too.
+    profiles:
+        ``customer_id -> Profile`` (the customer table); events of others are ignored.
+    catalog:
+        Item prices and categories.
+    history:
+        ``list of customer ids -> list of canonical event dicts`` of their stored events.
+    push:
+        ``(list of (customer_id, feature dict), as_of_ns) -> None``: write online (one call per batch).
+    interval_s:
+        Longest sleep between looks at the log when no commit wakes it.
+    max_customers_in_memory:
+        States kept in memory (least recently touched first out; they stay in the checkpoint).
+    """
+
+    def __init__(self, log_dir: Path, profiles: Mapping[str, Profile], catalog: ItemCatalog,
+                 history: Callable[[list[str]], list[dict[str, Any]]],
+                 push: Callable[[list[tuple[str, dict[str, Any]]], int], None],
+                 interval_s: float = 0.5, max_customers_in_memory: int = 200_000) -> None:
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.profiles = profiles
+        self.catalog = catalog
+        self._history = history
+        self._push = push
+        self.interval_s = interval_s
+        self.max_customers = max_customers_in_memory
+        self.on_applied: list[Callable[[AppliedBatch], None]] = []
+        self._db = sqlite3.connect(self.log_dir / "feature_state.sqlite", check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS state (customer_id TEXT PRIMARY KEY, data TEXT)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS progress (k INTEGER PRIMARY KEY CHECK (k = 0), file TEXT, "
+                         "offset INTEGER, clock_ns INTEGER)")
+        self._db.commit()
+        row = self._db.execute("SELECT file, offset, clock_ns FROM progress WHERE k = 0").fetchone()
+        self.position = LogPosition(row[0], row[1]) if row else LogPosition()
+        self.clock_ns: int = row[2] if row else -(2**63)
+        self._states: OrderedDict[str, CustomerState] = OrderedDict()
+        self._lock = threading.Lock()  # guards _states against readers (recent_items)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        self.applied_at: float | None = None
+
+    # --- life cycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Run :meth:`step` in a background thread until :meth:`stop`."""
+        self._thread = threading.Thread(target=self._run, name="feature-updater", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Look at the log now (the event log calls this after each group commit)."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Finish the current micro-batch, stop, close the checkpoint."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._db.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            try:
+                while not self._stop.is_set() and self.step():
+                    pass
+                self.last_error = None
+            except Exception as exc:
+                self.last_error = f"online feature update failed: {exc}"
+                logger.exception("online feature update failed; retrying from %s", self.position)
+                self._forget_memory()
+                self._stop.wait(1.0)
+
+    # --- one micro-batch -----------------------------------------------------------------------
+    def step(self, max_bytes: int = 4 << 20) -> bool:
+        """Apply what was logged since :attr:`position`; True when there was something."""
+        records, after = read_log(self.log_dir, self.position, max_bytes)
+        if after == self.position:
+            return False
+        if not records:
+            self._checkpoint({}, after)
+            return True
+        ids = list(dict.fromkeys(str(r["customer_id"]) for r in records))
+        states = self._load(ids)
+        with self._lock:
+            touched = fold(states, records, self.profiles, self.catalog, live=True)
+            newest = max(parse_time_ns(r["event_at"]) for r in records)
+            self.clock_ns = max(self.clock_ns, newest)
+            features: dict[str, dict[str, Any]] = {}
+            for cid in sorted(touched):
+                state = states[cid]
+                state.prune(self.clock_ns)
+                row = state.features(self.clock_ns)
+                if row is not None:
+                    features[cid] = row
+        if features:
+            self._push(list(features.items()), self.clock_ns)
+        self.applied_at = time.time()
+        self._checkpoint({cid: states[cid] for cid in touched}, after)
+        batch = AppliedBatch(after, self.clock_ns, features, len(records), self.applied_at)
+        for callback in self.on_applied:
+            try:
+                callback(batch)
+            except Exception:
+                logger.exception("callback after an online feature update failed")
+        return True
+
+    def _load(self, ids: Sequence[str]) -> dict[str, CustomerState]:
+        """States of ``ids``: memory, else the checkpoint, else built from the stored history."""
+        with self._lock:
+            out = {cid: self._states[cid] for cid in ids if cid in self._states}
+        missing = [cid for cid in ids if cid not in out and cid in self.profiles]
+        if missing:
+            for start in range(0, len(missing), 500):
+                chunk = missing[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for cid, data in self._db.execute(f"SELECT customer_id, data FROM state WHERE customer_id IN ({marks})",
+                                                  chunk):
+                    out[cid] = CustomerState.from_json(json.loads(data))
+            fresh = [cid for cid in missing if cid not in out]
+            if fresh:
+                for cid in fresh:
+                    out[cid] = CustomerState(profile=self.profiles[cid])
+                fold(out, self._history(fresh), self.profiles, self.catalog, live=False)
+        with self._lock:
+            for cid, state in out.items():
+                self._states[cid] = state
+                self._states.move_to_end(cid)
+            while len(self._states) > self.max_customers:
+                self._states.popitem(last=False)
+        return out
+
+    def _checkpoint(self, states: Mapping[str, CustomerState], position: LogPosition) -> None:
+        rows = [(cid, json.dumps(state.to_json(), separators=(",", ":"))) for cid, state in states.items()]
+        self._db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", rows)
+        self._db.execute("INSERT OR REPLACE INTO progress VALUES (0, ?, ?, ?)",
+                         (position.file, position.offset, self.clock_ns))
+        self._db.commit()
+        self.position = position
+
+    def _forget_memory(self) -> None:
+        """After a failed batch: drop in-memory states (they may hold events not checkpointed) and re-read the position."""
+        with self._lock:
+            self._states.clear()
+        row = self._db.execute("SELECT file, offset, clock_ns FROM progress WHERE k = 0").fetchone()
+        self.position = LogPosition(row[0], row[1]) if row else LogPosition()
+        self.clock_ns = row[2] if row else -(2**63)
+
+    # --- reads for the request path ------------------------------------------------------------
+    def recent_items(self, customer_id: str, weights: Mapping[str, float]) -> list[tuple[str, float]]:
+        """``(item_id, weight)`` per live item event of the customer, for a fresh user vector."""
+        with self._lock:
+            state = self._states.get(customer_id)
+            return state.recent_items(weights) if state is not None else []
+
+    def features_of(self, customer_id: str) -> dict[str, Any] | None:
+        """The customer's features at the clock from the in-memory state (None when not in memory)."""
+        with self._lock:
+            state = self._states.get(customer_id)
+            return state.features(self.clock_ns) if state is not None else None

@@ -111,9 +111,16 @@ class ServiceClient:
             sent += len(chunk)
         return sent
 
-    def send_events(self, events: list[dict[str, Any]]) -> dict[str, Any]:
-        """One ``POST /events`` request; the per-event acknowledgement (``accepted``, ``duplicates``, ...)."""
-        return self._post("/events", {"events": events})
+    def send_events(self, events: list[dict[str, Any]], wait_for_features: bool = False) -> dict[str, Any]:
+        """One ``POST /events`` request; the per-event acknowledgement (``accepted``, ``duplicates``, ...).
+
+        With ``wait_for_features`` the answer comes once the customers' online features include
+        the events (``features_updated``), so a score asked for next sees them.
+        """
+        body: dict[str, Any] = {"events": events}
+        if wait_for_features:
+            body["wait_for_features"] = True
+        return self._post("/events", body)
 
     def reload(self) -> dict[str, Any]:
         """``POST /admin/reload``: the model versions now served and whether they ``changed``."""

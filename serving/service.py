@@ -485,6 +485,7 @@ class TenureService:
 
     def __metrics__(self, content: str) -> str:
         self._publish_versions()
+        self.metrics.event_backlog.set(self.intake.freshness.backlog_s())
         return content
 
     @bentoml.on_shutdown

@@ -62,7 +62,8 @@ def tour(client: ServiceClient, settings: Settings, data: DemoData, say: Say) ->
          "event_at": (when + pd.Timedelta(minutes=2)).isoformat(), "event_type": "purchase",
          "item_id": item, "quantity": 1, "amount": 30.0, "channel": "web"},
     ]
-    ack = client.send_events([{k: v for k, v in e.items() if v is not None} for e in events])
+    # acknowledged once durable; wait_for_features also waits for the online update (about a second at most)
+    ack = client.send_events([{k: v for k, v in e.items() if v is not None} for e in events], wait_for_features=True)
     after = client.churn_score([customer])[0]
     change = (after.get("churn_probability") or math.nan) - top["churn_probability"]
     say("result", f"after a session + purchase via /events: p={after.get('churn_probability'):.3f} "

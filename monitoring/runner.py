@@ -29,7 +29,7 @@ from monitoring.reports import log_to_mlflow, write_index, write_report
 from monitoring.sources import (
     latest_snapshot,
     load_champion,
-    load_champion_pyfunc,
+    load_champion_runtime,
     read_prediction_log,
     score_with_champion,
     with_risk_bands,
@@ -279,7 +279,7 @@ def run_monitoring_pass(
 
     def model():  # loaded once, only when a pass needs to score
         if not loaded:
-            loaded.append(load_champion_pyfunc(settings, champion))
+            loaded.append(load_champion_runtime(settings, champion))
         return loaded[0]
 
     source, current = _current_window(settings, model, mode, now - span)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from registry.champion import Champion, ModelCache, NoChampionError, load_pyfunc
+from registry.champion import Champion, ModelCache, NoChampionError, load_runtime
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def read_prediction_log(folder: Path, kind: str, since: datetime | None = None) 
 def load_champion(settings, kind: str, with_reference: bool = True) -> Champion | None:
     """The ``champion`` of ``kind`` with its run's metrics and params, and (churn) its reference sample.
 
-    No model files are downloaded here; :func:`load_champion_pyfunc` does that when a pass
+    No model files are downloaded here; :func:`load_champion_runtime` does that when a pass
     needs to score. Returns None when the model has no champion yet.
     """
     cache = ModelCache.from_settings(settings)
@@ -78,18 +78,29 @@ def latest_snapshot(features_dir: Path, table: str = "customer_features.parquet"
     return latest, frame[frame["event_timestamp"] == latest].reset_index(drop=True)
 
 
-def load_champion_pyfunc(settings, champion: Champion):
-    """``champion`` as an MLflow pyfunc (calibrated probabilities and risk bands), from the model cache."""
-    return load_pyfunc(ModelCache.from_settings(settings).download(champion.kind, champion.version))
+def load_champion_runtime(settings, champion: Champion):
+    """``champion`` as the service's pickle-free runtime (``ChurnScorer``), from the model cache.
+
+    The runtime reads plain files (the LightGBM model text, JSON calibration and manifest);
+    ``mlflow.pyfunc.load_model`` would unpickle the wrapper, so anyone able to write the
+    artefact store could run code in the monitoring job.
+    """
+    model_dir = ModelCache.from_settings(settings).download(champion.kind, champion.version)
+    return load_runtime(champion.kind, model_dir, champion.version)
 
 
 def score_with_champion(model, frame: pd.DataFrame) -> pd.DataFrame:
-    """Add ``prediction`` and ``risk_band`` to ``frame`` with the champion pyfunc ``model``."""
-    inputs = model.metadata.get_input_schema().inputs
-    scored = model.predict(frame[[c.name for c in inputs]])
+    """Add ``prediction`` and ``risk_band`` to ``frame`` with the champion runtime ``model`` (a ``ChurnScorer``).
+
+    Columns the model does not know are ignored; a feature missing from ``frame`` is missing
+    for every row (NaN), as in the service.
+    """
+    present = [name for name in model.feature_names if name in frame.columns]
+    X = model.vectorize(frame[present].to_dict("records"))
+    probabilities = model.predict_proba(X)
     out = frame.copy()
-    out["prediction"] = scored["churn_probability"].to_numpy()
-    out["risk_band"] = scored["risk_band"].to_numpy()
+    out["prediction"] = probabilities
+    out["risk_band"] = model.risk_bands(probabilities)
     return out
 
 

@@ -16,12 +16,18 @@ restart.
 
 The as-of time of a push is the *event-time clock*: the newest event time seen so far (never
 going back), the way a batch snapshot uses one as-of for every customer.
+
+With several worker processes (``serving.workers > 1``) every worker appends to the same log,
+and one of them at a time runs the updater: the one holding ``feature_updater.lock`` (an
+``flock``; a worker that dies releases it and another takes over within ``interval_s``).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -98,6 +104,8 @@ class FeatureUpdater:
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
         self.applied_at: float | None = None
+        self.owner = False  # holds feature_updater.lock: this process applies the log
+        self._lock_fd: int | None = None
 
     # --- life cycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -115,12 +123,39 @@ class FeatureUpdater:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
         self._db.close()
+
+    def _take_ownership(self) -> bool:
+        """Try to become the one process that applies the log (non-blocking ``flock``)."""
+        if self.owner:
+            return True
+        if self._lock_fd is None:
+            self._lock_fd = os.open(self.log_dir / "feature_updater.lock", os.O_RDWR | os.O_CREAT, 0o640)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        self.owner = True
+        self._forget_memory()  # another process may have applied the log meanwhile: start from its checkpoint
+        logger.info("this process applies the event log to the online features (from %s)", self.position)
+        return True
+
+    def applied_position(self) -> LogPosition:
+        """How far the log has been applied (by this process, or by the one holding the lock)."""
+        if self.owner:
+            return self.position
+        row = self._db.execute("SELECT file, offset FROM progress WHERE k = 0").fetchone()
+        return LogPosition(row[0], row[1]) if row else LogPosition()
 
     def _run(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(self.interval_s)
             self._wake.clear()
+            if not self._take_ownership():
+                continue
             try:
                 while not self._stop.is_set() and self.step():
                     pass

@@ -30,24 +30,41 @@ class Freshness:
         Called with each commit's lag in seconds once the updater has applied it (a histogram).
     """
 
-    def __init__(self, log: DurableEventLog, observe: Callable[[float], None] | None = None) -> None:
+    def __init__(self, log: DurableEventLog, updater: FeatureUpdater,
+                 observe: Callable[[float], None] | None = None) -> None:
         self._commits = log.commits
+        self._updater = updater
         self._observe = observe
         self.last_lag_s: float | None = None
 
     def on_applied(self, batch: AppliedBatch) -> None:
         """Observe the lag of every commit the batch covered."""
         while self._commits and self._commits[0][0] <= batch.position:
-            _, committed_at = self._commits.popleft()
+            try:
+                _, committed_at = self._commits.popleft()
+            except IndexError:  # emptied meanwhile
+                break
             self.last_lag_s = max(0.0, batch.applied_at - committed_at)
             if self._observe is not None:
                 self._observe(self.last_lag_s)
 
     def backlog_s(self, now: float | None = None) -> float:
-        """How long the oldest acknowledged event not yet online has waited (0 when none waits)."""
-        if not self._commits:
+        """How long the oldest acknowledged event (of this process) not yet online has waited (0 when none waits).
+
+        In a worker that does not run the updater, commits another worker applied are dropped
+        here (their lag is observed by nobody; the histogram covers the updater's worker).
+        """
+        if self._commits and not self._updater.owner:
+            applied = self._updater.applied_position()
+            while self._commits and self._commits[0][0] <= applied:
+                try:
+                    self._commits.popleft()
+                except IndexError:
+                    break
+        try:
+            return max(0.0, (now or time.time()) - self._commits[0][1])
+        except IndexError:
             return 0.0
-        return max(0.0, (now or time.time()) - self._commits[0][1])
 
 
 class LiveEvents:
@@ -66,7 +83,7 @@ class LiveEvents:
         self.log = log
         self.validator = validator
         self.updater = updater
-        self.freshness = Freshness(log, observe_lag)
+        self.freshness = Freshness(log, updater, observe_lag)
         updater.on_applied.append(self.freshness.on_applied)
         log.add_listener(updater.wake)
 
@@ -97,7 +114,7 @@ class LiveEvents:
     async def wait_applied(self, position: LogPosition, timeout_s: float) -> bool:
         """Wait (without blocking the event loop) until the updater has applied the log up to ``position``."""
         deadline = time.monotonic() + timeout_s
-        while self.updater.position < position:
+        while self.updater.applied_position() < position:
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.01)

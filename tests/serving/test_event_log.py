@@ -226,3 +226,19 @@ def test_updater_pushes_batch_equal_features_once_per_micro_batch_and_resumes(tm
     (rows, as_of_ns), = pushes
     assert set(rows) == {"c1"} and rows["c1"]["sessions_30d"] == 3 and rows["c1"]["last_nps"] == 3.0
     resumed.stop()
+
+
+def test_one_worker_at_a_time_applies_the_log(tmp_path: Path, shop) -> None:
+    first, second = _updater(tmp_path, shop, []), _updater(tmp_path, shop, [])
+    try:
+        assert first._take_ownership() is True
+        assert second._take_ownership() is False  # another worker holds feature_updater.lock
+        log = DurableEventLog(tmp_path)
+        log.append([_event(1, "c1")])
+        log.close()
+        first.step()
+        assert second.applied_position() == first.position  # the other worker reads progress from the checkpoint
+    finally:
+        first.stop()
+    assert second._take_ownership() is True  # the lock is released when its holder stops
+    second.stop()

@@ -197,3 +197,16 @@ def test_serving_blend_equals_the_dense_features_training_learns_from(blended):
                 blend_features(als, m.purchases[rows], last, gap, m.timing, now, model.popularity01_))
     fast = learned_blend_scores(als, m.purchases[rows], last, gap, m.timing, now, model.popularity01_, coefs)
     assert np.allclose(fast, dense, atol=1e-5)
+
+
+def test_api_request_accepts_auto_true_false_and_defaults_to_auto():
+    from pydantic import ValidationError
+
+    from serving.schemas import RecommendRequest
+
+    assert RecommendRequest.model_validate({"customer_id": "c1"}).exclude_purchased == "auto"
+    for value in ("auto", True, False):
+        assert RecommendRequest.model_validate({"customer_id": "c1", "exclude_purchased": value}).exclude_purchased \
+            == value
+    with pytest.raises(ValidationError):
+        RecommendRequest.model_validate({"customer_id": "c1", "exclude_purchased": "sometimes"})

@@ -192,7 +192,7 @@ def test_version_by_number_pyfunc_and_reference(registry_workspace, tmp_path):
     champion = load_version(registry_workspace, "churn", "1", runtime=False)
     assert champion.alias is None and champion.runtime is None and champion.model_dir.is_dir()
     scored = load_pyfunc(champion.model_dir).predict(pd.DataFrame({"gap": [2.0, -2.0], "spend": [0.0, 0.0]}))
-    assert list(scored.columns) == ["churn_probability", "risk_band"] and len(scored) == 2
+    assert list(scored.columns) == ["churn_probability", "risk_band", "percentile"] and len(scored) == 2
     reference = _cache_for(registry_workspace, tmp_path).read_reference(champion)
     assert list(reference["prediction"]) == [0.7, 0.2]
 

@@ -196,6 +196,7 @@ class TenureService:
             pseudonymize_key=(settings.serving.api_keys[0].get_secret_value().encode() if key and settings.serving.api_keys
                               else (b"tenure" if key else None)),
         )
+        self.triggers, self.trigger_sender = self._build_triggers()
         self.intake = self._build_intake()
         self.intake.start()
         self._publish_versions()
@@ -226,10 +227,55 @@ class TenureService:
             """One online write per micro-batch (the updater's thread)."""
             if self.store is None:
                 raise RuntimeError("the feature store is not open")
+            if self.triggers is not None:  # band crossings are queued before the push (serving/triggers.py)
+                self._consider_triggers(rows, as_of_ns)
             with self._store_lock:
                 push_feature_rows(self.store, rows, as_of_ns)
+            if self.trigger_sender is not None:
+                self.trigger_sender.wake()
 
         return LiveEvents.build(settings, customers, items, history, push, observe_lag=self.metrics.event_lag.observe)
+
+    def _build_triggers(self):
+        """The band-crossing outbox and its webhook sender, when ``triggers.webhook_url`` is set."""
+        t = self.settings.triggers
+        if not t.webhook_url:
+            return None, None
+        from serving.triggers import Triggers, WebhookSender
+
+        folder = self.settings.paths.event_log_dir
+        folder.mkdir(parents=True, exist_ok=True)
+
+        def count(outcome: str, n: int) -> None:
+            self.metrics.triggers.labels(outcome=outcome).inc(n)
+
+        triggers = Triggers(folder, t.bands, t.min_interval_s, count)
+        sender = WebhookSender(triggers, t.webhook_url, t.dead_letter_path or folder / "triggers-dead-letter.jsonl",
+                               t.max_attempts, t.backoff_s, t.timeout_s, count)
+        sender.start()
+        return triggers, sender
+
+    def _consider_triggers(self, rows: list[tuple[str, dict[str, Any]]], as_of_ns: int) -> None:
+        """Score the customers before and after this update and queue a message per watched band crossing."""
+        current = self.models.current
+        if current.churn is None or self.churn_reader is None:
+            return
+        ids = [cid for cid, _ in rows]
+        before = dict(zip(ids, self.churn_reader.read(ids)))
+        k = self.settings.triggers.recommendations
+
+        def extras(cid: str) -> dict[str, Any]:
+            if not k or current.recommender is None:
+                return {}
+            try:
+                recs = current.recommender.recommend(cid, k=k)
+            except Exception:  # a message goes out without recommendations rather than not at all
+                logger.exception("recommendations for the trigger message of %s failed", cid)
+                return {}
+            return {"recommendations": [item["item_id"] for item in recs.items], "recommendation_strategy": recs.strategy}
+
+        as_of = _iso_seconds(as_of_ns / 1e9)
+        self.triggers.consider(current.churn, current.churn_version, before, dict(rows), as_of, extras)
 
     def _publish_versions(self) -> None:
         current = self.models.current
@@ -493,6 +539,9 @@ class TenureService:
         self.models.stop()
         self.prediction_log.close()
         self.intake.close()
+        if self.trigger_sender is not None:
+            self.trigger_sender.stop()
+            self.triggers.close()
 
 
 TenureService.add_asgi_middleware(SettingsGuard)

@@ -329,6 +329,22 @@ class EventSettings(_Section):
         return value
 
 
+class TriggerSettings(_Section):
+    """Proactive messages when new events move a customer into a watched churn-risk band (serving/triggers.py)."""
+
+    webhook_url: str | None = Field(None, description="Where band-crossing messages are POSTed as JSON; None = no triggers.")
+    bands: list[Literal["low", "medium", "high"]] = Field(
+        default_factory=lambda: ["high"], description="Entering one of these bands sends a message.")
+    min_interval_s: float = Field(86_400.0, ge=0, le=90 * 86_400,
+                                  description="Least time between two messages to one customer (rate limit).")
+    max_attempts: int = Field(8, ge=1, le=100, description="Delivery attempts before the dead-letter file.")
+    backoff_s: float = Field(1.0, gt=0, le=3600, description="First retry delay; doubles per attempt, at most 5 minutes.")
+    timeout_s: float = Field(5.0, gt=0, le=120, description="HTTP timeout of one delivery.")
+    recommendations: int = Field(3, ge=0, le=20, description="Recommended items added to each message (0 = none).")
+    dead_letter_path: Path | None = Field(
+        None, description="JSON-lines file of undeliverable messages (default: <event_log_dir>/triggers-dead-letter.jsonl).")
+
+
 class AlertSinkSettings(_Section):
     """One alert destination."""
 
@@ -438,6 +454,7 @@ class Settings(BaseSettings):
     recommender: RecommenderSettings = Field(default_factory=RecommenderSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
     events: EventSettings = Field(default_factory=EventSettings)
+    triggers: TriggerSettings = Field(default_factory=TriggerSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
 

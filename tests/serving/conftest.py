@@ -24,11 +24,24 @@ from pipelines.service_process import ServiceProcess, tenure_service
 
 
 @pytest.fixture(scope="session")
-def workspace(tmp_path_factory: pytest.TempPathFactory):
+def trigger_webhook():
+    """A local webhook receiving the service's trigger messages."""
+    from webhook import Webhook
+
+    hook = Webhook()
+    yield hook
+    hook.close()
+
+
+@pytest.fixture(scope="session")
+def workspace(tmp_path_factory: pytest.TempPathFactory, trigger_webhook):
     """Settings, the simulated shop and the root folder of a workspace with features online."""
     root = tmp_path_factory.mktemp("serving")
     # the registry is polled only on POST /admin/reload here, so each test decides when models change
-    settings = serving_settings(root, serving={"reload_interval_s": 3600})
+    # every band change is a trigger here (bands: all), sent to a local webhook (test_events.py)
+    settings = serving_settings(root, serving={"reload_interval_s": 3600},
+                                triggers={"webhook_url": trigger_webhook.url, "bands": ["low", "medium", "high"],
+                                          "min_interval_s": 0})
     shop = build_data(settings, n_customers=400, n_items=50, days=150, seed=5)
     return settings, shop, root
 

@@ -65,7 +65,7 @@ def test_event_log_is_ingestible_by_the_contract(workspace):
     assert not result.file_error and len(result.rejects) == 0
 
 
-def test_an_event_changes_the_next_score_and_feeds_fresh_recommendations(client, workspace, api_key):
+def test_an_event_changes_the_next_score_and_feeds_fresh_recommendations(client, workspace, api_key, trigger_webhook):
     settings, shop, _ = workspace
     from feature_repo.online import OnlineFeatureReader
     from feature_repo.store import open_store
@@ -98,6 +98,20 @@ def test_an_event_changes_the_next_score_and_feeds_fresh_recommendations(client,
     assert changed, "the online features did not change after the events"
     after = client.post("/churn-score", json={"customer_ids": [cid]}).json()["results"][0]
     assert after["churn_probability"] != riskiest["churn_probability"]
+    # a band change is a trigger here (conftest: bands = all): exactly one message, with the score and reasons
+    import time
+
+    deadline = time.monotonic() + 10
+    while after["risk_band"] != riskiest["risk_band"] and not trigger_webhook.received and time.monotonic() < deadline:
+        time.sleep(0.05)
+    messages = [m for m in trigger_webhook.received if m["customer_id"] == cid]
+    if after["risk_band"] == riskiest["risk_band"]:
+        assert messages == []
+    else:
+        (message,) = messages
+        assert (message["from_band"], message["to_band"]) == (riskiest["risk_band"], after["risk_band"])
+        assert message["churn_probability"] == pytest.approx(after["churn_probability"])
+        assert message["key"] == message["dedupe_key"] and message["top_reasons"]
     # the answer says how fresh its features are: as of the newest event time seen (the event-time clock)
     assert pd.Timestamp(after["features_as_of"]) >= at + pd.Timedelta(minutes=4)
     assert after["feature_age_s"] == pytest.approx(

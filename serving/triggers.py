@@ -1,0 +1,240 @@
+"""Proactive triggers: tell marketing when new events move a customer into a watched risk band.
+
+After each micro-batch of the online feature updater, before its push, :meth:`Triggers.consider`
+scores the touched customers twice with the churn champion: on their online row as it is
+(before) and with the new features laid over it (after; exactly the row the push will leave).
+A customer whose band changes *into* one of ``triggers.bands`` gets one message; the band each
+customer was last seen in, the message (outbox) and the per-customer counters are written in
+one SQLite transaction (``<event_log_dir>/triggers.sqlite``) before the push, so a crash at any
+point neither loses a crossing nor creates it twice: a replayed micro-batch finds the band
+already stored.
+
+Delivery (:class:`WebhookSender`, a thread): each pending message is POSTed as JSON with its
+``dedupe_key`` in the body and the ``Idempotency-Key`` header (delivery is at least once; the
+key makes it once for a receiver that remembers keys), retried with exponential back-off, and
+after ``triggers.max_attempts`` written to the dead-letter file (JSON lines) instead.
+
+Consent (``consent_personalization`` = 0: no message, the band is still recorded) and a
+per-customer minimum interval between messages (``triggers.min_interval_s``) are respected.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sqlite3
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+class Triggers:
+    """Band-crossing detection and the outbox (see the module docstring).
+
+    Parameters
+    ----------
+    folder:
+        Where ``triggers.sqlite`` lives (``paths.event_log_dir``).
+    bands:
+        Entering one of these bands sends a message (e.g. ``["high"]``).
+    min_interval_s:
+        Least time between two messages to one customer (later crossings are recorded, not sent).
+    count:
+        ``count(outcome, n)`` for the metrics (``queued``, ``no_consent``, ``rate_limited``).
+    """
+
+    def __init__(self, folder: Path, bands: Sequence[str], min_interval_s: float,
+                 count: Callable[[str, int], None] | None = None) -> None:
+        self.bands = frozenset(bands)
+        self.min_interval_s = min_interval_s
+        self._count = count or (lambda outcome, n: None)
+        self._db = sqlite3.connect(Path(folder) / "triggers.sqlite", check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS band (customer_id TEXT PRIMARY KEY, band TEXT, crossings INTEGER, "
+                         "last_sent REAL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS outbox (dedupe_key TEXT PRIMARY KEY, body TEXT, state TEXT, "
+                         "attempts INTEGER, next_at REAL)")
+        self._db.commit()
+        self._lock = threading.Lock()
+
+    def consider(self, scorer, model_version: str | None, before: dict[str, dict[str, Any] | None],
+                 updates: dict[str, dict[str, Any]], as_of: str, extras: Callable[[str], dict[str, Any]] | None = None,
+                 now: float | None = None) -> list[dict[str, Any]]:
+        """Detect band crossings of ``updates`` and queue their messages; returns the queued messages.
+
+        ``before`` holds each customer's online row before the update (None when absent: the
+        new features alone are scored and the "before" band is unknown, so no crossing).
+        """
+        ids = [cid for cid in updates if before.get(cid) is not None]
+        if not ids or scorer is None:
+            return []
+        old_rows = [before[cid] for cid in ids]
+        new_rows = [{**before[cid], **{k: v for k, v in updates[cid].items() if k in before[cid]}} for cid in ids]
+        X_old, X_new = scorer.vectorize(old_rows), scorer.vectorize(new_rows)
+        p_old = scorer.predict_proba(X_old)
+        p_new, reasons = scorer.score(X_new)
+        bands_old, bands_new = scorer.risk_bands(p_old), scorer.risk_bands(p_new)
+        percentiles = scorer.percentiles(p_new) if hasattr(scorer, "percentiles") else None
+        now = time.time() if now is None else now
+        queued: list[dict[str, Any]] = []
+        with self._lock:
+            marks = ",".join("?" * len(ids))
+            stored = {r[0]: r[1:] for r in self._db.execute(
+                f"SELECT customer_id, band, crossings, last_sent FROM band WHERE customer_id IN ({marks})", ids)}
+            band_rows, outbox_rows = [], []
+            skipped = {"no_consent": 0, "rate_limited": 0}
+            for n, cid in enumerate(ids):
+                previous, crossings, last_sent = stored.get(cid, (bands_old[n], 0, None))
+                band = bands_new[n]
+                if band == previous:
+                    if cid not in stored:
+                        band_rows.append((cid, band, crossings, last_sent))
+                    continue
+                if band in self.bands:
+                    consent = new_rows[n].get("consent_personalization")
+                    if consent is not None and not (isinstance(consent, float) and math.isnan(consent)) and not consent:
+                        skipped["no_consent"] += 1
+                    elif last_sent is not None and now - last_sent < self.min_interval_s:
+                        skipped["rate_limited"] += 1
+                    else:
+                        crossings += 1
+                        last_sent = now
+                        message = {
+                            "dedupe_key": f"{cid}:{previous}->{band}:{crossings}", "kind": "churn_band_crossing",
+                            "customer_id": cid, "from_band": previous, "to_band": band,
+                            "churn_probability": float(p_new[n]), "previous_probability": float(p_old[n]),
+                            "percentile": None if percentiles is None else float(percentiles[n]),
+                            "top_reasons": reasons[n], "model_version": model_version, "features_as_of": as_of,
+                            "created_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds"),
+                            **(extras(cid) if extras else {}),
+                        }
+                        outbox_rows.append((message["dedupe_key"], json.dumps(message, default=str), "pending", 0, now))
+                        queued.append(message)
+                band_rows.append((cid, band, crossings, last_sent))
+            self._db.executemany("INSERT OR REPLACE INTO band VALUES (?, ?, ?, ?)", band_rows)
+            self._db.executemany("INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, ?, ?)", outbox_rows)
+            self._db.commit()
+        for outcome, n in (("queued", len(queued)), *skipped.items()):
+            if n:
+                self._count(outcome, n)
+        return queued
+
+    def due(self, now: float, limit: int = 100) -> list[tuple[str, str, int]]:
+        """Pending messages whose next attempt is due: ``(dedupe_key, body, attempts)``."""
+        with self._lock:
+            return list(self._db.execute("SELECT dedupe_key, body, attempts FROM outbox WHERE state = 'pending' AND "
+                                         "next_at <= ? ORDER BY next_at LIMIT ?", (now, limit)))
+
+    def mark(self, key: str, state: str, attempts: int, next_at: float = 0.0) -> None:
+        """Record a delivery outcome (``delivered``, ``dead`` or still ``pending`` with its next attempt)."""
+        with self._lock:
+            self._db.execute("UPDATE outbox SET state = ?, attempts = ?, next_at = ? WHERE dedupe_key = ?",
+                             (state, attempts, next_at, key))
+            self._db.commit()
+
+    def counts(self) -> dict[str, int]:
+        """Messages by state."""
+        with self._lock:
+            return dict(self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall())
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class WebhookSender:
+    """Delivers the outbox to a webhook: retries with exponential back-off, then a dead-letter file.
+
+    Parameters
+    ----------
+    triggers:
+        The outbox.
+    url:
+        Where messages are POSTed (JSON).
+    dead_letter:
+        JSON-lines file for messages that failed ``max_attempts`` times.
+    max_attempts, backoff_s, timeout_s:
+        Attempts per message, the first retry's delay (doubling, at most 5 minutes), the HTTP timeout.
+    count:
+        ``count(outcome, n)`` for the metrics (``delivered``, ``retried``, ``dead_letter``).
+    """
+
+    def __init__(self, triggers: Triggers, url: str, dead_letter: Path, max_attempts: int = 8, backoff_s: float = 1.0,
+                 timeout_s: float = 5.0, count: Callable[[str, int], None] | None = None) -> None:
+        self.triggers = triggers
+        self.url = url
+        self.dead_letter = Path(dead_letter)
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.timeout_s = timeout_s
+        self._count = count or (lambda outcome, n: None)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="trigger-webhook", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sent = self.deliver_due()
+            except Exception:
+                logger.exception("trigger delivery pass failed")
+                sent = 0
+            if not sent:
+                self._wake.wait(0.5)
+                self._wake.clear()
+
+    def deliver_due(self, now: float | None = None) -> int:
+        """One pass over the due messages; returns how many were attempted."""
+        due = self.triggers.due(time.time() if now is None else now)
+        for key, body, attempts in due:
+            if self._stop.is_set():
+                break
+            attempts += 1
+            if self._post(key, body):
+                self.triggers.mark(key, "delivered", attempts)
+                self._count("delivered", 1)
+            elif attempts >= self.max_attempts:
+                self.dead_letter.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.dead_letter, "a") as f:
+                    f.write(json.dumps({"dedupe_key": key, "attempts": attempts, "url": self.url,
+                                        "message": json.loads(body)}) + "\n")
+                self.triggers.mark(key, "dead", attempts)
+                self._count("dead_letter", 1)
+                logger.warning("trigger %s moved to the dead-letter file %s after %d attempts", key, self.dead_letter,
+                               attempts)
+            else:
+                delay = min(self.backoff_s * 2 ** (attempts - 1), 300.0)
+                self.triggers.mark(key, "pending", attempts, time.time() + delay)
+                self._count("retried", 1)
+        return len(due)
+
+    def _post(self, key: str, body: str) -> bool:
+        request = urllib.request.Request(self.url, data=body.encode(), method="POST",
+                                         headers={"Content-Type": "application/json", "Idempotency-Key": key})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return 200 <= response.status < 300
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            logger.debug("trigger %s not delivered: %s", key, exc)
+            return False

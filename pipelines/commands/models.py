@@ -9,7 +9,7 @@ from pipelines.console import fail, format_metric, out, print_json
 app = typer.Typer(help="List, promote and roll back registered model versions.", no_args_is_help=True)
 _KINDS = ("churn", "recommender")
 _KEY_METRICS = {
-    "churn": ("test_roc_auc", "test_ece", "test_lift_top10", "segment_worst_roc_auc", "segment_largest_gap_roc_auc"),
+    "churn": ("test_roc_auc", "test_ece", "test_lift_top10"),
     "recommender": ("ndcg_at_k", "recall_at_k", "hit_rate_at_k"),
 }
 

@@ -71,7 +71,7 @@ def _bool_tokens(text: pd.Series) -> pd.Series:
     return text.str.lower().str.replace(r"\.$", "", regex=True)
 
 
-def infer_attribute_type(values: pd.Series, name: str, max_levels: int = 50) -> tuple[str, str]:
+def infer_attribute_type(values: pd.Series, name: str, max_levels: int = 100) -> tuple[str, str]:
     """How one extra column is used, and why.
 
     Parameters
@@ -110,7 +110,7 @@ def infer_attribute_type(values: pd.Series, name: str, max_levels: int = 50) -> 
 
 
 def infer_attribute_types(frame: pd.DataFrame, columns: list[str], overrides: Mapping[str, str] | None = None,
-                          known: Mapping[str, str] | None = None, max_levels: int = 50
+                          known: Mapping[str, str] | None = None, max_levels: int = 100
                           ) -> dict[str, tuple[str, str]]:
     """Types of ``columns`` of ``frame``: an override wins, then a type stored earlier, then inference.
 

@@ -108,7 +108,7 @@ class DataSettings(_Section):
                     "e.g. {zip_code: category, notes: ignore}: numeric | boolean | category | ignore.",
     )
     max_category_levels: int = Field(
-        50, ge=2, le=10_000,
+        100, ge=2, le=10_000,
         description="A text column with more distinct values than this (ids, names, free text) is not a feature.",
     )
     column_defaults: dict[Literal["customers", "items", "events"], dict[str, str | float | bool | None]] = Field(

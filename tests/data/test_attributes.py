@@ -23,7 +23,7 @@ def _kind(values, name="col", max_levels=50) -> str:
 def test_numeric_strings_with_a_few_blanks_are_numbers() -> None:
     values = [f"{x:.2f}" for x in np.linspace(10, 900, 97)] + [" ", "", None]
     assert _kind(values, "TotalCharges") == "numeric"
-    kind, why = infer_attribute_type(pd.Series(values, dtype=object), "TotalCharges")
+    _, why = infer_attribute_type(pd.Series(values, dtype=object), "TotalCharges")
     assert "blank" in why
 
 

@@ -128,8 +128,7 @@ def _params(data: ChurnData, selection: Selection, scorer: ChurnScorer, tuning: 
     }
     for name, values in selection.valid.items():
         params.update({f"{name}_{k}": v for k, v in values.items() if k != "roc_auc"})
-    lightgbm = selection.booster_params["lightgbm"]
-    params.update({k: lightgbm[k] for k in ("num_leaves", "learning_rate") if k in lightgbm})
+    params.update(selection.booster_params["lightgbm"])  # the lightgbm candidate's (tuned) parameters
     return params
 
 

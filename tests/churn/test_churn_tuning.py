@@ -17,7 +17,9 @@ def own_mlflow(churn_workspace, tmp_path):
         "tracking_uri": f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}",
         "artifact_root": str(tmp_path / "mlruns" / "artifacts"),
     })
-    churn = churn_workspace.churn.model_copy(update={"n_estimators": 30, "early_stopping_rounds": 5})
+    # tuning tunes the lightgbm candidate; with it alone the registered booster is the tuned one
+    churn = churn_workspace.churn.model_copy(update={"n_estimators": 30, "early_stopping_rounds": 5,
+                                                     "candidates": ["lightgbm"]})
     # the model cache is keyed by version: another registry's version 1 needs a cache of its own
     serving = churn_workspace.serving.model_copy(update={"model_cache_dir": tmp_path / "model_cache"})
     return churn_workspace.model_copy(update={"mlflow": mlflow_settings, "churn": churn, "serving": serving})
@@ -56,6 +58,6 @@ def test_cli_tune_runs_trials_records_them_and_fits_the_best(own_mlflow, tmp_pat
     for name, value in best.items():
         assert float(params[name]) == pytest.approx(value, rel=1e-12), name
     # ... and reproduces the best trial's validation score (seeded sampler, deterministic LightGBM)
-    assert metrics["valid_roc_auc_uncalibrated"] == pytest.approx(tuning["best_value"], abs=1e-12)
+    assert metrics["valid_lightgbm_roc_auc"] == pytest.approx(tuning["best_value"], abs=1e-12)
     scorer = load_registered_scorer(own_mlflow, "1")
     assert f"[num_leaves: {best['num_leaves']}]" in scorer.booster.model_to_string()

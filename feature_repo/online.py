@@ -18,7 +18,12 @@ from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
-from feature_repo.definitions import CUSTOMER_ACTIVITY_PUSH, CUSTOMER_PROFILE_PUSH
+from feature_repo.definitions import (
+    CUSTOMER_ACTIVITY_PUSH,
+    CUSTOMER_ACTIVITY_VIEW,
+    CUSTOMER_PROFILE_PUSH,
+    CUSTOMER_PROFILE_VIEW,
+)
 from features.customer_features import (
     CUSTOMER_ACTIVITY_FEATURES,
     CUSTOMER_PROFILE_FEATURES,
@@ -211,8 +216,60 @@ def push_customer_features(
     return len(frame)
 
 
-def push_feature_rows(store: feast.FeatureStore, rows: Sequence[tuple[str, dict[str, Any]]], as_of_ns: int) -> int:
-    """Write customers' feature dicts (from :class:`features.incremental.CustomerState`) online, one push.
+def _proto(value: Any) -> ValueProto:
+    """A feature value as Feast writes it: int64, double or string; None and NaN as an empty (null) value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ValueProto()
+    if isinstance(value, str):
+        return ValueProto(string_val=value)
+    if isinstance(value, (bool, int)):
+        return ValueProto(int64_val=int(value))
+    return ValueProto(double_val=float(value))
+
+
+def _sqlite_fast(online_store: Any, config: Any) -> bool:
+    """Whether :func:`_sqlite_upsert` writes what Feast's SQLite store would (no value_num or vector columns)."""
+    return (type(online_store).__name__ == "SqliteOnlineStore"
+            and not getattr(config.online_store, "enable_openai_compatible_store", False)
+            and not getattr(config.online_store, "vector_enabled", False))
+
+
+def _sqlite_upsert(online_store: Any, config: Any, view: Any, data: list[tuple]) -> None:
+    """Feast's SQLite ``online_write_batch`` with one ``executemany`` instead of one statement per value.
+
+    Same table, columns and values as Feast 0.67's ``SqliteOnlineStore.online_write_batch``
+    (``tests/serving/test_event_log.py`` holds the two equal); about 10x less CPU per customer.
+    """
+    from feast.infra.key_encoding_utils import serialize_entity_key
+    from feast.infra.online_stores.sqlite import _quote_id, _table_id
+    from feast.utils import to_naive_utc
+
+    table = _table_id(config.project, view, config.registry.enable_online_feature_view_versioning)
+    sql = (f"INSERT INTO {_quote_id(table)} (entity_key, feature_name, value, value_text, event_ts, created_ts) "
+           "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(entity_key, feature_name) DO UPDATE SET value = excluded.value, "
+           "value_text = excluded.value_text, event_ts = excluded.event_ts, created_ts = excluded.created_ts;")
+    version = config.entity_key_serialization_version
+    rows = []
+    for entity_key, values, timestamp, created in data:
+        key = serialize_entity_key(entity_key, entity_key_serialization_version=version)
+        timestamp, created = to_naive_utc(timestamp), to_naive_utc(created)
+        for name, value in values.items():
+            kind = value.WhichOneof("val")
+            text = value.string_val if kind == "string_val" else (str(getattr(value, kind)) if kind else None)
+            rows.append((key, name, value.SerializeToString(), text, timestamp, created))
+    conn = online_store._get_conn(config)
+    with conn:
+        conn.executemany(sql, rows)
+
+
+def write_feature_rows(store: feast.FeatureStore, rows: Sequence[tuple[str, dict[str, Any]]], as_of_ns: int,
+                       fast: bool = True) -> int:
+    """Write customers' feature dicts (from :class:`features.incremental.CustomerState`) online: one write per view.
+
+    Goes straight to the online store's ``online_write_batch`` (Feast's online-store interface,
+    as :class:`OnlineFeatureReader` reads through ``online_read``), skipping ``push``'s
+    DataFrame -> Arrow -> protobuf conversion; on the SQLite store, with ``fast``, one
+    ``executemany`` per view (:func:`_sqlite_upsert`).
 
     Parameters
     ----------
@@ -224,14 +281,23 @@ def push_feature_rows(store: feast.FeatureStore, rows: Sequence[tuple[str, dict[
     Returns
     -------
     int
-        Number of customers pushed.
+        Number of customers written.
     """
-    import pandas as pd
+    from datetime import UTC, datetime
 
     if not rows:
         return 0
-    columns = ("customer_id", *CUSTOMER_ACTIVITY_FEATURES, *CUSTOMER_PROFILE_FEATURES)
-    data = {name: [features[name] for _, features in rows] for name in columns[1:]}
-    frame = pd.DataFrame({"customer_id": [cid for cid, _ in rows], **data}, columns=list(columns))
-    frame["event_timestamp"] = pd.Timestamp(as_of_ns, tz="UTC")
-    return push_customer_features(store, frame)
+    stamp = datetime.fromtimestamp(as_of_ns / 1e9, UTC)
+    created = datetime.now(UTC)
+    online_store, config = store._get_provider().online_store, store.config
+    for view_name, names in ((CUSTOMER_ACTIVITY_VIEW, CUSTOMER_ACTIVITY_FEATURES),
+                             (CUSTOMER_PROFILE_VIEW, CUSTOMER_PROFILE_FEATURES)):
+        view = store.get_feature_view(view_name)
+        data = [(EntityKeyProto(join_keys=_JOIN_KEYS, entity_values=[ValueProto(string_val=str(cid))]),
+                 {name: _proto(features[name]) for name in names}, stamp, created) for cid, features in rows]
+        if fast and _sqlite_fast(online_store, config):
+            _sqlite_upsert(online_store, config, view, data)
+        else:
+            online_store.online_write_batch(config, view, data, None)
+    logger.debug("wrote features of %d customer(s) online", len(rows))
+    return len(rows)

@@ -352,13 +352,9 @@ class CustomerState:
 
     # --- checkpoint ---------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (NaN written as None)."""
-        def clean(x):
-            return None if isinstance(x, float) and math.isnan(x) else x
-
+        """A dict for ``json.dumps`` (NaN stays NaN, which Python's json reads back); ids are those of ``events``."""
         return {"signup_ns": self.profile.signup_ns, "consent": self.profile.consent,
-                "attributes": self.profile.attributes, "newest_ns": self.newest_ns,
-                "ids": sorted(self.ids), "events": [[clean(v) for v in e] for e in self.events]}
+                "attributes": self.profile.attributes, "newest_ns": self.newest_ns, "events": self.events}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> CustomerState:
@@ -371,7 +367,7 @@ class CustomerState:
                   for e in data["events"]]
         profile = Profile(signup_ns=int(data["signup_ns"]), consent=int(data["consent"]),
                           attributes=dict(data["attributes"]))
-        return cls(profile=profile, events=events, ids=set(data["ids"]), newest_ns=int(data["newest_ns"]))
+        return cls(profile=profile, events=events, ids={e.event_id for e in events}, newest_ns=int(data["newest_ns"]))
 
 
 def fold(states: dict[str, CustomerState], records: Iterable[Mapping[str, Any]], profiles: Mapping[str, Profile],

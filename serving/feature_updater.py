@@ -4,11 +4,11 @@ One thread per service process. It wakes after every group commit of the event l
 ``events.update_interval_s``), reads what was logged since its last position
 (:func:`serving.event_intake.read_log`), folds the events into each customer's
 :class:`features.incremental.CustomerState`, evaluates the touched customers' features at the
-event-time clock, writes them online with **one** push per micro-batch, and then checkpoints the
-touched states, the clock and the log position in one SQLite transaction
-(``<event_log_dir>/feature_state.sqlite``). After a restart it resumes from that position; a
-crash between the push and the checkpoint replays the micro-batch, which is harmless (the
-restored state has not seen those events, and the push writes the same values again).
+event-time clock, writes them online with **one** write per micro-batch, and every
+``checkpoint_interval_s`` checkpoints the changed states, the clock and the log position in one
+SQLite transaction (``<event_log_dir>/feature_state.sqlite``). After a restart it resumes from
+that position; what was applied after it is applied again, which is harmless (the restored
+states have not seen those events, and the writes repeat the same values).
 
 A customer's state starts from the stored history (the ingested events table, read once, off
 the request path) the first time one of their events arrives, and from the checkpoint after a
@@ -78,7 +78,8 @@ class FeatureUpdater:
     def __init__(self, log_dir: Path, profiles: Mapping[str, Profile], catalog: ItemCatalog,
                  history: Callable[[list[str]], list[dict[str, Any]]],
                  push: Callable[[list[tuple[str, dict[str, Any]]], int], None],
-                 interval_s: float = 0.5, max_customers_in_memory: int = 200_000) -> None:
+                 interval_s: float = 0.5, max_customers_in_memory: int = 200_000,
+                 checkpoint_interval_s: float = 5.0) -> None:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.profiles = profiles
@@ -87,12 +88,18 @@ class FeatureUpdater:
         self._push = push
         self.interval_s = interval_s
         self.max_customers = max_customers_in_memory
+        self.checkpoint_interval_s = checkpoint_interval_s
+        self._dirty: dict[str, CustomerState] = {}  # states changed since the last checkpoint
+        self._checkpointed_at = time.monotonic()
         self.on_applied: list[Callable[[AppliedBatch], None]] = []
         self._db = sqlite3.connect(self.log_dir / "feature_state.sqlite", check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS state (customer_id TEXT PRIMARY KEY, data TEXT)")
         self._db.execute("CREATE TABLE IF NOT EXISTS progress (k INTEGER PRIMARY KEY CHECK (k = 0), file TEXT, "
                          "offset INTEGER, clock_ns INTEGER)")
+        # how far the online store is up to date (every micro-batch; progress above lags by the checkpoint interval)
+        self._db.execute("CREATE TABLE IF NOT EXISTS applied (k INTEGER PRIMARY KEY CHECK (k = 0), file TEXT, "
+                         "offset INTEGER)")
         self._db.commit()
         row = self._db.execute("SELECT file, offset, clock_ns FROM progress WHERE k = 0").fetchone()
         self.position = LogPosition(row[0], row[1]) if row else LogPosition()
@@ -123,6 +130,8 @@ class FeatureUpdater:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self.owner or self._thread is None:
+            self._checkpoint()  # what was applied since the last checkpoint
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
@@ -147,7 +156,7 @@ class FeatureUpdater:
         """How far the log has been applied (by this process, or by the one holding the lock)."""
         if self.owner:
             return self.position
-        row = self._db.execute("SELECT file, offset FROM progress WHERE k = 0").fetchone()
+        row = self._db.execute("SELECT file, offset FROM applied WHERE k = 0").fetchone()
         return LogPosition(row[0], row[1]) if row else LogPosition()
 
     def _run(self) -> None:
@@ -173,7 +182,7 @@ class FeatureUpdater:
         if after == self.position:
             return False
         if not records:
-            self._checkpoint({}, after)
+            self._applied(after)
             return True
         ids = list(dict.fromkeys(str(r["customer_id"]) for r in records))
         states = self._load(ids)
@@ -191,7 +200,8 @@ class FeatureUpdater:
         if features:
             self._push(list(features.items()), self.clock_ns)
         self.applied_at = time.time()
-        self._checkpoint({cid: states[cid] for cid in touched}, after)
+        self._dirty.update((cid, states[cid]) for cid in touched)
+        self._applied(after)
         batch = AppliedBatch(after, self.clock_ns, features, len(records), self.applied_at)
         for callback in self.on_applied:
             try:
@@ -225,18 +235,33 @@ class FeatureUpdater:
                 self._states.popitem(last=False)
         return out
 
-    def _checkpoint(self, states: Mapping[str, CustomerState], position: LogPosition) -> None:
-        rows = [(cid, json.dumps(state.to_json(), separators=(",", ":"))) for cid, state in states.items()]
+    def _applied(self, position: LogPosition) -> None:
+        """The online store is up to date to ``position``: record it; checkpoint when the interval has passed.
+
+        The checkpoint (changed states + position + clock, one transaction) is taken every
+        ``checkpoint_interval_s``: a restart replays the log from it, which is harmless (states
+        de-duplicate on ``event_id``, the pushes write the same values again).
+        """
+        self.position = position
+        self._db.execute("INSERT OR REPLACE INTO applied VALUES (0, ?, ?)", (position.file, position.offset))
+        self._db.commit()
+        if time.monotonic() - self._checkpointed_at >= self.checkpoint_interval_s:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        rows = [(cid, json.dumps(state.to_json(), separators=(",", ":"))) for cid, state in self._dirty.items()]
         self._db.executemany("INSERT OR REPLACE INTO state VALUES (?, ?)", rows)
         self._db.execute("INSERT OR REPLACE INTO progress VALUES (0, ?, ?, ?)",
-                         (position.file, position.offset, self.clock_ns))
+                         (self.position.file, self.position.offset, self.clock_ns))
         self._db.commit()
-        self.position = position
+        self._dirty.clear()
+        self._checkpointed_at = time.monotonic()
 
     def _forget_memory(self) -> None:
         """After a failed batch: drop in-memory states (they may hold events not checkpointed) and re-read the position."""
         with self._lock:
             self._states.clear()
+        self._dirty.clear()
         row = self._db.execute("SELECT file, offset, clock_ns FROM progress WHERE k = 0").fetchone()
         self.position = LogPosition(row[0], row[1]) if row else LogPosition()
         self.clock_ns = row[2] if row else -(2**63)

@@ -205,7 +205,7 @@ class TenureService:
     # --- set-up helpers ------------------------------------------------------------------------
     def _build_intake(self):
         """The live event path (serving/live_events.py): durable log, validator, online feature updater."""
-        from feature_repo.online import push_feature_rows
+        from feature_repo.online import write_feature_rows
         from features.tables import read_customers, read_items, table_path
         from serving.live_events import LiveEvents
 
@@ -230,7 +230,7 @@ class TenureService:
             if self.triggers is not None:  # band crossings are queued before the push (serving/triggers.py)
                 self._consider_triggers(rows, as_of_ns)
             with self._store_lock:
-                push_feature_rows(self.store, rows, as_of_ns)
+                write_feature_rows(self.store, rows, as_of_ns)
             if self.trigger_sender is not None:
                 self.trigger_sender.wake()
 

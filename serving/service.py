@@ -90,14 +90,17 @@ class SettingsGuard(ApiGuard):
         return model.model_validate(parsed, context={"max_context_bytes": self.max_context_bytes})
 
     async def answer(self, path: str, body, send) -> bool:
-        if path not in FAST_ROUTES:
+        if path not in FAST_ROUTES and path != "/events":
             return False
         if self._service is None:
             try:
                 self._service = bentoml.get_current_service()
             except Exception:  # noqa: BLE001  not initialised yet: the endpoint answers
                 return False
-        payload = self._service.answer_fast(path, body)
+        if path == "/events":  # validated here already; the endpoint would parse and validate it again
+            payload = await self._service.answer_events_fast(body)
+        else:
+            payload = self._service.answer_fast(path, body)
         if payload is None:
             return False
         await send({"type": "http.response.start", "status": 200, "headers": _fast_headers(len(payload))})
@@ -337,6 +340,21 @@ class TenureService:
             return None  # an error answer: the endpoint makes it again, with BentoML's own handling
         return response.__pydantic_serializer__.to_json(response)
 
+    async def answer_events_fast(self, body: EventsRequest | dict) -> bytes | None:
+        """The JSON answer to a valid ``/events`` request (the guard's fast path), or None for the endpoint.
+
+        Error answers (an empty or too large batch, a failed log write) are left to the endpoint,
+        which makes them again with BentoML's handling; nothing was logged for them.
+        """
+        try:
+            request = body if isinstance(body, EventsRequest) else EventsRequest.model_validate(body)
+        except ValidationError:
+            return None
+        response = await self._events(request.events, request.wait_for_features)
+        if isinstance(response, JSONResponse):
+            return None
+        return response.__pydantic_serializer__.to_json(response)
+
     # --- endpoints -----------------------------------------------------------------------------
     @bentoml.api(route="/churn-score", input_spec=ChurnScoreRequest)
     async def churn_score(self, customer_ids: list[str]) -> ChurnScoreResponse:
@@ -473,6 +491,9 @@ class TenureService:
         Online features are updated right after, off the request path (serving/feature_updater.py);
         with ``wait_for_features`` the answer also waits (up to ``events.max_lag_s``) until they are.
         """
+        return await self._events(events, wait_for_features)
+
+    async def _events(self, events: list[EventIn], wait_for_features: bool) -> EventsResponse | JSONResponse:
         import asyncio
 
         limit = self.settings.serving.max_events_per_request

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
 
 ID_MAX = 200
 """Longest id (customer, item, event) accepted."""
@@ -18,6 +18,17 @@ CONTEXT_MAX_BYTES = 4096
 """Default bound of ``/recommend``'s ``context`` (``serving.max_context_bytes`` sets it in the service)."""
 
 Id = Annotated[str, Field(min_length=1, max_length=ID_MAX)]
+
+
+def _whole_number(value: Any) -> Any:
+    """``10.0`` -> ``10`` (JSON Schema's integer is any number without a fraction); ``"10"``, ``true`` stay invalid."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_whole_number)]
+"""A strict integer that also takes a whole float (``10.0``), as JSON Schema's ``integer`` does."""
 
 
 class _Strict(BaseModel):
@@ -102,7 +113,7 @@ class RecommendRequest(_Strict):
                                        "categories": ["snacks"], "available_only": True}},
     )
     customer_id: Id
-    k: int = Field(10, ge=1, le=100, description="How many items.")
+    k: Count = Field(10, ge=1, le=100, description="How many items.")
     exclude_purchased: bool | Literal["auto"] = Field(
         "auto", description="Leave out items the customer already bought: true, false, or 'auto' (the default): "
         "what training decided from the data (bought items stay in where many purchases are repeats).")
@@ -147,7 +158,7 @@ class SimilarItemsRequest(_Strict):
 
     model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"example": {"item_id": "i00001", "k": 5}})
     item_id: Id
-    k: int = Field(10, ge=1, le=100)
+    k: Count = Field(10, ge=1, le=100)
     available_only: bool = False
 
 

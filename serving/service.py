@@ -45,6 +45,8 @@ logger = logging.getLogger(__name__)
 HOT_ROUTES = ("/churn-score", "/recommend", "/similar-items", "/events")
 FAST_ROUTES = ("/churn-score", "/recommend")
 INLINE_MAX_CUSTOMERS = 10
+ONLINE_WRITE_SLICE = 100
+"""Customers per online write of the feature updater (the store lock is released between slices)."""
 """/churn-score requests with at most this many customers run on the event loop, larger ones in a thread."""
 
 
@@ -232,8 +234,10 @@ class TenureService:
                 raise RuntimeError("the feature store is not open")
             if self.triggers is not None:  # band crossings are queued before the push (serving/triggers.py)
                 self._consider_triggers(rows, as_of_ns)
-            with self._store_lock:
-                write_feature_rows(self.store, rows, as_of_ns)
+            # in slices, so that reads waiting for the SQLite store lock wait for one slice at most
+            for start in range(0, len(rows), ONLINE_WRITE_SLICE):
+                with self._store_lock:
+                    write_feature_rows(self.store, rows[start:start + ONLINE_WRITE_SLICE], as_of_ns)
             if self.trigger_sender is not None:
                 self.trigger_sender.wake()
 

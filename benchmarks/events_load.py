@@ -38,9 +38,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 sys.path.insert(0, str(REPO / "tests" / "serving"))
 
-from serving_load import build, open_loop, settle  # noqa: E402
+from serving_load import build, open_loop, settle
 
-from pipelines.service_process import tenure_service  # noqa: E402
+from pipelines.service_process import tenure_service
 
 RESULTS = REPO / "benchmarks" / "results" / "events_load.json"
 

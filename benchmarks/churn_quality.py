@@ -16,52 +16,29 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
 def telco_cv(path: Path, folds: int, seed: int) -> dict:
-    """5-fold stratified CV; every fold runs the training's own selection (candidates fitted on an inner
-    training split, chosen on its inner validation split, refitted on the whole outer fold)."""
-    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
-    from sklearn.model_selection import StratifiedKFold, train_test_split
-
+    """Stratified CV of the training's own selection on Telco (its adapter's feature frame)."""
     from features.adapters import read_telco
-    from tenure.settings import ChurnSettings
-    from training.churn_model import to_matrix
-    from training.churn_pipeline import LABEL_COLUMN, telco_feature_frame, telco_feature_names
-    from training.churn_selection import select_churn_model
+    from training.churn_pipeline import telco_feature_frame, telco_feature_names
+    from training.churn_selection import cross_validate_selection
 
     frame = telco_feature_frame(read_telco(path))
     numeric, categorical = telco_feature_names(frame)
-    features = numeric + categorical
-    y = frame[LABEL_COLUMN].to_numpy()
-    churn = ChurnSettings(random_state=seed)
-    results: dict[str, list[dict]] = {}
-    chosen = []
-    for k, (tr, te) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed).split(frame, y)):
-        outer, test = frame.iloc[tr], frame.iloc[te]
-        inner, valid = train_test_split(outer, test_size=0.2, stratify=outer[LABEL_COLUMN], random_state=seed)
-        sel = select_churn_model(inner, inner[LABEL_COLUMN].to_numpy(), valid, valid[LABEL_COLUMN].to_numpy(),
-                                 features, categorical, churn)
-        chosen.append(sel.chosen)
-        yt = test[LABEL_COLUMN].to_numpy()
-        X = to_matrix(test, features, sel.scorer.categories)
-        preds = {"tenure": sel.scorer.predict_proba(X),
-                 **{name: scorer.predict_proba(X) for name, scorer in sel.candidates.items()}}
-        for name, p in preds.items():
-            results.setdefault(name, []).append({"fold": k, "roc_auc": float(roc_auc_score(yt, p)),
-                                                 "pr_auc": float(average_precision_score(yt, p)),
-                                                 "brier": float(brier_score_loss(yt, np.clip(p, 0, 1)))})
-    summary = {}
-    for name, rows in results.items():
-        summary[name] = {m: {"mean": float(np.mean([r[m] for r in rows])), "std": float(np.std([r[m] for r in rows]))}
-                         for m in ("roc_auc", "pr_auc", "brier")}
-        summary[name]["folds"] = rows
-    summary["chosen_per_fold"] = chosen
-    return summary
+    return cross_validate_selection(frame, numeric, categorical, folds, seed)
+
+
+def workspace_settings(root: Path):
+    """Settings with every store (tables, features, MLflow) under ``root``."""
+    from tenure.settings import load_settings
+
+    return load_settings(None, paths={"data_dir": str(root / "data"), "reports_dir": str(root / "reports"),
+                                      "exports_dir": str(root / "exports")},
+                         mlflow={"tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
+                                 "artifact_root": str(root / "artifacts")})
 
 
 def demo_run(seed: int) -> dict:
@@ -71,16 +48,12 @@ def demo_run(seed: int) -> dict:
     from features.simulator import simulate_shop
     from features.snapshots import build_feature_tables
     from pipelines.flows import feature_snapshot_times
-    from tenure.settings import load_settings
     from training.churn_pipeline import train_churn
     from training.gate import promote
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        settings = load_settings(None, paths={"data_dir": str(root / "data"), "reports_dir": str(root / "reports"),
-                                              "exports_dir": str(root / "exports")},
-                                 mlflow={"tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
-                                         "artifact_root": str(root / "artifacts")})
+        settings = workspace_settings(root)
         sim = settings.simulator
         start = time.perf_counter()
         shop = simulate_shop(sim.customers, sim.items, sim.days, seed, start=sim.start)
@@ -101,15 +74,11 @@ def demo_run(seed: int) -> dict:
 
 def cdnow_run(path: Path) -> dict:
     from pipelines.flows import prepare_source
-    from tenure.settings import load_settings
     from training.churn_pipeline import train_churn
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        settings = load_settings(None, paths={"data_dir": str(root / "data"), "reports_dir": str(root / "reports"),
-                                              "exports_dir": str(root / "exports")},
-                                 mlflow={"tracking_uri": f"sqlite:///{root / 'mlflow.db'}",
-                                         "artifact_root": str(root / "artifacts")})
+        settings = workspace_settings(root)
         start = time.perf_counter()
         prepare_source(settings, "cdnow", path)  # ingest + features, as `tenure train churn --source cdnow` does
         result = train_churn(settings, source="cdnow")

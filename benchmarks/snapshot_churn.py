@@ -29,8 +29,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -59,45 +57,9 @@ def snapshot_frame(csv: Path, label: str, root: Path, columns: dict | None = Non
     return settings, frame, numeric, categorical, {c: k for c, (k, _) in report.attribute_types.items()}
 
 
-def cross_validate(frame, numeric: list[str], categorical: list[str], folds: int, seed: int) -> dict:
-    """ROC-AUC / PR-AUC / Brier of the chosen model and each candidate on ``folds`` stratified folds."""
-    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
-    from sklearn.model_selection import StratifiedKFold, train_test_split
-
-    from tenure.settings import ChurnSettings
-    from training.churn_dataset import LABEL_COLUMN
-    from training.churn_model import to_matrix
-    from training.churn_selection import select_churn_model
-
-    features = numeric + categorical
-    y = frame[LABEL_COLUMN].to_numpy()
-    churn = ChurnSettings(random_state=seed)
-    results: dict[str, list[dict]] = {}
-    chosen = []
-    for k, (tr, te) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed).split(frame, y)):
-        outer, test = frame.iloc[tr], frame.iloc[te]
-        inner, valid = train_test_split(outer, test_size=0.2, stratify=outer[LABEL_COLUMN], random_state=seed)
-        sel = select_churn_model(inner, inner[LABEL_COLUMN].to_numpy(), valid, valid[LABEL_COLUMN].to_numpy(),
-                                 features, categorical, churn)
-        chosen.append(sel.chosen)
-        yt = test[LABEL_COLUMN].to_numpy()
-        X = to_matrix(test, features, sel.scorer.categories)
-        preds = {"tenure": sel.scorer.predict_proba(X),
-                 **{name: scorer.predict_proba(X) for name, scorer in sel.candidates.items()}}
-        for name, p in preds.items():
-            results.setdefault(name, []).append({"fold": k, "roc_auc": float(roc_auc_score(yt, p)),
-                                                 "pr_auc": float(average_precision_score(yt, p)),
-                                                 "brier": float(brier_score_loss(yt, np.clip(p, 0, 1)))})
-    summary: dict = {}
-    for name, rows in results.items():
-        summary[name] = {m: {"mean": float(np.mean([r[m] for r in rows])), "std": float(np.std([r[m] for r in rows]))}
-                         for m in ("roc_auc", "pr_auc", "brier")}
-        summary[name]["folds"] = rows
-    summary["chosen_per_fold"] = chosen
-    return summary
-
-
 def run_dataset(name: str, data_dir: Path, folds: int, seed: int) -> dict:
+    from training.churn_selection import cross_validate_selection
+
     """One dataset through the generic snapshot path and the cross-validation."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -117,7 +79,7 @@ def run_dataset(name: str, data_dir: Path, folds: int, seed: int) -> dict:
             raise ValueError(f"unknown dataset {name!r}; expected telco or mlc_churn")
         _, frame, numeric, categorical, types = snapshot_frame(csv, label, root / "ws", columns)
         prepared = time.perf_counter() - started
-        cv = cross_validate(frame, numeric, categorical, folds, seed)
+        cv = cross_validate_selection(frame, numeric, categorical, folds, seed)
         return {"source": source, "rows": len(frame), "churn_rate": float(frame["label"].mean()),
                 "attribute_types": types, "numeric": numeric, "categorical": categorical,
                 "ingest_and_frame_seconds": prepared, "cv_seconds": time.perf_counter() - started - prepared,

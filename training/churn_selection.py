@@ -191,3 +191,57 @@ def reference_population(scores: np.ndarray, points: int = 1001) -> np.ndarray:
         return scores
     return np.quantile(scores, np.linspace(0.0, 1.0, points))
 
+
+
+def cross_validate_selection(frame, numeric: list[str], categorical: list[str], folds: int, seed: int) -> dict:
+    """ROC-AUC / PR-AUC / Brier of the chosen model and each candidate on ``folds`` stratified folds.
+
+    Every fold runs the training's own selection (candidates fitted on an inner training split,
+    chosen on its inner validation split, refitted on the whole outer fold), so the figures say how
+    ``tenure train churn`` does on a snapshot, not how one hand-picked model does.
+
+    Parameters
+    ----------
+    frame:
+        One row per customer with the feature columns and the label column (``churned``).
+    numeric, categorical:
+        Feature column names by kind.
+
+    Returns
+    -------
+    dict
+        ``{candidate: {metric: {"mean", "std"}, "folds": [...]}, "chosen_per_fold": [...]}``.
+    """
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
+    from tenure.settings import ChurnSettings
+    from training.churn_dataset import LABEL_COLUMN
+    from training.churn_model import to_matrix
+
+    features = numeric + categorical
+    y = frame[LABEL_COLUMN].to_numpy()
+    churn = ChurnSettings(random_state=seed)
+    results: dict[str, list[dict]] = {}
+    chosen = []
+    for k, (tr, te) in enumerate(StratifiedKFold(folds, shuffle=True, random_state=seed).split(frame, y)):
+        outer, test = frame.iloc[tr], frame.iloc[te]
+        inner, valid = train_test_split(outer, test_size=0.2, stratify=outer[LABEL_COLUMN], random_state=seed)
+        sel = select_churn_model(inner, inner[LABEL_COLUMN].to_numpy(), valid, valid[LABEL_COLUMN].to_numpy(),
+                                 features, categorical, churn)
+        chosen.append(sel.chosen)
+        yt = test[LABEL_COLUMN].to_numpy()
+        X = to_matrix(test, features, sel.scorer.categories)
+        preds = {"tenure": sel.scorer.predict_proba(X),
+                 **{name: scorer.predict_proba(X) for name, scorer in sel.candidates.items()}}
+        for name, p in preds.items():
+            results.setdefault(name, []).append({"fold": k, "roc_auc": float(roc_auc_score(yt, p)),
+                                                 "pr_auc": float(average_precision_score(yt, p)),
+                                                 "brier": float(brier_score_loss(yt, np.clip(p, 0, 1)))})
+    summary: dict = {}
+    for name, rows in results.items():
+        summary[name] = {m: {"mean": float(np.mean([r[m] for r in rows])), "std": float(np.std([r[m] for r in rows]))}
+                         for m in ("roc_auc", "pr_auc", "brier")}
+        summary[name]["folds"] = rows
+    summary["chosen_per_fold"] = chosen
+    return summary

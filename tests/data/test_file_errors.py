@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-from typer.testing import CliRunner
-
-from pipelines.cli import app
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    for name in list(os.environ):
-        if name.startswith("TENURE_"):
-            monkeypatch.delenv(name, raising=False)
-    config = tmp_path / "tenure.yaml"
-    config.write_text(yaml.safe_dump({"paths": {"data_dir": str(tmp_path / "data"),
-                                                "reports_dir": str(tmp_path / "reports"),
-                                                "exports_dir": str(tmp_path / "exports")}}))
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, ["--config", str(config), *args])
 
 
 def _corrupt_parquet(path: Path) -> Path:

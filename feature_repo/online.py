@@ -2,9 +2,10 @@
 
 ``OnlineFeatureReader`` resolves its feature service and views once and reads through the
 online store's ``online_read``, so a request costs one online-store round trip per feature view
-plus the decoding. ``push_customer_features`` writes one customer's
-recomputed features (from :func:`features.customer_features.compute_customer_features`) to the
-online store through the push sources, after ``POST /events``.
+plus the decoding. ``write_feature_rows`` writes the service's incrementally updated customer
+features (one write per view per micro-batch of the event updater, through the online store's
+``online_write_batch``); ``push_customer_features`` writes a ``compute_customer_features``
+frame through Feast's push sources.
 """
 
 from __future__ import annotations

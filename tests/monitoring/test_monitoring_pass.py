@@ -64,7 +64,7 @@ def test_dry_run_alerts_but_retrains_nothing_then_gate_blocks_a_worse_model(chur
     assert alerts[-1]["report_path"].endswith("report.html")
 
     weak = settings.model_copy(update={"churn": settings.churn.model_copy(
-        update={"num_leaves": 2, "n_estimators": 1, "learning_rate": 0.01})})
+        update={"num_leaves": 2, "n_estimators": 1, "learning_rate": 0.01, "candidates": ["lightgbm"]})})
     calls = []
 
     def retrain_worse():

@@ -38,7 +38,10 @@ def test_churn_score_batch_in_order_with_reasons(client, workspace):
         assert 0.0 <= result["churn_probability"] <= 1.0
         assert result["risk_band"] in ("low", "medium", "high")
         assert len(result["top_reasons"]) == 3
-        assert all(set(r) == {"feature", "value", "contribution"} for r in result["top_reasons"])
+        assert all(set(r) == {"feature", "value", "contribution", "text", "direction"} for r in result["top_reasons"])
+        for reason in result["top_reasons"]:  # plain language agrees with the sign of the push
+            assert reason["text"] and reason["direction"] == (
+                "raises risk" if reason["contribution"] > 0 else "lowers risk")
         assert result["model_version"] == "1" and result["scored_at"].endswith("+00:00")
     # one customer alone gets the same probability as inside the batch
     single = client.post("/churn-score", json={"customer_ids": [ids[2]]}).json()["results"][0]

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from features.incremental import CustomerState, ItemCatalog, Profile, fold, parse_time_ns
+from serving.background import BackgroundLoop
 from serving.event_intake import LogPosition, read_log
 
 logger = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class AppliedBatch:
     applied_at: float  # wall time after the push
 
 
-class FeatureUpdater:
+class FeatureUpdater(BackgroundLoop):
     """Keeps online customer features in step with the event log (see the module docstring).
 
     Parameters
@@ -106,30 +107,16 @@ class FeatureUpdater:
         self.clock_ns: int = row[2] if row else -(2**63)
         self._states: OrderedDict[str, CustomerState] = OrderedDict()
         self._lock = threading.Lock()  # guards _states against readers (recent_items)
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__("feature-updater")
         self.last_error: str | None = None
         self.applied_at: float | None = None
         self.owner = False  # holds feature_updater.lock: this process applies the log
         self._lock_fd: int | None = None
 
     # --- life cycle ----------------------------------------------------------------------------
-    def start(self) -> None:
-        """Run :meth:`step` in a background thread until :meth:`stop`."""
-        self._thread = threading.Thread(target=self._run, name="feature-updater", daemon=True)
-        self._thread.start()
-
-    def wake(self) -> None:
-        """Look at the log now (the event log calls this after each group commit)."""
-        self._wake.set()
-
     def stop(self) -> None:
         """Finish the current micro-batch, stop, close the checkpoint."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        self._stop_thread()
         if self.owner or self._thread is None:
             self._checkpoint()  # what was applied since the last checkpoint
         if self._lock_fd is not None:

@@ -33,6 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from serving.background import BackgroundLoop
+
 logger = logging.getLogger(__name__)
 
 
@@ -150,7 +152,7 @@ class Triggers:
             self._db.close()
 
 
-class WebhookSender:
+class WebhookSender(BackgroundLoop):
     """Delivers the outbox to a webhook: retries with exponential back-off, then a dead-letter file.
 
     Parameters
@@ -176,22 +178,7 @@ class WebhookSender:
         self.backoff_s = backoff_s
         self.timeout_s = timeout_s
         self._count = count or (lambda outcome, n: None)
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="trigger-webhook", daemon=True)
-        self._thread.start()
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        super().__init__("trigger-webhook")
 
     def _run(self) -> None:
         while not self._stop.is_set():

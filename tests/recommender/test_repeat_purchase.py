@@ -9,14 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from registry.recommender_runtime import RepurchaseTiming, blend_features
-from training.interactions import (
-    build_interactions,
-    day_numbers,
-    decide_exclude_purchased,
-    holdout_targets,
-    last_order_split,
-    repeat_purchase_share,
-)
+from training import interactions
 from training.recommender_evaluate import baseline_scorers, ranking_metrics
 from training.recommender_model import ALSRecommender
 
@@ -50,27 +43,27 @@ def _synthetic(repeat: bool, seed: int = 3) -> pd.DataFrame:
 
 def test_auto_decision_keeps_bought_items_for_repeat_heavy_data_only():
     repeat_heavy, novelty = _synthetic(True), _synthetic(False)
-    assert repeat_purchase_share(repeat_heavy) == pytest.approx(1 - 3 / 12)
-    assert repeat_purchase_share(novelty) == 0.0
-    assert decide_exclude_purchased(repeat_purchase_share(repeat_heavy), 0.2) is False
-    assert decide_exclude_purchased(repeat_purchase_share(novelty), 0.2) is True
+    assert interactions.repeat_purchase_share(repeat_heavy) == pytest.approx(1 - 3 / 12)
+    assert interactions.repeat_purchase_share(novelty) == 0.0
+    assert interactions.decide_exclude_purchased(interactions.repeat_purchase_share(repeat_heavy), 0.2) is False
+    assert interactions.decide_exclude_purchased(interactions.repeat_purchase_share(novelty), 0.2) is True
     # the same item twice in one order is one line, not a repeat
-    assert repeat_purchase_share(_events([("a", "x", 1.0), ("a", "x", 1.0), ("a", "y", 1.0)])) == 0.0
+    assert interactions.repeat_purchase_share(_events([("a", "x", 1.0), ("a", "x", 1.0), ("a", "y", 1.0)])) == 0.0
     with pytest.raises(ValueError, match="within"):
-        decide_exclude_purchased(0.5, 1.5)
+        interactions.decide_exclude_purchased(0.5, 1.5)
 
 
 def test_timing_known_answer_due_item_ranks_above_just_bought_item():
     # u bought "due" and "fresh" every 10 days; "due" last 10 days ago, "fresh" half a day ago
     rows = [("u", "due", d) for d in (0.0, 10.0, 20.0)] + [("u", "fresh", d) for d in (9.5, 19.5, 29.5)]
     rows += [("v", "due", 3.0), ("v", "fresh", 4.0), ("v", "other", 5.0)]
-    m = build_interactions(_events(rows), event_weights=WEIGHTS)
+    m = interactions.build_interactions(_events(rows), event_weights=WEIGHTS)
     t = m.timing
     col = m.item_index
     assert t.item_interval[col["due"]] == pytest.approx(10.0)
     assert t.item_interval[col["other"]] != t.item_interval[col["other"]]  # NaN: never rebought
     assert t.item_repeat_rate[col["due"]] == pytest.approx(0.5)  # u rebought it, v did not
-    now = float(day_numbers(pd.DatetimeIndex([START + pd.Timedelta(days=30)]))[0])
+    now = float(interactions.day_numbers(pd.DatetimeIndex([START + pd.Timedelta(days=30)]))[0])
     u = m.customer_index["u"]
     last, gap = t.rows([u])
     feats = dict(blend_features(np.zeros((1, m.shape[1])), m.purchases[[u]], last, gap, t, now,
@@ -90,7 +83,7 @@ def test_timing_known_answer_due_item_ranks_above_just_bought_item():
 
 
 def test_timing_survives_save_and_load(tmp_path):
-    m = build_interactions(_synthetic(True), event_weights=WEIGHTS)
+    m = interactions.build_interactions(_synthetic(True), event_weights=WEIGHTS)
     m.timing.save(tmp_path / "timing.npz")
     back = RepurchaseTiming.load(tmp_path / "timing.npz")
     assert (back.last_bought != m.timing.last_bought).nnz == 0
@@ -106,15 +99,15 @@ def test_next_basket_split_and_metrics_on_a_hand_made_example():
         ("b", "y", 3.0),  # b: one order only -> no history, not evaluated
     ]
     events = pd.concat([_events(rows), _events([("a", "w", 8.0)], "view")], ignore_index=True)
-    history, last, order_at = last_order_split(events, order_window_hours=1.0)
+    history, last, order_at = interactions.last_order_split(events, order_window_hours=1.0)
     assert sorted(last["item_id"]) == ["x", "z"] and set(last["customer_id"]) == {"a"}
     assert len(history[history["customer_id"] == "a"]) == 4  # 3 purchases + the view before the order
     assert order_at["a"] == START + pd.Timedelta(days=9.01)
     # exactly-the-same-moment orders: with a 0-hour window only z is the last order
-    assert list(last_order_split(events, order_window_hours=0)[1]["item_id"]) == ["z"]
+    assert list(interactions.last_order_split(events, order_window_hours=0)[1]["item_id"]) == ["z"]
 
-    train = build_interactions(history, event_weights=WEIGHTS)
-    targets = holdout_targets(last, train)
+    train = interactions.build_interactions(history, event_weights=WEIGHTS)
+    targets = interactions.holdout_targets(last, train)
     a = train.customer_index["a"]
     assert list(targets) == [a] and [train.item_ids[c] for c in targets[a]] == ["x"]  # z unknown to training
     scorers = baseline_scorers(train, None, ["buy_again", "own_recent"])
@@ -136,7 +129,7 @@ def test_next_basket_split_and_metrics_on_a_hand_made_example():
 @pytest.fixture(scope="module")
 def blended(shop):
     customers, items, events = shop
-    m = build_interactions(events, customers, items, event_weights={"view": 1.0, "add_to_cart": 3.0,
+    m = interactions.build_interactions(events, customers, items, event_weights={"view": 1.0, "add_to_cart": 3.0,
                                                                      "purchase": 5.0, "return": -5.0})
     model = ALSRecommender(factors=8, iterations=3, num_threads=1, mode="blend", use_gpu="never").fit(
         m.user_items, m.purchases, timing=m.timing).set_blend(

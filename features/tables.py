@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from features.schema import EVENTS, TABLES, Column, conform, empty_frame
+from tenure.files import fsync_path
 from tenure.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -115,19 +116,11 @@ def _atomic_replace(frame: pd.DataFrame, path: Path, table: str) -> None:
     tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
     try:
         _write_parquet(frame, tmp, table)
-        _fsync_file(tmp)
+        fsync_path(tmp)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _data_files(folder: Path) -> list[Path]:

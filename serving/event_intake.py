@@ -40,6 +40,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tenure.files import fsync_path
 from tenure.jsonable import to_jsonable
 
 logger = logging.getLogger(__name__)
@@ -53,14 +54,6 @@ class LogPosition:
 
     file: str = ""
     offset: int = 0
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _parse_lines(data: bytes, where: str) -> list[dict[str, Any]]:
@@ -289,7 +282,7 @@ class DurableEventLog:
         self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
         self._fd_name = name
         if new_file:  # the new directory entry must survive a crash too
-            _fsync_dir(self.folder)
+            fsync_path(self.folder)
         return self._fd
 
     def close(self) -> None:

@@ -17,10 +17,10 @@ WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-install-project
-# the service itself imports tenure, registry, features, feature_repo and serving only; pipelines/
-# holds the `tenure` entry point (`tenure serve` supervises the BentoML process and its signals),
-# and the wheel that `uv sync --no-editable` builds lists every package of pyproject.toml, so the
-# other rooms are copied too (bentofile.yaml, which serves serving.service directly, ships only five)
+# the project is installed as its wheel (`uv sync --no-editable`): one package, `tenure`, whose
+# tenure/<room> links point at the top-level room folders, so the rooms are copied beside it; the
+# service imports tenure.{registry,features,feature_repo,serving}, and tenure.pipelines holds the
+# `tenure` entry point (`tenure serve` supervises the BentoML process and its signals)
 COPY tenure/ tenure/
 COPY features/ features/
 COPY feature_repo/ feature_repo/

@@ -22,9 +22,9 @@ sys.path.insert(0, str(ROOT))
 
 def telco_cv(path: Path, folds: int, seed: int) -> dict:
     """Stratified CV of the training's own selection on Telco (its adapter's feature frame)."""
-    from features.adapters import read_telco
-    from training.churn_pipeline import telco_feature_frame, telco_feature_names
-    from training.churn_selection import cross_validate_selection
+    from tenure.features.adapters import read_telco
+    from tenure.training.churn_pipeline import telco_feature_frame, telco_feature_names
+    from tenure.training.churn_selection import cross_validate_selection
 
     frame = telco_feature_frame(read_telco(path))
     numeric, categorical = telco_feature_names(frame)
@@ -43,13 +43,13 @@ def workspace_settings(root: Path):
 
 def demo_run(seed: int) -> dict:
     """The demo data at `tenure generate`'s default size through the whole training path and the gate."""
-    from feature_repo.store import apply_definitions
-    from features.ingest import IngestRun
-    from features.simulator import simulate_shop
-    from features.snapshots import build_feature_tables
-    from pipelines.flows import feature_snapshot_times
-    from training.churn_pipeline import train_churn
-    from training.gate import promote
+    from tenure.feature_repo.store import apply_definitions
+    from tenure.features.ingest import IngestRun
+    from tenure.features.simulator import simulate_shop
+    from tenure.features.snapshots import build_feature_tables
+    from tenure.pipelines.flows import feature_snapshot_times
+    from tenure.training.churn_pipeline import train_churn
+    from tenure.training.gate import promote
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -73,8 +73,8 @@ def demo_run(seed: int) -> dict:
 
 
 def cdnow_run(path: Path) -> dict:
-    from pipelines.flows import prepare_source
-    from training.churn_pipeline import train_churn
+    from tenure.pipelines.flows import prepare_source
+    from tenure.training.churn_pipeline import train_churn
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

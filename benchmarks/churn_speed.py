@@ -110,10 +110,10 @@ def prepare(root: Path, customers: int, days: int, seed: int) -> dict:
     """Simulate, ingest, build snapshots, apply Feast (the data a training run starts from)."""
     import pandas as pd
 
-    from feature_repo.store import apply_definitions
-    from features.ingest import IngestRun
-    from features.simulator import simulate_shop
-    from features.snapshots import build_feature_tables, snapshot_times
+    from tenure.feature_repo.store import apply_definitions
+    from tenure.features.ingest import IngestRun
+    from tenure.features.simulator import simulate_shop
+    from tenure.features.snapshots import build_feature_tables, snapshot_times
 
     settings = _settings(root)
     timings, out = {}, {}
@@ -147,11 +147,11 @@ def train(root: Path, frame_out: Path | None = None) -> dict:
     ``frame_out``: also write the training frame there (Parquet, after the timings), to compare
     the frames of two offline stores.
     """
-    import feature_repo.store as store_module
-    import training.churn_dataset as dataset_module
-    from features.customer_features import CUSTOMER_CATEGORICAL_FEATURES
-    from training.churn_dataset import LABEL_COLUMN, build_churn_training_set, split_by_time
-    from training.churn_pipeline import NON_FEATURES, _model_from_settings
+    import tenure.feature_repo.store as store_module
+    import tenure.training.churn_dataset as dataset_module
+    from tenure.features.customer_features import CUSTOMER_CATEGORICAL_FEATURES
+    from tenure.training.churn_dataset import LABEL_COLUMN, build_churn_training_set, split_by_time
+    from tenure.training.churn_pipeline import NON_FEATURES, _model_from_settings
 
     settings = _settings(root)
     timings, out = {}, {}
@@ -199,14 +199,14 @@ def train(root: Path, frame_out: Path | None = None) -> dict:
 
 
 def _offline_store(settings) -> str:
-    from feature_repo.store import render_config
+    from tenure.feature_repo.store import render_config
 
     return render_config(settings)["offline_store"]["type"]
 
 
 def train_pipeline(root: Path) -> dict:
     """The whole ``train_churn`` (what ``tenure train churn`` runs), stages from its progress messages."""
-    from training.churn_pipeline import train_churn
+    from tenure.training.churn_pipeline import train_churn
 
     settings = _settings(root)
     timings: dict[str, float] = {}

@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO / "tests" / "serving"))
 
 from serving_load import build, open_loop, settle
 
-from pipelines.service_process import tenure_service
+from tenure.pipelines.service_process import tenure_service
 
 RESULTS = REPO / "benchmarks" / "results" / "events_load.json"
 

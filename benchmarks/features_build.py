@@ -30,9 +30,9 @@ def _child(data_dir: str, as_of: list[str], queue) -> None:
 
     import pandas as pd
 
-    from features.customer_features import EVENT_COLUMNS_USED, LOOKBACK_DAYS
-    from features.snapshots import build_feature_tables
-    from features.tables import read_customers, read_events, read_items
+    from tenure.features.customer_features import EVENT_COLUMNS_USED, LOOKBACK_DAYS
+    from tenure.features.snapshots import build_feature_tables
+    from tenure.features.tables import read_customers, read_events, read_items
     from tenure.settings import load_settings
 
     settings = load_settings(None, paths={"data_dir": data_dir})
@@ -80,8 +80,8 @@ def main() -> None:
 
     import pandas as pd
 
-    from features.simulator import simulate_shop
-    from features.tables import append_events, upsert_customers, upsert_items
+    from tenure.features.simulator import simulate_shop
+    from tenure.features.tables import append_events, upsert_customers, upsert_items
     from tenure.settings import load_settings
 
     scratch = Path(tempfile.mkdtemp(prefix="tenure-bench-features-"))

@@ -47,10 +47,10 @@ def _bench_backend(name: str, settings, shop, as_of, reads: int, seed: int) -> d
     import numpy as np
     import pandas as pd
 
-    from feature_repo.online import OnlineFeatureReader, push_customer_features
-    from feature_repo.store import apply_definitions, materialize, open_store, teardown
-    from features.customer_features import compute_customer_features
-    from features.snapshots import build_feature_tables
+    from tenure.feature_repo.online import OnlineFeatureReader, push_customer_features
+    from tenure.feature_repo.store import apply_definitions, materialize, open_store, teardown
+    from tenure.features.customer_features import compute_customer_features
+    from tenure.features.snapshots import build_feature_tables
 
     result: dict = {"backend": name}
     tables = build_feature_tables(settings, [as_of], events=shop.events, customers=shop.customers,
@@ -118,7 +118,7 @@ def main() -> None:
 
     import pandas as pd
 
-    from features.simulator import simulate_shop
+    from tenure.features.simulator import simulate_shop
     from tenure.settings import load_settings
 
     logging.basicConfig(level=logging.WARNING)

@@ -34,7 +34,7 @@ def _peak_mib() -> float:
 
 
 def step_generate(args: argparse.Namespace) -> dict:
-    from features.simulator import simulate_shop, write_shop
+    from tenure.features.simulator import simulate_shop, write_shop
 
     t0 = time.perf_counter()
     shop = simulate_shop(args.customers, args.items, args.days, args.seed, start=args.start, drift_at=args.drift_at)
@@ -99,7 +99,7 @@ def churn_checks(shop, days: int) -> dict:
 
 
 def step_ingest(args: argparse.Namespace) -> dict:
-    from features.ingest import ingest
+    from tenure.features.ingest import ingest
     from tenure.settings import load_settings
 
     settings = load_settings(None, paths={"data_dir": str(args.workdir / "data")})

@@ -55,13 +55,13 @@ def windows_for_seed(seed: int, args) -> list[dict]:
     """Reference and all windows of one seed: list of dicts with kind, day, frame."""
     import pandas as pd
 
-    from features.customer_features import (
+    from tenure.features.customer_features import (
         CUSTOMER_CATEGORICAL_FEATURES,
         CUSTOMER_NUMERIC_FEATURES,
         compute_customer_feature_snapshots,
     )
-    from features.simulator import simulate_shop
-    from monitoring.runner import alive_population
+    from tenure.features.simulator import simulate_shop
+    from tenure.monitoring.runner import alive_population
     from tenure.settings import ChurnSettings
 
     horizon = ChurnSettings().horizon_days
@@ -95,9 +95,12 @@ def windows_for_seed(seed: int, args) -> list[dict]:
 
 def evaluate(seeds, args, monitoring) -> list[dict]:
     """drift_report + decide_retrain on every window of every seed; one record per window."""
-    from features.customer_features import CUSTOMER_CATEGORICAL_FEATURES, CUSTOMER_NUMERIC_FEATURES
-    from monitoring.drift import drift_report
-    from monitoring.policy import decide_retrain
+    from tenure.features.customer_features import (
+        CUSTOMER_CATEGORICAL_FEATURES,
+        CUSTOMER_NUMERIC_FEATURES,
+    )
+    from tenure.monitoring.drift import drift_report
+    from tenure.monitoring.policy import decide_retrain
 
     records = []
     for seed in seeds:

@@ -62,9 +62,9 @@ def fill(settings, shop, day: int, start) -> None:
     """Ingest what is known on ``day`` (signed-up customers, events before it), build weekly snapshots, apply Feast."""
     import pandas as pd
 
-    from feature_repo.store import apply_definitions
-    from features.ingest import IngestRun
-    from features.snapshots import build_feature_tables, snapshot_times
+    from tenure.feature_repo.store import apply_definitions
+    from tenure.features.ingest import IngestRun
+    from tenure.features.snapshots import build_feature_tables, snapshot_times
 
     end = start + pd.Timedelta(days=day)
     customers = shop.customers[shop.customers["signup_at"] < end]
@@ -79,8 +79,8 @@ def fill(settings, shop, day: int, start) -> None:
 
 def later_window(shop, as_of, horizon_days: int, qualifying):
     """Alive customers at ``as_of``: features from the full history, labels from the horizon after it."""
-    from features.customer_features import compute_customer_features
-    from features.labels import label_churn
+    from tenure.features.customer_features import compute_customer_features
+    from tenure.features.labels import label_churn
 
     known = shop.events[shop.events["event_at"] < as_of]
     customers = shop.customers[shop.customers["signup_at"] < as_of]
@@ -90,8 +90,8 @@ def later_window(shop, as_of, horizon_days: int, qualifying):
 
 
 def score(settings, version: str, frame):
-    from training.churn_model import to_matrix
-    from training.churn_pipeline import load_registered_scorer
+    from tenure.training.churn_model import to_matrix
+    from tenure.training.churn_pipeline import load_registered_scorer
 
     scorer = load_registered_scorer(settings, version)
     return scorer.predict_proba(to_matrix(frame, scorer.feature_names, scorer.categories))
@@ -100,12 +100,12 @@ def score(settings, version: str, frame):
 def one_seed(seed: int, args, tmp: Path, drift: bool = True) -> dict:
     import pandas as pd
 
-    from features.simulator import simulate_shop
-    from monitoring import run_monitoring_pass
-    from monitoring.performance import churn_metrics
-    from registry.models import get_alias_version
-    from training.churn_pipeline import train_churn
-    from training.gate import promote
+    from tenure.features.simulator import simulate_shop
+    from tenure.monitoring import run_monitoring_pass
+    from tenure.monitoring.performance import churn_metrics
+    from tenure.registry.models import get_alias_version
+    from tenure.training.churn_pipeline import train_churn
+    from tenure.training.gate import promote
 
     t0 = time.perf_counter()
     start = pd.Timestamp("2026-01-01", tz="UTC")

@@ -82,9 +82,9 @@ def main(argv=None) -> int:
     import tempfile
 
     t0 = time.perf_counter()
-    from monitoring.drift import drift_report
-    from monitoring.reports import write_index, write_report
     from tenure.jsonable import to_jsonable
+    from tenure.monitoring.drift import drift_report
+    from tenure.monitoring.reports import write_index, write_report
     from tenure.settings import MonitoringSettings
 
     import_s = time.perf_counter() - t0

@@ -24,8 +24,8 @@ class NaiveChurnService:
     """``POST /churn-score`` the straightforward way."""
 
     def __init__(self) -> None:
-        from feature_repo.store import open_store
-        from registry.champion import load_champion, load_pyfunc
+        from tenure.feature_repo.store import open_store
+        from tenure.registry.champion import load_champion, load_pyfunc
         from tenure.settings import load_settings
 
         settings = load_settings()

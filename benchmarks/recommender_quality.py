@@ -46,10 +46,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tenure.settings import load_settings
-from training.interactions import build_interactions, holdout_targets, repeat_purchase_share
-from training.recommender_evaluate import evaluate
-from training.recommender_model import ALSRecommender
-from training.recommender_pipeline import (
+from tenure.training.interactions import build_interactions, holdout_targets, repeat_purchase_share
+from tenure.training.recommender_evaluate import evaluate
+from tenure.training.recommender_model import ALSRecommender
+from tenure.training.recommender_pipeline import (
     MOVIELENS_EVENT_WEIGHTS,
     RecommenderData,
     config_from_settings,
@@ -276,14 +276,14 @@ def main() -> None:
             "global_cutoff": ml["global_cutoff"], "tuned": ml["tuned"], "tune_seconds": round(ml["tune_seconds"], 1),
         }
     sources: dict[str, tuple[RecommenderData, int | None]] = {}
-    from features.simulator import simulate_shop
+    from tenure.features.simulator import simulate_shop
 
     settings = load_settings(None)
     shop = simulate_shop(args.customers, args.items, args.days, 42, "2026-01-01")
     sources["generated"] = (RecommenderData(shop.events, shop.customers, shop.items, "generated", None,
                                             dict(settings.recommender.event_weights)), settings.recommender.holdout_days)
     if not args.skip_cdnow:
-        from features.adapters import read_cdnow
+        from tenure.features.adapters import read_cdnow
 
         customers, items, events = read_cdnow(args.cdnow)
         sources["cdnow"] = (RecommenderData(events, customers, items, "cdnow", str(args.cdnow),

@@ -25,8 +25,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from training.interactions import build_interactions
-from training.recommender_model import ALSRecommender
+from tenure.training.interactions import build_interactions
+from tenure.training.recommender_model import ALSRecommender
 
 WEIGHTS = {"view": 1.0, "add_to_cart": 3.0, "purchase": 5.0, "return": -5.0}
 

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "serving"))
 
-from pipelines.service_process import (
+from tenure.pipelines.service_process import (
     ServiceProcess,
     bentoml_serve_command,
     child_environment,
@@ -289,7 +289,7 @@ def build(root: Path, customers: int, items: int, days: int, workers: int, reuse
                                                "prediction_log_flush_s": 1.0})
     marker = root / "built.json"
     if reuse and marker.exists():
-        from features.tables import read_customers, read_items
+        from tenure.features.tables import read_customers, read_items
 
         info = json.loads(marker.read_text())
         return settings, read_customers(settings), read_items(settings), pd.Timestamp(info["end"])

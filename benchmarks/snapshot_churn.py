@@ -45,8 +45,8 @@ def _settings(root: Path, columns: dict | None = None):
 
 def snapshot_frame(csv: Path, label: str, root: Path, columns: dict | None = None):
     """Ingest ``csv`` as a labelled snapshot into a workspace under ``root``; the training frame and types."""
-    from features.ingest import IngestRun
-    from training.churn_dataset import build_snapshot_training_set
+    from tenure.features.ingest import IngestRun
+    from tenure.training.churn_dataset import build_snapshot_training_set
 
     settings = _settings(root, columns)
     with IngestRun(settings) as run:
@@ -58,7 +58,7 @@ def snapshot_frame(csv: Path, label: str, root: Path, columns: dict | None = Non
 
 
 def run_dataset(name: str, data_dir: Path, folds: int, seed: int) -> dict:
-    from training.churn_selection import cross_validate_selection
+    from tenure.training.churn_selection import cross_validate_selection
 
     """One dataset through the generic snapshot path and the cross-validation."""
     with tempfile.TemporaryDirectory() as tmp:

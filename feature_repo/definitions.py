@@ -15,14 +15,14 @@ from pathlib import Path
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.types import Float64, Int64, String
 
-from features.attributes import ATTRIBUTE_TABLE
-from features.customer_features import (
+from tenure.features.attributes import ATTRIBUTE_TABLE
+from tenure.features.customer_features import (
     CUSTOMER_ACTIVITY_FEATURES,
     CUSTOMER_CATEGORICAL_FEATURES,
     CUSTOMER_COUNT_FEATURES,
 )
-from features.item_features import ITEM_POPULARITY_FEATURES
-from features.snapshots import CREATED_COLUMN, CUSTOMER_TABLE, ITEM_TABLE, TIMESTAMP_COLUMN
+from tenure.features.item_features import ITEM_POPULARITY_FEATURES
+from tenure.features.snapshots import CREATED_COLUMN, CUSTOMER_TABLE, ITEM_TABLE, TIMESTAMP_COLUMN
 
 OWNER = "features@tenure"
 """Who answers questions about these features (the features room)."""

@@ -19,13 +19,13 @@ from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
-from feature_repo.definitions import (
+from tenure.feature_repo.definitions import (
     CUSTOMER_ACTIVITY_PUSH,
     CUSTOMER_ACTIVITY_VIEW,
     CUSTOMER_PROFILE_PUSH,
     CUSTOMER_PROFILE_VIEW,
 )
-from features.customer_features import (
+from tenure.features.customer_features import (
     CUSTOMER_ACTIVITY_FEATURES,
     CUSTOMER_PROFILE_FEATURES,
     to_utc_timestamp,

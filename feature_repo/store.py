@@ -134,7 +134,7 @@ def apply_definitions(settings: Settings) -> list[str]:
     list of str
         Names of the objects applied.
     """
-    from feature_repo.definitions import all_definitions
+    from tenure.feature_repo.definitions import all_definitions
 
     attributes = refresh_attribute_table(settings)
     objects = all_definitions(settings.paths.features_dir, attributes)
@@ -153,8 +153,8 @@ def refresh_attribute_table(settings: Settings) -> dict[str, str]:
     Called by :func:`apply_definitions` (the view's schema) and :func:`materialize` (customers
     ingested since the last run). ``{}`` when the customers have no typed extra columns.
     """
-    from features.attributes import write_attribute_table
-    from features.customer_features import CUSTOMER_FEATURE_COLUMNS
+    from tenure.features.attributes import write_attribute_table
+    from tenure.features.customer_features import CUSTOMER_FEATURE_COLUMNS
 
     written = write_attribute_table(settings, reserved=("customer_id", "event_timestamp", "created",
                                                         *CUSTOMER_FEATURE_COLUMNS))
@@ -166,8 +166,8 @@ def _table_time_range(settings: Settings) -> tuple[datetime, datetime] | None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from features.attributes import ATTRIBUTE_TABLE
-    from features.snapshots import CUSTOMER_TABLE, ITEM_TABLE, TIMESTAMP_COLUMN
+    from tenure.features.attributes import ATTRIBUTE_TABLE
+    from tenure.features.snapshots import CUSTOMER_TABLE, ITEM_TABLE, TIMESTAMP_COLUMN
 
     low, high = None, None
     for name in (CUSTOMER_TABLE, ITEM_TABLE, ATTRIBUTE_TABLE):

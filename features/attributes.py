@@ -250,7 +250,7 @@ def write_attribute_table(settings: Settings, reserved: tuple[str, ...] = ()) ->
     -------
     (path, types) or None when no customer has a used attribute (nothing is written).
     """
-    from features.tables import read_customers
+    from tenure.features.tables import read_customers
 
     types = served_attribute_types(settings, reserved)
     if not types:

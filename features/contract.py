@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.schema import EVENT_TYPES, TABLES, Column, TableSpec
+from tenure.features.schema import EVENT_TYPES, TABLES, Column, TableSpec
 
 logger = logging.getLogger(__name__)
 
@@ -499,7 +499,7 @@ def validate_frame(
     bad = np.isin(rows, np.fromiter(bad_rows, dtype=np.int64, count=len(bad_rows)))
     checked = checked.reset_index(drop=True)
     valid = checked[~bad]
-    from features.schema import conform
+    from tenure.features.schema import conform
 
     valid = conform(valid, table)
     extras = [c for c in frame.columns if c not in spec.names]
@@ -545,7 +545,7 @@ def _parse_attributes(frame: pd.DataFrame, spec: TableSpec, rows: np.ndarray, re
     """Extra customer columns in their types (:mod:`features.attributes`); misfits become rejects."""
     if not attribute_types or spec.name != "customers":
         return {}
-    from features.attributes import parse_attribute
+    from tenure.features.attributes import parse_attribute
 
     out: dict[str, pd.Series] = {}
     for column in frame.columns:
@@ -573,7 +573,7 @@ def _file_failure(spec: TableSpec, source: str, n: int, rej: _Rejects, column: s
 
 
 def _finish_file_error(spec: TableSpec, source: str, n: int, rej: _Rejects, message: str) -> ValidationResult:
-    from features.schema import empty_frame
+    from tenure.features.schema import empty_frame
 
     rejects = rej.frame()
     reasons = rejects["reason"].map(_reason_key).value_counts().to_dict()

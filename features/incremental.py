@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from features.customer_features import (
+from tenure.features.customer_features import (
     CUSTOMER_CATEGORICAL_FEATURES,
     CUSTOMER_COUNT_FEATURES,
     CUSTOMER_FEATURE_COLUMNS,

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.contract import REJECT_COLUMNS, TimeBounds, ValidationResult, validate_frame
-from features.schema import TABLES
+from tenure.features.contract import REJECT_COLUMNS, TimeBounds, ValidationResult, validate_frame
+from tenure.features.schema import TABLES
 from tenure.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class IngestRun:
         if table == "events":
             return self._ingest_events(iter([_Chunk(raw, rows, malformed or [])]), source,
                                        apply_mapping=apply_mapping)
-        from features import tables
+        from tenure.features import tables
 
         started = time.perf_counter()
         mapping = self._mapping(table) if apply_mapping else None
@@ -166,7 +166,7 @@ class IngestRun:
             res = upsert(self.settings, result.valid)
             report.inserted, report.updated = res.inserted, res.updated
             if types:
-                from features.attributes import write_attribute_types
+                from tenure.features.attributes import write_attribute_types
 
                 overridden = self.settings.data.attribute_types
                 write_attribute_types(self.settings, {c: k for c, (k, _) in types.items() if c not in overridden})
@@ -203,7 +203,7 @@ class IngestRun:
 
     # -------------------------------------------------------------- events
     def _ingest_events(self, chunks: Iterator[_Chunk], source: str, apply_mapping: bool = True) -> FileReport:
-        from features import tables
+        from tenure.features import tables
 
         started = time.perf_counter()
         report = FileReport(table="events", source=source)
@@ -273,9 +273,9 @@ class IngestRun:
                          label_column: str | None) -> dict[str, tuple[str, str]]:
         """``{extra column: (type, reason)}`` of a customers frame: settings' overrides, then the
         types stored by earlier ingests, then inference from these rows."""
-        from features.attributes import infer_attribute_types, types_path
-        from features.contract import apply_mapping
-        from features.schema import CUSTOMERS
+        from tenure.features.attributes import infer_attribute_types, types_path
+        from tenure.features.contract import apply_mapping
+        from tenure.features.schema import CUSTOMERS
 
         frame = apply_mapping(raw, mapping)
         extras = [c for c in frame.columns if c not in CUSTOMERS.names and c != label_column]
@@ -358,7 +358,7 @@ def _reject_cross_chunk_duplicates(result: ValidationResult, seen: dict) -> Vali
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from features.tables import _IdSet
+    from tenure.features.tables import _IdSet
 
     if not seen:
         seen.update(set=_IdSet(), ids=[], rows=[])

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from features.customer_features import (
+from tenure.features.customer_features import (
     UNKNOWN_CATEGORY,
     _check_columns,
     _codes_for,

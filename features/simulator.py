@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.schema import conform
+from tenure.features.schema import conform
 
 logger = logging.getLogger(__name__)
 

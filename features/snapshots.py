@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from features.customer_features import (
+from tenure.features.customer_features import (
     EVENT_COLUMNS_USED,
     LOOKBACK_DAYS,
     PreparedCustomerEvents,
     to_utc_timestamp,
 )
-from features.item_features import PreparedItemEvents
+from tenure.features.item_features import PreparedItemEvents
 
 if TYPE_CHECKING:
     from tenure.settings import Settings
@@ -157,7 +157,7 @@ def build_feature_tables(
     started = time.perf_counter()
     times = _as_list(as_of)
     if customers is None or items is None or events is None:
-        from features.tables import read_customers, read_events, read_items
+        from tenure.features.tables import read_customers, read_events, read_items
 
         customers = read_customers(settings) if customers is None else customers
         items = read_items(settings) if items is None else items

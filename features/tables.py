@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.schema import EVENTS, TABLES, Column, conform, empty_frame
+from tenure.features.schema import EVENTS, TABLES, Column, conform, empty_frame
 from tenure.files import fsync_path
 from tenure.settings import Settings
 

@@ -1,5 +1,5 @@
 """Monitoring: Evidently drift and performance reports, alerts to ops, and the retrain policy."""
 
-from monitoring.runner import MonitoringResult, parse_window, run_monitoring_pass
+from tenure.monitoring.runner import MonitoringResult, parse_window, run_monitoring_pass
 
 __all__ = ["MonitoringResult", "parse_window", "run_monitoring_pass"]

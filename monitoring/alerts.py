@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from monitoring.state import load_json_state, save_json_state
+from tenure.monitoring.state import load_json_state, save_json_state
 
 logger = logging.getLogger(__name__)
 

@@ -55,7 +55,7 @@ def matured_snapshot_performance(
     score:
         Callable ``DataFrame -> array of probabilities`` (the champion).
     """
-    from features.labels import label_churn, matured_cutoffs
+    from tenure.features.labels import label_churn, matured_cutoffs
 
     if events.empty or snapshots.empty:
         return None

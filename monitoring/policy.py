@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from monitoring.state import load_json_state, save_json_state
+from tenure.monitoring.state import load_json_state, save_json_state
 
 
 @dataclasses.dataclass(frozen=True)

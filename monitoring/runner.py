@@ -17,16 +17,17 @@ from typing import Any
 
 import pandas as pd
 
-from monitoring.alerts import Alert, EpisodeTracker, dispatch, sinks_from_settings
-from monitoring.drift import drift_report
-from monitoring.performance import (
+from tenure.jsonable import to_jsonable
+from tenure.monitoring.alerts import Alert, EpisodeTracker, dispatch, sinks_from_settings
+from tenure.monitoring.drift import drift_report
+from tenure.monitoring.performance import (
     matured_snapshot_performance,
     read_purchases,
     recommendation_hit_rate,
 )
-from monitoring.policy import RetrainState, decide_retrain
-from monitoring.reports import log_to_mlflow, write_index, write_report
-from monitoring.sources import (
+from tenure.monitoring.policy import RetrainState, decide_retrain
+from tenure.monitoring.reports import log_to_mlflow, write_index, write_report
+from tenure.monitoring.sources import (
     latest_snapshot,
     load_champion,
     load_champion_runtime,
@@ -34,7 +35,6 @@ from monitoring.sources import (
     score_with_champion,
     with_risk_bands,
 )
-from tenure.jsonable import to_jsonable
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def alive_population(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
 
 
 def _realised(settings, champion, model) -> dict[str, Any] | None:
-    from features.tables import read_customers, read_events
+    from tenure.features.tables import read_customers, read_events
 
     table = settings.paths.features_dir / "customer_features.parquet"
     if not table.exists():

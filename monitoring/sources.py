@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from registry.champion import Champion, ModelCache, NoChampionError, load_runtime
+from tenure.registry.champion import Champion, ModelCache, NoChampionError, load_runtime
 
 logger = logging.getLogger(__name__)
 

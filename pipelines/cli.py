@@ -12,8 +12,18 @@ from pathlib import Path
 
 import typer
 
-from pipelines.commands import data, demo, export, features, models, monitor, run, serve, train
-from pipelines.console import configure_output, console, fail, quiet_third_party
+from tenure.pipelines.commands import (
+    data,
+    demo,
+    export,
+    features,
+    models,
+    monitor,
+    run,
+    serve,
+    train,
+)
+from tenure.pipelines.console import configure_output, console, fail, quiet_third_party
 
 app = typer.Typer(
     name="tenure",

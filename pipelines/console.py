@@ -75,7 +75,7 @@ def configure_output(verbosity: int = 0, level: int | str = logging.INFO) -> Non
 
 def informing() -> bool:
     """Whether progress lines should show (our INFO level is on: not ``--quiet``)."""
-    return logging.getLogger("pipelines").isEnabledFor(logging.INFO)
+    return logging.getLogger("tenure.pipelines").isEnabledFor(logging.INFO)
 
 
 class ConsoleLogHandler(logging.Handler):

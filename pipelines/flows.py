@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines.steps import StepOutput, StepResult, StepRunner, fingerprint
+from tenure.pipelines.steps import StepOutput, StepResult, StepRunner, fingerprint
 from tenure.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def ingest_step(settings: Settings) -> StepOutput:
             f"nothing to ingest: {settings.paths.raw_dir} and {settings.paths.event_log_dir} are empty; "
             "put files there or run `tenure generate` first"
         )
-    from features.ingest import ingest
+    from tenure.features.ingest import ingest
 
     for source in sources:
         report = ingest(settings, source)
@@ -97,8 +97,8 @@ def feature_snapshot_times(settings: Settings) -> list[Any]:
     the end of the data (the day after the last event), covering the churn history window."""
     import pandas as pd
 
-    from features.snapshots import snapshot_times
-    from features.tables import read_events
+    from tenure.features.snapshots import snapshot_times
+    from tenure.features.tables import read_events
 
     events = read_events(settings)
     if events.empty:
@@ -116,8 +116,8 @@ def feature_snapshot_times(settings: Settings) -> list[Any]:
 
 def features_step(settings: Settings) -> StepOutput:
     """Build the batch feature tables, register the Feast definitions, materialize the online store."""
-    from feature_repo.store import apply_definitions, materialize
-    from features.snapshots import build_feature_tables
+    from tenure.feature_repo.store import apply_definitions, materialize
+    from tenure.features.snapshots import build_feature_tables
 
     times = feature_snapshot_times(settings)
     tables = build_feature_tables(settings, times)
@@ -138,10 +138,10 @@ def features_step(settings: Settings) -> StepOutput:
 def _train(settings: Settings, kind: str) -> Any:
     """Train one model on this workspace's tables; it is registered as ``challenger``, not promoted."""
     if kind == "churn":
-        from training.churn_pipeline import train_churn
+        from tenure.training.churn_pipeline import train_churn
 
         return train_churn(settings)
-    from training.recommender_pipeline import train_recommender
+    from tenure.training.recommender_pipeline import train_recommender
 
     return train_recommender(settings)
 
@@ -149,8 +149,8 @@ def _train(settings: Settings, kind: str) -> Any:
 def train_step(settings: Settings, kinds: Sequence[str] = MODEL_KINDS, promote: bool = True) -> StepOutput:
     """Train both models (logged to MLflow, registered as ``challenger``), then run the promotion
     gate of each (``training.gate.promote``, the one place that decides) unless ``promote`` is False."""
-    from registry.models import get_alias_version
-    from training.gate import promote as run_gate
+    from tenure.registry.models import get_alias_version
+    from tenure.training.gate import promote as run_gate
 
     rows: dict[str, int] = {}
     details: dict[str, Any] = {}
@@ -220,7 +220,7 @@ def _float(value: Any) -> Any:
 
 def score_step(settings: Settings, k: int | None = None) -> StepOutput:
     """Churn scores (and ``k`` recommendations) for every customer -> ``exports_dir/scores/``."""
-    from pipelines.scoring import batch_score, write_scores
+    from tenure.pipelines.scoring import batch_score, write_scores
 
     k = settings.recommender.k if k is None else k
     frame = batch_score(settings, k=k)
@@ -267,7 +267,7 @@ def make_retrain(settings: Settings, kinds: Sequence[str] = MODEL_KINDS) -> Call
 
 def monitor_step(settings: Settings, retrain: bool = True, window: Any = None) -> StepOutput:
     """One monitoring pass: drift/performance reports, alerts and (policy permitting) retraining."""
-    from monitoring import run_monitoring_pass
+    from tenure.monitoring import run_monitoring_pass
 
     result = run_monitoring_pass(settings, window=window, retrain=make_retrain(settings) if retrain else None)
     summary = _jsonable(result)
@@ -285,8 +285,8 @@ def source_ingest_step(settings: Settings, source: str, path: Path | str) -> Ste
 
     ``settings`` are the source's workspace (:func:`training.sources.source_settings`).
     """
-    from features import adapters
-    from features.ingest import ingest_shop_frames
+    from tenure.features import adapters
+    from tenure.features.ingest import ingest_shop_frames
 
     if source == "telco":
         frames = {"customers": adapters.read_telco(path)}
@@ -335,7 +335,7 @@ def prepare_source(
     Settings
         The source's workspace settings (what training reads).
     """
-    from training.sources import source_settings
+    from tenure.training.sources import source_settings
 
     if source not in SOURCE_STEPS:
         raise ValueError(f"source must be one of {', '.join(SOURCE_STEPS)}, got {source!r}")
@@ -362,7 +362,7 @@ def prepare_source(
 
 
 def _champion_versions(settings: Settings) -> dict[str, str | None]:
-    from registry.models import get_alias_version
+    from tenure.registry.models import get_alias_version
 
     return {kind: get_alias_version(settings, kind, "champion") for kind in MODEL_KINDS}
 

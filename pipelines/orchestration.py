@@ -21,7 +21,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from pipelines.flows import STEPS, run_step
+from tenure.pipelines.flows import STEPS, run_step
 from tenure.settings import load_settings
 
 logger = logging.getLogger(__name__)
@@ -152,8 +152,13 @@ def deploy_to_work_pool(
     """
     from pathlib import Path
 
-    source = source or str(Path(__file__).resolve().parents[1])
-    remote = tenure_pipeline.from_source(source=source, entrypoint="pipelines/orchestration.py:tenure_pipeline")
+    import tenure
+
+    # the folder holding the tenure package (a checkout, or site-packages) and this file under it
+    code_root = Path(tenure.__file__).parent.parent
+    source = source or str(code_root)
+    entrypoint = f"{Path(__file__).relative_to(code_root).as_posix()}:tenure_pipeline"
+    remote = tenure_pipeline.from_source(source=source, entrypoint=entrypoint)
     ids = []
     for spec in _deployment_specs(config_file, daily_cron, monitor_every_hours, timezone):
         # to_deployment + apply registers without building an image (Flow.deploy would

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from registry.champion import load_champion
+from tenure.registry.champion import load_champion
 from tenure.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -62,8 +62,8 @@ def _read_snapshot_rows(settings: Settings, customer_ids: Sequence[str] | None) 
 
 
 def _read_online_rows(settings: Settings, customer_ids: Sequence[str]) -> list[dict | None]:
-    from feature_repo.online import OnlineFeatureReader
-    from feature_repo.store import open_store
+    from tenure.feature_repo.online import OnlineFeatureReader
+    from tenure.feature_repo.store import open_store
 
     store = open_store(settings)
     reader = OnlineFeatureReader(store, "churn_v1")
@@ -98,7 +98,7 @@ def read_feature_rows(
     if source in ("auto", "online"):
         try:
             if customer_ids is None:
-                from features.tables import read_customers
+                from tenure.features.tables import read_customers
 
                 customer_ids = sorted(read_customers(settings)["customer_id"].astype(str))
             ids = list(customer_ids)
@@ -205,7 +205,7 @@ def add_recommendations(
 
 
 def _consent_map(settings: Settings) -> dict[str, bool]:
-    from features.tables import read_customers
+    from tenure.features.tables import read_customers
 
     customers = read_customers(settings)
     if "consent_personalization" not in customers.columns:

@@ -31,9 +31,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Self
 
+import tenure
+
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+#: The folder holding the ``tenure`` package (a checkout's root, or site-packages for a wheel):
+#: child interpreters and ``bentoml serve --working-dir`` import ``tenure.*`` from there.
+CODE_ROOT = Path(tenure.__file__).resolve().parent.parent
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -46,12 +50,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def tenure_serve_command(config_file: Path, host: str, port: int) -> list[str]:
     """``tenure --config FILE serve`` as a command line for this interpreter."""
-    return [sys.executable, "-m", "pipelines.cli", "--config", str(Path(config_file).resolve()), "serve",
+    return [sys.executable, "-m", "tenure.pipelines.cli", "--config", str(Path(config_file).resolve()), "serve",
             "--host", host, "--port", str(port)]
 
 
-def bentoml_serve_command(target: str, host: str, port: int, working_dir: Path = REPO_ROOT) -> list[str]:
-    """``bentoml serve TARGET`` (e.g. ``serving.service:TenureService``) as a command line."""
+def bentoml_serve_command(target: str, host: str, port: int, working_dir: Path = CODE_ROOT) -> list[str]:
+    """``bentoml serve TARGET`` (e.g. ``tenure.serving.service:TenureService``) as a command line."""
     return [sys.executable, "-m", "bentoml", "serve", target, "--host", host, "--port", str(port),
             "--working-dir", str(working_dir)]
 
@@ -242,7 +246,7 @@ class ServiceProcess:
     """
 
     def __init__(self, command: Sequence[str], url: str, log_path: Path, env: Mapping[str, str] | None = None,
-                 cwd: Path = REPO_ROOT) -> None:
+                 cwd: Path = CODE_ROOT) -> None:
         self.command = list(command)
         self.url = url.rstrip("/")
         self.log_path = Path(log_path)

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from registry.models import CHAMPION, alias_version, mlflow_client, model_name_for
+from tenure.registry.models import CHAMPION, alias_version, mlflow_client, model_name_for
 from tenure.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -78,13 +78,13 @@ class Champion:
 
 
 def _load_churn(model_dir: Path) -> Any:
-    from registry.churn_scorer import ChurnScorer
+    from tenure.registry.churn_scorer import ChurnScorer
 
     return ChurnScorer.from_model_dir(model_dir)
 
 
 def _load_recommender(model_dir: Path) -> Any:
-    from registry.recommender_runtime import RecommenderRuntime
+    from tenure.registry.recommender_runtime import RecommenderRuntime
 
     return RecommenderRuntime.from_model_dir(model_dir)
 

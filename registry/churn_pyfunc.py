@@ -10,7 +10,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 
-from registry.churn_scorer import BUNDLE_DIR, ChurnScorer
+from tenure.registry.churn_scorer import BUNDLE_DIR, ChurnScorer
 
 
 class ChurnPyfunc(mlflow.pyfunc.PythonModel):

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from registry.churn_linear import LinearPart
-from registry.churn_reasons import reason_direction, reason_text
 from tenure.jsonable import to_jsonable
+from tenure.registry.churn_linear import LinearPart
+from tenure.registry.churn_reasons import reason_direction, reason_text
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ class RecommenderPyfunc(mlflow.pyfunc.PythonModel):
     """Loads the runtime from the ``recommender`` artifact directory."""
 
     def load_context(self, context) -> None:
-        from registry.recommender_runtime import RecommenderRuntime
+        from tenure.registry.recommender_runtime import RecommenderRuntime
 
         self.runtime = RecommenderRuntime.from_model_dir(context.artifacts["recommender"])
 

@@ -326,8 +326,8 @@ class EventValidator:
 
     def __init__(self, known_customers: Iterable[str], known_items: Iterable[str],
                  earliest: str = "1990-01-01T00:00:00Z", max_future_hours: float = 24.0) -> None:
-        from features.incremental import parse_time_ns
-        from features.schema import EVENT_COLUMNS, EVENT_TYPES, EVENTS
+        from tenure.features.incremental import parse_time_ns
+        from tenure.features.schema import EVENT_COLUMNS, EVENT_TYPES, EVENTS
 
         self.earliest_ns = parse_time_ns(earliest)
         self.max_future_ns = int(max_future_hours * 3600 * 10**9)
@@ -344,7 +344,7 @@ class EventValidator:
 
     def fast(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """The canonical event, or None when the slow path must decide."""
-        from features.incremental import parse_time_ns
+        from tenure.features.incremental import parse_time_ns
 
         eid, cid = event.get("event_id"), event.get("customer_id")
         if not (self._clean_id(eid) and self._clean_id(cid) and cid in self.known_customers):
@@ -386,7 +386,7 @@ class EventValidator:
         """``validate_frame`` on the batch: canonical accepted events (with ``_position``) and reasons per position."""
         import pandas as pd
 
-        from features.contract import validate_frame
+        from tenure.features.contract import validate_frame
 
         result = validate_frame(pd.DataFrame(events), "events", source="POST /events",
                                 known_customers=pd.Index(sorted(self.known_customers)),

@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from features.incremental import CustomerState, ItemCatalog, Profile, fold, parse_time_ns
-from serving.background import BackgroundLoop
-from serving.event_intake import LogPosition, read_log
+from tenure.features.incremental import CustomerState, ItemCatalog, Profile, fold, parse_time_ns
+from tenure.serving.background import BackgroundLoop
+from tenure.serving.event_intake import LogPosition, read_log
 
 logger = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from features.incremental import ItemCatalog, Profile, profiles_from_frame
-from serving.event_intake import DurableEventLog, EventValidator, LogPosition
-from serving.feature_updater import AppliedBatch, FeatureUpdater
+from tenure.features.incremental import ItemCatalog, Profile, profiles_from_frame
+from tenure.serving.event_intake import DurableEventLog, EventValidator, LogPosition
+from tenure.serving.feature_updater import AppliedBatch, FeatureUpdater
 
 logger = logging.getLogger(__name__)
 

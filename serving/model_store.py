@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from registry.champion import ModelCache
+from tenure.registry.champion import ModelCache
 
 logger = logging.getLogger(__name__)
 

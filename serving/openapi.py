@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from serving.schemas import (
+from tenure.serving.schemas import (
     ChurnScoreRequest,
     ChurnScoreResponse,
     ErrorResponse,

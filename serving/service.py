@@ -23,7 +23,7 @@ import bentoml
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
-from serving.schemas import (
+from tenure.serving.schemas import (
     ChurnScore,
     ChurnScoreRequest,
     ChurnScoreResponse,
@@ -38,7 +38,7 @@ from serving.schemas import (
     SimilarItemsRequest,
     SimilarItemsResponse,
 )
-from serving.security import ApiGuard
+from tenure.serving.security import ApiGuard
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class SettingsGuard(ApiGuard):
     """
 
     def __init__(self, app) -> None:
-        from serving.openapi import REQUEST_MODELS, build_openapi
+        from tenure.serving.openapi import REQUEST_MODELS, build_openapi
         from tenure.settings import load_settings
 
         settings = load_settings()
@@ -154,13 +154,13 @@ class TenureService:
     """Churn scores, recommendations and event intake for marketing automation."""
 
     def __init__(self) -> None:
-        from feature_repo.online import OnlineFeatureReader
-        from feature_repo.store import open_store
-        from registry.champion import RUNTIME_LOADERS
-        from serving.metrics import ServiceMetrics
-        from serving.model_store import ModelStore, settle_heap
-        from serving.prediction_log import PredictionLog
+        from tenure.feature_repo.online import OnlineFeatureReader
+        from tenure.feature_repo.store import open_store
         from tenure.logging_setup import quiet_third_party
+        from tenure.registry.champion import RUNTIME_LOADERS
+        from tenure.serving.metrics import ServiceMetrics
+        from tenure.serving.model_store import ModelStore, settle_heap
+        from tenure.serving.prediction_log import PredictionLog
         from tenure.settings import load_settings
 
         self.settings = settings = load_settings()
@@ -210,9 +210,9 @@ class TenureService:
     # --- set-up helpers ------------------------------------------------------------------------
     def _build_intake(self):
         """The live event path (serving/live_events.py): durable log, validator, online feature updater."""
-        from feature_repo.online import write_feature_rows
-        from features.tables import read_customers, read_items, table_path
-        from serving.live_events import LiveEvents
+        from tenure.feature_repo.online import write_feature_rows
+        from tenure.features.tables import read_customers, read_items, table_path
+        from tenure.serving.live_events import LiveEvents
 
         settings = self.settings
         customers = read_customers(settings, missing_ok=True)
@@ -248,7 +248,7 @@ class TenureService:
         t = self.settings.triggers
         if not t.webhook_url:
             return None, None
-        from serving.triggers import Triggers, WebhookSender
+        from tenure.serving.triggers import Triggers, WebhookSender
 
         folder = self.settings.paths.event_log_dir
         folder.mkdir(parents=True, exist_ok=True)

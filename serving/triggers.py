@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from serving.background import BackgroundLoop
+from tenure.serving.background import BackgroundLoop
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,9 @@ import logging
 import os
 import warnings
 
-#: Our own top-level packages: their loggers follow the chosen verbosity, every other logger is
-#: a third party's (quiet unless ``-v``).
-OUR_PACKAGES = ("tenure", "features", "feature_repo", "registry", "training", "serving", "monitoring",
-                "pipelines", "benchmarks")
+#: Our own top-level packages (every room is ``tenure.<room>``): their loggers follow the chosen
+#: verbosity, every other logger is a third party's (quiet unless ``-v``).
+OUR_PACKAGES = ("tenure", "benchmarks")
 
 #: Environment levers read by third-party code at import time or in child processes (the
 #: BentoML service started by ``tenure serve`` inherits them); set only when the user has not.

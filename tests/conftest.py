@@ -105,10 +105,10 @@ def workspace_settings(root: Path, **overrides) -> Settings:
 
 def prepare_workspace(settings: Settings, n_customers: int = 700, days: int = 150, seed: int = 11) -> None:
     """Simulate, ingest, build weekly snapshots and apply the Feast definitions."""
-    from feature_repo.store import apply_definitions
-    from features.ingest import IngestRun
-    from features.simulator import simulate_shop
-    from features.snapshots import build_feature_tables, snapshot_times
+    from tenure.feature_repo.store import apply_definitions
+    from tenure.features.ingest import IngestRun
+    from tenure.features.simulator import simulate_shop
+    from tenure.features.snapshots import build_feature_tables, snapshot_times
 
     shop = simulate_shop(n_customers=n_customers, n_items=60, days=days, seed=seed, start="2026-01-01")
     with IngestRun(settings) as run:
@@ -131,8 +131,8 @@ def churn_workspace(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="session")
 def trained_churn(churn_workspace: Settings):
     """One training run on the workspace, then the gate (the first model becomes champion)."""
-    from training.churn_pipeline import train_churn
-    from training.gate import promote
+    from tenure.training.churn_pipeline import train_churn
+    from tenure.training.gate import promote
 
     result = train_churn(churn_workspace)
     promote(churn_workspace, "churn")

@@ -23,7 +23,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from features.labels import CANCEL_EVENT, LABEL_COLUMN, label_churn, matured_cutoffs
+from tenure.features.labels import CANCEL_EVENT, LABEL_COLUMN, label_churn, matured_cutoffs
 
 __all__ = ["CANCEL_EVENT", "LABEL_COLUMN", "TimeSplit", "build_churn_training_set", "build_snapshot_training_set",
            "check_point_in_time", "has_labelled_snapshot", "label_churn", "matured_cutoffs", "split_by_time",
@@ -119,7 +119,10 @@ def check_point_in_time(
     ValueError
         Naming the first feature, customer and cut-off that differ.
     """
-    from features.customer_features import CUSTOMER_ACTIVITY_FEATURES, compute_customer_features
+    from tenure.features.customer_features import (
+        CUSTOMER_ACTIVITY_FEATURES,
+        compute_customer_features,
+    )
 
     columns = [c for c in CUSTOMER_ACTIVITY_FEATURES if c in frame.columns]
     if frame.empty or not columns:
@@ -157,10 +160,10 @@ def build_churn_training_set(settings, store=None, verify_sample: int = 300) -> 
     DataFrame, one row per (customer, cut-off): ``customer_id``, ``event_timestamp``,
     ``label`` and the feature service's features.
     """
-    from feature_repo.definitions import CHURN_SERVICE
-    from feature_repo.store import get_training_frame
-    from features.snapshots import CUSTOMER_TABLE
-    from features.tables import read_customers, read_events
+    from tenure.feature_repo.definitions import CHURN_SERVICE
+    from tenure.feature_repo.store import get_training_frame
+    from tenure.features.snapshots import CUSTOMER_TABLE
+    from tenure.features.tables import read_customers, read_events
 
     table = settings.paths.features_dir / CUSTOMER_TABLE
     if not table.exists():
@@ -188,7 +191,7 @@ def build_churn_training_set(settings, store=None, verify_sample: int = 300) -> 
                                rows_per_call=settings.churn.join_rows_per_call)
     del labels
     if verify_sample:
-        from features.tables import read_items
+        from tenure.features.tables import read_items
 
         rows = frame.sample(min(verify_sample, len(frame)), random_state=0)
         ids = set(rows["customer_id"])
@@ -204,7 +207,7 @@ def build_churn_training_set(settings, store=None, verify_sample: int = 300) -> 
 
 def has_labelled_snapshot(settings) -> bool:
     """Whether the workspace's customers table holds churn labels (``--label-column`` at ingest)."""
-    from features.tables import customers_have_labels
+    from tenure.features.tables import customers_have_labels
 
     return customers_have_labels(settings)
 
@@ -230,8 +233,8 @@ def build_snapshot_training_set(settings) -> tuple[pd.DataFrame, list[str], list
     ValueError
         When no customer has a label, or the labels have a single class.
     """
-    from features.attributes import attribute_features, read_attribute_types
-    from features.tables import read_customers, read_events
+    from tenure.features.attributes import attribute_features, read_attribute_types
+    from tenure.features.tables import read_customers, read_events
 
     customers = read_customers(settings, missing_ok=True)
     if "churned" not in customers.columns or customers["churned"].isna().all():
@@ -254,8 +257,11 @@ def build_snapshot_training_set(settings) -> tuple[pd.DataFrame, list[str], list
     events = read_events(settings, columns=["customer_id", "event_at", "event_type", "item_id", "quantity",
                                             "amount", "nps", "csat", "resolution_hours"])
     if len(events):
-        from features.customer_features import CUSTOMER_ACTIVITY_FEATURES, compute_customer_features
-        from features.tables import read_items
+        from tenure.features.customer_features import (
+            CUSTOMER_ACTIVITY_FEATURES,
+            compute_customer_features,
+        )
+        from tenure.features.tables import read_items
 
         as_of = events["event_at"].max()
         known = labelled.assign(signup_at=labelled["signup_at"].fillna(as_of))
@@ -266,7 +272,7 @@ def build_snapshot_training_set(settings) -> tuple[pd.DataFrame, list[str], list
                 frame[column] = activity[column].to_numpy(dtype=np.float64)
         logger.info("snapshot: %d events joined as activity features as of %s", len(events), as_of)
     else:
-        from features.tables import table_path
+        from tenure.features.tables import table_path
 
         stamps = [p.stat().st_mtime for p in table_path(settings, "customers").glob("*.parquet")]
         as_of = pd.Timestamp(max(stamps), unit="s", tz="UTC").floor("s") if stamps else pd.Timestamp.now(tz="UTC")

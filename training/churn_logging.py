@@ -32,15 +32,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from training.churn_dataset import LABEL_COLUMN
-from training.churn_evaluate import save_plots
-from training.tracking import ensure_experiment
+from tenure.training.churn_dataset import LABEL_COLUMN
+from tenure.training.churn_evaluate import save_plots
+from tenure.training.tracking import ensure_experiment
 
 if TYPE_CHECKING:
-    from registry.churn_scorer import ChurnScorer
+    from tenure.registry.churn_scorer import ChurnScorer
     from tenure.settings import Settings
-    from training.churn_pipeline import ChurnData, ChurnEvaluation, TuningResult
-    from training.churn_selection import Selection
+    from tenure.training.churn_pipeline import ChurnData, ChurnEvaluation, TuningResult
+    from tenure.training.churn_selection import Selection
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def log_churn_run(
     import mlflow
     from mlflow.models import infer_signature
 
-    from registry.churn_pyfunc import ChurnPyfunc
+    from tenure.registry.churn_pyfunc import ChurnPyfunc
 
     experiment_id = ensure_experiment(settings, settings.mlflow.churn_experiment)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"churn-{data.source}") as run, \

@@ -15,7 +15,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from registry.churn_scorer import Calibration, ChurnScorer
+from tenure.registry.churn_scorer import Calibration, ChurnScorer
 
 logger = logging.getLogger(__name__)
 
@@ -301,7 +301,7 @@ def fit_linear(X: np.ndarray, y: np.ndarray, feature_names: Sequence[str], categ
     """Logistic regression on the standardised design of ``X`` (n_rows, n_features): its spec for the scorer."""
     from sklearn.linear_model import LogisticRegression
 
-    from registry.churn_linear import KINDS, raw_design
+    from tenure.registry.churn_linear import KINDS, raw_design
 
     columns = linear_columns(X, feature_names, categories)
     arrays = _column_arrays(columns)

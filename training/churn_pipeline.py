@@ -30,10 +30,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from registry.churn_scorer import ChurnScorer
-from registry.models import GateDecision, model_name_for, register_version
+from tenure.registry.churn_scorer import ChurnScorer
+from tenure.registry.models import GateDecision, model_name_for, register_version
 from tenure.settings import Settings
-from training.churn_dataset import (
+from tenure.training.churn_dataset import (
     LABEL_COLUMN,
     TimeSplit,
     build_churn_training_set,
@@ -41,7 +41,7 @@ from training.churn_dataset import (
     split_by_time,
     split_snapshot,
 )
-from training.churn_evaluate import (
+from tenure.training.churn_evaluate import (
     classification_metrics,
     global_importance,
     recency_rule_scores,
@@ -49,11 +49,11 @@ from training.churn_evaluate import (
     segment_summary,
     worst_segment,
 )
-from training.churn_logging import log_churn_run
-from training.churn_model import ChurnModel, to_matrix
-from training.churn_selection import Selection, reference_population, select_churn_model
-from training.sources import CHURN_SOURCES, source_settings
-from training.tracking import configure_mlflow
+from tenure.training.churn_logging import log_churn_run
+from tenure.training.churn_model import ChurnModel, to_matrix
+from tenure.training.churn_selection import Selection, reference_population, select_churn_model
+from tenure.training.sources import CHURN_SOURCES, source_settings
+from tenure.training.tracking import configure_mlflow
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +167,7 @@ def load_training_data(settings: Settings, source: str = "generated") -> ChurnDa
 
 def load_generated_split(settings: Settings, store=None) -> tuple[TimeSplit, list[str], list[str]]:
     """Point-in-time training set of the workspace, split by time; also the numeric and categorical features."""
-    from features.customer_features import CUSTOMER_CATEGORICAL_FEATURES
+    from tenure.features.customer_features import CUSTOMER_CATEGORICAL_FEATURES
 
     frame = build_churn_training_set(settings, store=store)
     features = [c for c in frame.columns if c not in NON_FEATURES]
@@ -185,7 +185,7 @@ def load_telco_split(settings: Settings) -> tuple[TimeSplit, list[str], list[str
     """
     from sklearn.model_selection import train_test_split
 
-    from features.tables import read_customers
+    from tenure.features.tables import read_customers
 
     customers = read_customers(settings, missing_ok=True)
     if customers.empty:
@@ -426,7 +426,7 @@ def calibration_report(selection: Selection, evaluation: ChurnEvaluation) -> dic
 def load_registered_scorer(settings: Settings, version: str) -> ChurnScorer:
     """Version ``version`` of ``tenure-churn`` as its :class:`ChurnScorer`, through the registry's
     one download and local cache (:class:`registry.champion.ModelCache`)."""
-    from registry.champion import ModelCache
+    from tenure.registry.champion import ModelCache
 
     return ModelCache.from_settings(settings).load("churn", alias=None, version=str(version)).runtime
 

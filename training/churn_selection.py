@@ -29,9 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from registry.churn_scorer import ChurnScorer
+from tenure.registry.churn_scorer import ChurnScorer
 from tenure.settings import ChurnSettings
-from training.churn_model import ChurnModel, choose_calibration, fit_linear, to_matrix
+from tenure.training.churn_model import ChurnModel, choose_calibration, fit_linear, to_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def _choose_c(X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray, y_v
     """The logistic regression's ``C`` with the best validation ROC-AUC, and that fit's spec."""
     from sklearn.metrics import roc_auc_score
 
-    from registry.churn_linear import LinearPart
+    from tenure.registry.churn_linear import LinearPart
 
     best: tuple[float, float, dict] | None = None
     for c in churn.logistic_c_grid:
@@ -176,7 +176,7 @@ def _choose_c(X_train: np.ndarray, y_train: np.ndarray, X_valid: np.ndarray, y_v
 
 def _bands(churn: ChurnSettings, calibration: dict[str, Any], raw_valid: np.ndarray) -> tuple[float, float]:
     """Risk-band thresholds: the settings' probabilities, or the validation scores' 70th/90th percentiles."""
-    from registry.churn_scorer import Calibration
+    from tenure.registry.churn_scorer import Calibration
 
     if churn.risk_bands == "thresholds":
         return churn.medium_threshold, churn.high_threshold
@@ -216,8 +216,8 @@ def cross_validate_selection(frame, numeric: list[str], categorical: list[str], 
     from sklearn.model_selection import StratifiedKFold, train_test_split
 
     from tenure.settings import ChurnSettings
-    from training.churn_dataset import LABEL_COLUMN
-    from training.churn_model import to_matrix
+    from tenure.training.churn_dataset import LABEL_COLUMN
+    from tenure.training.churn_model import to_matrix
 
     features = numeric + categorical
     y = frame[LABEL_COLUMN].to_numpy()

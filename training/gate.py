@@ -17,7 +17,7 @@ import json
 import logging
 from collections.abc import Callable
 
-from registry.models import (
+from tenure.registry.models import (
     CHALLENGER,
     CHAMPION,
     HISTORY_TAG,
@@ -30,9 +30,9 @@ from registry.models import (
     record_decision,
 )
 from tenure.settings import Settings
-from training.churn_pipeline import check_baselines as churn_baselines
-from training.churn_pipeline import compare_for_gate as compare_churn
-from training.recommender_pipeline import compare_for_gate as compare_recommender
+from tenure.training.churn_pipeline import check_baselines as churn_baselines
+from tenure.training.churn_pipeline import compare_for_gate as compare_churn
+from tenure.training.recommender_pipeline import compare_for_gate as compare_recommender
 
 logger = logging.getLogger(__name__)
 

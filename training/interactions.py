@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from registry.recommender_runtime import DAY_SECONDS, RepurchaseTiming
+from tenure.registry.recommender_runtime import DAY_SECONDS, RepurchaseTiming
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from registry.recommender_runtime import BLEND_FEATURES, blend_features, top_k
-from training.interactions import (
+from tenure.registry.recommender_runtime import BLEND_FEATURES, blend_features, top_k
+from tenure.training.interactions import (
     InteractionMatrix,
     day_numbers,
     holdout_targets,

@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from registry.recommender_runtime import top_k
-from training.interactions import InteractionMatrix
-from training.recommender_model import ALSRecommender
+from tenure.registry.recommender_runtime import top_k
+from tenure.training.interactions import InteractionMatrix
+from tenure.training.recommender_model import ALSRecommender
 
 logger = logging.getLogger(__name__)
 

@@ -9,14 +9,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from registry.recommender_runtime import (
+from tenure.registry.recommender_runtime import (
     MODES,
     RecommenderRuntime,
     learned_blend_scores,
     mode_scores,
     top_k,
 )
-from training.interactions import InteractionMatrix
+from tenure.training.interactions import InteractionMatrix
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from tenure.settings import Settings
-from training.interactions import (
+from tenure.training.interactions import (
     build_interactions,
     day_numbers,
     decide_exclude_purchased,
@@ -35,10 +35,10 @@ from training.interactions import (
     repeat_purchase_share,
     time_split,
 )
-from training.recommender_blend import learn_blend
-from training.recommender_evaluate import BASELINES, NEXT_BASKET_BASELINES, evaluate
-from training.recommender_model import ALSRecommender
-from training.sources import RECOMMENDER_SOURCES, source_settings
+from tenure.training.recommender_blend import learn_blend
+from tenure.training.recommender_evaluate import BASELINES, NEXT_BASKET_BASELINES, evaluate
+from tenure.training.recommender_model import ALSRecommender
+from tenure.training.sources import RECOMMENDER_SOURCES, source_settings
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def read_movielens_events(path: str | Path) -> tuple[pd.DataFrame, pd.DataFrame,
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path} is not a folder: pass --path to a MovieLens folder (ml-latest-small)")
-    from features.adapters import read_movielens
+    from tenure.features.adapters import read_movielens
 
     return read_movielens(path)
 
@@ -106,7 +106,7 @@ def load_data(settings: Settings, source: str = "generated") -> RecommenderData:
     ``generated`` = this workspace (``tenure generate`` + ingestion); ``movielens`` = the
     MovieLens workspace that ``pipelines.flows.prepare_source`` ingested.
     """
-    from features.tables import read_customers, read_events, read_items
+    from tenure.features.tables import read_customers, read_events, read_items
 
     if source not in RECOMMENDER_SOURCES:
         raise ValueError(f"source must be one of {RECOMMENDER_SOURCES}, got {source!r}")
@@ -387,7 +387,7 @@ def train_recommender(
                           bool(model.used_gpu_), next_basket, repeat_share, exclude_default)
         say(f"logged MLflow run {run_id}")
         if register:
-            from registry.models import register_version
+            from tenure.registry.models import register_version
 
             version = register_version(settings, "recommender", run_id, artifact_path="model",
                                        tags={"mode": config["mode"], "source": data.source})
@@ -400,8 +400,8 @@ def _log_run(settings, config, table, model_dir, data, cutoff, full, train, tune
              next_basket=None, repeat_share=None, exclude_default=True) -> str:
     import mlflow
 
-    from registry.recommender_pyfunc import RecommenderPyfunc
-    from training.tracking import ensure_experiment
+    from tenure.registry.recommender_pyfunc import RecommenderPyfunc
+    from tenure.training.tracking import ensure_experiment
 
     experiment_id = ensure_experiment(settings, settings.mlflow.recommender_experiment)
     r = settings.recommender
@@ -456,8 +456,8 @@ def _log_run(settings, config, table, model_dir, data, cutoff, full, train, tune
 def _version_manifest(settings: Settings, version: str) -> dict[str, Any]:
     """The ``manifest.json`` of a registered version (its source and configuration), through the
     registry's one download and local cache (:class:`registry.champion.ModelCache`)."""
-    from registry.champion import ModelCache
-    from registry.recommender_runtime import _find_model_dir
+    from tenure.registry.champion import ModelCache
+    from tenure.registry.recommender_runtime import _find_model_dir
 
     folder = ModelCache.from_settings(settings).download("recommender", str(version))
     return json.loads((_find_model_dir(folder) / "manifest.json").read_text())
@@ -473,7 +473,7 @@ def compare_for_gate(settings: Settings, champion_version: str, challenger_versi
     recall@k are each at least the champion's minus ``gate_ndcg_tolerance``. ``data``
     replaces the tables (tests, in-memory sources).
     """
-    from registry.models import GateDecision
+    from tenure.registry.models import GateDecision
 
     r = settings.recommender
     challenger = _version_manifest(settings, challenger_version)

@@ -73,8 +73,8 @@ def detect_churn_source(settings: Settings) -> str:
     ValueError
         Saying what to ingest or build, when the workspace has neither.
     """
-    from features.snapshots import CUSTOMER_TABLE
-    from training.churn_dataset import has_labelled_snapshot
+    from tenure.features.snapshots import CUSTOMER_TABLE
+    from tenure.training.churn_dataset import has_labelled_snapshot
 
     if (settings.paths.features_dir / CUSTOMER_TABLE).exists():
         return "generated"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from registry.models import configure_mlflow
+from tenure.registry.models import configure_mlflow
 from tenure.settings import Settings
 
 logger = logging.getLogger(__name__)

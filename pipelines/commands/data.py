@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.console import console, fail, note, out, progress
+from tenure.pipelines.console import console, fail, note, out, progress
 
 _TABLES = ("customers", "items", "events")
 _SOURCES = ("telco", "movielens", "cdnow")
@@ -56,7 +56,7 @@ def generate(
         raise typer.BadParameter(f"--start must be a date like 2026-01-01, got {start!r}") from exc
     target = out_dir or settings.paths.raw_dir
 
-    from features.simulator import simulate_shop, write_shop
+    from tenure.features.simulator import simulate_shop, write_shop
 
     with progress() as bar:
         task = bar.add_task("simulating days", total=days)
@@ -121,7 +121,7 @@ def ingest(
     elif path is not None:
         raise typer.BadParameter("--path goes with --source")
 
-    from features.ingest import IngestRun
+    from tenure.features.ingest import IngestRun
 
     try:
         with progress() as bar:
@@ -170,7 +170,7 @@ def _next_steps(report, table: str | None, label_column: str | None, whole_shop:
 
 
 def _ingest_source(run, source: str, path: Path) -> None:
-    from features import adapters
+    from tenure.features import adapters
 
     if source == "telco":
         customers = adapters.read_telco(path)

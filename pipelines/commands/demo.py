@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.console import OUR_PACKAGES, console, fail, out, print_json
+from tenure.pipelines.console import OUR_PACKAGES, console, fail, out, print_json
 
 _STYLE = {"stage": "bold cyan", "info": "white", "ok": "green", "warn": "yellow", "result": "magenta"}
 
@@ -42,8 +42,8 @@ def register(app: typer.Typer) -> None:
             for name in OUR_PACKAGES:
                 logging.getLogger(name).setLevel(max(logging.getLogger(name).getEffectiveLevel(), logging.WARNING))
 
-        from pipelines.demo import DEFAULT, SMALL, DemoError, run_demo, summary_path
-        from pipelines.service_process import Stopped, raise_on_stop_signals
+        from tenure.pipelines.demo import DEFAULT, SMALL, DemoError, run_demo, summary_path
+        from tenure.pipelines.service_process import Stopped, raise_on_stop_signals
 
         base = SMALL if small else DEFAULT
         changes = {name: value for name, value in (("customers", customers), ("items", items), ("days", days),

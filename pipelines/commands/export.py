@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.console import fail, out, print_json, status
+from tenure.pipelines.console import fail, out, print_json, status
 
 app = typer.Typer(help="Export files for marketing automation (audiences).", no_args_is_help=True)
 
@@ -39,7 +39,7 @@ def audience(
     if source not in ("auto", "online", "snapshot"):
         raise typer.BadParameter(f"source must be auto, online or snapshot, got {source!r}", param_hint="--source")
     settings = ctx.obj
-    from pipelines.scoring import export_audience
+    from tenure.pipelines.scoring import export_audience
 
     try:
         with status("scoring customers with the champion models"):

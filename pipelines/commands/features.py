@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipelines.console import fail, note, out, status
+from tenure.pipelines.console import fail, note, out, status
 
 app = typer.Typer(help="Feature tables and the Feast feature store.", no_args_is_help=True)
 
@@ -25,7 +25,7 @@ def _days(value: str) -> int:
 
 
 def _time(value: str, option: str):
-    from features.customer_features import to_utc_timestamp
+    from tenure.features.customer_features import to_utc_timestamp
 
     try:
         return to_utc_timestamp(value, option)
@@ -58,7 +58,7 @@ def build(
         raise typer.BadParameter("give --as-of TIME, or --start TIME --end TIME [--every 7d]")
     if every and as_of:
         raise typer.BadParameter("--every only applies to --start/--end")
-    from features.snapshots import build_feature_tables, snapshot_times
+    from tenure.features.snapshots import build_feature_tables, snapshot_times
 
     if as_of:
         times = [_time(as_of, "--as-of")]
@@ -87,7 +87,7 @@ def build(
 def apply(ctx: typer.Context) -> None:
     """Register entities, feature views, push sources and feature services (feast apply)."""
     settings = ctx.obj
-    from feature_repo.store import apply_definitions
+    from tenure.feature_repo.store import apply_definitions
 
     try:
         with status(f"applying definitions ({settings.feast.profile} profile)"):
@@ -111,7 +111,7 @@ def materialize_command(
         raise typer.BadParameter("--incremental starts where the last run ended; drop --start")
     start_ts = _time(start, "--start").to_pydatetime() if start else None
     end_ts = _time(end, "--end").to_pydatetime() if end else None
-    from feature_repo.store import materialize
+    from tenure.feature_repo.store import materialize
 
     try:
         with status("materializing"):
@@ -132,8 +132,8 @@ def show(
 ) -> None:
     """Print a customer's feature vector from the online store."""
     settings = ctx.obj
-    from feature_repo.online import OnlineFeatureReader
-    from feature_repo.store import open_store
+    from tenure.feature_repo.online import OnlineFeatureReader
+    from tenure.feature_repo.store import open_store
 
     try:
         reader = OnlineFeatureReader(open_store(settings), service)
@@ -172,7 +172,7 @@ def training_frame(
         raise typer.BadParameter(f"--out must end in .parquet or .csv, got {output.name}")
     import pandas as pd
 
-    from feature_repo.store import get_training_frame
+    from tenure.feature_repo.store import get_training_frame
 
     entities = pd.read_parquet(entity_file) if entity_file.suffix == ".parquet" else pd.read_csv(entity_file)
     if "event_timestamp" in entities.columns:

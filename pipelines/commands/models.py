@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.console import fail, format_metric, out, print_json
+from tenure.pipelines.console import fail, format_metric, out, print_json
 
 app = typer.Typer(help="List, promote and roll back registered model versions.", no_args_is_help=True)
 _KINDS = ("churn", "recommender")
@@ -34,7 +34,7 @@ def list_models(
     """
     from rich.table import Column, Table
 
-    from registry.models import list_versions, model_name_for
+    from tenure.registry.models import list_versions, model_name_for
 
     settings = ctx.obj
     rows = list_versions(settings, model, _KEY_METRICS[model])
@@ -65,7 +65,7 @@ def _version_document(row: dict) -> dict:
 
 def _run_details(settings, rows: list[dict]) -> dict[str, dict]:
     """Per churn run: the chosen candidate and its segment metrics (worst, largest gap, per column)."""
-    from registry.models import configure_mlflow
+    from tenure.registry.models import configure_mlflow
 
     client = configure_mlflow(settings)
     details = {}
@@ -101,7 +101,7 @@ def promote_model(
     """Judge the challenger against the champion on the same held-out data; promote if not worse."""
     if force and not reason.strip():
         raise typer.BadParameter("--force needs --reason TEXT (it is recorded on the model versions)")
-    from training.gate import promote
+    from tenure.training.gate import promote
 
     try:
         decision = promote(ctx.obj, model, force_reason=reason if force else None)
@@ -124,7 +124,7 @@ def rollback_model(
     as_json: bool = typer.Option(False, "--json", help="Print the decision as one JSON document."),
 ) -> None:
     """Point the champion alias back at the previous champion."""
-    from training.gate import rollback
+    from tenure.training.gate import rollback
 
     try:
         decision = rollback(ctx.obj, model, reason=reason)

@@ -7,14 +7,14 @@ import threading
 
 import typer
 
-from pipelines.console import console, fail, format_metric, out, print_json
+from tenure.pipelines.console import console, fail, format_metric, out, print_json
 
 app = typer.Typer(help="Monitor the champions: drift and performance reports, alerts, retraining.", no_args_is_help=True)
 
 
 def _pass(settings, window: str | None, dry_run: bool, mode: str, retrain: bool):
-    from monitoring import run_monitoring_pass
-    from pipelines.flows import make_retrain
+    from tenure.monitoring import run_monitoring_pass
+    from tenure.pipelines.flows import make_retrain
 
     return run_monitoring_pass(settings, window=window, mode=mode, dry_run=dry_run or None,
                                retrain=make_retrain(settings) if retrain else None)
@@ -54,7 +54,7 @@ def run(
     """
     if mode not in ("auto", "log", "snapshot"):
         raise typer.BadParameter(f"--mode must be auto, log or snapshot, got {mode!r}")
-    from monitoring import parse_window
+    from tenure.monitoring import parse_window
 
     try:
         parse_window(window, 1)
@@ -79,7 +79,7 @@ def watch(
     mode: str = typer.Option("auto", "--mode", help="auto, log or snapshot."),
 ) -> None:
     """Repeat monitoring passes until SIGINT/SIGTERM (the pass in progress is finished first)."""
-    from monitoring import parse_window
+    from tenure.monitoring import parse_window
 
     try:
         interval = parse_window(every, 1).total_seconds()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.console import console, fail, out
+from tenure.pipelines.console import console, fail, out
 
 _STEP_NAMES = ("ingest", "features", "train", "score", "monitor")
 
@@ -42,8 +42,8 @@ def register(app: typer.Typer) -> None:
 
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         logging.getLogger("feast").setLevel(max(logging.getLogger().level, logging.WARNING))
-        from pipelines.flows import run_steps
-        from pipelines.steps import StepFailed, StepLocked
+        from tenure.pipelines.flows import run_steps
+        from tenure.pipelines.steps import StepFailed, StepLocked
 
         def show(result) -> None:
             rows = ", ".join(f"{k}={v}" for k, v in result.rows.items())
@@ -82,7 +82,7 @@ def register(app: typer.Typer) -> None:
         import os
 
         try:
-            from pipelines.orchestration import deploy_to_work_pool, serve_schedules
+            from tenure.pipelines.orchestration import deploy_to_work_pool, serve_schedules
         except ImportError as exc:  # Prefect is optional at run time
             fail(f"Prefect is not installed ({exc}); install it (uv sync) to use `tenure schedule`")
         if source and not work_pool:
@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
 def _show_status(settings) -> None:
     from rich.table import Table
 
-    from pipelines.steps import StepRunner
+    from tenure.pipelines.steps import StepRunner
 
     runner = StepRunner(settings.paths.state_dir)
     table = Table(title=f"finished steps ({runner.marker_dir})")

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import typer
 
-from pipelines.console import console, fail
-from pipelines.service_process import bentoml_serve_command, supervise
+from tenure.pipelines.console import console, fail
+from tenure.pipelines.service_process import bentoml_serve_command, supervise
 
-SERVICE = "serving.service:TenureService"
+SERVICE = "tenure.serving.service:TenureService"
 
 
 def absolute_paths(settings) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.commands import train_churn, train_recommender
+from tenure.pipelines.commands import train_churn, train_recommender
 
 app = typer.Typer(help="Train a model, log it to MLflow and register it as challenger.", no_args_is_help=True)
 train_churn.register(app)

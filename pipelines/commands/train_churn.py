@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.console import fail, format_metric, note, out, print_json, progress
+from tenure.pipelines.console import fail, format_metric, note, out, print_json, progress
 
 _SOURCES = ("generated", "snapshot", "telco", "cdnow")
 
@@ -16,7 +16,7 @@ def churn_metrics_table(metrics: dict[str, dict[str, float]], title: str):
     import pandas as pd
     from rich.table import Table
 
-    from training.churn_pipeline import metrics_table
+    from tenure.training.churn_pipeline import metrics_table
 
     frame = metrics_table(metrics)
     table = Table(title=title, caption="test window; tenure = the candidate chosen on validation, calibrated; "
@@ -59,14 +59,14 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"--source {source} needs --path DIR")
         if path is not None and not path.exists():
             raise typer.BadParameter(f"--path {path} does not exist")
-        from pipelines.flows import prepare_source
-        from pipelines.steps import StepFailed
-        from training.churn_pipeline import train_churn
-        from training.gate import promote as run_gate
+        from tenure.pipelines.flows import prepare_source
+        from tenure.pipelines.steps import StepFailed
+        from tenure.training.churn_pipeline import train_churn
+        from tenure.training.gate import promote as run_gate
 
         settings = ctx.obj
         if source is None:
-            from training.sources import detect_churn_source
+            from tenure.training.sources import detect_churn_source
 
             try:
                 source = detect_churn_source(settings)

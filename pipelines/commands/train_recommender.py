@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from pipelines.console import fail, format_metric, out, print_json, progress, status
+from tenure.pipelines.console import fail, format_metric, out, print_json, progress, status
 
 _COLUMNS = (
     ("precision_at_k", "P"), ("recall_at_k", "R"), ("ndcg_at_k", "nDCG"), ("map_at_k", "MAP"),
@@ -62,7 +62,7 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter("--source movielens needs --path DIR (the folder with ratings.csv)")
         if path is not None and not path.is_dir():
             raise typer.BadParameter(f"--path {path} is not a folder")
-        from training.recommender_pipeline import train_recommender
+        from tenure.training.recommender_pipeline import train_recommender
 
         steps = 5 + tune
         try:
@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
                     bar.update(task, advance=1, description=message)
 
                 if source != "generated":  # ingest the dataset into its own workspace first
-                    from pipelines.flows import prepare_source
+                    from tenure.pipelines.flows import prepare_source
 
                     step(f"preparing the {source} workspace (ingest)")
                     prepare_source(settings, source, path)
@@ -84,7 +84,7 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         decision = None
         if promote:
-            from training.gate import promote as run_gate
+            from tenure.training.gate import promote as run_gate
 
             with status("promotion gate: refitting champion and challenger on the current holdout"):
                 decision = run_gate(settings, "recommender")
@@ -138,7 +138,7 @@ def register_recommend(root: typer.Typer) -> None:
         settings = ctx.obj
         import logging
 
-        from registry.champion import NoChampionError, load_champion
+        from tenure.registry.champion import NoChampionError, load_champion
 
         name = settings.mlflow.recommender_model_name
         consent = _consent(settings, customer_id, logging.getLogger(__name__))
@@ -172,7 +172,7 @@ def register_recommend(root: typer.Typer) -> None:
 def _consent(settings, customer_id: str, logger) -> bool:
     """Consent of ``customer_id`` from the customers table; True (with a warning) when unreadable."""
     try:
-        from features.tables import read_customers
+        from tenure.features.tables import read_customers
 
         customers = read_customers(settings)
     except Exception as exc:  # noqa: BLE001 - tables are optional for an offline look

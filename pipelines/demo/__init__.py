@@ -19,8 +19,8 @@ stopped through ``pipelines.service_process`` and spoken to through ``pipelines.
 Library code: progress goes through a ``say`` callback (the CLI prints, tests log).
 """
 
-from pipelines.demo.config import DEFAULT, SMALL, DemoConfig, DemoError, Say
-from pipelines.demo.story import run_demo
-from pipelines.demo.summary import summary_path
+from tenure.pipelines.demo.config import DEFAULT, SMALL, DemoConfig, DemoError, Say
+from tenure.pipelines.demo.story import run_demo
+from tenure.pipelines.demo.summary import summary_path
 
 __all__ = ["DEFAULT", "SMALL", "DemoConfig", "DemoError", "Say", "run_demo", "summary_path"]

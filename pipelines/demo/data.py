@@ -6,7 +6,7 @@ import dataclasses
 import math
 from typing import Any
 
-from pipelines.demo.config import DemoConfig
+from tenure.pipelines.demo.config import DemoConfig
 from tenure.settings import Settings
 
 
@@ -34,7 +34,7 @@ def generate_demo_data(settings: Settings, config: DemoConfig) -> DemoData:
     """Simulate the shop with a drift episode and write everything but the replay days under ``raw_dir``."""
     import pandas as pd
 
-    from features.simulator import simulate_shop
+    from tenure.features.simulator import simulate_shop
 
     start = pd.Timestamp(config.start, tz="UTC")
     end = start + pd.Timedelta(days=config.days)
@@ -58,7 +58,7 @@ def generate_demo_data(settings: Settings, config: DemoConfig) -> DemoData:
 
 def write_raw(settings: Settings, customers: Any, items: Any, events: Any) -> None:
     """Write canonical customers, items and events (DataFrames) as the raw files ``tenure ingest`` reads."""
-    from features.simulator import Shop, write_shop
+    from tenure.features.simulator import Shop, write_shop
 
     write_shop(Shop(customers=customers, items=items, events=events), settings.paths.raw_dir)
 

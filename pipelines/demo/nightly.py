@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pipelines.demo.config import Say
-from pipelines.service_client import ServiceClient
+from tenure.pipelines.demo.config import Say
+from tenure.pipelines.service_client import ServiceClient
 from tenure.settings import Settings
 
 MODEL_KINDS = ("churn", "recommender")
@@ -25,7 +25,7 @@ def quiet_pass(settings: Settings, say: Say) -> dict[str, Any]:
 
     No retrain action is given, so even a false alarm would change nothing; the summary records it.
     """
-    from monitoring import run_monitoring_pass
+    from tenure.monitoring import run_monitoring_pass
 
     result = run_monitoring_pass(settings, window=None, mode="snapshot", retrain=None)
     info = monitoring_info(result)
@@ -46,8 +46,8 @@ def nightly(settings: Settings, say: Say) -> tuple[dict[str, Any], dict[str, Any
     were active each day, a busier crowd than the training reference, so the log would read
     as drift even without one (docs/monitoring.md, Limits).
     """
-    from monitoring import run_monitoring_pass
-    from pipelines.flows import make_retrain, run_steps
+    from tenure.monitoring import run_monitoring_pass
+    from tenure.pipelines.flows import make_retrain, run_steps
 
     time.sleep(max(settings.serving.prediction_log_flush_s, 0) + 0.5)  # let the service flush its logs
     steps = {r.step: {"status": r.status, "duration_s": r.duration_s}
@@ -79,7 +79,7 @@ def retrain_claim(info: dict[str, Any]) -> dict[str, Any] | None:
 
 def champion_versions(settings: Settings) -> dict[str, str | None]:
     """The registry's ``champion`` version of each model kind."""
-    from registry.models import get_alias_version
+    from tenure.registry.models import get_alias_version
 
     return {kind: get_alias_version(settings, kind, "champion") for kind in MODEL_KINDS}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipelines.demo.nightly import MODEL_KINDS
+from tenure.pipelines.demo.nightly import MODEL_KINDS
 from tenure.settings import Settings
 
 
@@ -12,7 +12,7 @@ def champion_plots(settings: Settings) -> dict[str, list[str]]:
     """Local paths of the PNG files under each champion's run artifacts (file stores only)."""
     from urllib.parse import unquote, urlparse
 
-    from registry.models import configure_mlflow, get_alias_version, model_name_for
+    from tenure.registry.models import configure_mlflow, get_alias_version, model_name_for
 
     client = configure_mlflow(settings)
     found: dict[str, list[str]] = {}

@@ -6,9 +6,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from pipelines.demo.config import DemoConfig, Say
-from pipelines.demo.data import DemoData, event_records
-from pipelines.service_client import ServiceClient
+from tenure.pipelines.demo.config import DemoConfig, Say
+from tenure.pipelines.demo.data import DemoData, event_records
+from tenure.pipelines.service_client import ServiceClient
 from tenure.settings import Settings
 
 

@@ -12,22 +12,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.demo.config import DEFAULT, DemoConfig, DemoError, Say, log_say
-from pipelines.demo.data import DemoData, generate_demo_data
-from pipelines.demo.nightly import (
+from tenure.pipelines.demo.config import DEFAULT, DemoConfig, DemoError, Say, log_say
+from tenure.pipelines.demo.data import DemoData, generate_demo_data
+from tenure.pipelines.demo.nightly import (
     champion_versions,
     nightly,
     quiet_pass,
     reload_champions,
     retrain_claim,
 )
-from pipelines.demo.plots import champion_plots
-from pipelines.demo.replay import replay
-from pipelines.demo.summary import explore, metric_lines, write_summary
-from pipelines.demo.tour import tour
-from pipelines.demo.workspace import absolute_paths, prepare_workspace, write_service_config
-from pipelines.service_client import ServiceClient
-from pipelines.service_process import ServiceProcess, tenure_service
+from tenure.pipelines.demo.plots import champion_plots
+from tenure.pipelines.demo.replay import replay
+from tenure.pipelines.demo.summary import explore, metric_lines, write_summary
+from tenure.pipelines.demo.tour import tour
+from tenure.pipelines.demo.workspace import absolute_paths, prepare_workspace, write_service_config
+from tenure.pipelines.service_client import ServiceClient
+from tenure.pipelines.service_process import ServiceProcess, tenure_service
 from tenure.settings import Settings
 
 
@@ -159,7 +159,7 @@ def _story(run: DemoRun, reset: bool) -> None:
 
 def _build(run: DemoRun) -> None:
     """Ingest, features and training through the step runner; both models must have a champion."""
-    from pipelines.flows import run_step
+    from tenure.pipelines.flows import run_step
 
     settings, say, summary = run.settings, run.say, run.summary
     for step, title in (("ingest", "Ingesting and validating the raw files"),
@@ -207,8 +207,8 @@ def _live(run: DemoRun, data: DemoData) -> None:
 
 def _score(settings: Settings, say: Say) -> tuple[dict[str, Any], dict[str, Any]]:
     """The score step, then an audience file of the riskiest customers with 5 recommendations each."""
-    from pipelines.flows import run_step
-    from pipelines.scoring import export_audience
+    from tenure.pipelines.flows import run_step
+    from tenure.pipelines.scoring import export_audience
 
     result = run_step(settings, "score")
     # the high band, or medium and high when no customer is in the high band this time

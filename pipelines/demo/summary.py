@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pipelines.steps import atomic_write_text
 from tenure.jsonable import to_jsonable
+from tenure.pipelines.steps import atomic_write_text
 from tenure.settings import Settings
 
 SUMMARY_FILE = "demo_summary.json"

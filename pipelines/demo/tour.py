@@ -7,10 +7,10 @@ import math
 import secrets
 from typing import Any
 
-from pipelines.console import format_reason
-from pipelines.demo.config import Say
-from pipelines.demo.data import DemoData
-from pipelines.service_client import ServiceClient
+from tenure.pipelines.console import format_reason
+from tenure.pipelines.demo.config import Say
+from tenure.pipelines.demo.data import DemoData
+from tenure.pipelines.service_client import ServiceClient
 from tenure.settings import Settings
 
 

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pipelines.demo.config import DemoError
-from pipelines.steps import atomic_write_text
+from tenure.pipelines.demo.config import DemoError
+from tenure.pipelines.steps import atomic_write_text
 from tenure.settings import Settings
 
 DEMO_MARKER = ".tenure-demo"

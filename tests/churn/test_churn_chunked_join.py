@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from feature_repo.store import _chunks_by_time, _concat_chunks
+from tenure.feature_repo.store import _chunks_by_time, _concat_chunks
 from tenure.settings import load_settings
 
 
@@ -17,7 +17,7 @@ def _with_chunks(settings, per_call: int):
 
 @pytest.mark.slow
 def test_chunked_join_equals_the_single_call(churn_workspace):
-    from training.churn_dataset import build_churn_training_set
+    from tenure.training.churn_dataset import build_churn_training_set
 
     whole = build_churn_training_set(_with_chunks(churn_workspace, 10**9), verify_sample=0)
     per_cutoff = whole["event_timestamp"].value_counts()
@@ -58,7 +58,7 @@ def test_chunk_dtypes_follow_the_whole_column():
 
 
 def test_rows_per_call_must_be_positive(churn_workspace):
-    from feature_repo.store import get_training_frame
+    from tenure.feature_repo.store import get_training_frame
 
     keys = pd.DataFrame({"customer_id": ["c1"], "event_timestamp": [pd.Timestamp("2026-03-01", tz="UTC")]})
     with pytest.raises(ValueError, match="rows_per_call"):
@@ -68,7 +68,7 @@ def test_rows_per_call_must_be_positive(churn_workspace):
 
 
 def test_leakage_guard_reads_only_the_sampled_customers_events(churn_workspace):
-    from features.tables import read_events
+    from tenure.features.tables import read_events
 
     everything = read_events(churn_workspace)
     ids = set(everything["customer_id"].drop_duplicates().sample(25, random_state=1))

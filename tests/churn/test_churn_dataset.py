@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.churn_dataset import (
+from tenure.training.churn_dataset import (
     check_point_in_time,
     label_churn,
     matured_cutoffs,
@@ -105,8 +105,8 @@ def test_too_short_history_and_single_class_are_clear_errors():
 
 @pytest.mark.slow
 def test_training_frame_is_point_in_time_correct_and_a_leak_is_caught(churn_workspace):
-    from features.tables import read_customers, read_events, read_items
-    from training.churn_dataset import build_churn_training_set
+    from tenure.features.tables import read_customers, read_events, read_items
+    from tenure.training.churn_dataset import build_churn_training_set
 
     frame = build_churn_training_set(churn_workspace, verify_sample=0)
     events_, customers, items = read_events(churn_workspace), read_customers(churn_workspace), read_items(churn_workspace)

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.churn_evaluate import (
+from tenure.training.churn_evaluate import (
     classification_metrics,
     expected_calibration_error,
     lift_and_capture,
 )
-from training.churn_model import ChurnModel, fit_calibration, to_matrix
+from tenure.training.churn_model import ChurnModel, fit_calibration, to_matrix
 
 
 def synthetic(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -60,7 +60,7 @@ def test_calibration_improves_brier_on_a_miscalibrated_score():
     y = (rng.random(20000) < 1 / (1 + np.exp(-z))).astype(int)
     raw = 3.0 * z + 1.0  # overconfident and shifted log-odds
     fit_idx, test_idx = np.arange(10000), np.arange(10000, 20000)
-    from registry.churn_scorer import ChurnScorer
+    from tenure.registry.churn_scorer import ChurnScorer
 
     for method in ("isotonic", "sigmoid"):
         cal = fit_calibration(raw[fit_idx], y[fit_idx], method)
@@ -72,7 +72,7 @@ def test_calibration_improves_brier_on_a_miscalibrated_score():
 
 
 def test_scorer_matches_model_and_explains_each_score(fitted, tmp_path):
-    from registry.churn_scorer import ChurnScorer
+    from tenure.registry.churn_scorer import ChurnScorer
 
     test, _ = synthetic(100, 3)
     scorer = fitted.to_scorer({"source": "synthetic"})

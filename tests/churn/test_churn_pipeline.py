@@ -17,7 +17,7 @@ CRIPPLED = {"candidates": ["lightgbm"], "num_leaves": 2, "n_estimators": 1, "lea
 def test_run_logs_params_metrics_artifacts_and_registers_a_champion(churn_workspace, trained_churn):
     from mlflow.tracking import MlflowClient
 
-    from registry.models import get_alias_version
+    from tenure.registry.models import get_alias_version
 
     client = MlflowClient(churn_workspace.mlflow.tracking_uri)
     run = client.get_run(trained_churn.run_id)
@@ -40,8 +40,8 @@ def test_registered_model_gives_the_same_probabilities_three_ways(churn_workspac
     import mlflow
     import pandas as pd
 
-    from registry.champion import load_champion, load_pyfunc
-    from training.churn_pipeline import load_registered_scorer
+    from tenure.registry.champion import load_champion, load_pyfunc
+    from tenure.training.churn_pipeline import load_registered_scorer
 
     scorer = load_registered_scorer(churn_workspace, trained_churn.version)
     reference = pd.read_parquet(mlflow.artifacts.download_artifacts(
@@ -55,9 +55,9 @@ def test_registered_model_gives_the_same_probabilities_three_ways(churn_workspac
 
 
 def test_gate_refuses_a_worse_model_accepts_an_equal_one_and_rollback(churn_workspace, trained_churn):
-    from registry.models import get_alias_version, list_versions
-    from training.churn_pipeline import train_churn
-    from training.gate import promote, rollback
+    from tenure.registry.models import get_alias_version, list_versions
+    from tenure.training.churn_pipeline import train_churn
+    from tenure.training.gate import promote, rollback
 
     champion = trained_churn.version
     weak = churn_workspace.model_copy(update={"churn": churn_workspace.churn.model_copy(update=CRIPPLED)})
@@ -81,9 +81,9 @@ def test_gate_refuses_a_worse_model_accepts_an_equal_one_and_rollback(churn_work
 
 
 def test_the_first_model_is_refused_when_it_loses_to_a_baseline_and_force_records_why(churn_workspace, tmp_path):
-    from registry.models import get_alias_version, list_versions
-    from training.churn_pipeline import train_churn
-    from training.gate import promote
+    from tenure.registry.models import get_alias_version, list_versions
+    from tenure.training.churn_pipeline import train_churn
+    from tenure.training.gate import promote
 
     own = churn_workspace.model_copy(update={
         "mlflow": churn_workspace.mlflow.model_copy(update={
@@ -109,7 +109,7 @@ def test_the_first_model_is_refused_when_it_loses_to_a_baseline_and_force_record
 def test_cli_lists_versions_and_refuses_bad_arguments(churn_workspace, trained_churn, tmp_path):
     import yaml
 
-    from pipelines.cli import app
+    from tenure.pipelines.cli import app
 
     config = tmp_path / "tenure.yaml"
     config.write_text(yaml.safe_dump(churn_workspace.model_dump(mode="json")))

@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from registry.churn_reasons import reason_text
-from registry.churn_scorer import Calibration, ChurnScorer
+from tenure.registry.churn_reasons import reason_text
+from tenure.registry.churn_scorer import Calibration, ChurnScorer
 from tenure.settings import ChurnSettings
-from training.churn_evaluate import segment_metrics, segment_summary
-from training.churn_model import choose_calibration, fit_calibration, to_matrix
-from training.churn_selection import reference_population, select_churn_model
+from tenure.training.churn_evaluate import segment_metrics, segment_summary
+from tenure.training.churn_model import choose_calibration, fit_calibration, to_matrix
+from tenure.training.churn_selection import reference_population, select_churn_model
 
 from .test_churn_model import FEATURES, synthetic
 

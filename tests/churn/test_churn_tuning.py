@@ -29,8 +29,8 @@ def test_cli_tune_runs_trials_records_them_and_fits_the_best(own_mlflow, tmp_pat
     import yaml
     from mlflow.tracking import MlflowClient
 
-    from pipelines.cli import app
-    from training.churn_pipeline import load_registered_scorer
+    from tenure.pipelines.cli import app
+    from tenure.training.churn_pipeline import load_registered_scorer
 
     config = tmp_path / "tenure.yaml"
     config.write_text(yaml.safe_dump(own_mlflow.model_dump(mode="json")))

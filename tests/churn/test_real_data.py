@@ -27,10 +27,10 @@ def workspace_settings(root: Path) -> Settings:
 
 
 def test_telco_is_ingested_by_the_pipeline_step_then_trained(shared_datasets: Path, tmp_path: Path) -> None:
-    from features.tables import read_customers
-    from pipelines.flows import prepare_source
-    from pipelines.steps import StepRunner
-    from training.churn_pipeline import train_churn
+    from tenure.features.tables import read_customers
+    from tenure.pipelines.flows import prepare_source
+    from tenure.pipelines.steps import StepRunner
+    from tenure.training.churn_pipeline import train_churn
 
     settings = workspace_settings(tmp_path)
     with pytest.raises(ValueError, match="prepare the workspace first"):
@@ -51,8 +51,8 @@ def test_telco_is_ingested_by_the_pipeline_step_then_trained(shared_datasets: Pa
 
 
 def test_cdnow_goes_through_the_ingest_and_features_steps_then_trains(shared_datasets: Path, tmp_path: Path) -> None:
-    from pipelines.flows import prepare_source
-    from training.churn_pipeline import train_churn
+    from tenure.pipelines.flows import prepare_source
+    from tenure.training.churn_pipeline import train_churn
 
     settings = workspace_settings(tmp_path)
     seen = []

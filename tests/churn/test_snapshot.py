@@ -34,13 +34,13 @@ def _customers(n: int, seed: int, label: bool) -> pd.DataFrame:
 
 
 def test_snapshot_trains_promotes_and_serves_new_customers(make_settings, tmp_path: Path) -> None:
-    from feature_repo.online import OnlineFeatureReader
-    from feature_repo.store import apply_definitions, materialize, open_store
-    from features.ingest import IngestRun
-    from registry.champion import load_champion
-    from training.churn_pipeline import train_churn
-    from training.gate import promote
-    from training.sources import detect_churn_source
+    from tenure.feature_repo.online import OnlineFeatureReader
+    from tenure.feature_repo.store import apply_definitions, materialize, open_store
+    from tenure.features.ingest import IngestRun
+    from tenure.registry.champion import load_champion
+    from tenure.training.churn_pipeline import train_churn
+    from tenure.training.gate import promote
+    from tenure.training.sources import detect_churn_source
 
     settings = make_settings(churn={"n_estimators": 60, "early_stopping_rounds": 10})
     with pytest.raises(ValueError, match="--label-column"):
@@ -90,10 +90,10 @@ def test_telco_through_the_generic_snapshot_path(shared_datasets: Path, tmp_path
     import yaml
     from typer.testing import CliRunner
 
-    from pipelines.cli import app
+    from tenure.pipelines.cli import app
     from tenure.settings import load_settings
-    from training.churn_dataset import build_snapshot_training_set
-    from training.churn_pipeline import train_churn
+    from tenure.training.churn_dataset import build_snapshot_training_set
+    from tenure.training.churn_pipeline import train_churn
 
     for name in list(os.environ):
         if name.startswith("TENURE_"):

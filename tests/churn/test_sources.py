@@ -10,7 +10,7 @@ from tenure.settings import load_settings
 
 
 def test_each_public_source_gets_its_own_workspace_and_feast_project(tmp_path: Path) -> None:
-    from training.sources import source_settings
+    from tenure.training.sources import source_settings
 
     settings = load_settings(None, paths={"data_dir": str(tmp_path / "data")})
     assert source_settings(settings, "generated") is settings
@@ -27,7 +27,7 @@ def test_each_public_source_gets_its_own_workspace_and_feast_project(tmp_path: P
 
 
 def test_prepare_source_refuses_unknown_sources_and_missing_paths(tmp_path: Path) -> None:
-    from pipelines.flows import prepare_source
+    from tenure.pipelines.flows import prepare_source
 
     settings = load_settings(None, paths={"data_dir": str(tmp_path / "data")})
     with pytest.raises(ValueError, match="source must be one of"):
@@ -38,8 +38,8 @@ def test_prepare_source_refuses_unknown_sources_and_missing_paths(tmp_path: Path
 
 
 def test_training_reads_only_prepared_tables(tmp_path: Path) -> None:
-    from training.churn_pipeline import load_training_data
-    from training.recommender_pipeline import load_data
+    from tenure.training.churn_pipeline import load_training_data
+    from tenure.training.recommender_pipeline import load_data
 
     settings = load_settings(None, paths={"data_dir": str(tmp_path / "data")})
     with pytest.raises(ValueError, match="prepare the workspace first"):

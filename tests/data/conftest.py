@@ -10,7 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from features.simulator import Shop, simulate_shop
+from tenure.features.simulator import Shop, simulate_shop
 
 
 @pytest.fixture(scope="session")
@@ -61,7 +61,7 @@ def small_raw(tmp_path: Path) -> dict[str, Path]:
 @pytest.fixture
 def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Invoke the CLI with a config file that puts every store under ``tmp_path``."""
-    from pipelines.cli import app
+    from tenure.pipelines.cli import app
 
     for name in list(os.environ):
         if name.startswith("TENURE_"):

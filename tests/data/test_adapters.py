@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features import adapters, tables
-from features.ingest import ingest_shop_frames
+from tenure.features import adapters, tables
+from tenure.features.ingest import ingest_shop_frames
 
 pytestmark = pytest.mark.realdata
 
@@ -39,7 +39,7 @@ def test_movielens(shared_datasets, settings):
     assert (items["price"] == 0).all()
     first = events.groupby("customer_id")["event_at"].min()
     assert (customers.set_index("customer_id")["signup_at"] == first).all()
-    from features.contract import validate_frame
+    from tenure.features.contract import validate_frame
 
     checked = validate_frame(events, "events", "ratings.csv", known_customers=customers["customer_id"].to_numpy(),
                              known_items=items["item_id"].to_numpy())

@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.attributes import (
+from tenure.features.attributes import (
     attribute_features,
     infer_attribute_type,
     infer_attribute_types,
     read_attribute_types,
 )
-from features.ingest import IngestRun
-from features.tables import read_customers, read_items
+from tenure.features.ingest import IngestRun
+from tenure.features.tables import read_customers, read_items
 
 
 def _kind(values, name="col", max_levels=50) -> str:

@@ -72,7 +72,7 @@ def test_snapshot_with_label_column(cli, tmp_path):
     pd.DataFrame({"customer_id": ["a", "b"], "Churn": ["Yes", "No"], "plan": ["x", "y"]}).to_csv(path, index=False)
     result = cli("ingest", "customers", str(path), "--label-column", "Churn")
     assert result.exit_code == 0, result.output
-    from features.tables import read_customers
+    from tenure.features.tables import read_customers
     from tenure.settings import load_settings
 
     settings = load_settings(None, paths={"data_dir": str(tmp_path / "data")})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features.contract import REJECT_COLUMNS, validate_frame
+from tenure.features.contract import REJECT_COLUMNS, validate_frame
 
 CUSTOMERS = pd.Index(["c1", "c2"])
 ITEMS = pd.Index(["i1"])

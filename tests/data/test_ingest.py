@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features import ingest as ingest_mod
-from features import tables
-from features.ingest import IngestRun, ingest, ingest_files
+from tenure.features import ingest as ingest_mod
+from tenure.features import tables
+from tenure.features.ingest import IngestRun, ingest, ingest_files
 
 from .conftest import iso_text, write_csv
 

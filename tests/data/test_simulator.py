@@ -8,8 +8,8 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
-from features.schema import CUSTOMERS, EVENT_TYPES, EVENTS, ITEMS
-from features.simulator import simulate_shop
+from tenure.features.schema import CUSTOMERS, EVENT_TYPES, EVENTS, ITEMS
+from tenure.features.simulator import simulate_shop
 
 QUALIFYING = ["view", "add_to_cart", "purchase", "session"]
 DAY = pd.Timedelta(days=1)

@@ -110,7 +110,7 @@ def random_shop(n_customers: int = 60, n_items: int = 15, days: int = 120, seed:
 def small_shop() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """(customers, items, events): the data room's simulator when present, else :func:`random_shop`."""
     try:
-        from features.simulator import simulate_shop
+        from tenure.features.simulator import simulate_shop
     except ImportError:
         return random_shop()
     shop = simulate_shop(n_customers=80, n_items=30, days=120, seed=3, start="2026-01-01")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from features.customer_features import LOOKBACK_DAYS, compute_customer_features
+from tenure.features.customer_features import LOOKBACK_DAYS, compute_customer_features
 
 
 @pytest.mark.parametrize("as_of", ["2026-02-10", "2026-03-31T17:30:00Z", "2026-05-01"])

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 @pytest.fixture
 def cli_env(make_settings, small_shop, monkeypatch, tmp_path):
     """Settings via environment (as a user would), with the small shop stored as canonical tables."""
-    from features.tables import append_events, upsert_customers, upsert_items
+    from tenure.features.tables import append_events, upsert_customers, upsert_items
 
     settings = make_settings(feast={"repo_path": str(tmp_path / "feature_repo")})
     customers, items, events = small_shop
@@ -23,7 +23,7 @@ def cli_env(make_settings, small_shop, monkeypatch, tmp_path):
 
 
 def run(*args: str):
-    from pipelines.cli import app
+    from tenure.pipelines.cli import app
 
     return CliRunner().invoke(app, list(args), catch_exceptions=False)
 

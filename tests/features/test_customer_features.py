@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.customer_features import (
+from tenure.features.customer_features import (
     CUSTOMER_ACTIVITY_FEATURES,
     CUSTOMER_COUNT_FEATURES,
     CUSTOMER_FEATURE_COLUMNS,

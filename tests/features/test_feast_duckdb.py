@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.customer_features import CUSTOMER_FEATURE_COLUMNS
-from features.snapshots import build_feature_tables, snapshot_times
+from tenure.features.customer_features import CUSTOMER_FEATURE_COLUMNS
+from tenure.features.snapshots import build_feature_tables, snapshot_times
 
 T1 = pd.Timestamp("2026-03-08", tz="UTC")
 T2 = pd.Timestamp("2026-03-15", tz="UTC")
@@ -18,7 +18,7 @@ def _with_offline_store(settings, kind: str):
 
 
 def _both(settings, rows: pd.DataFrame, service: str = "churn_v1", rows_per_call: int | None = None):
-    from feature_repo.store import get_training_frame, open_store
+    from tenure.feature_repo.store import get_training_frame, open_store
 
     frames = {}
     for kind in ("file", "duckdb"):
@@ -42,7 +42,7 @@ def _assert_same(file_frame: pd.DataFrame, duckdb_frame: pd.DataFrame) -> None:
 
 @pytest.fixture(scope="module")
 def hand_built(isolated_settings, feast_data):
-    from feature_repo.store import apply_definitions
+    from tenure.feature_repo.store import apply_definitions
 
     settings = isolated_settings("feast_duckdb_hand")
     customers, items, events = feast_data
@@ -53,7 +53,7 @@ def hand_built(isolated_settings, feast_data):
 
 @pytest.fixture(scope="module")
 def simulated(isolated_settings, small_shop):
-    from feature_repo.store import apply_definitions
+    from tenure.feature_repo.store import apply_definitions
 
     settings = isolated_settings("feast_duckdb_sim")
     customers, items, events = small_shop
@@ -64,7 +64,7 @@ def simulated(isolated_settings, small_shop):
 
 
 def test_render_config_uses_the_setting_on_both_profiles(make_settings):
-    from feature_repo.store import render_config
+    from tenure.feature_repo.store import render_config
 
     assert render_config(make_settings())["offline_store"] == {"type": "duckdb"}  # the default
     assert render_config(make_settings(feast={"offline_store": "file"}))["offline_store"] == {"type": "file"}
@@ -125,8 +125,8 @@ def test_duckdb_gives_the_file_frame_for_a_simulated_shop(simulated, small_shop,
 
 
 def test_materialize_through_duckdb_loads_the_latest_snapshot(isolated_settings, feast_data):
-    from feature_repo.online import OnlineFeatureReader
-    from feature_repo.store import apply_definitions, materialize, open_store
+    from tenure.feature_repo.online import OnlineFeatureReader
+    from tenure.feature_repo.store import apply_definitions, materialize, open_store
 
     settings = _with_offline_store(isolated_settings("feast_duckdb_online"), "duckdb")
     customers, items, events = feast_data

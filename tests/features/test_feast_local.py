@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from features.customer_features import CUSTOMER_FEATURE_COLUMNS, compute_customer_features
-from features.snapshots import build_feature_tables, snapshot_times
+from tenure.features.customer_features import CUSTOMER_FEATURE_COLUMNS, compute_customer_features
+from tenure.features.snapshots import build_feature_tables, snapshot_times
 
 T1 = pd.Timestamp("2026-03-08", tz="UTC")
 T2 = pd.Timestamp("2026-03-15", tz="UTC")
@@ -19,7 +19,7 @@ T2 = pd.Timestamp("2026-03-15", tz="UTC")
 @pytest.fixture(scope="module")
 def local_store(isolated_settings, feast_data):
     """Settings, tables at T1 and T2, definitions applied, everything materialized."""
-    from feature_repo.store import apply_definitions, materialize, open_store
+    from tenure.feature_repo.store import apply_definitions, materialize, open_store
 
     settings = isolated_settings("feast_local")
     customers, items, events = feast_data
@@ -47,7 +47,7 @@ def test_apply_registers_the_catalogue_and_writes_feature_store_yaml(local_store
 
 
 def test_online_reader_returns_the_latest_snapshot_and_none_for_unknown(local_store, feast_data):
-    from feature_repo.online import OnlineFeatureReader
+    from tenure.feature_repo.online import OnlineFeatureReader
 
     _, store = local_store
     reader = OnlineFeatureReader(store, "churn_v1")
@@ -67,14 +67,14 @@ def test_online_reader_returns_the_latest_snapshot_and_none_for_unknown(local_st
 
 
 def test_unknown_feature_service_says_what_to_do(local_store):
-    from feature_repo.online import OnlineFeatureReader
+    from tenure.feature_repo.online import OnlineFeatureReader
 
     with pytest.raises(ValueError, match="tenure features apply"):
         OnlineFeatureReader(local_store[1], "churn_v9")
 
 
 def test_training_rows_never_see_events_after_their_time_and_ttl_drops_stale_values(local_store):
-    from feature_repo.store import get_training_frame
+    from tenure.feature_repo.store import get_training_frame
 
     settings, store = local_store
     rows = pd.DataFrame({
@@ -97,7 +97,7 @@ def test_training_rows_never_see_events_after_their_time_and_ttl_drops_stale_val
 
 
 def test_training_frame_matches_the_batch_snapshot_for_a_simulated_shop(isolated_settings, small_shop):
-    from feature_repo.store import apply_definitions, get_training_frame
+    from tenure.feature_repo.store import apply_definitions, get_training_frame
 
     settings = isolated_settings("feast_pit")
     customers, items, events = small_shop
@@ -123,7 +123,7 @@ def test_training_frame_matches_the_batch_snapshot_for_a_simulated_shop(isolated
 
 
 def test_pandas_engine_gives_the_feast_frame(isolated_settings, small_shop, local_store):
-    from feature_repo.store import apply_definitions, get_training_frame
+    from tenure.feature_repo.store import apply_definitions, get_training_frame
 
     # the hand-built store: before the first snapshot, exact hits, stale rows, unknown customers
     settings, store = local_store
@@ -161,7 +161,7 @@ def _assert_same(feast_frame: pd.DataFrame, pandas_frame: pd.DataFrame) -> None:
 
 
 def test_push_updates_the_online_value(local_store, feast_data):
-    from feature_repo.online import OnlineFeatureReader, push_customer_features
+    from tenure.feature_repo.online import OnlineFeatureReader, push_customer_features
 
     _, store = local_store
     customers, items, events = feast_data
@@ -179,7 +179,7 @@ def test_push_updates_the_online_value(local_store, feast_data):
 
 
 def test_push_makes_a_new_customer_known_online(local_store, items):
-    from feature_repo.online import OnlineFeatureReader, push_customer_features
+    from tenure.feature_repo.online import OnlineFeatureReader, push_customer_features
 
     _, store = local_store
     now = pd.Timestamp("2026-03-16 10:00", tz="UTC")
@@ -195,15 +195,15 @@ def test_push_makes_a_new_customer_known_online(local_store, items):
 
 
 def test_push_rejects_frames_without_the_feature_columns(local_store):
-    from feature_repo.online import push_customer_features
+    from tenure.feature_repo.online import push_customer_features
 
     with pytest.raises(ValueError, match="compute_customer_features"):
         push_customer_features(local_store[1], pd.DataFrame({"customer_id": ["x"]}))
 
 
 def test_incremental_materialize_loads_history_the_first_time(isolated_settings, feast_data):
-    from feature_repo.online import OnlineFeatureReader
-    from feature_repo.store import apply_definitions, materialize, open_store
+    from tenure.feature_repo.online import OnlineFeatureReader
+    from tenure.feature_repo.store import apply_definitions, materialize, open_store
 
     settings = isolated_settings("feast_incremental")
     customers, items, events = feast_data
@@ -218,7 +218,7 @@ def test_incremental_materialize_loads_history_the_first_time(isolated_settings,
 
 
 def test_materialize_without_tables_says_what_to_run(isolated_settings):
-    from feature_repo.store import materialize
+    from tenure.feature_repo.store import materialize
 
     with pytest.raises(ValueError, match="tenure features build"):
         materialize(isolated_settings("feast_empty"))

@@ -10,8 +10,8 @@ import uuid
 import pandas as pd
 import pytest
 
-from features.customer_features import compute_customer_features
-from features.snapshots import build_feature_tables
+from tenure.features.customer_features import compute_customer_features
+from tenure.features.snapshots import build_feature_tables
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -21,7 +21,7 @@ T2 = pd.Timestamp("2026-03-15", tz="UTC")
 
 @pytest.fixture(scope="module")
 def production_store(isolated_settings, feast_data, production_servers):
-    from feature_repo.store import apply_definitions, materialize, open_store, teardown
+    from tenure.feature_repo.store import apply_definitions, materialize, open_store, teardown
 
     project = f"tenure_test_{uuid.uuid4().hex[:10]}"
     settings = isolated_settings("feast_production", feast={**production_servers, "project": project})
@@ -54,7 +54,7 @@ def test_apply_renders_redis_and_sql_registry(production_store):
 
 
 def test_online_read_and_push_on_redis(production_store, feast_data):
-    from feature_repo.online import OnlineFeatureReader, push_customer_features
+    from tenure.feature_repo.online import OnlineFeatureReader, push_customer_features
 
     _, store = production_store
     customers, items, events = feast_data
@@ -72,8 +72,8 @@ def test_online_read_and_push_on_redis(production_store, feast_data):
 
 
 def test_a_second_process_sees_the_registry_in_postgres(production_store):
-    from feature_repo.online import OnlineFeatureReader
-    from feature_repo.store import open_store
+    from tenure.feature_repo.online import OnlineFeatureReader
+    from tenure.feature_repo.store import open_store
 
     settings, _ = production_store
     fresh_store = open_store(settings)  # new registry client: reads PostgreSQL, not a local file
@@ -83,7 +83,7 @@ def test_a_second_process_sees_the_registry_in_postgres(production_store):
 
 
 def test_teardown_removes_only_this_project(isolated_settings, feast_data, production_servers):
-    from feature_repo.store import apply_definitions, materialize, teardown
+    from tenure.feature_repo.store import apply_definitions, materialize, teardown
 
     project = f"tenure_test_{uuid.uuid4().hex[:10]}"
     settings = isolated_settings("feast_teardown", feast={**production_servers, "project": project})

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.customer_features import CUSTOMER_FEATURE_COLUMNS, compute_customer_features
-from features.incremental import (
+from tenure.features.customer_features import CUSTOMER_FEATURE_COLUMNS, compute_customer_features
+from tenure.features.incremental import (
     CustomerState,
     ItemCatalog,
     fold,

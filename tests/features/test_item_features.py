@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from features.item_features import (
+from tenure.features.item_features import (
     ITEM_FEATURE_COLUMNS,
     compute_item_feature_snapshots,
     compute_item_features,

@@ -7,7 +7,7 @@ import sqlite3
 import pandas as pd
 import pytest
 
-from features.customer_features import compute_customer_features
+from tenure.features.customer_features import compute_customer_features
 
 T1 = pd.Timestamp("2026-03-08", tz="UTC")
 NOW = pd.Timestamp("2026-03-16 09:00:00.250", tz="UTC")
@@ -15,8 +15,8 @@ NOW = pd.Timestamp("2026-03-16 09:00:00.250", tz="UTC")
 
 @pytest.fixture(scope="module")
 def local_store(isolated_settings, feast_data):
-    from feature_repo.store import apply_definitions, materialize, open_store
-    from features.snapshots import build_feature_tables
+    from tenure.feature_repo.store import apply_definitions, materialize, open_store
+    from tenure.features.snapshots import build_feature_tables
 
     settings = isolated_settings("online_write")
     customers, items, events = feast_data
@@ -43,7 +43,11 @@ def _stored(store, customer_key_fragment: bytes) -> list[tuple]:
 
 @pytest.mark.parametrize("fast", [True, False])
 def test_write_feature_rows_stores_what_push_stores(local_store, feast_data, fast: bool) -> None:
-    from feature_repo.online import OnlineFeatureReader, push_customer_features, write_feature_rows
+    from tenure.feature_repo.online import (
+        OnlineFeatureReader,
+        push_customer_features,
+        write_feature_rows,
+    )
 
     _, store = local_store
     customers, items, events = feast_data

@@ -12,17 +12,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring.alerts import Alert, EpisodeTracker, JsonlSink, WebhookSink, dispatch
-from monitoring.drift import drift_report
-from monitoring.performance import (
+from tenure.monitoring.alerts import Alert, EpisodeTracker, JsonlSink, WebhookSink, dispatch
+from tenure.monitoring.drift import drift_report
+from tenure.monitoring.performance import (
     churn_metrics,
     matured_snapshot_performance,
     read_purchases,
     recommendation_hit_rate,
 )
-from monitoring.policy import RetrainState, decide_retrain
-from monitoring.runner import _outcome_summary, parse_window
-from monitoring.sources import read_prediction_log, with_risk_bands
+from tenure.monitoring.policy import RetrainState, decide_retrain
+from tenure.monitoring.runner import _outcome_summary, parse_window
+from tenure.monitoring.sources import read_prediction_log, with_risk_bands
 from tenure.settings import MonitoringSettings
 
 NUMERICAL = ["recency", "spend", "sessions"]
@@ -247,7 +247,7 @@ def test_prediction_log_reader_and_hit_rate(tmp_path):
 
 
 def test_served_population_counts_each_customer_once_with_its_newest_vector_and_only_alive_ones():
-    from monitoring.runner import served_population
+    from tenure.monitoring.runner import served_population
 
     log = pd.DataFrame({
         "customer_id": ["c1", "c1", "c1", "c2", "c3"],

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from pipelines.cli import app
+from tenure.pipelines.cli import app
 
 
 def _config(tmp_path: Path) -> Path:
@@ -50,8 +50,8 @@ def test_run_json_is_one_document_on_stdout(tmp_path: Path) -> None:
 
 
 def test_watch_finishes_the_pass_in_progress_then_stops_on_sigterm(tmp_path: Path, monkeypatch) -> None:
-    from monitoring import MonitoringResult
-    from pipelines.commands import monitor
+    from tenure.monitoring import MonitoringResult
+    from tenure.pipelines.commands import monitor
 
     passes = []
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from monitoring import run_monitoring_pass
+from tenure.monitoring import run_monitoring_pass
 from tenure.settings import AlertSinkSettings
 
 pytestmark = pytest.mark.slow
@@ -48,9 +48,9 @@ def test_healthy_snapshot_writes_a_report_and_no_alert(churn_workspace, trained_
 
 
 def test_dry_run_alerts_but_retrains_nothing_then_gate_blocks_a_worse_model(churn_workspace, trained_churn):
-    from registry.models import get_alias_version
-    from training.churn_pipeline import train_churn
-    from training.gate import promote
+    from tenure.registry.models import get_alias_version
+    from tenure.training.churn_pipeline import train_churn
+    from tenure.training.gate import promote
 
     settings = _sensitive(churn_workspace)
     champion = get_alias_version(settings, "churn", "champion")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from monitoring import run_monitoring_pass
-from registry.champion import ModelCache
+from tenure.monitoring import run_monitoring_pass
+from tenure.registry.champion import ModelCache
 
 
 class _Trap:

@@ -37,7 +37,7 @@ def small_demo(tmp_path_factory: pytest.TempPathFactory) -> DemoOutcome:
     """Run ``tenure demo --small`` once (library entry point) and keep its stores and summary."""
     import os
 
-    from pipelines.demo import SMALL, DemoError, run_demo
+    from tenure.pipelines.demo import SMALL, DemoError, run_demo
 
     for name in list(os.environ):
         if name.startswith("TENURE_"):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.console import format_metric, format_number, format_probability, format_reason
+from tenure.pipelines.console import format_metric, format_number, format_probability, format_reason
 
 
 def _workspace_config(root: Path, **extra) -> Path:
@@ -41,7 +41,7 @@ def tenure(config: Path, *args: str, timeout: float = 600) -> subprocess.Complet
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("TENURE_") and k not in ("PYTHONWARNINGS", "MLFLOW_CONFIGURE_LOGGING")}
     env["COLUMNS"] = "80"  # what rich would assume for a pipe: piped tables must not be cut to it
-    return subprocess.run([sys.executable, "-m", "pipelines.cli", "--config", str(config), *args],
+    return subprocess.run([sys.executable, "-m", "tenure.pipelines.cli", "--config", str(config), *args],
                           capture_output=True, text=True, env=env, timeout=timeout, check=False)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipelines.scoring import BASE_COLUMNS, item_columns, reason_columns
+from tenure.pipelines.scoring import BASE_COLUMNS, item_columns, reason_columns
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +65,7 @@ def test_export_audience_command_parquet(small_demo, tmp_path: Path) -> None:
     import yaml
     from typer.testing import CliRunner
 
-    from pipelines.cli import app
+    from tenure.pipelines.cli import app
     from tenure.settings import _deep_merge
 
     config = tmp_path / "tenure.yaml"
@@ -85,8 +85,8 @@ def test_export_audience_command_parquet(small_demo, tmp_path: Path) -> None:
 
 def test_demo_steps_are_recorded_and_skipped_on_rerun(small_demo) -> None:
     _require_demo(small_demo)
-    from pipelines.flows import run_step
-    from pipelines.steps import StepRunner
+    from tenure.pipelines.flows import run_step
+    from tenure.pipelines.steps import StepRunner
 
     runner = StepRunner(small_demo.settings.paths.state_dir)
     done = {m["step"] for m in runner.markers()}

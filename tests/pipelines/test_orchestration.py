@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.steps import StepRunner
+from tenure.pipelines.steps import StepRunner
 
 
 def test_deployments_have_the_documented_schedules() -> None:
-    from pipelines.orchestration import build_deployments
+    from tenure.pipelines.orchestration import build_deployments
 
     deployments = {d.name: d for d in build_deployments("tenure.yaml", daily_cron="30 1 * * *", monitor_every_hours=6)}
     assert set(deployments) == {"tenure-daily", "tenure-monitor", "tenure-train"}
@@ -33,9 +33,9 @@ def test_flow_runs_steps_through_the_shared_runner(tmp_path: Path) -> None:
     """A Prefect flow run ingests a tiny shop; the second run finds the step done (shared markers)."""
     from prefect.testing.utilities import prefect_test_harness
 
-    from features.simulator import simulate_shop
-    from pipelines.demo.data import write_raw
-    from pipelines.orchestration import tenure_pipeline
+    from tenure.features.simulator import simulate_shop
+    from tenure.pipelines.demo.data import write_raw
+    from tenure.pipelines.orchestration import tenure_pipeline
     from tenure.settings import load_settings
 
     overrides = {
@@ -57,7 +57,7 @@ def test_flow_runs_steps_through_the_shared_runner(tmp_path: Path) -> None:
         from prefect import get_client
         from prefect.client.schemas.actions import WorkPoolCreate
 
-        from pipelines.orchestration import deploy_to_work_pool
+        from tenure.pipelines.orchestration import deploy_to_work_pool
 
         with get_client(sync_client=True) as client:
             client.create_work_pool(WorkPoolCreate(name="tenure-test", type="process"))

@@ -7,8 +7,8 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from pipelines.cli import app
-from pipelines.steps import StepRunner
+from tenure.pipelines.cli import app
+from tenure.pipelines.steps import StepRunner
 
 from .conftest import isolated_overrides
 

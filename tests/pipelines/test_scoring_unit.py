@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.scoring import (
+from tenure.pipelines.scoring import (
     BASE_COLUMNS,
     add_recommendations,
     item_columns,
@@ -101,7 +101,7 @@ def test_write_frame_round_trips_atomically(tmp_path: Path, fmt: str) -> None:
 
 
 def test_event_batches_keep_customers_together() -> None:
-    from pipelines.service_client import customer_batches
+    from tenure.pipelines.service_client import customer_batches
 
     records = [{"customer_id": f"c{i % 7}", "event_at": f"2026-01-01T00:{i:02d}:00Z", "event_id": str(i)}
                for i in range(50)]

@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.service_process import ServiceProcess, Stopped, process_tree, raise_on_stop_signals
+from tenure.pipelines.service_process import (
+    ServiceProcess,
+    Stopped,
+    process_tree,
+    raise_on_stop_signals,
+)
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process tree from /proc (Linux)")
 
@@ -99,7 +104,7 @@ def test_supervise_forwards_the_signal_and_reports_it(tmp_path: Path, signum: in
     pid_file = tmp_path / "child.pid"
     script = textwrap.dedent(f"""
         import sys
-        from pipelines.service_process import supervise
+        from tenure.pipelines.service_process import supervise
         ended = supervise([sys.executable, "-c", {TREE!r}, {str(pid_file)!r}], stop_timeout_s=5)
         print(ended.signal, ended.killed, ended.returncode)
     """)
@@ -127,7 +132,7 @@ def test_an_entry_point_stopped_by_a_signal_stops_its_service(tmp_path: Path, si
     script = textwrap.dedent(f"""
         import sys, time
         from pathlib import Path
-        from pipelines.service_process import ServiceProcess, Stopped, raise_on_stop_signals
+        from tenure.pipelines.service_process import ServiceProcess, Stopped, raise_on_stop_signals
         with raise_on_stop_signals():
             service = ServiceProcess([sys.executable, "-c", {TREE!r}, {str(pid_file)!r}], "http://127.0.0.1:1",
                                      Path({str(tmp_path / "tree.log")!r})).start()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.steps import StepFailed, StepOutput, StepRunner, fingerprint
+from tenure.pipelines.steps import StepFailed, StepOutput, StepRunner, fingerprint
 
 
 class Counter:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.interactions import build_interactions, holdout_targets, time_split
+from tenure.training.interactions import build_interactions, holdout_targets, time_split
 
 T0 = pd.Timestamp("2026-03-01", tz="UTC")
 WEIGHTS = {"view": 1.0, "add_to_cart": 3.0, "purchase": 5.0, "return": -5.0}

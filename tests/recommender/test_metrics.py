@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from training.recommender_evaluate import ranking_metrics
+from tenure.training.recommender_evaluate import ranking_metrics
 
 
 def test_known_answers():

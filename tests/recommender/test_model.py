@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from training.recommender_model import ALSRecommender
+from tenure.training.recommender_model import ALSRecommender
 
 
 def checkerboard(n: int) -> sp.csr_matrix:

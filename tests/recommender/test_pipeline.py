@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from registry import models as registry
-from registry.champion import load_champion, load_pyfunc
-from training import gate
-from training.recommender_pipeline import (
+from tenure.registry import models as registry
+from tenure.registry.champion import load_champion, load_pyfunc
+from tenure.training import gate
+from tenure.training.recommender_pipeline import (
     RecommenderData,
     _fit,
     _matrix,
@@ -88,7 +88,7 @@ def test_train_log_register_load_and_gate(shop, make_settings):
     assert decision.challenger_metrics["ndcg_at_k"] == pytest.approx(decision.champion_metrics["ndcg_at_k"], abs=0.02)
 
     # tenure recommend, offline from the champion
-    from pipelines.cli import app
+    from tenure.pipelines.cli import app
 
     env = {"TENURE_PATHS__DATA_DIR": str(settings.paths.data_dir),
            "TENURE_MLFLOW__TRACKING_URI": settings.mlflow.tracking_uri,
@@ -102,7 +102,7 @@ def test_train_log_register_load_and_gate(shop, make_settings):
 
 
 def test_train_command_usage_errors():
-    from pipelines.cli import app
+    from tenure.pipelines.cli import app
 
     result = CliRunner().invoke(app, ["train", "recommender", "--source", "movielens"])
     assert result.exit_code == 2 and "--path" in result.output
@@ -112,7 +112,7 @@ def test_train_command_usage_errors():
 
 @pytest.mark.realdata
 def test_movielens_through_the_same_pipeline(shared_datasets, make_settings, tmp_path):
-    from pipelines.cli import app
+    from tenure.pipelines.cli import app
 
     settings = make_settings()
     env = {"TENURE_PATHS__DATA_DIR": str(settings.paths.data_dir),
@@ -125,9 +125,9 @@ def test_movielens_through_the_same_pipeline(shared_datasets, make_settings, tmp
     assert result.exit_code == 0, result.output
     assert "as challenger" in result.stdout and "mode als" in result.stdout
     # the dataset was ingested by the pipeline's ingest step into its own workspace; training read that
-    from features.tables import read_events
-    from pipelines.steps import StepRunner
-    from training.sources import source_settings
+    from tenure.features.tables import read_events
+    from tenure.pipelines.steps import StepRunner
+    from tenure.training.sources import source_settings
 
     ws = source_settings(settings, "movielens")
     assert len(read_events(ws, columns=["event_id"])) == 100_836
@@ -135,7 +135,7 @@ def test_movielens_through_the_same_pipeline(shared_datasets, make_settings, tmp
 
 
 def test_tuning_uses_a_validation_cutoff_before_the_test_one(shop, make_settings, monkeypatch):
-    from training import recommender_pipeline as rp
+    from tenure.training import recommender_pipeline as rp
 
     settings = make_settings(recommender=SMALL | {"mode": "blend"})
     data = _data(shop, settings)

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from registry.recommender_runtime import RepurchaseTiming, blend_features
-from training import interactions
-from training.recommender_evaluate import baseline_scorers, ranking_metrics
-from training.recommender_model import ALSRecommender
+from tenure.registry.recommender_runtime import RepurchaseTiming, blend_features
+from tenure.training import interactions
+from tenure.training.recommender_evaluate import baseline_scorers, ranking_metrics
+from tenure.training.recommender_model import ALSRecommender
 
 START = pd.Timestamp("2026-01-01", tz="UTC")
 WEIGHTS = {"view": 1.0, "purchase": 5.0}
@@ -178,7 +178,7 @@ def test_bundle_without_timing_still_loads_and_uses_the_fixed_blend(blended, tmp
 
 
 def test_serving_blend_equals_the_dense_features_training_learns_from(blended):
-    from registry.recommender_runtime import BLEND_FEATURES, learned_blend_scores
+    from tenure.registry.recommender_runtime import BLEND_FEATURES, learned_blend_scores
 
     m, model, _ = blended
     rows = np.arange(25)
@@ -195,7 +195,7 @@ def test_serving_blend_equals_the_dense_features_training_learns_from(blended):
 def test_api_request_accepts_auto_true_false_and_defaults_to_auto():
     from pydantic import ValidationError
 
-    from serving.schemas import RecommendRequest
+    from tenure.serving.schemas import RecommendRequest
 
     assert RecommendRequest.model_validate({"customer_id": "c1"}).exclude_purchased == "auto"
     for value in ("auto", True, False):

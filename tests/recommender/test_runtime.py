@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from registry.recommender_runtime import RecommenderRuntime, explain_contributions
-from training.interactions import build_interactions
-from training.recommender_model import ALSRecommender
+from tenure.registry.recommender_runtime import RecommenderRuntime, explain_contributions
+from tenure.training.interactions import build_interactions
+from tenure.training.recommender_model import ALSRecommender
 
 WEIGHTS = {"view": 1.0, "add_to_cart": 3.0, "purchase": 5.0, "return": -5.0}
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from registry.champion import (
+from tenure.registry.champion import (
     COMPLETE_MARKER,
     Champion,
     ModelCache,
@@ -23,13 +23,13 @@ from registry.champion import (
     load_pyfunc,
     load_version,
 )
-from registry.models import CHAMPION, configure_mlflow, model_name_for, register_version
+from tenure.registry.models import CHAMPION, configure_mlflow, model_name_for, register_version
 
 
 def _tiny_scorer():
     import lightgbm as lgb
 
-    from registry.churn_scorer import ChurnScorer
+    from tenure.registry.churn_scorer import ChurnScorer
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 2))
@@ -39,7 +39,7 @@ def _tiny_scorer():
 
 
 def _tiny_runtime():
-    from registry.recommender_runtime import RecommenderRuntime
+    from tenure.registry.recommender_runtime import RecommenderRuntime
 
     rng = np.random.default_rng(1)
     interactions = sp.csr_matrix(np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=np.float32))
@@ -58,7 +58,7 @@ def _register(settings, kind: str, tmp_path: Path, promote: bool = True) -> str:
     import mlflow
     import pandas as pd
 
-    from training.tracking import ensure_experiment
+    from tenure.training.tracking import ensure_experiment
 
     configure_mlflow(settings)
     experiment = settings.mlflow.churn_experiment if kind == "churn" else settings.mlflow.recommender_experiment
@@ -67,7 +67,7 @@ def _register(settings, kind: str, tmp_path: Path, promote: bool = True) -> str:
         mlflow.log_metric("test_roc_auc", 0.75)
         mlflow.log_param("band_high", "0.6")
         if kind == "churn":
-            from registry.churn_pyfunc import ChurnPyfunc
+            from tenure.registry.churn_pyfunc import ChurnPyfunc
 
             _tiny_scorer().save(folder)
             pd.DataFrame({"gap": [1.0, -1.0], "spend": [0.0, 0.5], "prediction": [0.7, 0.2]}).to_parquet(
@@ -76,7 +76,7 @@ def _register(settings, kind: str, tmp_path: Path, promote: bool = True) -> str:
             info = mlflow.pyfunc.log_model(name="model", python_model=ChurnPyfunc(), artifacts={"bundle": str(folder)},
                                            pip_requirements=["lightgbm", "numpy", "pandas"])
         else:
-            from registry.recommender_pyfunc import RecommenderPyfunc
+            from tenure.registry.recommender_pyfunc import RecommenderPyfunc
 
             _tiny_runtime().save(folder)
             info = mlflow.pyfunc.log_model(name="model", python_model=RecommenderPyfunc(),

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from registry.models import (
+from tenure.registry.models import (
     CHALLENGER,
     CHAMPION,
     GateDecision,
@@ -18,14 +18,14 @@ from registry.models import (
     list_versions,
     register_version,
 )
-from training.gate import promote, rollback
+from tenure.training.gate import promote, rollback
 
 
 def _log_run(settings, value: float) -> str:
     import mlflow
     from mlflow.pyfunc import PythonModel
 
-    from training.tracking import ensure_experiment
+    from tenure.training.tracking import ensure_experiment
 
     class ConstantModel(PythonModel):
         def predict(self, context, model_input: list[float]) -> list[float]:

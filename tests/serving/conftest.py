@@ -19,8 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from workspace import API_KEY, build_data, serving_settings, train_models, write_config
 
-from pipelines.service_client import ServiceClient
-from pipelines.service_process import ServiceProcess, tenure_service
+from tenure.pipelines.service_client import ServiceClient
+from tenure.pipelines.service_process import ServiceProcess, tenure_service
 
 
 @pytest.fixture(scope="session")

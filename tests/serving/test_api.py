@@ -51,7 +51,7 @@ def test_churn_score_batch_in_order_with_reasons(client, workspace):
 def test_fast_path_answers_as_the_bentoml_endpoint(client, workspace):
     """Up to INLINE_MAX_CUSTOMERS ids are answered by the guard's fast path, more by the BentoML
     endpoint (in a thread): the same customer gets the same answer from both."""
-    from serving.service import INLINE_MAX_CUSTOMERS
+    from tenure.serving.service import INLINE_MAX_CUSTOMERS
 
     _, shop, _ = workspace
     ids = _known(shop, INLINE_MAX_CUSTOMERS + 1)

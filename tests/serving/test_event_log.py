@@ -20,10 +20,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.customer_features import compute_customer_features
-from features.incremental import ItemCatalog, parse_time_ns, profiles_from_frame
-from serving.event_intake import DurableEventLog, EventValidator, LogPosition, read_log
-from serving.feature_updater import FeatureUpdater
+from tenure.features.customer_features import compute_customer_features
+from tenure.features.incremental import ItemCatalog, parse_time_ns, profiles_from_frame
+from tenure.serving.event_intake import DurableEventLog, EventValidator, LogPosition, read_log
+from tenure.serving.feature_updater import FeatureUpdater
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,7 +83,7 @@ def test_ids_logged_but_not_indexed_before_a_crash_are_indexed_at_start(tmp_path
 
 _WRITER = textwrap.dedent("""
     import sys, threading
-    from serving.event_intake import DurableEventLog
+    from tenure.serving.event_intake import DurableEventLog
     log = DurableEventLog(sys.argv[1])
     lock = threading.Lock()
     def client(k):

@@ -54,7 +54,7 @@ def test_replayed_events_are_harmless(client, workspace, api_key):
 
 
 def test_event_log_is_ingestible_by_the_contract(workspace):
-    from features.contract import validate_frame
+    from tenure.features.contract import validate_frame
 
     settings, shop, _ = workspace
     files = sorted(settings.paths.event_log_dir.glob("events-*.jsonl"))
@@ -67,8 +67,8 @@ def test_event_log_is_ingestible_by_the_contract(workspace):
 
 def test_an_event_changes_the_next_score_and_feeds_fresh_recommendations(client, workspace, api_key, trigger_webhook):
     settings, shop, _ = workspace
-    from feature_repo.online import OnlineFeatureReader
-    from feature_repo.store import open_store
+    from tenure.feature_repo.online import OnlineFeatureReader
+    from tenure.feature_repo.store import open_store
 
     ids = [str(c) for c in shop.customers["customer_id"].iloc[:100]]
     scores = client.post("/churn-score", json={"customer_ids": ids}).json()["results"]
@@ -155,8 +155,8 @@ def test_prediction_log_records_scores_and_recommendations(client, workspace):
 def test_events_reach_online_features_without_waiting_and_readyz_shows_no_lag(client, workspace, api_key):
     import time
 
-    from feature_repo.online import OnlineFeatureReader
-    from feature_repo.store import open_store
+    from tenure.feature_repo.online import OnlineFeatureReader
+    from tenure.feature_repo.store import open_store
 
     settings, shop, _ = workspace
     cid = str(shop.customers["customer_id"].iloc[7])

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from test_units import FakeRegistryStore, _call, _Model
 
-from serving.model_store import ModelStore, check_registry_reachable
-from serving.openapi import REQUEST_MODELS, build_openapi
-from serving.security import ApiGuard
+from tenure.serving.model_store import ModelStore, check_registry_reachable
+from tenure.serving.openapi import REQUEST_MODELS, build_openapi
+from tenure.serving.security import ApiGuard
 
 
 def _guard(**kw) -> ApiGuard:
@@ -87,10 +87,10 @@ def test_empty_body_is_a_400_except_on_reload():
 
 def test_client_errors_are_one_rate_limited_line_without_traceback(caplog):
     guard = _guard(error_log_per_minute=5)
-    with caplog.at_level(logging.INFO, logger="serving.security"):
+    with caplog.at_level(logging.INFO, logger="tenure.serving.security"):
         for _ in range(100):
             assert _post(guard, "/churn-score", b'{"customer_ids": [')[0] == 400
-    records = [r for r in caplog.records if r.name == "serving.security"]
+    records = [r for r in caplog.records if r.name == "tenure.serving.security"]
     assert len(records) == 5
     assert all(r.levelno == logging.WARNING and r.exc_info is None and "\n" not in r.getMessage() for r in records)
     assert "k-123" not in caplog.text

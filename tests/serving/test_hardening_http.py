@@ -8,7 +8,7 @@ import time
 import pytest
 from workspace import write_config
 
-from pipelines.service_process import tenure_service
+from tenure.pipelines.service_process import tenure_service
 
 pytestmark = pytest.mark.slow
 

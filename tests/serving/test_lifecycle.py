@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipelines.service_process import process_tree, processes, tenure_service
+from tenure.pipelines.service_process import process_tree, processes, tenure_service
 
 pytestmark = pytest.mark.slow
 

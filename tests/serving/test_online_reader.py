@@ -32,8 +32,11 @@ def _write_partial(store, shop, customer_id: str) -> None:
     """``customer_id`` gets activity features only (no profile row), some of them missing (NaN)."""
     from feast.data_source import PushMode
 
-    from feature_repo.definitions import CUSTOMER_ACTIVITY_PUSH
-    from features.customer_features import CUSTOMER_ACTIVITY_FEATURES, compute_customer_features
+    from tenure.feature_repo.definitions import CUSTOMER_ACTIVITY_PUSH
+    from tenure.features.customer_features import (
+        CUSTOMER_ACTIVITY_FEATURES,
+        compute_customer_features,
+    )
 
     source = str(shop.customers["customer_id"].iloc[1])
     at = shop.events["event_at"].max()
@@ -49,7 +52,7 @@ def _write_partial(store, shop, customer_id: str) -> None:
 
 
 def _check_equal(store, shop) -> None:
-    from feature_repo.online import OnlineFeatureReader
+    from tenure.feature_repo.online import OnlineFeatureReader
 
     partial = f"partial-{uuid.uuid4().hex[:6]}"
     _write_partial(store, shop, partial)
@@ -73,7 +76,7 @@ def _check_equal(store, shop) -> None:
 
 
 def test_online_read_matches_get_online_features_on_sqlite(workspace):
-    from feature_repo.store import open_store
+    from tenure.feature_repo.store import open_store
 
     settings, shop, _ = workspace
     _check_equal(open_store(settings), shop)
@@ -83,7 +86,7 @@ def test_online_read_matches_get_online_features_on_sqlite(workspace):
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_online_read_matches_get_online_features_on_redis(tmp_path, production_servers):
-    from feature_repo.store import open_store, teardown
+    from tenure.feature_repo.store import open_store, teardown
 
     project = f"tenure_read_{uuid.uuid4().hex[:10]}"
     settings = serving_settings(tmp_path, feast={**production_servers, "project": project})

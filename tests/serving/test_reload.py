@@ -21,8 +21,8 @@ def _traffic(url: str, ids: list[str], stop: threading.Event, statuses: list[int
 def test_hot_reload_during_traffic_fails_no_request(service, client, workspace, api_key):
     from mlflow.tracking import MlflowClient
 
-    from registry.models import register_version
-    from training.gate import promote
+    from tenure.registry.models import register_version
+    from tenure.training.gate import promote
 
     settings, shop, _ = workspace
     mlflow_client = MlflowClient(settings.mlflow.tracking_uri, settings.mlflow.tracking_uri)

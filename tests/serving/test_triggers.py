@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from webhook import Webhook
 
-from serving.triggers import Triggers, WebhookSender
+from tenure.serving.triggers import Triggers, WebhookSender
 
 
 class RiskScorer:

@@ -8,10 +8,10 @@ import os
 import threading
 from pathlib import Path
 
-from serving.event_intake import DurableEventLog
-from serving.model_store import LoadedModels, ModelStore
-from serving.prediction_log import PredictionLog
-from serving.security import ApiGuard
+from tenure.serving.event_intake import DurableEventLog
+from tenure.serving.model_store import LoadedModels, ModelStore
+from tenure.serving.prediction_log import PredictionLog
+from tenure.serving.security import ApiGuard
 
 # --- ApiGuard (ASGI) --------------------------------------------------------------------------
 
@@ -119,7 +119,7 @@ def test_single_row_contributions_equal_the_booster(tmp_path: Path):
     import lightgbm as lgb
     import numpy as np
 
-    from registry.churn_scorer import ChurnScorer
+    from tenure.registry.churn_scorer import ChurnScorer
 
     rng = np.random.default_rng(3)
     X = rng.normal(size=(400, 5))

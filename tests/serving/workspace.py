@@ -34,10 +34,10 @@ def build_workspace(settings: Settings, n_customers: int = 600, n_items: int = 6
 
 def build_data(settings: Settings, n_customers: int = 600, n_items: int = 60, days: int = 150, seed: int = 5):
     """Simulate and ingest a shop, build feature tables, ``feast apply`` and materialize; returns the shop."""
-    from feature_repo.store import apply_definitions, materialize
-    from features.ingest import IngestRun
-    from features.simulator import simulate_shop
-    from features.snapshots import build_feature_tables, snapshot_times
+    from tenure.feature_repo.store import apply_definitions, materialize
+    from tenure.features.ingest import IngestRun
+    from tenure.features.simulator import simulate_shop
+    from tenure.features.snapshots import build_feature_tables, snapshot_times
 
     shop = simulate_shop(n_customers=n_customers, n_items=n_items, days=days, seed=seed, start="2026-01-01")
     with IngestRun(settings) as run:
@@ -53,8 +53,8 @@ def build_data(settings: Settings, n_customers: int = 600, n_items: int = 60, da
 
 def train_models(settings: Settings) -> None:
     """Train both models on the ingested data and promote them to ``champion``."""
-    from training.churn_pipeline import train_churn
-    from training.recommender_pipeline import train_recommender
+    from tenure.training.churn_pipeline import train_churn
+    from tenure.training.recommender_pipeline import train_recommender
 
     train_churn(settings)
     _promote_for_serving(settings, "churn")
@@ -68,7 +68,7 @@ def _promote_for_serving(settings: Settings, kind: str) -> None:
     Serving tests and the serving benchmarks measure the service, which needs a champion; on small
     generated shops the gate may rightly refuse a model that loses to its baselines.
     """
-    from training.gate import promote
+    from tenure.training.gate import promote
 
     decision = promote(settings, kind)
     if not decision.promoted:

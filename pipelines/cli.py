@@ -19,6 +19,7 @@ from tenure.pipelines.commands import (
     features,
     models,
     monitor,
+    report,
     run,
     serve,
     train,
@@ -74,6 +75,7 @@ train.register_recommend(app)
 serve.register(app)
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(export.app, name="export")
+app.add_typer(report.app, name="report")
 demo.register(app)
 run.register(app)
 

@@ -73,8 +73,14 @@ def matured_snapshot_performance(
     return metrics
 
 
-def read_purchases(event_log_dir: Path) -> pd.DataFrame:
-    """Purchases in the service's event log (``events-*.jsonl``): ``customer_id``, ``item_id``, ``event_at`` (UTC)."""
+def read_purchases(event_log_dir: Path, pseudonymize_key: bytes | None = None) -> pd.DataFrame:
+    """Purchases in the service's event log (``events-*.jsonl``): ``customer_id``, ``item_id``, ``event_at`` (UTC).
+
+    With ``pseudonymize_key`` (the service's log key, :func:`tenure.pseudonym.log_key`) the
+    ``customer_id`` column holds the same keyed hash as the prediction log, so the two join.
+    """
+    from tenure.pseudonym import customer_ref
+
     rows = []
     for path in sorted(Path(event_log_dir).glob("*.jsonl")):
         with open(path, encoding="utf-8") as handle:
@@ -84,7 +90,8 @@ def read_purchases(event_log_dir: Path) -> pd.DataFrame:
                 except json.JSONDecodeError:
                     continue
                 if event.get("event_type") == "purchase" and event.get("item_id") and event.get("event_at"):
-                    rows.append((str(event["customer_id"]), str(event["item_id"]), event["event_at"]))
+                    rows.append((customer_ref(pseudonymize_key, str(event["customer_id"])), str(event["item_id"]),
+                                 event["event_at"]))
     frame = pd.DataFrame(rows, columns=["customer_id", "item_id", "event_at"])
     frame["event_at"] = pd.to_datetime(frame["event_at"], utc=True, format="ISO8601", errors="coerce")
     return frame.dropna(subset=["event_at"])

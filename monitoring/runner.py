@@ -167,21 +167,31 @@ def _recommender(settings) -> dict[str, Any] | None:
     champion = load_champion(settings, "recommender", with_reference=False)
     if champion is None:
         return None
-    log = read_prediction_log(settings.paths.prediction_log_dir, "recommend")
-    purchases = read_purchases(settings.paths.event_log_dir)
-    horizon = settings.recommender.holdout_days
     offline = {
         "als": champion.metrics.get("excluding_purchased/hit_rate_at_k"),
         "als_fresh": champion.metrics.get("excluding_purchased/hit_rate_at_k"),
         "blend": champion.metrics.get("hit_rate_at_k"),
         "buy_again": champion.metrics.get("hit_rate_at_k"),
     }
-    by_strategy = {}
+    return {"model_version": champion.version, "by_strategy": served_hit_rates(settings, offline)}
+
+
+def served_hit_rates(settings, offline: dict[str, float | None] | None = None) -> dict[str, dict[str, Any]]:
+    """Served hit rate per strategy of the recommend log, joined with the event log's purchases.
+
+    When the service logs pseudonyms (:func:`tenure.pseudonym.log_key`), the purchases' ids are
+    hashed with the same key before the join, so the figure is the same as with raw ids.
+    """
+    from tenure.pseudonym import log_key
+
+    log = read_prediction_log(settings.paths.prediction_log_dir, "recommend")
+    purchases = read_purchases(settings.paths.event_log_dir, log_key(settings))
+    by_strategy: dict[str, dict[str, Any]] = {}
     if not log.empty and "strategy" in log.columns:
         for strategy, part in log.groupby("strategy"):
-            served = recommendation_hit_rate(part, purchases, horizon) or {}
-            by_strategy[str(strategy)] = {**served, "offline_hit_rate": offline.get(str(strategy))}
-    return {"model_version": champion.version, "by_strategy": by_strategy}
+            served = recommendation_hit_rate(part, purchases, settings.recommender.holdout_days) or {}
+            by_strategy[str(strategy)] = {**served, "offline_hit_rate": (offline or {}).get(str(strategy))}
+    return by_strategy
 
 
 def _findings(drift, realised) -> list[str]:

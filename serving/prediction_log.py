@@ -6,8 +6,6 @@ Format (one object a line, under ``prediction_log_dir/<kind>-YYYYMMDD-<pid>.json
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import math
@@ -18,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tenure.jsonable import to_jsonable
+from tenure.pseudonym import customer_ref
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +31,7 @@ class PredictionLog:
     flush_s:
         Seconds between background flushes.
     pseudonymize_key:
-        When set, customer ids are written as a keyed hash (HMAC-SHA256, 16 hex chars).
+        When set, customer ids are written as a keyed hash (:func:`tenure.pseudonym.customer_ref`).
     """
 
     def __init__(self, folder: Path, flush_s: float = 1.0, pseudonymize_key: bytes | None = None) -> None:
@@ -48,9 +47,7 @@ class PredictionLog:
 
     def customer_ref(self, customer_id: str) -> str:
         """The customer id as written to logs (pseudonymised when configured)."""
-        if self._key is None:
-            return customer_id
-        return hmac.new(self._key, customer_id.encode(), hashlib.sha256).hexdigest()[:16]
+        return customer_ref(self._key, customer_id)
 
     def add(self, record: dict[str, Any]) -> None:
         """Queue one record (cheap: a list append under a lock); NaN feature values are written as null."""

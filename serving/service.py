@@ -164,6 +164,9 @@ class TenureService:
         from tenure.settings import load_settings
 
         self.settings = settings = load_settings()
+        from tenure.pseudonym import log_key
+
+        self.log_key = log_key(settings)  # before anything loads: a missing secret stops the start with its reason
         # Third-party warnings and INFO chatter stay out of the service log unless it runs at DEBUG.
         quiet_third_party(1 if settings.log_level == "DEBUG" else 0)
         logging.getLogger("tenure").setLevel(settings.log_level)
@@ -195,12 +198,8 @@ class TenureService:
             self.store, self.churn_reader, self.reco_reader = None, None, None
             self.store_error = "the feature store could not be opened (details in the service log)"
             logger.error("feature store not available: %s: %s", type(exc).__name__, exc)
-        key = settings.serving.pseudonymize_customer_ids
-        self.prediction_log = PredictionLog(
-            settings.paths.prediction_log_dir, settings.serving.prediction_log_flush_s,
-            pseudonymize_key=(settings.serving.api_keys[0].get_secret_value().encode() if key and settings.serving.api_keys
-                              else (b"tenure" if key else None)),
-        )
+        self.prediction_log = PredictionLog(  # keyed hash of ids (privacy.log_hmac_secret, no fallback)
+            settings.paths.prediction_log_dir, settings.serving.prediction_log_flush_s, pseudonymize_key=self.log_key)
         self.triggers, self.trigger_sender = self._build_triggers()
         self.intake = self._build_intake()
         self.intake.start()
@@ -256,7 +255,10 @@ class TenureService:
         def count(outcome: str, n: int) -> None:
             self.metrics.triggers.labels(outcome=outcome).inc(n)
 
-        triggers = Triggers(folder, t.bands, t.min_interval_s, count)
+        from tenure.pseudonym import customer_ref
+
+        triggers = Triggers(folder, t.bands, t.min_interval_s, count,
+                            customer_ref=lambda cid: customer_ref(self.log_key, cid))  # band table: pseudonyms
         sender = WebhookSender(triggers, t.webhook_url, t.dead_letter_path or folder / "triggers-dead-letter.jsonl",
                                t.max_attempts, t.backoff_s, t.timeout_s, count)
         sender.start()

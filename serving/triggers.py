@@ -51,11 +51,16 @@ class Triggers:
         Least time between two messages to one customer (later crossings are recorded, not sent).
     count:
         ``count(outcome, n)`` for the metrics (``queued``, ``no_consent``, ``rate_limited``).
+    customer_ref:
+        How the band table names a customer (:func:`tenure.pseudonym.customer_ref` with the log key
+        when logs are pseudonymous; the raw id otherwise). Messages carry the raw id: the receiver needs it.
     """
 
     def __init__(self, folder: Path, bands: Sequence[str], min_interval_s: float,
-                 count: Callable[[str, int], None] | None = None) -> None:
+                 count: Callable[[str, int], None] | None = None,
+                 customer_ref: Callable[[str], str] | None = None) -> None:
         self.bands = frozenset(bands)
+        self._ref = customer_ref or (lambda customer_id: customer_id)
         self.min_interval_s = min_interval_s
         self._count = count or (lambda outcome, n: None)
         self._db = sqlite3.connect(Path(folder) / "triggers.sqlite", check_same_thread=False, timeout=30)
@@ -89,8 +94,11 @@ class Triggers:
         queued: list[dict[str, Any]] = []
         with self._lock:
             marks = ",".join("?" * len(ids))
-            stored = {r[0]: r[1:] for r in self._db.execute(
-                f"SELECT customer_id, band, crossings, last_sent FROM band WHERE customer_id IN ({marks})", ids)}
+            refs = {cid: self._ref(cid) for cid in ids}
+            by_ref = {r[0]: r[1:] for r in self._db.execute(
+                f"SELECT customer_id, band, crossings, last_sent FROM band WHERE customer_id IN ({marks})",
+                list(refs.values()))}
+            stored = {cid: by_ref[ref] for cid, ref in refs.items() if ref in by_ref}
             band_rows, outbox_rows = [], []
             skipped = {"no_consent": 0, "rate_limited": 0}
             for n, cid in enumerate(ids):
@@ -98,7 +106,7 @@ class Triggers:
                 band = bands_new[n]
                 if band == previous:
                     if cid not in stored:
-                        band_rows.append((cid, band, crossings, last_sent))
+                        band_rows.append((refs[cid], band, crossings, last_sent))
                     continue
                 if band in self.bands:
                     consent = new_rows[n].get("consent_personalization")
@@ -120,7 +128,7 @@ class Triggers:
                         }
                         outbox_rows.append((message["dedupe_key"], json.dumps(message, default=str), "pending", 0, now))
                         queued.append(message)
-                band_rows.append((cid, band, crossings, last_sent))
+                band_rows.append((refs[cid], band, crossings, last_sent))
             self._db.executemany("INSERT OR REPLACE INTO band VALUES (?, ?, ?, ?)", band_rows)
             self._db.executemany("INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, ?, ?)", outbox_rows)
             self._db.commit()

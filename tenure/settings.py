@@ -345,6 +345,23 @@ class TriggerSettings(_Section):
         None, description="JSON-lines file of undeliverable messages (default: <event_log_dir>/triggers-dead-letter.jsonl).")
 
 
+class PrivacySettings(_Section):
+    """Consent scopes, erasure and pseudonymous logs (privacy/, docs/privacy.md)."""
+
+    pseudonymize_logs: bool | None = Field(
+        None, description="Write prediction and trigger logs with a keyed hash (HMAC-SHA256, privacy.log_hmac_secret) "
+        "of the customer id instead of the id; monitoring joins on the same hash. None: on under the production "
+        "profile (or when serving.pseudonymize_customer_ids is set), off under the local one.")
+    log_hmac_secret: SecretStr | None = Field(
+        None, min_length=16, description="Key of the log pseudonyms (at least 16 characters; keep it stable: a new key "
+        "makes older log lines unjoinable). Required when logs are pseudonymised: there is no fallback.")
+    default_consent: bool = Field(
+        True, description="Consent of a customer to a scope (profiling, marketing) that no file or POST /consent has "
+        "set yet; personalization starts from the customers table's consent_personalization.")
+    receipts_dir: Path | None = Field(
+        None, description="Where erasure receipts are written (default: <paths.data_dir>/privacy/receipts).")
+
+
 class AlertSinkSettings(_Section):
     """One alert destination."""
 
@@ -455,6 +472,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     triggers: TriggerSettings = Field(default_factory=TriggerSettings)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
 

@@ -78,6 +78,13 @@ def register(app: typer.Typer) -> None:
         service exited by itself with an error or had to be killed after --stop-timeout.
         """
         settings = ctx.obj
+        from tenure.pseudonym import log_key
+        from tenure.settings import SettingsError
+
+        try:
+            log_key(settings)  # the service would refuse to start without the log secret: say so here, at once
+        except SettingsError as exc:
+            fail(str(exc))
         parent = ctx.find_root()
         config = parent.params.get("config")
         host, port = host or settings.serving.host, port or settings.serving.port

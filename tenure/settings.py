@@ -446,6 +446,25 @@ class MonitoringSettings(_Section):
         return value
 
 
+class DashboardSettings(_Section):
+    """The service's dashboard page (``GET /dashboard``) and its JSON panels (``GET /dashboard/data/<panel>``)."""
+
+    enabled: bool = Field(True, description="Serve /dashboard from the service (the read key applies when reads "
+                          "need one).")
+    refresh_s: float = Field(10.0, ge=0.5, le=3600, description="A panel's answer is reused this long before its "
+                             "sources (prediction log, reports, tables) are checked for changes.")
+    slow_refresh_s: float = Field(300.0, ge=5, le=86_400, description="Panels computed from the tables or the "
+                                  "registry (KPIs, customer value, champions, experiments) are recomputed in the "
+                                  "background at most this often.")
+    first_answer_wait_s: float = Field(3.0, ge=0, le=60, description="How long a request waits for a panel that "
+                                       "is still being computed for the first time before answering "
+                                       "status 'computing' (the page asks again).")
+    risk_mix_days: int = Field(90, ge=1, le=3650, description="Days of the prediction log drawn in the risk-band mix.")
+    alerts_shown: int = Field(20, ge=1, le=1000, description="Most recent alerts listed.")
+    reports_shown: int = Field(60, ge=1, le=10_000, description="Most recent monitoring passes drawn in the drift chart.")
+    top_customers: int = Field(10, ge=1, le=1000, description="Customers listed by value at risk.")
+
+
 class SimulatorSettings(_Section):
     """Defaults of ``tenure generate`` (each is also a CLI option)."""
 
@@ -475,6 +494,7 @@ class Settings(BaseSettings):
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     @property
     def reads_need_key(self) -> bool:

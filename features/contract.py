@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from tenure.features.schema import EVENT_TYPES, TABLES, Column, TableSpec
+from tenure.features.schema import EVENT_TYPES, EXPOSURE_EVENT, IMPRESSION_SEPARATOR, TABLES, Column, TableSpec
 
 logger = logging.getLogger(__name__)
 
@@ -413,6 +413,8 @@ def validate_frame(
         frame = frame.rename(columns={label_column: "churned"})
 
     frame, filled = _fill_absent(frame, spec, source, defaults)
+    if table == "events" and "impressions" in frame.columns:
+        frame = _join_impressions(frame, rows, rej)
 
     # file-level problems
     dupes = frame.columns[frame.columns.duplicated()].tolist()
@@ -492,6 +494,9 @@ def validate_frame(
             rej.add(rows[unknown_i], "item_id", checked["item_id"][unknown_i],
                     "unknown item_id (not in the items table; ingest items first)")
 
+    if table == "events":
+        _check_exposures(checked, rows, rej, known_items if check_references else None)
+
     typed_extras = _parse_attributes(frame, spec, rows, rej, attribute_types)
 
     rejects = rej.frame()
@@ -513,6 +518,67 @@ def validate_frame(
     return ValidationResult(table=table, source=source, rows_read=n, valid=valid, rejects=rejects,
                             rejected_rows=int(bad.sum()), file_error=None, reasons=reasons,
                             valid_rows=rows[~bad])
+
+
+MAX_IMPRESSIONS = 100
+"""Most item ids in one exposure's ``impressions``."""
+
+
+def _join_impressions(frame: pd.DataFrame, rows: np.ndarray, rej: _Rejects) -> pd.DataFrame:
+    """``impressions`` given as lists (POST /events, Parquet list columns) joined into the canonical text.
+
+    A list element that is not a non-empty string, or that holds the separator, rejects its row.
+    """
+    values = frame["impressions"].reset_index(drop=True)
+    is_list = values.map(lambda v: isinstance(v, (list, tuple, np.ndarray))).to_numpy()
+    if not is_list.any():
+        return frame
+    joined = values.astype(object).copy()
+    bad = np.zeros(len(values), dtype=bool)
+    for i in np.flatnonzero(is_list):
+        items = list(values.iloc[i])
+        if all(isinstance(x, str) and x.strip() and IMPRESSION_SEPARATOR not in x for x in items):
+            joined.iloc[i] = IMPRESSION_SEPARATOR.join(x.strip() for x in items) if items else None
+        else:
+            bad[i] = True
+            joined.iloc[i] = None
+    rej.add(rows[bad], "impressions", values[bad].map(str),
+            f"impressions must be a list of item ids (non-empty strings without '{IMPRESSION_SEPARATOR}')")
+    frame = frame.copy()
+    frame["impressions"] = joined.to_numpy()
+    return frame
+
+
+def _check_exposures(checked: pd.DataFrame, rows: np.ndarray, rej: _Rejects, known_items) -> None:
+    """Exposure rules: an exposure names its ``recommendation_id`` and the ``impressions`` shown (known items,
+    at most :data:`MAX_IMPRESSIONS`); no other event type carries ``impressions``."""
+    types = checked["event_type"].to_numpy(dtype=object) if "event_type" in checked else np.array([], dtype=object)
+    exposure = types == EXPOSURE_EVENT
+    impressions = checked["impressions"] if "impressions" in checked else pd.Series(None, index=checked.index,
+                                                                                    dtype=object)
+    has = impressions.notna().to_numpy()
+    if not (exposure.any() or has.any()):
+        return
+    rej.add(rows[has & ~exposure], "impressions", impressions[has & ~exposure],
+            "impressions only belong to exposure events")
+    rec = checked["recommendation_id"] if "recommendation_id" in checked else None
+    no_rec = exposure & (rec.isna().to_numpy() if rec is not None else True)
+    rej.add(rows[no_rec], "recommendation_id", [""] * int(no_rec.sum()),
+            "missing value: an exposure needs the recommendation_id of the list shown")
+    rej.add(rows[exposure & ~has], "impressions", [""] * int((exposure & ~has).sum()),
+            "missing value: an exposure needs impressions (the item ids shown)")
+    item_known = None if known_items is None else set(_as_index(known_items))
+    for i in np.flatnonzero(exposure & has):
+        shown = str(impressions.iloc[i]).split(IMPRESSION_SEPARATOR)
+        if any(not x.strip() for x in shown):
+            reason = "empty item id in impressions"
+        elif len(shown) > MAX_IMPRESSIONS:
+            reason = f"impressions holds {len(shown)} item ids; at most {MAX_IMPRESSIONS}"
+        elif item_known is not None and (unknown := [x for x in shown if x not in item_known]):
+            reason = f"unknown item_id in impressions: {unknown[0]} (not in the items table; ingest items first)"
+        else:
+            continue
+        rej.add(rows[[i]], "impressions", impressions.iloc[[i]], reason)
 
 
 def _fill_absent(frame: pd.DataFrame, spec: TableSpec, source: str, defaults: Mapping[str, object] | None

@@ -21,6 +21,8 @@ __all__ = [
     "EVENTS",
     "EVENT_COLUMNS",
     "EVENT_TYPES",
+    "EXPOSURE_EVENT",
+    "IMPRESSION_SEPARATOR",
     "ITEMS",
     "ITEM_COLUMNS",
     "ITEM_EVENT_TYPES",
@@ -35,6 +37,11 @@ Kind = Literal["id", "string", "timestamp", "float", "bool"]
 
 ITEM_EVENT_TYPES: tuple[str, ...] = ("view", "add_to_cart", "purchase", "return")
 """Event types that are about one item (``item_id`` is normally set)."""
+
+EXPOSURE_EVENT = "exposure"
+"""A list of recommended items was shown: ``recommendation_id`` and ``impressions`` are required."""
+IMPRESSION_SEPARATOR = "|"
+"""Joins the item ids of ``impressions`` in tables and files (an item id may not contain it there)."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +165,11 @@ EVENTS = TableSpec(
         Column("resolution_hours", "float", min_value=0.0,
                description="Support ticket: hours until resolved."),
         Column("rating", "float", min_value=0.0, description="Explicit rating (e.g. MovieLens stars)."),
+        Column("recommendation_id", "id",
+               description="The /recommend answer this event came from (exposure, and optionally view, "
+                           "add_to_cart, purchase); attribution reads it."),
+        Column("impressions", "string",
+               description="Exposure only: the item ids shown, in order, joined by '|' (a JSON list in POST /events)."),
     ),
 )
 

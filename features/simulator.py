@@ -602,6 +602,8 @@ def _events_frame(parts: dict[str, np.ndarray], start_ts: pd.Timestamp, seed: in
         "csat": pa.array(parts.pop("csat")),
         "resolution_hours": pa.array(parts.pop("res")),
         "rating": pa.nulls(m, type=pa.float64()),
+        "recommendation_id": pa.nulls(m, type=pa.string()),
+        "impressions": pa.nulls(m, type=pa.string()),
     }
     del item
     table = pa.table(columns)

@@ -380,7 +380,27 @@ class EventValidator:
                 return None
             out[name] = float(value)
         out["channel"] = channel
+        if not self._attribution_fields(event, out):
+            return None
         return {name: out.get(name) for name in self._columns}
+
+    def _attribution_fields(self, event: dict[str, Any], out: dict[str, Any]) -> bool:
+        """Put ``recommendation_id`` and ``impressions`` (joined) into ``out``; False when the slow path must decide."""
+        from tenure.features.contract import MAX_IMPRESSIONS
+        from tenure.features.schema import EXPOSURE_EVENT, IMPRESSION_SEPARATOR
+
+        rec, shown = event.get("recommendation_id"), event.get("impressions")
+        if rec is not None and not self._clean_id(rec):
+            return False
+        if event["event_type"] != EXPOSURE_EVENT:
+            out["recommendation_id"] = rec
+            return shown is None
+        if rec is None or not isinstance(shown, list) or not 0 < len(shown) <= MAX_IMPRESSIONS:
+            return False
+        if not all(self._clean_id(x) and x in self.known_items and IMPRESSION_SEPARATOR not in x for x in shown):
+            return False
+        out["recommendation_id"], out["impressions"] = rec, IMPRESSION_SEPARATOR.join(shown)
+        return True
 
     def slow(self, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[int, list[str]]]:
         """``validate_frame`` on the batch: canonical accepted events (with ``_position``) and reasons per position."""

@@ -147,6 +147,8 @@ class RecommendResponse(BaseModel):
     """Ranked items and how they were chosen."""
 
     request_id: str
+    recommendation_id: str = Field(..., description="Send it back on the exposure event (the list shown) and on "
+                                                    "views, add-to-carts and purchases it led to (attribution).")
     customer_id: str
     strategy: str = Field(..., description="als, als_fresh, buy_again, blend, popular, no_consent_popular, ...")
     items: list[RecommendedItem]
@@ -185,6 +187,10 @@ class EventIn(_Strict):
     nps: float | None = None
     csat: float | None = None
     resolution_hours: float | None = None
+    recommendation_id: Annotated[str, Field(max_length=ID_MAX)] | None = Field(
+        None, description="The recommendation_id of the /recommend answer this event came from (attribution).")
+    impressions: list[Annotated[str, Field(max_length=ID_MAX)]] | None = Field(
+        None, max_length=100, description="exposure events only: the item ids shown, in order (at most 100).")
 
 
 class EventsRequest(_Strict):

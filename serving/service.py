@@ -465,13 +465,14 @@ class TenureService:
         recs = runtime.recommend(customer_id, k=k, exclude_purchased=exclude_purchased, categories=categories,
                                  available_only=available_only, consent=consent, recent_items=recent or None)
         self.metrics.strategies.labels(strategy=recs.strategy).inc()
-        request_id = uuid.uuid4().hex
+        request_id = uuid.uuid4().hex  # also the recommendation_id that events send back (attribution)
         self.prediction_log.add({
-            "kind": "recommend", "request_id": request_id, "logged_at": _now(),
+            "kind": "recommend", "request_id": request_id, "recommendation_id": request_id, "logged_at": _now(),
             "customer_id": self.prediction_log.customer_ref(customer_id), "model_version": current.recommender_version,
             "strategy": recs.strategy, "items": [item["item_id"] for item in recs.items], "context": context,
         })
-        return RecommendResponse(request_id=request_id, customer_id=customer_id, strategy=recs.strategy,
+        return RecommendResponse(request_id=request_id, recommendation_id=request_id, customer_id=customer_id,
+                                 strategy=recs.strategy,
                                  items=[RecommendedItem(**item) for item in recs.items],
                                  model_version=current.recommender_version)
 

@@ -29,6 +29,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "support_ticket",
     "survey",
     "subscription_cancel",
+    "exposure",
 )
 
 
@@ -362,6 +363,21 @@ class PrivacySettings(_Section):
         None, description="Where erasure receipts are written (default: <paths.data_dir>/privacy/receipts).")
 
 
+class AttributionSettings(_Section):
+    """Attribution of views, add-to-carts and purchases to the recommendations that led to them
+    (monitoring/attribution.py, ``tenure report attribution``)."""
+
+    window_hours: float = Field(
+        24.0, gt=0, le=24 * 90, description="An event counts for a recommendation when it comes at most this long "
+        "after the recommendation was served.")
+    match_without_id: bool = Field(
+        True, description="Also attribute events that carry no recommendation_id: to the customer's latest "
+        "recommendation within the window that held the item (view-through); false: only events that send the id back.")
+    clock_skew_s: float = Field(
+        300.0, ge=0, le=86_400, description="Client event times may be this much earlier than the server's time of "
+        "the recommendation (the two clocks differ).")
+
+
 class AlertSinkSettings(_Section):
     """One alert destination."""
 
@@ -491,6 +507,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = Field(default_factory=ServingSettings)
     events: EventSettings = Field(default_factory=EventSettings)
     triggers: TriggerSettings = Field(default_factory=TriggerSettings)
+    attribution: AttributionSettings = Field(default_factory=AttributionSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)

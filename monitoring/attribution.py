@@ -18,9 +18,9 @@ Rules (``settings.attribution``):
    differ).
 2. An event that names its ``recommendation_id`` counts for that recommendation only.
 3. An event without one counts (with ``match_without_id``) for the same customer's latest
-   recommendation that satisfies rule 1 (last touch, view-through). Customer ids written as a
-   keyed hash (``serving.pseudonymize_customer_ids``) cannot be matched this way: only rule 2
-   applies then, and the report says so.
+   recommendation that satisfies rule 1 (last touch, view-through). When the prediction log
+   holds pseudonyms (:func:`tenure.pseudonym.log_key`), the events' customer ids are hashed with
+   the same key before they are matched.
 4. Each interaction counts once. Clicks, add-to-carts and conversions are counted once per
    (recommendation, item); revenue sums every attributed purchase's ``amount``.
 
@@ -331,8 +331,10 @@ def attribution_report(settings, start: datetime | str | None = None, end: datet
     Raises
     ------
     ValueError: ``end`` not after ``start``, or a time that is not ISO 8601.
+    SettingsError: logs are pseudonymised and ``privacy.log_hmac_secret`` is not set.
     """
     from tenure.features.tables import read_events
+    from tenure.pseudonym import customer_ref, log_key
 
     clock = pd.Timestamp(now or datetime.now(UTC))
     clock = clock.tz_localize("UTC") if clock.tzinfo is None else clock.tz_convert("UTC")
@@ -346,14 +348,11 @@ def attribution_report(settings, start: datetime | str | None = None, end: datet
     first, last = start_ts - skew, end_ts + window
     stored = read_events(settings, first, last, columns=[c for c in _EVENT_COLUMNS if c != "event_at"])
     events = gather_events([read_logged_events(settings.paths.event_log_dir, first, last), stored])
-    match_without_id = config.match_without_id
-    notes = []
-    if match_without_id and settings.serving.pseudonymize_customer_ids:
-        match_without_id = False
-        notes.append("customer ids are pseudonymised in the prediction log: only events that send the "
-                     "recommendation_id back are attributed")
-    report = attribution_from_frames(recs, events, start_ts, end_ts, window, skew, match_without_id, now=clock)
-    report.notes = notes + report.notes
+    key = log_key(settings)  # the prediction log's customer ids are pseudonyms: hash the events' the same way
+    if key is not None and len(events):
+        events["customer_id"] = [customer_ref(key, str(c)) for c in events["customer_id"]]
+    report = attribution_from_frames(recs, events, start_ts, end_ts, window, skew, config.match_without_id,
+                                     now=clock)
     logger.debug("attribution: %d recommendation(s), %d event(s) read", len(recs), len(events))
     return report
 

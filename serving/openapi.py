@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from tenure.serving.privacy_api import ConsentRequest, ConsentResponse
 from tenure.serving.schemas import (
     ChurnScoreRequest,
     ChurnScoreResponse,
@@ -47,6 +48,8 @@ ROUTES: dict[str, dict[str, Any]] = {
                        "summary": "Items like one item, by the recommender's item factors.", "extra": {"404": "Unknown item."}},
     "/events": {"request": EventsRequest, "response": EventsResponse, "write": True,
                 "summary": "Validate, durably log and de-duplicate events; refresh those customers' features."},
+    "/consent": {"request": ConsentRequest, "response": ConsentResponse, "write": True,
+                 "summary": "Record a customer's consent per scope (append-only history); counts from the next request."},
     "/admin/reload": {"request": ReloadRequest, "response": ReloadResponse, "write": True, "optional_body": True,
                       "summary": "Check the registry now and swap in newly promoted champions; 503 when the check fails."},
 }
@@ -66,7 +69,8 @@ def build_openapi(reads_need_key: bool, max_batch_size: int, max_events: int, ve
     """
     models = [(m, "validation") for m in REQUEST_MODELS.values()]
     models += [(m, "serialization") for m in (ChurnScoreResponse, RecommendResponse, SimilarItemsResponse,
-                                               EventsResponse, ReloadResponse, Readiness, ErrorResponse)]
+                                               EventsResponse, ReloadResponse, Readiness, ErrorResponse,
+                                               ConsentResponse)]
     _, defs = models_json_schema(models, ref_template=REF)
     schemas = defs.get("$defs", {})
     schemas["ChurnScoreRequest"]["properties"]["customer_ids"]["maxItems"] = max_batch_size

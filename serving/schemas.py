@@ -82,7 +82,8 @@ class ChurnScore(BaseModel):
     """The score of one customer, or why there is none (``status``)."""
 
     customer_id: str
-    status: Literal["ok", "unknown_customer"]
+    status: Literal["ok", "unknown_customer", "no_consent"] = Field(
+        ..., description="no_consent: the customer withdrew the profiling consent (POST /consent); nothing is scored.")
     churn_probability: float | None = None
     risk_band: Literal["low", "medium", "high"] | None = None
     percentile: float | None = Field(None, description="Share (0-100) of the customer population at training "

@@ -36,7 +36,7 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-WRITE_ROUTES = ("/events", "/admin/")
+WRITE_ROUTES = ("/events", "/admin/", "/consent", "/customers/")
 READ_ROUTES = ("/churn-score", "/recommend", "/similar-items")
 DOCS_PAGES = ("/", "/docs")
 DOCS_JSON = "/docs.json"

@@ -38,6 +38,7 @@ from tenure.serving.schemas import (
     SimilarItemsRequest,
     SimilarItemsResponse,
 )
+from tenure.serving.privacy_api import ConsentRequest, ConsentResponse, record_consent
 from tenure.serving.security import ApiGuard
 
 logger = logging.getLogger(__name__)
@@ -200,6 +201,10 @@ class TenureService:
             logger.error("feature store not available: %s: %s", type(exc).__name__, exc)
         self.prediction_log = PredictionLog(  # keyed hash of ids (privacy.log_hmac_secret, no fallback)
             settings.paths.prediction_log_dir, settings.serving.prediction_log_flush_s, pseudonymize_key=self.log_key)
+        from tenure.privacy.consent import ConsentStore, ConsentView
+
+        # consent per scope (privacy/consent.py): a change counts from the next request, no restart
+        self.consent = ConsentView(ConsentStore.from_settings(settings), settings.privacy.default_consent)
         self.triggers, self.trigger_sender = self._build_triggers()
         self.intake = self._build_intake()
         self.intake.start()
@@ -258,7 +263,8 @@ class TenureService:
         from tenure.pseudonym import customer_ref
 
         triggers = Triggers(folder, t.bands, t.min_interval_s, count,
-                            customer_ref=lambda cid: customer_ref(self.log_key, cid))  # band table: pseudonyms
+                            customer_ref=lambda cid: customer_ref(self.log_key, cid),  # band table: pseudonyms
+                            may_contact=lambda cid: self.consent.allows(cid, "marketing"))
         sender = WebhookSender(triggers, t.webhook_url, t.dead_letter_path or folder / "triggers-dead-letter.jsonl",
                                t.max_attempts, t.backoff_s, t.timeout_s, count)
         sender.start()
@@ -391,7 +397,9 @@ class TenureService:
         request_id = uuid.uuid4().hex
         scored_at = _now()
         now_s = datetime.fromisoformat(scored_at).timestamp()
-        known = [i for i, row in enumerate(rows) if row is not None]
+        self.consent.refresh()
+        blocked = {i for i, cid in enumerate(customer_ids) if not self.consent.allows(cid, "profiling", refresh=False)}
+        known = [i for i, row in enumerate(rows) if row is not None and i not in blocked]  # no profiling consent: no score
         by_position: dict[int, ChurnScore] = {}
         if known:
             vectors = [rows[i] for i in known]
@@ -417,12 +425,12 @@ class TenureService:
                     "features": vectors[n],  # a fresh dict per request; NaN -> null when written
                     "churn_probability": float(p[n]), "risk_band": bands[n],
                 })
-        unknown = len(customer_ids) - len(known)
+        unknown = len(customer_ids) - len(known) - len(blocked)
         if unknown:
             self.metrics.unknown_customers.inc(unknown)
         if known:
             self.metrics.scores.inc(len(known))
-        results = [by_position.get(i) or ChurnScore(customer_id=cid, status="unknown_customer",
+        results = [by_position.get(i) or ChurnScore(customer_id=cid, status="no_consent" if i in blocked else "unknown_customer",
                                                     model_version=current.churn_version, scored_at=scored_at)
                    for i, cid in enumerate(customer_ids)]
         return ChurnScoreResponse(request_id=request_id, model_version=current.churn_version, results=results)
@@ -461,6 +469,7 @@ class TenureService:
             if row is not None and row.get("consent_personalization") is not None:
                 value = row["consent_personalization"]
                 consent = bool(value) if not (isinstance(value, float) and math.isnan(value)) else True
+        consent = self.consent.allows(customer_id, "personalization", baseline=consent)  # a later change wins
         recent = self.intake.recent_items(customer_id, self.settings.recommender.event_weights)  # live events
         recs = runtime.recommend(customer_id, k=k, exclude_purchased=exclude_purchased, categories=categories,
                                  available_only=available_only, consent=consent, recent_items=recent or None)
@@ -536,6 +545,16 @@ class TenureService:
             updated = sorted({e["customer_id"] for e, fresh in zip(accepted, flags) if fresh} & profiles.keys())
         return EventsResponse(accepted=counts["accepted"], duplicates=counts["duplicate"], rejected=counts["rejected"],
                               results=results, features_updated=updated)
+
+    @bentoml.api(route="/consent", input_spec=ConsentRequest)
+    def consent_change(self, customer_id: str, scopes: dict[str, bool], channel: str | None = None,
+                       at: str | None = None) -> ConsentResponse:
+        """Record a customer's consent per scope (needs an API key); effective from the next request."""
+        try:
+            return record_consent(self.consent, ConsentRequest(customer_id=customer_id, scopes=scopes, channel=channel,
+                                                               at=at))
+        except ValueError as exc:
+            return _error(400, "invalid consent change", [{"loc": ["at"], "msg": str(exc), "type": "value_error"}])
 
     @bentoml.api(route="/admin/reload")
     def reload(self) -> ReloadResponse:

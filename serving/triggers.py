@@ -54,12 +54,17 @@ class Triggers:
     customer_ref:
         How the band table names a customer (:func:`tenure.pseudonym.customer_ref` with the log key
         when logs are pseudonymous; the raw id otherwise). Messages carry the raw id: the receiver needs it.
+    may_contact:
+        ``may_contact(customer_id)``: False when the customer withdrew the ``marketing`` consent
+        (privacy/consent.py): no message, counted as ``no_consent``; the band is still recorded.
     """
 
     def __init__(self, folder: Path, bands: Sequence[str], min_interval_s: float,
                  count: Callable[[str, int], None] | None = None,
-                 customer_ref: Callable[[str], str] | None = None) -> None:
+                 customer_ref: Callable[[str], str] | None = None,
+                 may_contact: Callable[[str], bool] | None = None) -> None:
         self.bands = frozenset(bands)
+        self._may_contact = may_contact or (lambda customer_id: True)
         self._ref = customer_ref or (lambda customer_id: customer_id)
         self.min_interval_s = min_interval_s
         self._count = count or (lambda outcome, n: None)
@@ -110,7 +115,8 @@ class Triggers:
                     continue
                 if band in self.bands:
                     consent = new_rows[n].get("consent_personalization")
-                    if consent is not None and not (isinstance(consent, float) and math.isnan(consent)) and not consent:
+                    if (consent is not None and not (isinstance(consent, float) and math.isnan(consent)) and not consent
+                            or not self._may_contact(cid)):
                         skipped["no_consent"] += 1
                     elif last_sent is not None and now - last_sent < self.min_interval_s:
                         skipped["rate_limited"] += 1

@@ -316,3 +316,18 @@ class ConsentView:
         self.store.record(changes)
         self.refresh(force=True)
         return self.store.current(c.customer_id for c in changes)
+
+
+def withdrawn_customers(settings, scope: str) -> frozenset[str]:
+    """Customers whose current consent in ``scope`` is withdrawn, for batch work (training, monitoring, exports).
+
+    Reads the history when it exists (and creates nothing when it does not: no withdrawals).
+    """
+    path = consent_path(settings)
+    if not path.exists():
+        return frozenset()
+    store = ConsentStore(path)
+    try:
+        return store.withdrawn(scope)
+    finally:
+        store.close()

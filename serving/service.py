@@ -248,11 +248,12 @@ class TenureService:
         return LiveEvents.build(settings, customers, items, history, push, observe_lag=self.metrics.event_lag.observe)
 
     def _build_triggers(self):
-        """The band-crossing outbox and its webhook sender, when ``triggers.webhook_url`` is set."""
+        """The band-crossing outbox and its senders, when a sink is set (``triggers.webhook_url``, ``redis_stream``)."""
         t = self.settings.triggers
-        if not t.webhook_url:
+        from tenure.serving.triggers import Triggers, make_senders, sink_names
+
+        if not sink_names(t):
             return None, None
-        from tenure.serving.triggers import Triggers, WebhookSender
 
         folder = self.settings.paths.event_log_dir
         folder.mkdir(parents=True, exist_ok=True)
@@ -264,9 +265,8 @@ class TenureService:
 
         triggers = Triggers(folder, t.bands, t.min_interval_s, count,
                             customer_ref=lambda cid: customer_ref(self.log_key, cid),  # band table: pseudonyms
-                            may_contact=lambda cid: self.consent.allows(cid, "marketing"))
-        sender = WebhookSender(triggers, t.webhook_url, t.dead_letter_path or folder / "triggers-dead-letter.jsonl",
-                               t.max_attempts, t.backoff_s, t.timeout_s, count)
+                            may_contact=lambda cid: self.consent.allows(cid, "marketing"), sinks=sink_names(t))
+        sender = make_senders(triggers, self.settings, folder, count)
         sender.start()
         return triggers, sender
 

@@ -9,10 +9,16 @@ one SQLite transaction (``<event_log_dir>/triggers.sqlite``) before the push, so
 point neither loses a crossing nor creates it twice: a replayed micro-batch finds the band
 already stored.
 
-Delivery (:class:`WebhookSender`, a thread): each pending message is POSTed as JSON with its
-``dedupe_key`` in the body and the ``Idempotency-Key`` header (delivery is at least once; the
-key makes it once for a receiver that remembers keys), retried with exponential back-off, and
-after ``triggers.max_attempts`` written to the dead-letter file (JSON lines) instead.
+Delivery: each message is queued once per configured sink, and each sink's sender (a thread)
+delivers its share on its own, retries with exponential back-off, and after
+``triggers.max_attempts`` writes it to the dead-letter file (JSON lines) instead:
+
+- :class:`WebhookSender` POSTs it as JSON with its ``dedupe_key`` in the body and the
+  ``Idempotency-Key`` header (delivery is at least once; the key makes it once for a receiver
+  that remembers keys);
+- :class:`RedisStreamSender` adds it to a Redis stream (``XADD``) in one server-side step with
+  a ``SET NX`` of its dedupe key, so a message delivered again after a crash is not added twice
+  (once per dedupe key in the stream, for ``triggers.redis_dedupe_days``).
 
 Consent (``consent_personalization`` = 0: no message, the band is still recorded) and a
 per-customer minimum interval between messages (``triggers.min_interval_s``) are respected.
@@ -57,13 +63,18 @@ class Triggers:
     may_contact:
         ``may_contact(customer_id)``: False when the customer withdrew the ``marketing`` consent
         (privacy/consent.py): no message, counted as ``no_consent``; the band is still recorded.
+    sinks:
+        Names of the configured sinks (``webhook``, ``redis_stream``): each message is queued once
+        per sink, and each sink's sender delivers, retries and dead-letters it on its own.
     """
 
     def __init__(self, folder: Path, bands: Sequence[str], min_interval_s: float,
                  count: Callable[[str, int], None] | None = None,
                  customer_ref: Callable[[str], str] | None = None,
-                 may_contact: Callable[[str], bool] | None = None) -> None:
+                 may_contact: Callable[[str], bool] | None = None,
+                 sinks: Sequence[str] = ("webhook",)) -> None:
         self.bands = frozenset(bands)
+        self.sinks = tuple(sinks)
         self._may_contact = may_contact or (lambda customer_id: True)
         self._ref = customer_ref or (lambda customer_id: customer_id)
         self.min_interval_s = min_interval_s
@@ -72,8 +83,13 @@ class Triggers:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS band (customer_id TEXT PRIMARY KEY, band TEXT, crossings INTEGER, "
                          "last_sent REAL)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS outbox (dedupe_key TEXT PRIMARY KEY, body TEXT, state TEXT, "
-                         "attempts INTEGER, next_at REAL)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS delivery (sink TEXT, dedupe_key TEXT, body TEXT, state TEXT, "
+                         "attempts INTEGER, next_at REAL, PRIMARY KEY (sink, dedupe_key))")
+        if self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").fetchone():
+            # the one-sink outbox of earlier versions: its messages were for the webhook
+            self._db.execute("INSERT OR IGNORE INTO delivery SELECT 'webhook', dedupe_key, body, state, attempts, "
+                             "next_at FROM outbox")
+            self._db.execute("DROP TABLE outbox")
         self._db.commit()
         self._lock = threading.Lock()
 
@@ -132,74 +148,81 @@ class Triggers:
                             "created_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds"),
                             **(extras(cid) if extras else {}),
                         }
-                        outbox_rows.append((message["dedupe_key"], json.dumps(message, default=str), "pending", 0, now))
+                        body = json.dumps(message, default=str)
+                        outbox_rows.extend((sink, message["dedupe_key"], body, "pending", 0, now)
+                                           for sink in self.sinks)
                         queued.append(message)
                 band_rows.append((refs[cid], band, crossings, last_sent))
             self._db.executemany("INSERT OR REPLACE INTO band VALUES (?, ?, ?, ?)", band_rows)
-            self._db.executemany("INSERT OR IGNORE INTO outbox VALUES (?, ?, ?, ?, ?)", outbox_rows)
+            self._db.executemany("INSERT OR IGNORE INTO delivery VALUES (?, ?, ?, ?, ?, ?)", outbox_rows)
             self._db.commit()
         for outcome, n in (("queued", len(queued)), *skipped.items()):
             if n:
                 self._count(outcome, n)
         return queued
 
-    def due(self, now: float, limit: int = 100) -> list[tuple[str, str, int]]:
-        """Pending messages whose next attempt is due: ``(dedupe_key, body, attempts)``."""
+    def due(self, now: float, limit: int = 100, sink: str = "webhook") -> list[tuple[str, str, int]]:
+        """Pending messages of ``sink`` whose next attempt is due: ``(dedupe_key, body, attempts)``."""
         with self._lock:
-            return list(self._db.execute("SELECT dedupe_key, body, attempts FROM outbox WHERE state = 'pending' AND "
-                                         "next_at <= ? ORDER BY next_at LIMIT ?", (now, limit)))
+            return list(self._db.execute("SELECT dedupe_key, body, attempts FROM delivery WHERE sink = ? AND "
+                                         "state = 'pending' AND next_at <= ? ORDER BY next_at LIMIT ?",
+                                         (sink, now, limit)))
 
-    def mark(self, key: str, state: str, attempts: int, next_at: float = 0.0) -> None:
+    def mark(self, key: str, state: str, attempts: int, next_at: float = 0.0, sink: str = "webhook") -> None:
         """Record a delivery outcome (``delivered``, ``dead`` or still ``pending`` with its next attempt)."""
         with self._lock:
-            self._db.execute("UPDATE outbox SET state = ?, attempts = ?, next_at = ? WHERE dedupe_key = ?",
-                             (state, attempts, next_at, key))
+            self._db.execute("UPDATE delivery SET state = ?, attempts = ?, next_at = ? WHERE sink = ? AND "
+                             "dedupe_key = ?", (state, attempts, next_at, sink, key))
             self._db.commit()
 
-    def counts(self) -> dict[str, int]:
-        """Messages by state."""
+    def counts(self, sink: str | None = None) -> dict[str, int]:
+        """Messages by state (of one sink, or of every sink together)."""
         with self._lock:
-            return dict(self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall())
+            if sink is None:
+                return dict(self._db.execute("SELECT state, COUNT(*) FROM delivery GROUP BY state").fetchall())
+            return dict(self._db.execute("SELECT state, COUNT(*) FROM delivery WHERE sink = ? GROUP BY state",
+                                         (sink,)).fetchall())
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
 
-class WebhookSender(BackgroundLoop):
-    """Delivers the outbox to a webhook: retries with exponential back-off, then a dead-letter file.
+class OutboxSender(BackgroundLoop):
+    """Delivers one sink's share of the outbox: retries with exponential back-off, then a dead-letter file.
+
+    Subclasses name the sink (:attr:`sink`, :attr:`target`) and send one message (:meth:`_send`).
 
     Parameters
     ----------
     triggers:
         The outbox.
-    url:
-        Where messages are POSTed (JSON).
     dead_letter:
         JSON-lines file for messages that failed ``max_attempts`` times.
-    max_attempts, backoff_s, timeout_s:
-        Attempts per message, the first retry's delay (doubling, at most 5 minutes), the HTTP timeout.
+    max_attempts, backoff_s:
+        Attempts per message, the first retry's delay (doubling, at most 5 minutes).
     count:
         ``count(outcome, n)`` for the metrics (``delivered``, ``retried``, ``dead_letter``).
     """
 
-    def __init__(self, triggers: Triggers, url: str, dead_letter: Path, max_attempts: int = 8, backoff_s: float = 1.0,
-                 timeout_s: float = 5.0, count: Callable[[str, int], None] | None = None) -> None:
+    sink = "webhook"
+    target = ""
+
+    def __init__(self, triggers: Triggers, dead_letter: Path, max_attempts: int = 8, backoff_s: float = 1.0,
+                 count: Callable[[str, int], None] | None = None) -> None:
         self.triggers = triggers
-        self.url = url
         self.dead_letter = Path(dead_letter)
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
-        self.timeout_s = timeout_s
         self._count = count or (lambda outcome, n: None)
-        super().__init__("trigger-webhook")
+        super().__init__(f"trigger-{self.sink}")
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 sent = self.deliver_due()
             except Exception:
-                logger.exception("trigger delivery pass failed")
+                logger.exception("trigger delivery pass (%s) failed", self.sink)
                 sent = 0
             if not sent:
                 self._wake.wait(0.5)
@@ -207,28 +230,55 @@ class WebhookSender(BackgroundLoop):
 
     def deliver_due(self, now: float | None = None) -> int:
         """One pass over the due messages; returns how many were attempted."""
-        due = self.triggers.due(time.time() if now is None else now)
+        due = self.triggers.due(time.time() if now is None else now, sink=self.sink)
         for key, body, attempts in due:
             if self._stop.is_set():
                 break
             attempts += 1
-            if self._post(key, body):
-                self.triggers.mark(key, "delivered", attempts)
+            if self._send(key, body):
+                self.triggers.mark(key, "delivered", attempts, sink=self.sink)
                 self._count("delivered", 1)
             elif attempts >= self.max_attempts:
                 self.dead_letter.parent.mkdir(parents=True, exist_ok=True)
                 with open(self.dead_letter, "a") as f:
-                    f.write(json.dumps({"dedupe_key": key, "attempts": attempts, "url": self.url,
+                    f.write(json.dumps({"dedupe_key": key, "attempts": attempts, "sink": self.sink,
+                                        "url" if self.sink == "webhook" else "target": self.target,
                                         "message": json.loads(body)}) + "\n")
-                self.triggers.mark(key, "dead", attempts)
+                self.triggers.mark(key, "dead", attempts, sink=self.sink)
                 self._count("dead_letter", 1)
-                logger.warning("trigger %s moved to the dead-letter file %s after %d attempts", key, self.dead_letter,
-                               attempts)
+                logger.warning("trigger %s (%s) moved to the dead-letter file %s after %d attempts", key, self.sink,
+                               self.dead_letter, attempts)
             else:
                 delay = min(self.backoff_s * 2 ** (attempts - 1), 300.0)
-                self.triggers.mark(key, "pending", attempts, time.time() + delay)
+                self.triggers.mark(key, "pending", attempts, time.time() + delay, sink=self.sink)
                 self._count("retried", 1)
         return len(due)
+
+    def _send(self, key: str, body: str) -> bool:  # pragma: no cover - subclasses send
+        raise NotImplementedError
+
+
+class WebhookSender(OutboxSender):
+    """Delivers the outbox to a webhook: POST with the ``Idempotency-Key`` header (see :class:`OutboxSender`).
+
+    Parameters
+    ----------
+    url:
+        Where messages are POSTed (JSON).
+    timeout_s:
+        The HTTP timeout. Other parameters: :class:`OutboxSender`.
+    """
+
+    sink = "webhook"
+
+    def __init__(self, triggers: Triggers, url: str, dead_letter: Path, max_attempts: int = 8, backoff_s: float = 1.0,
+                 timeout_s: float = 5.0, count: Callable[[str, int], None] | None = None) -> None:
+        self.url = self.target = url
+        self.timeout_s = timeout_s
+        super().__init__(triggers, dead_letter, max_attempts, backoff_s, count)
+
+    def _send(self, key: str, body: str) -> bool:
+        return self._post(key, body)
 
     def _post(self, key: str, body: str) -> bool:
         request = urllib.request.Request(self.url, data=body.encode(), method="POST",
@@ -239,3 +289,101 @@ class WebhookSender(BackgroundLoop):
         except (urllib.error.URLError, OSError, ValueError) as exc:
             logger.debug("trigger %s not delivered: %s", key, exc)
             return False
+
+
+# XADD only when the dedupe key was not added before, in one atomic step: a message delivered again
+# (the outbox was not yet marked delivered when the process died) does not appear twice in the stream.
+_XADD_ONCE = """
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'EX', ARGV[3]) then
+  return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[4], '*', 'dedupe_key', ARGV[1], 'message', ARGV[2])
+end
+return false
+"""
+
+
+class RedisStreamSender(OutboxSender):
+    """Delivers the outbox to a Redis stream (``XADD``), once per dedupe key (see :data:`_XADD_ONCE`).
+
+    Each entry has two fields: ``dedupe_key`` and ``message`` (the JSON body). A consumer group
+    (``XREADGROUP``) lets several workers of the receiver share the stream.
+
+    Parameters
+    ----------
+    client:
+        A ``redis.Redis`` client (:func:`tenure.serving.redis_link.redis_client`).
+    stream:
+        The stream's key (``triggers.redis_stream``).
+    maxlen:
+        The stream is trimmed to about this many entries (``XADD MAXLEN ~``).
+    dedupe_ttl_s:
+        How long a delivered key is remembered (``<stream>:sent:<dedupe_key>``). Other
+        parameters: :class:`OutboxSender`.
+    """
+
+    sink = "redis_stream"
+
+    def __init__(self, triggers: Triggers, client, stream: str, dead_letter: Path, max_attempts: int = 8,
+                 backoff_s: float = 1.0, maxlen: int = 1_000_000, dedupe_ttl_s: int = 30 * 86_400,
+                 count: Callable[[str, int], None] | None = None) -> None:
+        self.client = client
+        self.stream = self.target = stream
+        self.maxlen = maxlen
+        self.dedupe_ttl_s = dedupe_ttl_s
+        self._xadd_once = client.register_script(_XADD_ONCE)
+        super().__init__(triggers, dead_letter, max_attempts, backoff_s, count)
+
+    def _send(self, key: str, body: str) -> bool:
+        import redis
+
+        try:
+            self._xadd_once(keys=[self.stream, f"{self.stream}:sent:{key}"],
+                            args=[key, body, int(self.dedupe_ttl_s), int(self.maxlen)])
+        except redis.RedisError as exc:
+            logger.debug("trigger %s not added to the stream %s: %s", key, self.stream, exc)
+            return False
+        return True  # added now, or added before (a replay): delivered either way
+
+
+class Senders:
+    """The senders of every configured sink, started, woken and stopped together."""
+
+    def __init__(self, senders: Sequence[OutboxSender]) -> None:
+        self.senders = list(senders)
+
+    def start(self) -> None:
+        """Start every sender's thread."""
+        for sender in self.senders:
+            sender.start()
+
+    def wake(self) -> None:
+        """Deliver now (new messages were queued)."""
+        for sender in self.senders:
+            sender.wake()
+
+    def stop(self) -> None:
+        """End every sender after its current pass."""
+        for sender in self.senders:
+            sender.stop()
+
+
+def sink_names(triggers_settings) -> list[str]:
+    """The sinks ``settings.triggers`` configures: ``webhook`` (``webhook_url``), ``redis_stream`` (``redis_stream``)."""
+    return [name for name, on in (("webhook", triggers_settings.webhook_url),
+                                  ("redis_stream", triggers_settings.redis_stream)) if on]
+
+
+def make_senders(triggers: Triggers, settings, folder: Path, count: Callable[[str, int], None] | None = None) -> Senders:
+    """A sender per sink of ``triggers.sinks``, from ``settings.triggers`` (the stream on ``feast.redis_connection_string``)."""
+    t = settings.triggers
+    dead_letter = t.dead_letter_path or Path(folder) / "triggers-dead-letter.jsonl"
+    senders: list[OutboxSender] = []
+    if "webhook" in triggers.sinks:
+        senders.append(WebhookSender(triggers, t.webhook_url, dead_letter, t.max_attempts, t.backoff_s, t.timeout_s,
+                                     count))
+    if "redis_stream" in triggers.sinks:
+        from tenure.serving.redis_link import redis_client
+
+        client = redis_client(settings.feast.redis_connection_string, t.timeout_s)
+        senders.append(RedisStreamSender(triggers, client, t.redis_stream, dead_letter, t.max_attempts, t.backoff_s,
+                                         t.redis_stream_maxlen, int(t.redis_dedupe_days * 86_400), count))
+    return Senders(senders)

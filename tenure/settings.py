@@ -344,6 +344,14 @@ class TriggerSettings(_Section):
     recommendations: int = Field(3, ge=0, le=20, description="Recommended items added to each message (0 = none).")
     dead_letter_path: Path | None = Field(
         None, description="JSON-lines file of undeliverable messages (default: <event_log_dir>/triggers-dead-letter.jsonl).")
+    redis_stream: str | None = Field(
+        None, min_length=1, max_length=200, description="Redis stream (key) that band-crossing messages are added to "
+        "(XADD, once per dedupe key), on the server of feast.redis_connection_string; None = no stream. Beside or "
+        "instead of webhook_url; the production profile's sink for consumers on several machines.")
+    redis_stream_maxlen: int = Field(1_000_000, ge=1_000, le=10**9,
+                                     description="The stream is trimmed to about this many entries (XADD MAXLEN ~).")
+    redis_dedupe_days: float = Field(30.0, gt=0, le=3650, description="How long the stream remembers a delivered "
+                                     "dedupe key, so a message delivered again (after a crash) is not added twice.")
 
 
 class PrivacySettings(_Section):

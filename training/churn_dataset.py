@@ -184,6 +184,7 @@ def build_churn_training_set(settings, store=None, verify_sample: int = 300) -> 
         )
     labels = label_churn(events, customers, cutoffs, settings.churn.horizon_days, settings.churn.qualifying_event_types)
     del events  # not needed during the join, which is the memory peak
+    labels = _without_withdrawn(settings, labels)
     if labels.empty:
         raise ValueError("no customer is alive at any cut-off; the training window is empty")
     logger.info("labelled %d rows over %d cut-offs (churn rate %.3f)", len(labels), len(cutoffs), labels[LABEL_COLUMN].mean())
@@ -201,6 +202,19 @@ def build_churn_training_set(settings, store=None, verify_sample: int = 300) -> 
         check_point_in_time(rows, guard_events, customers, read_items(settings), sample=len(rows))
     return frame
 
+
+
+def _without_withdrawn(settings, frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of customers who have not withdrawn the ``profiling`` consent (privacy/consent.py)."""
+    from tenure.privacy.consent import withdrawn_customers
+
+    withdrawn = withdrawn_customers(settings, "profiling")
+    if not withdrawn:
+        return frame
+    keep = ~frame["customer_id"].isin(withdrawn)
+    logger.info("left out %d rows of %d customers who withdrew the profiling consent",
+                int((~keep).sum()), len(withdrawn))
+    return frame[keep].reset_index(drop=True)
 
 
 # --- labelled snapshots ----------------------------------------------------------------------------
@@ -289,6 +303,7 @@ def build_snapshot_training_set(settings) -> tuple[pd.DataFrame, list[str], list
     out = frame[["customer_id", *features]].copy()
     out.insert(1, "event_timestamp", pd.Timestamp(as_of).tz_convert("UTC"))
     out.insert(2, LABEL_COLUMN, label.to_numpy())
+    out = _without_withdrawn(settings, out)
     logger.info("snapshot: %d labelled customers, churn rate %.3f, %d numeric + %d categorical features",
                 len(out), float(label.mean()), len(numeric), len(categorical))
     return out, numeric, categorical

@@ -117,6 +117,12 @@ def load_data(settings: Settings, source: str = "generated") -> RecommenderData:
                 f"prepare it first (`tenure train recommender --source {source} --path DIR` ingests the dataset)")
         raise ValueError(f"no events under {ws.paths.tables_dir}: {hint}")
     customers, items = read_customers(ws), read_items(ws)
+    if source == "generated":  # a customer who withdrew personalization is not learned from (privacy/consent.py)
+        from tenure.privacy.consent import withdrawn_customers
+
+        withdrawn = withdrawn_customers(settings, "personalization")
+        if withdrawn:
+            events = events[~events["customer_id"].isin(withdrawn)].reset_index(drop=True)
     if source == "movielens":
         # A film is not "bought again": rebuy modes make no sense, so MovieLens always runs as plain ALS.
         # Every rated film counts as "already seen" (excluded), whatever the rating.

@@ -100,3 +100,66 @@ def test_webhook_down_then_up_delivers_all_and_hopeless_ones_go_to_dead_letters(
     (dead,) = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
     assert dead["message"]["customer_id"] == "z" and dead["attempts"] == 2
     assert triggers.counts()["dead"] == 1
+
+
+@pytest.fixture
+def redis_stream(production_servers):
+    """A fresh stream key on the real Redis, removed afterwards (with its dedupe keys)."""
+    import uuid
+
+    from tenure.serving.redis_link import redis_client
+
+    client = redis_client(production_servers["redis_connection_string"])
+    stream = f"tenure-test:triggers:{uuid.uuid4().hex}"
+    yield client, stream
+    client.delete(stream, *client.keys(f"{stream}:sent:*"))
+
+
+@pytest.mark.redis
+def test_redis_stream_gets_each_crossing_once_even_when_delivered_again(tmp_path: Path, webhook, redis_stream) -> None:
+    from tenure.serving.triggers import RedisStreamSender
+
+    client, stream = redis_stream
+    triggers = Triggers(tmp_path, ["high"], min_interval_s=0, sinks=("webhook", "redis_stream"))
+    updates = {f"c{i}": {"risk": 0.9} for i in range(3)}
+    queued = triggers.consider(RiskScorer(), "1", {cid: _row(0.1) for cid in updates}, updates, "t")
+    assert triggers.counts("redis_stream") == {"pending": 3} and triggers.counts("webhook") == {"pending": 3}
+    to_stream = RedisStreamSender(triggers, client, stream, tmp_path / "dead.jsonl", maxlen=1000)
+    assert to_stream.deliver_due() == 3 and triggers.counts("redis_stream") == {"delivered": 3}
+    assert triggers.counts("webhook") == {"pending": 3}  # each sink delivers on its own
+    # a crash between XADD and the outbox update: the messages are sent again, the stream keeps one of each
+    for message in queued:
+        triggers.mark(message["dedupe_key"], "pending", 1, sink="redis_stream")
+    assert to_stream.deliver_due() == 3
+    entries = client.xrange(stream)
+    assert sorted(fields[b"dedupe_key"].decode() for _, fields in entries) == sorted(m["dedupe_key"] for m in queued)
+    assert json.loads(entries[0][1][b"message"])["to_band"] == "high"
+    WebhookSender(triggers, webhook.url, tmp_path / "dead.jsonl").deliver_due()
+    assert len(webhook.received) == 3 and triggers.counts() == {"delivered": 6}
+
+
+@pytest.mark.redis
+def test_redis_down_retries_then_dead_letters(tmp_path: Path, redis_stream) -> None:
+    from tenure.serving.redis_link import redis_client
+    from tenure.serving.triggers import RedisStreamSender
+
+    triggers = Triggers(tmp_path, ["high"], min_interval_s=0, sinks=("redis_stream",))
+    triggers.consider(RiskScorer(), "1", {"z": _row(0.1)}, {"z": {"risk": 0.9}}, "t")
+    down = RedisStreamSender(triggers, redis_client("127.0.0.1:9", timeout_s=0.5), "s", tmp_path / "dead.jsonl",
+                             max_attempts=2, backoff_s=0.01)
+    down.deliver_due(now=1e12)
+    assert triggers.counts() == {"pending": 1}
+    down.deliver_due(now=2e12)
+    (dead,) = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert (dead["sink"], dead["target"], dead["message"]["customer_id"]) == ("redis_stream", "s", "z")
+    # the outbox of an earlier version (one sink, the webhook) is taken over, not lost
+    import sqlite3
+
+    old = tmp_path / "old"
+    old.mkdir()
+    db = sqlite3.connect(old / "triggers.sqlite")
+    db.execute("CREATE TABLE outbox (dedupe_key TEXT PRIMARY KEY, body TEXT, state TEXT, attempts INTEGER, next_at REAL)")
+    db.execute("INSERT INTO outbox VALUES ('k1', '{}', 'pending', 2, 0)")
+    db.commit()
+    db.close()
+    assert Triggers(old, ["high"], 0).due(now=1.0) == [("k1", "{}", 2)]

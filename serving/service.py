@@ -23,6 +23,7 @@ import bentoml
 from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
+from tenure.serving.dashboard import dashboard_app
 from tenure.serving.schemas import (
     ChurnScore,
     ChurnScoreRequest,
@@ -592,3 +593,5 @@ class TenureService:
 
 
 TenureService.add_asgi_middleware(SettingsGuard)
+# GET /dashboard: the page and its JSON panels (serving/dashboard.py), behind the read key when reads need one
+TenureService.mount_asgi_app(dashboard_app(), path="/dashboard")

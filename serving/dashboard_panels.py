@@ -500,12 +500,50 @@ def load_values(settings: Any) -> Any:
         return None
 
 
-def experiments(settings: Any) -> dict[str, Any]:
-    """The ``experiments`` panel: the experiments room's results, or "none yet" without that room."""
-    if not room_available("tenure.experiments"):
+def experiments(settings: Any, shown: int = 6) -> dict[str, Any]:
+    """The ``experiments`` panel: per experiment, each arm's retention and its difference to control.
+
+    Reads the experiments room (``tenure.experiments.workflow``: definitions in settings, treatment
+    and outcome events in the tables); "none yet" without that room or without any experiment.
+    An experiment whose outcome windows have not ended yet is listed with the reason.
+    """
+    if not room_available("tenure.experiments.workflow"):
         return panel("experiments", "empty", {"experiments": []}, "none yet")
-    return panel("experiments", "empty", {"experiments": []}, "none yet: the experiments room is installed but "
-                 "this dashboard does not read it yet")
+    from tenure.experiments import workflow
+
+    events = workflow.read_experiment_events(settings)
+    found = workflow.list_experiments(settings, events)
+    if not found:
+        return panel("experiments", "empty", {"experiments": []}, "none yet: no experiment is defined "
+                     "(experiments.definitions) and no treatment event was recorded")
+    rows = []
+    for exp in found[-shown:]:
+        try:
+            report = workflow.experiment_report(settings, exp["name"], events=events)
+        except ValueError as exc:  # no matured outcome yet, or an unknown control arm: say so
+            rows.append({"name": exp["name"], "status": exp.get("status"), "arms": [], "warning": str(exc)})
+            continue
+        rows.append(experiment_row(report))
+    return panel("experiments", "ok" if any(r["arms"] for r in rows) else "empty", {"experiments": rows},
+                 None if any(r["arms"] for r in rows) else "no experiment has matured outcomes yet")
+
+
+def experiment_row(report: dict[str, Any], metric: str = "retention_rate") -> dict[str, Any]:
+    """One experiment report (``tenure experiments report NAME --json``) -> the panel's row for ``metric``."""
+    diffs = {d["arm"]: d for d in report.get("differences", []) if d.get("metric") == metric}
+    truth = report.get("true_retention_effect") or {}
+    arms = []
+    for arm in report.get("arms", []):
+        d = diffs.get(arm["arm"], {})
+        arms.append({"arm": arm["arm"], "customers": arm.get("customers"), "rate": _finite(arm.get(metric)),
+                     "control": arm["arm"] == report.get("control"), "difference": _finite(d.get("estimate")),
+                     "difference_low": _finite(d.get("low")), "difference_high": _finite(d.get("high")),
+                     "p_value": _finite(d.get("p_value")), "significant": d.get("significant"),
+                     "true_difference": _finite(truth.get(arm["arm"])) if metric == "retention_rate" else None})
+    srm = report.get("srm") or {}
+    return {"name": report.get("experiment"), "status": report.get("status"), "metric": metric.replace("_", " "),
+            "control": report.get("control"), "customers": report.get("matured"), "arms": arms,
+            "srm_flagged": bool(srm.get("flagged")), "warning": "; ".join(report.get("warnings") or [])}
 
 
 # --- the cache and its refresher -------------------------------------------------------------------
@@ -581,7 +619,7 @@ class DashboardData:
              False, 0.0),
             ("champions", lambda: (tuple(sorted(self.served_versions().items())), slow_tick()),
              lambda: champions(self.settings, self.served_versions()), True, 0.0),
-            ("experiments", slow_tick, lambda: experiments(self.settings), True, 0.0),
+            ("experiments", self._tables_fingerprint, lambda: experiments(self.settings), True, d.slow_refresh_s),
             ("value_at_risk", lambda: (self.tail.fingerprint(), slow_tick()), self._value_at_risk, True, d.refresh_s),
             ("kpis", self._tables_fingerprint, lambda: kpis(self.settings), True, d.slow_refresh_s),
         ]
@@ -658,8 +696,8 @@ class DashboardData:
             except Exception:
                 logger.exception("dashboard refresh failed")
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Stop the background thread (after the panel it is computing)."""
+    def stop(self, timeout_s: float = 1.0) -> None:
+        """Stop the background thread: it ends after the panel it is computing (a daemon; not waited for long)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:

@@ -21,7 +21,7 @@
     if (kind === "pct") { return (100 * value).toFixed(1) + "%"; }
     if (kind === "money") { return value.toLocaleString(undefined, {maximumFractionDigits: 0}); }
     if (kind === "int") { return Math.round(value).toLocaleString(); }
-    if (typeof value === "number") { return Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(value < 1 ? 3 : 1); }
+    if (typeof value === "number") { return Math.abs(value) >= 100 ? value.toFixed(0) : value.toFixed(Math.abs(value) < 1 ? 3 : 1); }
     return String(value);
   }
 
@@ -125,9 +125,9 @@
         {type: "bar", name: "CSAT", x: channels.map(function (c) { return c.channel; }), y: channels.map(function (c) { return c.csat; })}
       ], {barmode: "group", yaxis: {tickformat: ".0%"}});
       table("channel-table", [["channel", "channel"], ["events", "events", "int"], ["orders", "orders", "int"],
-        ["revenue", "revenue", "money"], ["AOV", "average_order_value"], ["conversion", "conversion_rate", "pct"],
-        ["repurchase", "repurchase_rate", "pct"], ["NPS", "nps"], ["CSAT", "csat", "pct"], ["CES", "ces"],
-        ["tickets", "tickets", "int"], ["resolution h (median)", "resolution_hours_median"]], channels);
+        ["revenue", "revenue", "money"], ["AOV", "average_order_value", "num"], ["conversion", "conversion_rate", "pct"],
+        ["repurchase", "repurchase_rate", "pct"], ["NPS", "nps", "num"], ["CSAT", "csat", "pct"], ["CES", "ces", "num"],
+        ["tickets", "tickets", "int"], ["resolution h (median)", "resolution_hours_median", "num"]], channels);
       var topics = voiceTopics(d.voice);
       document.getElementById("voice-card").hidden = !topics.length;
       if (topics.length) {
@@ -166,22 +166,33 @@
       var rows = [];
       (d.experiments || []).forEach(function (x, i) {
         var arms = x.arms || [];
+        arms.forEach(function (a) { rows.push({experiment: x.name, arm: a.arm + (a.control ? " (control)" : ""),
+          customers: a.customers, rate: a.rate, difference: a.control ? null : a.difference,
+          interval: a.difference_low === null || a.difference_low === undefined ? "–" :
+            fmt(a.difference_low, "pct") + " … " + fmt(a.difference_high, "pct"),
+          truth: a.true_difference, warning: x.warning || ""}); });
+        if (!arms.length) { rows.push({experiment: x.name, arm: "–", warning: x.warning || ""}); return; }
+        var treated = arms.filter(function (a) { return !a.control; });
         var card = el("div", {"class": "card"});
-        card.appendChild(el("h3", {}, x.name + " (" + (x.status || "") + "): " + (x.metric || "retention rate") + " per arm"));
+        card.appendChild(el("h3", {}, x.name + " (" + (x.status || "") + "): " + x.metric + " difference to " +
+                                     (x.control || "control") + ", 95% interval" + (x.srm_flagged ? " — sample-ratio mismatch!" : "")));
         var chart = el("div", {"class": "chart", id: "chart-experiment-" + i, "data-panel": "experiments"});
         card.appendChild(chart);
         holder.appendChild(card);
-        draw(chart.id, [{type: "bar", x: arms.map(function (a) { return a.arm; }), y: arms.map(function (a) { return a.rate; }),
+        var traces = [{type: "scatter", mode: "markers", name: "measured", x: treated.map(function (a) { return a.arm; }),
+          y: treated.map(function (a) { return a.difference; }), marker: {size: 11, color: "#2f6fb3"},
           error_y: {type: "data", symmetric: false,
-                    array: arms.map(function (a) { return a.ci_high === null || a.ci_high === undefined ? 0 : a.ci_high - a.rate; }),
-                    arrayminus: arms.map(function (a) { return a.ci_low === null || a.ci_low === undefined ? 0 : a.rate - a.ci_low; })}}],
-          {yaxis: {tickformat: ".0%"}});
-        arms.forEach(function (a) { rows.push({experiment: x.name, arm: a.arm, customers: a.customers, rate: a.rate,
-          difference: a.difference, interval: a.difference_low === undefined || a.difference_low === null ? "–" :
-            fmt(a.difference_low, "pct") + " … " + fmt(a.difference_high, "pct"), warning: x.warning || ""}); });
+                    array: treated.map(function (a) { return a.difference_high === null ? 0 : a.difference_high - a.difference; }),
+                    arrayminus: treated.map(function (a) { return a.difference_low === null ? 0 : a.difference - a.difference_low; })}}];
+        if (treated.some(function (a) { return a.true_difference !== null && a.true_difference !== undefined; })) {
+          traces.push({type: "scatter", mode: "markers", name: "true effect (simulator)", x: treated.map(function (a) { return a.arm; }),
+            y: treated.map(function (a) { return a.true_difference; }), marker: {symbol: "x", size: 10, color: "#d64545"}});
+        }
+        draw(chart.id, traces, {yaxis: {tickformat: ".1%", zeroline: true, zerolinecolor: "#616e7c"}});
       });
       table("experiment-table", [["experiment", "experiment"], ["arm", "arm"], ["customers", "customers", "int"],
-        ["rate", "rate", "pct"], ["difference to control", "difference", "pct"], ["95% interval", "interval"], ["warning", "warning"]], rows);
+        ["rate", "rate", "pct"], ["difference to control", "difference", "pct"], ["95% interval", "interval"],
+        ["true difference", "truth", "pct"], ["note", "warning"]], rows);
     },
 
     drift: function (d) {

@@ -50,6 +50,10 @@ class FileReport:
     reasons: dict[str, int] = field(default_factory=dict)
     attribute_types: dict[str, tuple[str, str]] = field(default_factory=dict)
     """Customers: ``{extra column: (type, reason)}`` as stored (see :mod:`features.attributes`)."""
+    quality: dict | None = None
+    """Events: the batch's data-quality report (:mod:`features.quality`), when checked."""
+    quarantined: str | None = None
+    """Events: the quarantine batch id when the batch was held back (``tenure data accept BATCH``)."""
 
     @property
     def rows_per_second(self) -> float:
@@ -249,12 +253,15 @@ class IngestRun:
                 if self.progress:
                     self.progress(result.rows_read)
             else:
-                writer.commit()
+                from tenure.features.quarantine import hold_if_broken
+
+                if not hold_if_broken(self.settings, writer, report, f"{self.report.run_id}-{len(self.report.files)}"):
+                    writer.commit()
         except BaseException:
             writer.abort()
             raise
         self._rejects.extend(rejects)
-        report.inserted = report.accepted
+        report.inserted = 0 if report.quarantined else report.accepted
         report.seconds = time.perf_counter() - started
         self.report.files.append(report)
         return report

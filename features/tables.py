@@ -479,6 +479,11 @@ class EventWriter:
         self.written += len(events)
         return len(events), skipped
 
+    @property
+    def staged_files(self) -> list[tuple[Path, Path]]:
+        """``(staged file, its place in the table)`` of everything added and not yet committed."""
+        return list(self._files)
+
     def commit(self) -> AppendResult:
         """Move every staged file into place; on failure undo the moves made and re-raise."""
         moved: list[Path] = []

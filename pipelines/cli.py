@@ -19,6 +19,7 @@ from tenure.pipelines.commands import (
     features,
     models,
     monitor,
+    quarantine,
     report,
     run,
     serve,
@@ -68,6 +69,7 @@ def _root(
 
 
 data.register(app)
+app.add_typer(quarantine.app, name="data")
 app.add_typer(features.app, name="features")
 app.add_typer(train.app, name="train")
 app.add_typer(models.app, name="models")

@@ -489,6 +489,29 @@ class DashboardSettings(_Section):
     top_customers: int = Field(10, ge=1, le=1000, description="Customers listed by value at risk.")
 
 
+class QualitySettings(_Section):
+    """Data-quality checks on each ingested event batch, and the quarantine of broken ones
+    (features/quality.py, docs/monitoring.md "Data quality"). A batch with a finding is stored under
+    <paths.data_dir>/quarantine/<batch> instead of the tables until `tenure data accept BATCH`."""
+
+    enabled: bool = Field(True, description="Check every event batch at ingestion (off: store as before).")
+    quarantine: bool = Field(True, description="Hold a batch with a pipeline finding back from the tables "
+                             "(off: store it and only report the findings).")
+    baseline_days: int = Field(28, ge=1, le=365, description="Days of stored events before a batch that it is "
+                               "compared with.")
+    min_rows: int = Field(200, ge=1, description="Fewest rows of an event type (or source) for a check on it.")
+    max_missing_increase: float = Field(0.2, gt=0, le=1, description="Missing share of a column (per event type) "
+                                        "may rise by at most this much over the baseline's.")
+    max_out_of_range_share: float = Field(0.05, gt=0, le=1, description="Largest share of a numeric column (per "
+                                          "event type) outside the baseline's 0.1-99.9th percentiles.")
+    max_duplicate_share: float = Field(0.01, gt=0, le=1, description="Largest share of events repeating another "
+                                       "event's customer, time, type and item under a new event_id.")
+    max_source_skew_hours: float = Field(2.0, gt=0, le=24 * 30, description="Largest lead of one source's "
+                                         "(channel's) newest event over the other sources' newest.")
+    max_reject_share: float = Field(0.01, ge=0, le=1, description="Largest share of rows rejected by the contract "
+                                    "(types, ranges) before the batch counts as broken.")
+
+
 class SimulatorSettings(_Section):
     """Defaults of ``tenure generate`` (each is also a CLI option)."""
 
@@ -518,6 +541,7 @@ class Settings(BaseSettings):
     attribution: AttributionSettings = Field(default_factory=AttributionSettings)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 

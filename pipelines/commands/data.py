@@ -28,7 +28,14 @@ def generate(
     start: str | None = typer.Option(None, "--start", help="First day, UTC, e.g. 2026-01-01 (default: simulator.start)."),
     drift_at: int | None = typer.Option(
         None, "--drift-at", min=0,
-        help="Day index from which prices rise 20%, a new low-engagement channel appears and the category mix shifts.",
+        help="Day index from which the world changes (see --drift-kind; default channel_mix: prices rise 20%, "
+             "a new low-engagement channel appears and the category mix shifts).",
+    ),
+    drift_kind: str | None = typer.Option(
+        None, "--drift-kind",
+        help="What changes at --drift-at: channel_mix, price_shock, engagement_decline, seasonality, concept "
+             "(the world) or nulls, units, renamed_category, duplicate_events, timezone_shift (a broken pipeline); "
+             "the ground truth goes to drift_truth.json next to the files.",
     ),
     out_dir: Path | None = typer.Option(None, "--out", help="Folder for the files (default: paths.raw_dir)."),
     file_format: str = typer.Option("parquet", "--format", help="parquet or csv."),
@@ -48,6 +55,13 @@ def generate(
         raise typer.BadParameter(f"--format must be parquet or csv, got {file_format!r}")
     if drift_at is not None and drift_at >= days:
         raise typer.BadParameter(f"--drift-at must be a day index below --days ({days}), got {drift_at}")
+    if drift_kind is not None:
+        from tenure.features.sim_drift import DRIFT_KINDS
+
+        if drift_kind not in DRIFT_KINDS:
+            raise typer.BadParameter(f"--drift-kind must be one of {', '.join(DRIFT_KINDS)}, got {drift_kind!r}")
+        if drift_at is None:
+            raise typer.BadParameter("--drift-kind needs --drift-at DAY (when the change starts)")
     try:
         import pandas as pd
 
@@ -60,16 +74,27 @@ def generate(
 
     with progress() as bar:
         task = bar.add_task("simulating days", total=days)
-        shop = simulate_shop(customers, items, days, seed, start=start, drift_at=drift_at,
-                             progress=lambda done, total: bar.update(task, completed=done))
+        tick = lambda done, total: bar.update(task, completed=done)  # noqa: E731
+        truth = None
+        if drift_kind is None:
+            shop = simulate_shop(customers, items, days, seed, start=start, drift_at=drift_at, progress=tick)
+        else:
+            from tenure.features.sim_drift import simulate_drifted_shop, write_truth
+
+            shop, truth = simulate_drifted_shop(customers, items, days, seed, drift_kind, drift_at, start=start,
+                                                progress=tick)
         write_task = bar.add_task(f"writing {file_format}", total=3)
         paths = write_shop(shop, target, file_format)
         bar.update(write_task, completed=3)
+        if truth is not None:
+            paths["drift truth"] = write_truth(truth, Path(target) / "drift_truth.json")
     from rich.table import Table
 
     table = Table("table", "rows", "file", title=f"generated (seed {seed}, drift_at {drift_at})")
     for name, frame in (("customers", shop.customers), ("items", shop.items), ("events", shop.events)):
         table.add_row(name, f"{len(frame):,}", str(paths[name]))
+    if truth is not None:
+        table.add_row("drift truth", f"{truth.kind} from {truth.starts_at}", str(paths["drift truth"]))
     out.print(table)
     note(f"next: tenure ingest --from-dir {target}")
 
@@ -143,6 +168,14 @@ def ingest(
         fail(str(exc))
     _print_report(report)
     _next_steps(report, table, label_column, from_dir is not None or source is not None)
+    held = [f for f in report.files if getattr(f, "quarantined", None)]
+    for f in held:
+        found = "; ".join(x["message"] for x in f.quality["findings"])
+        console.print(f"[red]pipeline break in {_short(f.source)}: {found}[/red]")
+    if held:
+        ids = " ".join(f.quarantined for f in held)
+        fail(f"{len(held)} batch(es) quarantined, not stored: {ids}. Inspect with `tenure data show BATCH`; "
+             f"store with `tenure data accept BATCH` once the data is right, or `tenure data discard BATCH`")
     if not report.ok:
         where = f"; see {report.rejects_path}" if report.rejects_path else ""
         unreadable = [f.source for f in report.files if f.file_error]

@@ -71,7 +71,8 @@ def register(app: typer.Typer) -> None:
 
         def keep(summary: dict) -> None:  # --keep-serving: the service runs until Ctrl-C or SIGTERM
             show(summary)
-            console.print(f"service still running at {summary['service']['url']} (Ctrl-C to stop)")
+            console.print(f"service still running at {summary['service']['url']}, dashboard at "
+                          f"{summary['service']['url']}/dashboard (Ctrl-C to stop)")
             try:
                 while True:
                     time.sleep(3600)
@@ -113,6 +114,9 @@ def _print_summary(summary: dict, path, seconds: float) -> None:
     explore = summary.get("explore", {})
     table.add_row("MLflow UI", explore.get("mlflow_ui", ""))
     table.add_row("reports index", explore.get("reports_index", ""))
+    if explore.get("dashboard"):
+        table.add_row("dashboard", f"{explore['dashboard']} (while the service runs: --keep-serving, or `tenure serve` "
+                                   "and /dashboard on its address)")
     table.add_row("audience file", summary.get("audience", {}).get("path", ""))
     table.add_row("batch scores", str(summary.get("scores", {}).get("paths", {}).get("csv", "")))
     table.add_row("service log", summary.get("service", {}).get("log", ""))

@@ -91,7 +91,8 @@ def register(app: typer.Typer) -> None:
         env = service_environment(config, workers or settings.serving.workers,
                                   bentoml_home=settings.paths.state_dir / "bentoml")
         env.update(absolute_paths(settings))
-        console.print(f"serving on http://{host}:{port} (OpenAPI at /docs); Ctrl-C stops")
+        console.print(f"serving on http://{host}:{port} (OpenAPI at /docs, dashboard at http://{host}:{port}/dashboard); "
+                      "Ctrl-C stops")
         ended = supervise(bentoml_serve_command(SERVICE, host, port), env=env, stop_timeout_s=stop_timeout)
         if ended.signal is None:
             if ended.returncode:

@@ -143,7 +143,7 @@ def _story(run: DemoRun, reset: bool) -> None:
     with run.stage("serve", "Starting the service (tenure serve) on a free port"):
         waited = run.start_service()
         service = run.service
-        say("ok", f"service ready at {service.url} after {waited:.1f} s")
+        say("ok", f"service ready at {service.url} after {waited:.1f} s; dashboard at {service.url}/dashboard")
         summary["service"] = {"url": service.url, "ready_after_s": round(waited, 1), "log": str(service.log_path),
                               "pid": service.pid}
 

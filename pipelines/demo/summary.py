@@ -63,6 +63,7 @@ def explore(settings: Settings, service_url: str) -> dict[str, str]:
         "mlflow_ui": f"uv run mlflow ui --backend-store-uri {settings.mlflow.tracking_uri} --port 5000",
         "reports_index": str(Path(settings.paths.reports_dir) / "index.html"),
         "service": service_url,
+        "dashboard": f"{service_url}/dashboard",
         "serve_again": "uv run tenure serve",
         "steps": "uv run tenure run --status",
         "audience": "uv run tenure export audience --risk high --with-recommendations 5 --format csv",

@@ -19,7 +19,8 @@ Missing values (the churn model trains on exactly these)
 - Recency (``days_since_last_*``) is NaN when no such event happened within the look-back.
 - Ratios and means are NaN when their denominator is empty (``return_rate_90d``,
   ``avg_basket_90d``, ``resolution_hours_*``); survey answers (``last_nps``, ``last_csat``)
-  are NaN when the customer never answered.
+  are NaN when the customer never answered; ``sentiment_30d`` (mean sentiment of the
+  customer's ticket and survey texts, -1..1) is NaN without a text in 30 days.
 - Trends are 0 when both windows are empty (see :func:`_trend`).
 - Categorical profile attributes are strings, ``"unknown"`` when missing.
 """
@@ -32,6 +33,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+from tenure.features.sentiment import NEGATIVE_AT, TEXT_EVENT_TYPES, score_texts
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +50,7 @@ ACTIVITY_EVENT_TYPES: tuple[str, ...] = ("view", "add_to_cart", "purchase", "ses
 
 EVENT_COLUMNS_USED: tuple[str, ...] = (
     "customer_id", "event_at", "event_type", "item_id", "quantity", "amount", "nps", "csat", "resolution_hours",
+    "text",
 )
 """The event columns the customer and item features read (``event_id`` and ``channel`` are not needed)."""
 
@@ -86,6 +90,9 @@ CUSTOMER_ACTIVITY_FEATURES: tuple[str, ...] = (
     "resolution_hours_90d",
     "last_nps",
     "last_csat",
+    # voice of the customer (features.sentiment): what tickets and survey comments say
+    "sentiment_30d",
+    "negative_tickets_30d",
 )
 """Numeric features computed from events (and ``signup_at``); pushed online after each event."""
 
@@ -100,6 +107,7 @@ CUSTOMER_COUNT_FEATURES: tuple[str, ...] = (
     "add_to_carts_30d",
     "tickets_30d",
     "tickets_90d",
+    "negative_tickets_30d",
 )
 """The activity features that are integer counts (int64); the other activity features are float64."""
 
@@ -300,6 +308,10 @@ class PreparedCustomerEvents:
         csat = _column(events, "csat")
         self.nps = _select(events, ~np.isnan(nps), codes, times, {"nps": nps}, tie_break=nps)
         self.csat = _select(events, ~np.isnan(csat), codes, times, {"csat": csat}, tie_break=csat)
+        # voice: sentiment of the texts of tickets and surveys (NaN = no text)
+        sentiment = _text_sentiment(events)
+        self.voice = _select(events, ~np.isnan(sentiment), codes, times, {"sentiment": sentiment})
+        self.negative_tickets = _select(events, is_type["support_ticket"] & (sentiment <= NEGATIVE_AT), codes, times)
 
     def compute(self, as_of: object) -> pd.DataFrame:
         """Features as of ``as_of``.
@@ -352,6 +364,9 @@ class PreparedCustomerEvents:
             )
         cols["last_nps"] = self._last_value(self.nps, "nps", lookback, t)
         cols["last_csat"] = self._last_value(self.csat, "csat", lookback, t)
+        cols["sentiment_30d"] = ratio(self.voice.total("sentiment", t - 30 * day, t, n),
+                                      self.voice.count(t - 30 * day, t, n))
+        cols["negative_tickets_30d"] = self.negative_tickets.count(t - 30 * day, t, n)
         cols["consent_personalization"] = self.consent
         for name in CUSTOMER_CATEGORICAL_FEATURES:
             cols[name] = self.profile[name]
@@ -381,6 +396,18 @@ class PreparedCustomerEvents:
         idx = events.last_index(start_ns, end_ns, self.n)
         values = events.values[name]
         return np.where(idx >= 0, values[np.maximum(idx, 0)] if len(values) else np.nan, np.nan)
+
+
+def _text_sentiment(events: pd.DataFrame) -> np.ndarray:
+    """Sentiment of each event's ``text`` (:func:`features.sentiment.text_sentiment`), NaN where the event
+    has no text or is not one of :data:`features.sentiment.TEXT_EVENT_TYPES`."""
+    out = np.full(len(events), np.nan)
+    if "text" not in events.columns or not len(events):
+        return out
+    rows = np.flatnonzero(events["event_type"].isin(TEXT_EVENT_TYPES).to_numpy() & events["text"].notna().to_numpy())
+    if len(rows):
+        out[rows] = score_texts(events["text"].to_numpy(dtype=object)[rows])
+    return out
 
 
 def _trend(recent: np.ndarray, previous: np.ndarray) -> np.ndarray:

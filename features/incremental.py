@@ -40,6 +40,7 @@ from tenure.features.customer_features import (
     LOOKBACK_DAYS,
     UNKNOWN_CATEGORY,
 )
+from tenure.features.sentiment import NEGATIVE_AT, TEXT_EVENT_TYPES, text_sentiment
 
 NS_PER_DAY = 86_400 * 10**9
 
@@ -56,7 +57,8 @@ class Ev(NamedTuple):
     price x quantity, else 0); ``category`` the purchased item's category (None when unknown);
     ``resolution``, ``nps``, ``csat`` NaN when absent; ``item_id`` and ``event_type`` are kept
     for fresh recommendations; ``live`` is true for events that came through the event log
-    (the stored history is already in the recommender's training rows).
+    (the stored history is already in the recommender's training rows); ``sentiment`` the score
+    of a ticket's or survey's ``text`` (:mod:`features.sentiment`), NaN without one.
     """
 
     t: int
@@ -70,6 +72,7 @@ class Ev(NamedTuple):
     item_id: str | None
     event_type: str
     live: bool
+    sentiment: float = math.nan
 
 
 def parse_time_ns(value: Any) -> int:
@@ -189,13 +192,14 @@ def make_event(record: Mapping[str, Any], catalog: ItemCatalog, live: bool) -> E
         if math.isnan(amount):
             amount = 0.0
         category = catalog.category.get(item) if item is not None else None
+    sentiment = text_sentiment(record.get("text")) if event_type in TEXT_EVENT_TYPES else math.nan
     return Ev(t=parse_time_ns(record["event_at"]), event_id=str(record["event_id"]), kind=kind, amount=amount,
               category=category, resolution=_num(record.get("resolution_hours")), nps=_num(record.get("nps")),
-              csat=_num(record.get("csat")), item_id=item, event_type=event_type, live=live)
+              csat=_num(record.get("csat")), item_id=item, event_type=event_type, live=live, sentiment=sentiment)
 
 
 def _feeds_a_feature(ev: Ev) -> bool:
-    return ev.kind != OTHER or not math.isnan(ev.nps) or not math.isnan(ev.csat)
+    return ev.kind != OTHER or not math.isnan(ev.nps) or not math.isnan(ev.csat) or not math.isnan(ev.sentiment)
 
 
 def _trend(recent: float, previous: float) -> float:
@@ -266,8 +270,13 @@ class CustomerState:
         last = {"purchase": None, "session": None, "activity": None}
         last_nps: tuple[int, float] | None = None
         last_csat: tuple[int, float] | None = None
+        voice_n, voice_total, negative_tickets = 0, 0.0, 0
         for e in self.events[lo:hi]:
             et, kind = e.t, e.kind
+            if not math.isnan(e.sentiment) and et > start[30]:
+                voice_n += 1
+                voice_total += e.sentiment
+                negative_tickets += kind == "support_ticket" and e.sentiment <= NEGATIVE_AT
             if not math.isnan(e.nps) and (last_nps is None or (et, e.nps) >= last_nps):
                 last_nps = (et, e.nps)
             if not math.isnan(e.csat) and (last_csat is None or (et, e.csat) >= last_csat):
@@ -333,6 +342,8 @@ class CustomerState:
             out[f"resolution_hours_{d}d"] = total / n if n else math.nan
         out["last_nps"] = last_nps[1] if last_nps else math.nan
         out["last_csat"] = last_csat[1] if last_csat else math.nan
+        out["sentiment_30d"] = voice_total / voice_n if voice_n else math.nan
+        out["negative_tickets_30d"] = negative_tickets
         out["consent_personalization"] = p.consent
         out.update(p.attributes)
         return {name: (int(out[name]) if name in CUSTOMER_COUNT_FEATURES else out[name])
@@ -363,7 +374,8 @@ class CustomerState:
             return math.nan if x is None else float(x)
 
         events = [Ev(t=int(e[0]), event_id=e[1], kind=e[2], amount=nan(e[3]), category=e[4], resolution=nan(e[5]),
-                     nps=nan(e[6]), csat=nan(e[7]), item_id=e[8], event_type=e[9], live=bool(e[10]))
+                     nps=nan(e[6]), csat=nan(e[7]), item_id=e[8], event_type=e[9], live=bool(e[10]),
+                     sentiment=nan(e[11]) if len(e) > 11 else math.nan)  # checkpoints before the voice features
                   for e in data["events"]]
         profile = Profile(signup_ns=int(data["signup_ns"]), consent=int(data["consent"]),
                           attributes=dict(data["attributes"]))

@@ -165,6 +165,9 @@ EVENTS = TableSpec(
         Column("resolution_hours", "float", min_value=0.0,
                description="Support ticket: hours until resolved."),
         Column("rating", "float", min_value=0.0, description="Explicit rating (e.g. MovieLens stars)."),
+        Column("ces", "float", min_value=1.0, max_value=7.0,
+               description="Survey: customer effort 1 (very hard) .. 7 (very easy)."),
+        Column("text", "string", description="Support ticket or survey: what the customer wrote (free text)."),
         Column("recommendation_id", "id",
                description="The /recommend answer this event came from (exposure, and optionally view, "
                            "add_to_cart, purchase); attribution reads it."),

@@ -388,6 +388,10 @@ def simulate_shop(
     customer_ids = _ids("c", n, width_c)
     item_ids = _ids("i", n_items, width_i)
     events = _events_frame(parts, start_ts, seed, customer_ids, item_ids)
+    from tenure.features.simulator_voice import add_voice  # texts whose tone follows the will to leave, CES
+
+    events = add_voice(events, customer_ids, _PLAN_HAZARD[plan] + _CHANNEL_HAZARD[channel] - 0.35 * log_eng_rel
+                       - 0.7 * sat0, decided, start_ts.value, seed)
 
     # ---------------------------------------------------------------- frames
     start_ns = start_ts.value
@@ -602,6 +606,8 @@ def _events_frame(parts: dict[str, np.ndarray], start_ts: pd.Timestamp, seed: in
         "csat": pa.array(parts.pop("csat")),
         "resolution_hours": pa.array(parts.pop("res")),
         "rating": pa.nulls(m, type=pa.float64()),
+        "ces": pa.nulls(m, type=pa.float64()),  # filled by features.simulator_voice
+        "text": pa.nulls(m, type=pa.string()),
         "recommendation_id": pa.nulls(m, type=pa.string()),
         "impressions": pa.nulls(m, type=pa.string()),
     }
@@ -609,7 +615,7 @@ def _events_frame(parts: dict[str, np.ndarray], start_ts: pd.Timestamp, seed: in
     table = pa.table(columns)
     del columns, event_ids
     frame = table.to_pandas(split_blocks=True, self_destruct=True, deduplicate_objects=True)
-    for name in ("quantity", "amount", "nps", "csat", "resolution_hours", "rating"):
+    for name in ("quantity", "amount", "nps", "csat", "resolution_hours", "rating", "ces"):
         if frame[name].dtype != np.float64:
             frame[name] = frame[name].astype(np.float64)
     return frame

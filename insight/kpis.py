@@ -153,7 +153,7 @@ def compute_kpis(customers: pd.DataFrame, events: pd.DataFrame, start: pd.Timest
         "cohorts": [],
         "channels": [],
     }
-    cutoffs = _month_starts(start, end, horizon_days, frame.data_end)
+    cutoffs = _month_starts(start, end, horizon_days, frame.data_start, frame.data_end)
     labels = _labels(events, customers, cutoffs, horizon_days, qualifying_event_types)
     report["totals"] = _headline(frame, in_window, labels)
     report["totals"]["active_customers"] = int(np.unique(frame.codes[in_window & frame.active(qualifying_event_types)
@@ -182,6 +182,7 @@ class _Frame:
         self.times = events["event_at"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
         self.types = events["event_type"].to_numpy(dtype=object)
         self.data_end = self.times.max() if len(self.times) else end.value
+        self.data_start = self.times.min() if len(self.times) else end.value
         self.events = events
 
     def column(self, name: str) -> np.ndarray:
@@ -229,14 +230,16 @@ def _in_window(events: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> 
     return (times >= start.value) & (times <= end.value)
 
 
-def _month_starts(start: pd.Timestamp, end: pd.Timestamp, horizon_days: int, data_end: int) -> list[pd.Timestamp]:
-    """First instants of the calendar months in [start, end] whose label window has matured."""
+def _month_starts(start: pd.Timestamp, end: pd.Timestamp, horizon_days: int, data_start: int,
+                  data_end: int) -> list[pd.Timestamp]:
+    """First instants T of the calendar months in [start, end] whose look-back (T - H, T] lies inside the
+    data (who is alive is known) and whose label window (T, T + H] has matured."""
     first = start.tz_convert("UTC").tz_localize(None).to_period("M").to_timestamp().tz_localize("UTC")
     if first < start:
         first = first + pd.offsets.MonthBegin(1)
     months = pd.date_range(first, end, freq="MS")
     horizon = pd.Timedelta(days=horizon_days).value
-    return [m for m in months if m.value + horizon <= data_end]
+    return [m for m in months if m.value - horizon >= data_start and m.value + horizon <= data_end]
 
 
 def _labels(events: pd.DataFrame, customers: pd.DataFrame, cutoffs: list[pd.Timestamp], horizon_days: int,
@@ -364,9 +367,10 @@ def _monthly(frame: _Frame, in_window: np.ndarray, labels: pd.DataFrame, start: 
 
 
 def _cohorts(frame: _Frame, start: pd.Timestamp, end: pd.Timestamp, qualifying: Sequence[str]) -> list[dict[str, Any]]:
-    """Signup-month cohorts inside the window: share with qualifying activity k months after."""
+    """Signup-month cohorts from the window's first month to its end: share with qualifying activity k months after."""
     signup = frame.signup
-    ok = (signup >= start.value) & (signup <= end.value)
+    first_month = start.tz_convert("UTC").tz_localize(None).to_period("M").to_timestamp().tz_localize("UTC")
+    ok = (signup >= first_month.value) & (signup <= end.value)
     if not ok.any():
         return []
     month_of = _month_index(signup)

@@ -299,7 +299,7 @@ class DurableEventLog:
 
 # --- validation ---------------------------------------------------------------------------------
 
-_FLOATS = ("quantity", "amount", "nps", "csat", "resolution_hours", "rating")
+_FLOATS = ("quantity", "amount", "nps", "csat", "resolution_hours", "rating", "ces")
 
 
 def _iso(ns: int) -> str:
@@ -380,6 +380,10 @@ class EventValidator:
                 return None
             out[name] = float(value)
         out["channel"] = channel
+        text = event.get("text")
+        if text is not None and not (isinstance(text, str) and text.strip() == text and text):
+            return None  # blanks and surrounding spaces: the contract's string rules decide
+        out["text"] = text
         if not self._attribution_fields(event, out):
             return None
         return {name: out.get(name) for name in self._columns}

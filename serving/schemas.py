@@ -188,6 +188,9 @@ class EventIn(_Strict):
     nps: float | None = None
     csat: float | None = None
     resolution_hours: float | None = None
+    ces: float | None = Field(None, description="Survey: customer effort 1 (very hard) .. 7 (very easy).")
+    text: Annotated[str, Field(max_length=2000)] | None = Field(
+        None, description="Support ticket or survey: what the customer wrote (scored for sentiment, at most 2,000 characters).")
     recommendation_id: Annotated[str, Field(max_length=ID_MAX)] | None = Field(
         None, description="The recommendation_id of the /recommend answer this event came from (attribution).")
     impressions: list[Annotated[str, Field(max_length=ID_MAX)]] | None = Field(

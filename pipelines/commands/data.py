@@ -86,6 +86,9 @@ def generate(
         write_task = bar.add_task(f"writing {file_format}", total=3)
         paths = write_shop(shop, target, file_format)
         bar.update(write_task, completed=3)
+        from tenure.features.simulator_truth import write_rates  # true rates, for the KPI benchmark
+
+        paths["rates truth"] = write_rates(shop, target, settings.churn.horizon_days)
         if truth is not None:
             paths["drift truth"] = write_truth(truth, Path(target) / "drift_truth.json")
     from rich.table import Table
@@ -95,6 +98,7 @@ def generate(
         table.add_row(name, f"{len(frame):,}", str(paths[name]))
     if truth is not None:
         table.add_row("drift truth", f"{truth.kind} from {truth.starts_at}", str(paths["drift truth"]))
+    table.add_row("true rates", "", str(paths["rates truth"]))
     out.print(table)
     note(f"next: tenure ingest --from-dir {target}")
 

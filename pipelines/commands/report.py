@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import typer
 
+from tenure.pipelines.commands import insight
+
 app = typer.Typer(help="Reports on what the service logged: attribution, KPIs.", no_args_is_help=True)
 
 
 @app.callback()
 def _report() -> None:
     """Reports on what the service logged: attribution, KPIs."""
+
+
+app.command("kpis")(insight.kpis)  # KPIs, cohorts, voice of the customer (insight room)
 
 
 @app.command("attribution")

@@ -28,6 +28,8 @@ from tenure.features.incremental import (
 
 TYPES = ["view", "add_to_cart", "purchase", "return", "session", "support_ticket", "survey", "subscription_cancel"]
 START = pd.Timestamp("2025-01-01", tz="UTC")
+#: free text on any event (only tickets' and surveys' count): negative, positive, neutral, blank
+TEXTS = ["Terrible service, my order arrived broken.", "Great help, thank you!", "Where is my parcel?", "   "]
 
 
 def _random_shop(rng: random.Random, n_events: int):
@@ -53,7 +55,7 @@ def _random_shop(rng: random.Random, n_events: int):
         at = rng.choice(times[: n + 1]) if rng.random() < 0.15 else times[n]  # ties in time
         row = {"event_id": f"e{n}", "customer_id": rng.choice(list(customers["customer_id"]) + ["ghost"]),
                "event_at": at, "event_type": kind, "item_id": None, "quantity": np.nan, "amount": np.nan,
-               "nps": np.nan, "csat": np.nan, "resolution_hours": np.nan}
+               "nps": np.nan, "csat": np.nan, "resolution_hours": np.nan, "text": None}
         if kind in ("view", "add_to_cart", "purchase", "return"):
             row["item_id"] = rng.choice(list(items["item_id"]) + [None])
         if kind == "purchase":
@@ -67,9 +69,11 @@ def _random_shop(rng: random.Random, n_events: int):
             row["nps"] = float(rng.randint(0, 10))
         if rng.random() < 0.1:
             row["csat"] = float(rng.randint(1, 5))
+        if rng.random() < 0.4:
+            row["text"] = rng.choice(TEXTS)
         rows.append(row)
     columns = ["event_id", "customer_id", "event_at", "event_type", "item_id", "quantity", "amount", "nps", "csat",
-               "resolution_hours"]
+               "resolution_hours", "text"]
     events = pd.DataFrame(rows, columns=columns)
     events["event_at"] = pd.to_datetime(events["event_at"], utc=True)
     return customers, items, events

@@ -496,6 +496,7 @@ def validate_frame(
 
     if table == "events":
         _check_exposures(checked, rows, rej, known_items if check_references else None)
+        _check_treatments(checked, rows, rej)
 
     typed_extras = _parse_attributes(frame, spec, rows, rej, attribute_types)
 
@@ -579,6 +580,27 @@ def _check_exposures(checked: pd.DataFrame, rows: np.ndarray, rej: _Rejects, kno
         else:
             continue
         rej.add(rows[[i]], "impressions", impressions.iloc[[i]], reason)
+
+
+def _check_treatments(checked: pd.DataFrame, rows: np.ndarray, rej: _Rejects) -> None:
+    """Treatment rules: a treatment names its ``campaign`` and ``arm``; no other event type carries
+    ``campaign``, ``arm`` or ``offer``."""
+    from tenure.features.schema import TREATMENT_COLUMNS, TREATMENT_EVENT
+
+    if "event_type" not in checked:
+        return
+    treatment = (checked["event_type"] == TREATMENT_EVENT).to_numpy()
+    for name in TREATMENT_COLUMNS:
+        if name not in checked:
+            values = pd.Series(None, index=checked.index, dtype=object)
+        else:
+            values = checked[name]
+        present = values.notna().to_numpy()
+        rej.add(rows[present & ~treatment], name, values[present & ~treatment],
+                f"{name} only belongs to treatment events")
+        if name != "offer":
+            rej.add(rows[treatment & ~present], name, [""] * int((treatment & ~present).sum()),
+                    f"missing value: a treatment event needs its {name}")
 
 
 def _fill_absent(frame: pd.DataFrame, spec: TableSpec, source: str, defaults: Mapping[str, object] | None

@@ -22,6 +22,8 @@ __all__ = [
     "EVENT_COLUMNS",
     "EVENT_TYPES",
     "EXPOSURE_EVENT",
+    "TREATMENT_COLUMNS",
+    "TREATMENT_EVENT",
     "IMPRESSION_SEPARATOR",
     "ITEMS",
     "ITEM_COLUMNS",
@@ -42,6 +44,11 @@ EXPOSURE_EVENT = "exposure"
 """A list of recommended items was shown: ``recommendation_id`` and ``impressions`` are required."""
 IMPRESSION_SEPARATOR = "|"
 """Joins the item ids of ``impressions`` in tables and files (an item id may not contain it there)."""
+TREATMENT_EVENT = "treatment"
+"""A customer was put in a campaign's arm (contacted, or held back in a control arm): ``campaign`` and ``arm``
+are required, ``channel`` and ``offer`` say what was sent (none for a control arm); experiments/ reads them."""
+TREATMENT_COLUMNS: tuple[str, ...] = ("campaign", "arm", "offer")
+"""Columns only treatment events carry."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,9 @@ EVENTS = TableSpec(
                            "add_to_cart, purchase); attribution reads it."),
         Column("impressions", "string",
                description="Exposure only: the item ids shown, in order, joined by '|' (a JSON list in POST /events)."),
+        Column("campaign", "string", description="Treatment only: the campaign (experiment) name."),
+        Column("arm", "string", description="Treatment only: the customer's arm (control arms are recorded too)."),
+        Column("offer", "string", description="Treatment only: what was sent (none for a control arm)."),
     ),
 )
 

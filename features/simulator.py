@@ -93,12 +93,15 @@ class Shop:
         decided to leave, NaT if never), ``left_at`` (day of leaving, NaT if still a customer at
         the end), ``cancelled`` (sent ``subscription_cancel``). Not part of the data contract;
         for tests and benchmarks only.
+    campaign_truth: DataFrame, one row per customer in the simulated campaign (empty without one):
+        arm, segment and true effect (``features/sim_campaigns.py``); for tests and benchmarks only.
     """
 
     customers: pd.DataFrame
     items: pd.DataFrame
     events: pd.DataFrame
     truth: pd.DataFrame = field(default_factory=pd.DataFrame)
+    campaign_truth: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _check_args(n_customers: int, n_items: int, days: int, drift_at: int | None) -> None:
@@ -182,6 +185,7 @@ def simulate_shop(
     start: str = "2026-01-01",
     drift_at: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    campaign=None,
 ) -> Shop:
     """Simulate a shop and return its canonical tables.
 
@@ -200,6 +204,8 @@ def simulate_shop(
         (exploration browsing moves to categories that were rare before); buying becomes a
         little less likely and subscribers on monthly plans churn more (price sensitivity).
     progress: optional callback ``(days_done, days)`` called once a simulated day.
+    campaign: optional :class:`tenure.features.sim_campaigns.CampaignSpec`: a retention campaign
+        with a known, uneven effect (treatment events in ``events``, its truth in ``campaign_truth``).
 
     Returns
     -------
@@ -280,6 +286,12 @@ def simulate_shop(
     phase = rng.integers(0, 41, n)
 
     # ---------------------------------------------------------------- daily loop
+    run = None  # a retention campaign with a known effect (features/sim_campaigns.py)
+    if campaign is not None:
+        from tenure.features.sim_campaigns import CampaignRun
+
+        campaign.check(days)
+        run = CampaignRun(campaign, seed, engagement0, decay, first_day, has_staple, period, phase)
     status = np.zeros(n, dtype=np.int8)  # 0 active (once signed up), 1 fading, 2 gone
     decided = np.full(n, -1, dtype=np.int64)
     fade_len = np.zeros(n)
@@ -350,9 +362,14 @@ def simulate_shop(
                  - 0.7 * sat + 0.5 * (age < 30))
         if drifted:
             log_h = log_h + 0.15 + 0.35 * (plan == 1)
+        if run is not None:
+            log_h = run.adjust_hazard(t, log_h, alive, status, plan, tier_pref, sessions, rebuy)
         p_leave = np.where(alive & (status == 0), -np.expm1(-np.exp(log_h)), 0.0)
-        leave = rng.random(n) < p_leave
+        u_leave = rng.random(n)
+        leave = u_leave < p_leave
         abrupt = rng.random(n) < _ABRUPT_SHARE
+        if run is not None:
+            abrupt = run.after_draw(t, u_leave, leave, abrupt)
         lengths = rng.uniform(7, 40, n)
         new_fade = leave & ~abrupt
         status[new_fade] = 1
@@ -363,6 +380,8 @@ def simulate_shop(
         left[gone] = t
         p_cancel = np.where(plan == 0, 0.1, 0.75)
         cancel = gone & (rng.random(n) < p_cancel)
+        if run is not None:
+            cancel = run.force_cancel(t, gone, cancel)
         cancelled |= cancel
         cidx = np.flatnonzero(cancel)
         cancel_cust.append(cidx.astype(np.int32))
@@ -425,9 +444,17 @@ def simulate_shop(
     return Shop(
         customers=conform(customers, "customers"),
         items=conform(items, "items"),
-        events=events,
+        events=events if run is None else _with_treatments(events, run, customer_ids, start_ns, seed),
         truth=truth,
+        campaign_truth=pd.DataFrame() if run is None else run.truth(customer_ids),
     )
+
+
+def _with_treatments(events: pd.DataFrame, run, customer_ids: np.ndarray, start_ns: int, seed: int) -> pd.DataFrame:
+    """The events with the campaign's treatment events merged in, by time."""
+    treatments = run.treatment_events(customer_ids, start_ns, seed)
+    merged = pd.concat([events, treatments[events.columns]], ignore_index=True)
+    return merged.sort_values("event_at", kind="stable", ignore_index=True)
 
 
 def _ids(prefix: str, n: int, width: int) -> np.ndarray:
@@ -610,6 +637,7 @@ def _events_frame(parts: dict[str, np.ndarray], start_ts: pd.Timestamp, seed: in
         "text": pa.nulls(m, type=pa.string()),
         "recommendation_id": pa.nulls(m, type=pa.string()),
         "impressions": pa.nulls(m, type=pa.string()),
+        **{name: pa.nulls(m, type=pa.string()) for name in ("campaign", "arm", "offer")},  # treatment events only
     }
     del item
     table = pa.table(columns)

@@ -15,6 +15,7 @@ import typer
 from tenure.pipelines.commands import (
     data,
     demo,
+    experiments,
     export,
     features,
     models,
@@ -77,6 +78,7 @@ train.register_recommend(app)
 serve.register(app)
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(export.app, name="export")
+app.add_typer(experiments.app, name="experiments")
 app.add_typer(report.app, name="report")
 demo.register(app)
 run.register(app)

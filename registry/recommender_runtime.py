@@ -884,6 +884,14 @@ class RecommenderRuntime:
         share = self.popularity / max(len(self.customer_ids), 1)  # share of customers who interacted
         return Recommendations([self._item(int(c), share[c]) for c in top], strategy)
 
+    def popular(self, k: int = 10, categories: Sequence[str] | None = None, available_only: bool = True) -> Recommendations:
+        """The ``k`` most popular items, nothing personal read (strategy ``popular``; an experiment arm's baseline)."""
+        if not 1 <= int(k) <= 1000:
+            raise ValueError(f"k must be between 1 and 1000, got {k}")
+        recs = self._popular(int(k), self._allowed(categories, available_only), None, "popular")
+        recs.model_version = self.model_version
+        return recs
+
     def similar_items(self, item_id: str, k: int = 10, available_only: bool = False) -> list[dict[str, Any]]:
         """Items closest to ``item_id`` by cosine of item factors, itself left out.
 

@@ -405,6 +405,8 @@ class EventValidator:
             return False
         out["recommendation_id"], out["impressions"] = rec, IMPRESSION_SEPARATOR.join(shown)
         return True
+        if event.get("campaign") is not None or event.get("arm") is not None or event.get("offer") is not None:
+            return None  # treatment fields: the contract's own rules decide (rare events, off the hot path)
 
     def slow(self, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[int, list[str]]]:
         """``validate_frame`` on the batch: canonical accepted events (with ``_position``) and reasons per position."""

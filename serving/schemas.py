@@ -95,6 +95,8 @@ class ChurnScore(BaseModel):
     features_as_of: str | None = Field(None, description="As-of time of the features used (a batch snapshot's cut-off, "
                                                          "or the event-time clock of the last online update).")
     feature_age_s: float | None = Field(None, description="Seconds from features_as_of to scored_at.")
+    arms: dict[str, str] = Field(default_factory=dict, description="Experiment -> this customer's arm, for the active "
+                                 "experiments ('holdout' = global holdout: never contact); {} without experiments.")
 
 
 class ChurnScoreResponse(BaseModel):
@@ -154,6 +156,8 @@ class RecommendResponse(BaseModel):
     strategy: str = Field(..., description="als, als_fresh, buy_again, blend, popular, no_consent_popular, ...")
     items: list[RecommendedItem]
     model_version: str
+    arms: dict[str, str] = Field(default_factory=dict, description="Experiment -> this customer's arm, for the active "
+                                 "experiments (an arm may serve the most popular items instead of the model).")
 
 
 class SimilarItemsRequest(_Strict):
@@ -195,6 +199,11 @@ class EventIn(_Strict):
         None, description="The recommendation_id of the /recommend answer this event came from (attribution).")
     impressions: list[Annotated[str, Field(max_length=ID_MAX)]] | None = Field(
         None, max_length=100, description="exposure events only: the item ids shown, in order (at most 100).")
+    campaign: Annotated[str, Field(max_length=ID_MAX)] | None = Field(
+        None, description="treatment events only: the campaign (experiment) name.")
+    arm: Annotated[str, Field(max_length=64)] | None = Field(None, description="treatment events only: the arm.")
+    offer: Annotated[str, Field(max_length=ID_MAX)] | None = Field(
+        None, description="treatment events only: what was sent (none for a control arm).")
 
 
 class EventsRequest(_Strict):

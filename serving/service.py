@@ -202,6 +202,9 @@ class TenureService:
             logger.error("feature store not available: %s: %s", type(exc).__name__, exc)
         self.prediction_log = PredictionLog(  # keyed hash of ids (privacy.log_hmac_secret, no fallback)
             settings.paths.prediction_log_dir, settings.serving.prediction_log_flush_s, pseudonymize_key=self.log_key)
+        from tenure.serving.experiment_arms import ExperimentArms
+
+        self.arms = ExperimentArms.from_settings(settings)  # experiment arms on answers and in the log (pure hashing)
         from tenure.privacy.consent import ConsentStore, ConsentView
 
         # consent per scope (privacy/consent.py): a change counts from the next request, no restart
@@ -398,6 +401,8 @@ class TenureService:
         request_id = uuid.uuid4().hex
         scored_at = _now()
         now_s = datetime.fromisoformat(scored_at).timestamp()
+        active = self.arms.active("churn", now_s)
+        arms = [self.arms.of(cid, active) for cid in customer_ids]  # [] of {} without experiments
         self.consent.refresh()
         blocked = {i for i, cid in enumerate(customer_ids) if not self.consent.allows(cid, "profiling", refresh=False)}
         known = [i for i, row in enumerate(rows) if row is not None and i not in blocked]  # no profiling consent: no score
@@ -419,12 +424,13 @@ class TenureService:
                                             percentile=None if percentiles is None else float(percentiles[n]),
                                             model_version=current.churn_version, scored_at=scored_at,
                                             features_as_of=_iso_seconds(as_of[i]),
-                                            feature_age_s=None if as_of[i] is None else round(now_s - as_of[i], 3))
+                                            feature_age_s=None if as_of[i] is None else round(now_s - as_of[i], 3),
+                                            arms=arms[i])
                 self.prediction_log.add({
                     "kind": "churn", "request_id": request_id, "logged_at": scored_at,
                     "customer_id": self.prediction_log.customer_ref(cid), "model_version": current.churn_version,
                     "features": vectors[n],  # a fresh dict per request; NaN -> null when written
-                    "churn_probability": float(p[n]), "risk_band": bands[n],
+                    "churn_probability": float(p[n]), "risk_band": bands[n], "arms": arms[i],
                 })
         unknown = len(customer_ids) - len(known) - len(blocked)
         if unknown:
@@ -432,7 +438,8 @@ class TenureService:
         if known:
             self.metrics.scores.inc(len(known))
         results = [by_position.get(i) or ChurnScore(customer_id=cid, status="no_consent" if i in blocked else "unknown_customer",
-                                                    model_version=current.churn_version, scored_at=scored_at)
+                                                    model_version=current.churn_version, scored_at=scored_at,
+                                                    arms=arms[i])
                    for i, cid in enumerate(customer_ids)]
         return ChurnScoreResponse(request_id=request_id, model_version=current.churn_version, results=results)
 
@@ -472,19 +479,24 @@ class TenureService:
                 consent = bool(value) if not (isinstance(value, float) and math.isnan(value)) else True
         consent = self.consent.allows(customer_id, "personalization", baseline=consent)  # a later change wins
         recent = self.intake.recent_items(customer_id, self.settings.recommender.event_weights)  # live events
-        recs = runtime.recommend(customer_id, k=k, exclude_purchased=exclude_purchased, categories=categories,
-                                 available_only=available_only, consent=consent, recent_items=recent or None)
+        arms = self.arms.of(customer_id, self.arms.active("recommend"))
+        if arms and self.arms.recommender_strategy(arms) == "popular":  # an experiment arm A/B-tests the recommender
+            recs = runtime.popular(k, categories=categories, available_only=available_only)
+        else:
+            recs = runtime.recommend(customer_id, k=k, exclude_purchased=exclude_purchased, categories=categories,
+                                     available_only=available_only, consent=consent, recent_items=recent or None)
         self.metrics.strategies.labels(strategy=recs.strategy).inc()
         request_id = uuid.uuid4().hex  # also the recommendation_id that events send back (attribution)
         self.prediction_log.add({
             "kind": "recommend", "request_id": request_id, "recommendation_id": request_id, "logged_at": _now(),
             "customer_id": self.prediction_log.customer_ref(customer_id), "model_version": current.recommender_version,
             "strategy": recs.strategy, "items": [item["item_id"] for item in recs.items], "context": context,
+            "arms": arms,
         })
         return RecommendResponse(request_id=request_id, recommendation_id=request_id, customer_id=customer_id,
                                  strategy=recs.strategy,
                                  items=[RecommendedItem(**item) for item in recs.items],
-                                 model_version=current.recommender_version)
+                                 model_version=current.recommender_version, arms=arms)
 
     @bentoml.api(route="/similar-items", input_spec=SimilarItemsRequest)
     def similar_items(self, item_id: str, k: int = 10, available_only: bool = False) -> SimilarItemsResponse:

@@ -9,6 +9,7 @@ Nothing here imports the heavy stack, so the CLI can start fast.
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,6 +31,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "survey",
     "subscription_cancel",
     "exposure",
+    "treatment",
 )
 
 
@@ -522,6 +524,75 @@ class SimulatorSettings(_Section):
     start: str = Field("2026-01-01", description="First simulated day (UTC).")
 
 
+_NAME_PATTERN = r"^[a-z0-9][a-z0-9_\-]{0,63}$"
+
+
+class ArmSettings(_Section):
+    """One arm of an experiment: its share of the experiment's customers and what it does."""
+
+    name: str = Field(pattern=_NAME_PATTERN, description="Arm name, e.g. control, discount, message.")
+    share: float = Field(gt=0, le=1, description="Share of the experiment's customers in this arm (shares sum to 1).")
+    offer: str | None = Field(None, max_length=200, description="What the arm sends (recorded in treatment events); "
+                              "None for a control arm.")
+    channel: str | None = Field(None, max_length=64, description="Channel the arm's contact goes through (email, push...).")
+    recommender: Literal["model", "popular"] = Field(
+        "model", description="/recommend strategy for this arm's customers: the champion model, or the most popular "
+        "items (an A/B test of the recommender).")
+
+
+class ExperimentDefinition(_Section):
+    """One experiment: salted hash assignment of customers (outside the global holdout) to arms."""
+
+    name: str = Field(pattern=_NAME_PATTERN, description="Experiment (and campaign) name.")
+    salt: str | None = Field(None, max_length=200, description="Hash salt; changing it re-randomises. None: the name.")
+    arms: list[ArmSettings] = Field(min_length=2, description="Two or more arms whose shares sum to 1.")
+    control: str = Field("control", description="The arm every other arm is compared with.")
+    status: Literal["draft", "active", "paused", "finished"] = Field(
+        "active", description="Only active experiments (within start..end) are assigned in answers.")
+    start: datetime | None = Field(None, description="First moment of the experiment (UTC); None: no bound.")
+    end: datetime | None = Field(None, description="Last moment of the experiment (UTC); None: no bound.")
+    applies_to: list[Literal["churn", "recommend"]] = Field(
+        default_factory=lambda: ["churn", "recommend"], description="Answers that carry this experiment's arm.")
+    horizon_days: int | None = Field(None, ge=1, le=365, description="Outcome horizon of the report; None: "
+                                     "churn.horizon_days.")
+
+    @model_validator(mode="after")
+    def _check_arms(self) -> ExperimentDefinition:
+        names = [a.name for a in self.arms]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"experiment {self.name!r}: duplicate arm name(s) {dupes}")
+        if "holdout" in names:
+            raise ValueError(f"experiment {self.name!r}: 'holdout' is reserved for the global holdout; rename that arm")
+        total = sum(a.share for a in self.arms)
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"experiment {self.name!r}: arm shares must sum to 1, got {total:g} "
+                             f"({', '.join(f'{a.name}={a.share:g}' for a in self.arms)})")
+        if self.control not in names:
+            raise ValueError(f"experiment {self.name!r}: control arm {self.control!r} is not one of its arms {names}")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError(f"experiment {self.name!r}: end {self.end} is not after start {self.start}")
+        return self
+
+
+class ExperimentSettings(_Section):
+    """Global holdout and experiments (experiments/, docs/experiments.md)."""
+
+    holdout_share: float = Field(0.10, ge=0, lt=1, description="Share of all customers in the global holdout: never "
+                                 "contacted by any campaign, never assigned to an experiment.")
+    holdout_salt: str = Field("tenure-global-holdout", min_length=1, max_length=200,
+                              description="Salt of the holdout hash; changing it draws a new holdout.")
+    definitions: list[ExperimentDefinition] = Field(default_factory=list, description="The experiments.")
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> ExperimentSettings:
+        names = [d.name for d in self.definitions]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate experiment name(s) {dupes}")
+        return self
+
+
 class Settings(BaseSettings):
     """Every setting of tenure. Build it with :func:`load_settings` at an entry point."""
 
@@ -543,6 +614,7 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    experiments: ExperimentSettings = Field(default_factory=ExperimentSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 
     @property

@@ -23,6 +23,14 @@ from tenure.pipelines.service_client import ServiceClient
 from tenure.pipelines.service_process import ServiceProcess, tenure_service
 
 
+SERVICE_EXPERIMENTS = {"holdout_share": 0.1, "definitions": [
+    {"name": "winback", "arms": [{"name": "control", "share": 0.5}, {"name": "message", "share": 0.5, "offer": "note"}]},
+    {"name": "later", "start": "2099-01-01T00:00:00Z",
+     "arms": [{"name": "control", "share": 0.5}, {"name": "popular", "share": 0.5, "recommender": "popular"}]},
+]}
+"""Experiments of the service under test: one active (its arms only label answers), one not started yet."""
+
+
 @pytest.fixture(scope="session")
 def trigger_webhook():
     """A local webhook receiving the service's trigger messages."""
@@ -41,7 +49,8 @@ def workspace(tmp_path_factory: pytest.TempPathFactory, trigger_webhook):
     # every band change is a trigger here (bands: all), sent to a local webhook (test_events.py)
     settings = serving_settings(root, serving={"reload_interval_s": 3600},
                                 triggers={"webhook_url": trigger_webhook.url, "bands": ["low", "medium", "high"],
-                                          "min_interval_s": 0})
+                                          "min_interval_s": 0},
+                                experiments=SERVICE_EXPERIMENTS)  # arms on answers (test_experiment_arms.py)
     shop = build_data(settings, n_customers=400, n_items=50, days=150, seed=5)
     return settings, shop, root
 

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ROOMS = ("features", "feature_repo", "registry", "training", "serving", "monitoring", "pipelines",
-         "insight", "privacy")
+         "insight", "experiments", "privacy")
 #: room -> rooms it must never import (DESIGN.md: data flows one way)
 FORBIDDEN = {
     "features": {"feature_repo", "registry", "training", "serving", "monitoring", "pipelines"},
@@ -23,6 +23,7 @@ FORBIDDEN = {
     "training": {"serving", "monitoring", "pipelines"},
     "monitoring": {"training", "serving", "pipelines"},
     "insight": {"feature_repo", "training", "serving", "monitoring", "pipelines"},
+    "experiments": {"feature_repo", "registry", "training", "serving", "monitoring", "pipelines"},
     "privacy": {"training", "serving", "monitoring", "pipelines"},
 }
 

@@ -128,13 +128,22 @@
         ["revenue", "revenue", "money"], ["AOV", "average_order_value", "num"], ["conversion", "conversion_rate", "pct"],
         ["repurchase", "repurchase_rate", "pct"], ["NPS", "nps", "num"], ["CSAT", "csat", "pct"], ["CES", "ces", "num"],
         ["tickets", "tickets", "int"], ["resolution h (median)", "resolution_hours_median", "num"]], channels);
-      var topics = voiceTopics(d.voice);
+      var topics = voiceTopics(d.voice), monthly = (d.voice && d.voice.monthly) || [];
       document.getElementById("voice-card").hidden = !topics.length;
+      document.getElementById("voice-monthly-card").hidden = !monthly.length;
       if (topics.length) {
         draw("chart-voice", [{type: "bar", orientation: "h", x: topics.map(function (t) { return t[1]; }),
                               y: topics.map(function (t) { return t[0]; }), marker: {color: BAND_COLORS.high}}],
-             {yaxis: {autorange: "reversed"}, margin: {l: 120, r: 12, t: 8, b: 30}});
+             {yaxis: {autorange: "reversed"}, xaxis: {title: {text: "negative texts mentioning it"}},
+              margin: {l: 130, r: 12, t: 8, b: 40}});
       } else { delete state.charts["chart-voice"]; }
+      if (monthly.length) {
+        var m = monthly.map(function (r) { return r.month; });
+        draw("chart-voice-monthly", [
+          {type: "scatter", mode: "lines+markers", name: "negative share", x: m, y: monthly.map(function (r) { return r.negative_share; }), line: {color: BAND_COLORS.high}},
+          {type: "scatter", mode: "lines+markers", name: "mean sentiment (-1..1)", x: m, y: monthly.map(function (r) { return r.sentiment_mean; }), line: {color: "#2f6fb3"}, yaxis: "y2"}
+        ], {yaxis: {tickformat: ".0%", rangemode: "tozero"}, yaxis2: {overlaying: "y", side: "right", range: [-1, 1]}});
+      } else { delete state.charts["chart-voice-monthly"]; }
     },
 
     risk_mix: function (d) {
@@ -249,7 +258,7 @@
     var list = voice.negative_topics || voice.topics || [];
     return list.map(function (t) {
       if (Array.isArray(t)) { return [String(t[0]), Number(t[1])]; }
-      var name = t.topic || t.term || t.word || t.name, n = t.count !== undefined ? t.count : (t.mentions !== undefined ? t.mentions : t.n);
+      var name = t.topic || t.term || t.word || t.name, n = t.texts !== undefined ? t.texts : t.count;
       return [String(name), Number(n)];
     }).filter(function (t) { return isFinite(t[1]); }).slice(0, 12);
   }

@@ -21,6 +21,7 @@ def serving_settings(root: Path, **overrides) -> Settings:
         "recommender": {"iterations": 5, "factors": 16},
         "serving": {"api_keys": [API_KEY], "model_cache_dir": str(root / "data" / "model_cache"),
                     "reload_interval_s": 1.0, "prediction_log_flush_s": 0.2},
+        "dashboard": {"refresh_s": 1.0},  # the dashboard's panels follow the log within a second
     }
     return load_settings(None, **_deep_merge(base, overrides))
 

@@ -54,6 +54,8 @@ class FileReport:
     """Events: the batch's data-quality report (:mod:`features.quality`), when checked."""
     quarantined: str | None = None
     """Events: the quarantine batch id when the batch was held back (``tenure data accept BATCH``)."""
+    skipped_erased: int = 0
+    """Rows of erased customers (tombstones, :mod:`features.tombstones`) left out before validation."""
 
     @property
     def rows_per_second(self) -> float:
@@ -101,6 +103,9 @@ class IngestRun:
         self.progress = progress
         self.report = IngestReport(run_id=time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6])
         self._rejects: list[pd.DataFrame] = []
+        from tenure.features.tombstones import Tombstones
+
+        self._tombstones = Tombstones.from_settings(settings)  # erased customers: skipped on re-ingestion
 
     def __enter__(self) -> IngestRun:
         return self
@@ -154,6 +159,9 @@ class IngestRun:
 
         started = time.perf_counter()
         mapping = self._mapping(table) if apply_mapping else None
+        from tenure.features.tombstones import drop_tombstoned
+
+        raw, rows, erased = drop_tombstoned(raw, rows, self._tombstones, mapping) if table == "customers" else (raw, rows, 0)
         types = self._attribute_types(raw, mapping, label_column) if table == "customers" else {}
         result = validate_frame(raw, table, source, rows=rows, label_column=label_column, mapping=mapping,
                                 attribute_types={c: k for c, (k, _) in types.items()},
@@ -162,6 +170,7 @@ class IngestRun:
                                 and tables.customers_have_labels(self.settings))
         report = self._report_from(result)
         report.attribute_types = types
+        report.skipped_erased, report.rows_read = erased, report.rows_read + erased
         extra: list[pd.DataFrame] = []
         self._count_malformed(_Chunk(raw, rows, malformed or []), source, report, extra)
         self._rejects.extend(extra)
@@ -225,6 +234,12 @@ class IngestRun:
                                                     self._mapping("events") if apply_mapping else None)
                 report.skipped_duplicates += skipped
                 report.rows_read += skipped
+                from tenure.features.tombstones import drop_tombstoned
+
+                frame, rows, erased = drop_tombstoned(frame, rows, self._tombstones,
+                                                      self._mapping("events") if apply_mapping else None)
+                report.skipped_erased += erased
+                report.rows_read += erased
                 result = validate_frame(frame, "events", source, rows=rows, known_customers=known_c,
                                         known_items=known_i,
                                         mapping=self._mapping("events") if apply_mapping else None,

@@ -20,6 +20,7 @@ from tenure.pipelines.commands import (
     features,
     models,
     monitor,
+    privacy,
     quarantine,
     report,
     run,
@@ -82,6 +83,7 @@ app.add_typer(experiments.app, name="experiments")
 app.add_typer(report.app, name="report")
 demo.register(app)
 run.register(app)
+privacy.register(app)
 
 
 def main() -> None:

@@ -207,10 +207,30 @@ def add_recommendations(
 def _consent_map(settings: Settings) -> dict[str, bool]:
     from tenure.features.tables import read_customers
 
+    from tenure.privacy.consent import ConsentStore, consent_path
+
     customers = read_customers(settings)
-    if "consent_personalization" not in customers.columns:
-        return {}
-    return dict(zip(customers["customer_id"].astype(str), customers["consent_personalization"].astype(bool)))
+    consent = ({} if "consent_personalization" not in customers.columns else
+               dict(zip(customers["customer_id"].astype(str), customers["consent_personalization"].astype(bool))))
+    if consent_path(settings).exists():  # changes through POST /consent or consent files win (privacy/consent.py)
+        store = ConsentStore.from_settings(settings)
+        try:
+            consent.update({cid: s["personalization"] for cid, s in store.current().items() if "personalization" in s})
+        finally:
+            store.close()
+    return consent
+
+
+def _consenting(settings: Settings, frame: pd.DataFrame, scopes: Sequence[str]) -> pd.DataFrame:  # noqa: F821
+    """Rows of customers who have withdrawn none of ``scopes`` (privacy/consent.py)."""
+    from tenure.privacy.consent import withdrawn_customers
+
+    withdrawn = set().union(*(withdrawn_customers(settings, s) for s in scopes))
+    if not withdrawn or frame.empty:
+        return frame
+    keep = ~frame["customer_id"].astype(str).isin(withdrawn)
+    logger.info("left out %d customer(s) who withdrew %s consent", int((~keep).sum()), " or ".join(scopes))
+    return frame[keep].reset_index(drop=True)
 
 
 def batch_score(
@@ -243,6 +263,7 @@ def batch_score(
         n_reasons=settings.serving.top_reasons if n_reasons is None else n_reasons,
         feature_source=used,
     )
+    frame = _consenting(settings, frame, ("profiling",))  # no churn score for whoever withdrew profiling
     unknown = sum(row is None for row in rows)
     if unknown:
         logger.info("%d of %d customers have no features (unknown) and are not scored", unknown, len(ids))
@@ -320,7 +341,7 @@ def export_audience(
     if bad or not risk:
         raise ValueError(f"risk bands must be among {list(RISK_BANDS)}, got {list(risk)}")
     scored = batch_score(settings, k=0, source=source)
-    audience = select_audience(scored, risk)
+    audience = _consenting(settings, select_audience(scored, risk), ("marketing",))  # audiences: marketing consent
     if k and len(audience):
         recommender = load_champion(settings, "recommender")
         try:

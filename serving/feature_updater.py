@@ -244,6 +244,20 @@ class FeatureUpdater(BackgroundLoop):
         self._dirty.clear()
         self._checkpointed_at = time.monotonic()
 
+    def forget(self, customer_ids) -> int:
+        """Erasure: drop these customers' states (memory, pending checkpoint, profile); returns states dropped.
+
+        Their checkpoint rows are removed on disk by ``serving.erasure`` (the ``feature_state`` store).
+        """
+        ids = {str(c) for c in customer_ids}
+        with self._lock:
+            n = sum(self._states.pop(cid, None) is not None for cid in ids)
+        for cid in ids:
+            self._dirty.pop(cid, None)
+            if isinstance(self.profiles, dict):
+                self.profiles.pop(cid, None)
+        return n
+
     def _forget_memory(self) -> None:
         """After a failed batch: drop in-memory states (they may hold events not checkpointed) and re-read the position."""
         with self._lock:

@@ -81,3 +81,24 @@ def receipt_response(receipt: dict[str, Any]) -> ForgetResponse:
                           removed={k: v["removed"] for k, v in receipt["stores"].items() if v["removed"]},
                           remaining={k: v for k, v in receipt.get("verification", {}).get("remaining", {}).items() if v},
                           seconds=receipt["seconds"], receipt_path=receipt["path"])
+
+
+def forget_app():
+    """The ASGI app mounted at ``/customers``: ``DELETE /customers/{id}`` erases one customer (API key:
+    the guard checks it, as for every write route) and answers with the receipt."""
+    import anyio.to_thread
+    import bentoml
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def delete_customer(request):
+        cid = request.path_params["customer_id"]
+        if not 0 < len(cid) <= ID_MAX:
+            return JSONResponse({"error": f"customer id must be 1 to {ID_MAX} characters",
+                                 "detail": [{"loc": ["path", "customer_id"], "msg": "bad length"}]}, status_code=400)
+        service = bentoml.get_current_service()
+        receipt = await anyio.to_thread.run_sync(service.forget_customers, [cid])
+        return JSONResponse(receipt_response(receipt).model_dump())
+
+    return Starlette(routes=[Route("/{customer_id:path}", delete_customer, methods=["DELETE"])])

@@ -39,7 +39,7 @@ from tenure.serving.schemas import (
     SimilarItemsRequest,
     SimilarItemsResponse,
 )
-from tenure.serving.privacy_api import ConsentRequest, ConsentResponse, record_consent
+from tenure.serving.privacy_api import ConsentRequest, ConsentResponse, forget_app, record_consent
 from tenure.serving.security import ApiGuard
 
 logger = logging.getLogger(__name__)
@@ -569,6 +569,49 @@ class TenureService:
         except ValueError as exc:
             return _error(400, "invalid consent change", [{"loc": ["at"], "msg": str(exc), "type": "value_error"}])
 
+    def forget_customers(self, customer_ids: list[str]) -> dict[str, Any]:
+        """Erase customers everywhere, this process's memory first (``DELETE /customers/{id}``); returns the receipt.
+
+        The service keeps answering meanwhile: only the online store's own step holds the store lock.
+        """
+        from tenure.privacy.erasure import forget_customers, workspace_stores
+        from tenure.privacy.stores import Store
+        from tenure.serving.erasure import serving_stores
+
+        def locked(fn):
+            def run(ids):
+                with self._store_lock:
+                    return fn(ids)
+            return run
+
+        self.prediction_log.flush()  # queued records reach the files, where erasure finds them
+        stores = [Store(s.name, s.where, locked(s.count), locked(s.forget), s.export) if s.name == "feast_online" else s
+                  for s in workspace_stores(self.settings, feature_store=self.store)]
+        memory = Store("serving.memory", "this service process: event validator, feature states, loaded recommender",
+                       self._count_in_memory, self._forget_in_memory)
+        receipt = forget_customers(self.settings, customer_ids, [memory, *stores,
+                                                                 *serving_stores(self.settings, self.log_key)])
+        self.consent.refresh(force=True)
+        return receipt
+
+    def _count_in_memory(self, ids: list[str]) -> dict[str, int]:
+        recommender = self.models.current.recommender
+        updater = self.intake.updater
+        return {cid: n for cid in ids if (n := int(cid in self.intake.validator.known_customers)
+                                          + int(cid in getattr(updater, "profiles", {}))
+                                          + int(recommender is not None and recommender.knows_customer(cid)))}
+
+    def _forget_in_memory(self, ids: list[str]) -> int:
+        from tenure.registry.recommender_erasure import forget_in_runtime
+
+        validator = self.intake.validator
+        n = len(validator.known_customers & set(ids))
+        validator.known_customers = validator.known_customers - set(ids)  # their events are refused from now on
+        n += self.intake.updater.forget(ids)
+        if self.models.current.recommender is not None:
+            n += forget_in_runtime(self.models.current.recommender, ids)
+        return n
+
     @bentoml.api(route="/admin/reload")
     def reload(self) -> ReloadResponse:
         """Check the registry now and swap in newly promoted champions (needs an API key).
@@ -605,5 +648,7 @@ class TenureService:
 
 
 TenureService.add_asgi_middleware(SettingsGuard)
+# DELETE /customers/{id}: erasure with a receipt (serving/privacy_api.py); the guard asks for the API key
+TenureService.mount_asgi_app(forget_app(), path="/customers")
 # GET /dashboard: the page and its JSON panels (serving/dashboard.py), behind the read key when reads need one
 TenureService.mount_asgi_app(dashboard_app(), path="/dashboard")

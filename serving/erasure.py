@@ -1,0 +1,112 @@
+"""Erasure in the serving room's stores, on their files: the serving room's own ``forget``.
+
+- the durable event log (``events-*.jsonl``): the person's lines are blanked in place (byte
+  offsets stay valid for the id index and the feature updater's checkpoint); their event ids
+  leave the id index (``accepted_ids.sqlite``);
+- the feature updater's checkpoint (``feature_state.sqlite``);
+- prediction logs (``prediction_log_dir``): matched by raw id and by the log pseudonym;
+- the trigger state and outbox (``triggers.sqlite``: band rows by pseudonym, messages by the id
+  in their body) and the dead-letter files (``*dead-letter*.jsonl``).
+
+A running service also holds some of this in memory; its ``DELETE /customers/{id}`` runs these
+and clears its memory too (:meth:`serving.service.TenureService.forget_customers`).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from tenure.erase import blank_json_lines, count_json_lines, sqlite_rows
+from tenure.privacy.stores import Store
+from tenure.pseudonym import customer_ref
+
+
+def _log_files(folder: Path, pattern: str) -> list[Path]:
+    folder = Path(folder)
+    return sorted(folder.glob(pattern)) if folder.is_dir() else []
+
+
+def _sum(files: list[Path], ids: list[str], refs: dict[str, str] | None = None) -> dict[str, int]:
+    refs = refs or {}
+    back = {ref: cid for cid, ref in refs.items()}
+    total: dict[str, int] = {}
+    for path in files:
+        for hit, n in count_json_lines(path, [*ids, *refs.values()]).items():
+            cid = back.get(hit, hit)
+            total[cid] = total.get(cid, 0) + n
+    return total
+
+
+def _records(files: list[Path], cid: str, refs: tuple[str, ...] = ()) -> list[dict]:
+    import json
+
+    out = []
+    wanted = {cid, *refs}
+    for path in files:
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if any(w in line for w in wanted):
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(record, dict) and (record.get("customer_id") in wanted
+                                                     or (record.get("message") or {}).get("customer_id") in wanted):
+                        out.append(record)
+    return out
+
+
+def forget_event_log(folder: Path, ids: list[str]) -> int:
+    """Blank the person's lines in the event log and drop their event ids from the id index."""
+    removed: list[dict] = []
+    n = sum(blank_json_lines(path, ids, removed) for path in _log_files(folder, "events-*.jsonl"))
+    index = Path(folder) / "accepted_ids.sqlite"
+    event_ids = [r.get("event_id") for r in removed if isinstance(r, dict) and r.get("event_id")]
+    if event_ids and index.is_file():
+        db = sqlite3.connect(index, timeout=30)
+        try:
+            db.execute("PRAGMA secure_delete=ON")
+            with db:
+                db.executemany("DELETE FROM accepted WHERE event_id = ?", [(e,) for e in event_ids])
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            db.close()
+    return n
+
+
+def serving_stores(settings, log_key: bytes | None) -> list[Store]:
+    """The serving room's stores of one workspace (files; the service's memory is not among them)."""
+    events_dir, predictions_dir = Path(settings.paths.event_log_dir), Path(settings.paths.prediction_log_dir)
+    dead_letters = sorted({*_log_files(events_dir, "*dead-letter*.jsonl"),
+                           *([Path(settings.triggers.dead_letter_path)] if settings.triggers.dead_letter_path else [])})
+
+    def refs(ids: list[str]) -> dict[str, str]:
+        return {cid: customer_ref(log_key, cid) for cid in ids} if log_key is not None else {}
+
+    def sqlite_store(path: Path, with_refs: bool):
+        def count(ids: list[str]) -> dict[str, int]:
+            total = sum(sqlite_rows(path, [*ids, *refs(ids).values()] if with_refs else ids).values())
+            return {"(all)": total} if total else {}
+
+        def forget(ids: list[str]) -> int:
+            return sum(sqlite_rows(path, [*ids, *refs(ids).values()] if with_refs else ids, delete=True).values())
+        return count, forget
+
+    state_count, state_forget = sqlite_store(events_dir / "feature_state.sqlite", False)
+    trig_count, trig_forget = sqlite_store(events_dir / "triggers.sqlite", True)
+    return [
+        Store("serving.event_log", f"{events_dir}/events-*.jsonl + accepted_ids.sqlite",
+              lambda ids: _sum(_log_files(events_dir, "events-*.jsonl"), ids),
+              lambda ids: forget_event_log(events_dir, ids),
+              lambda cid: _records(_log_files(events_dir, "events-*.jsonl"), cid)),
+        Store("serving.feature_state", f"{events_dir}/feature_state.sqlite", state_count, state_forget),
+        Store("serving.prediction_log", f"{predictions_dir}/*.jsonl (raw ids and pseudonyms)",
+              lambda ids: _sum(_log_files(predictions_dir, "*.jsonl"), ids, refs(ids)),
+              lambda ids: sum(blank_json_lines(p, [*ids, *refs(ids).values()]) for p in _log_files(predictions_dir, "*.jsonl")),
+              lambda cid: _records(_log_files(predictions_dir, "*.jsonl"), cid, tuple(refs([cid]).values()))),
+        Store("serving.triggers", f"{events_dir}/triggers.sqlite", trig_count, trig_forget),
+        Store("serving.dead_letters", ", ".join(map(str, dead_letters)) or f"{events_dir}/*dead-letter*.jsonl",
+              lambda ids: _sum(dead_letters, ids), lambda ids: sum(blank_json_lines(p, ids) for p in dead_letters),
+              lambda cid: _records(dead_letters, cid)),
+    ]

@@ -91,6 +91,7 @@ def _current_window(settings, model, mode: str, since: datetime) -> tuple[str, p
     if mode in ("auto", "log"):
         log = served_population(read_prediction_log(settings.paths.prediction_log_dir, "churn", since=since),
                                 settings.churn.horizon_days)
+        log = without_withdrawn(settings, log, logged=True)
         if len(log) >= MIN_LOG_ROWS or (mode == "log" and len(log)):
             return "log", log
         if mode == "log":
@@ -99,9 +100,29 @@ def _current_window(settings, model, mode: str, since: datetime) -> tuple[str, p
     if found is None:
         raise ValueError("no feature snapshot to monitor; run `tenure features build` first")
     as_of, frame = found
-    frame = alive_population(frame, settings.churn.horizon_days)
+    frame = without_withdrawn(settings, alive_population(frame, settings.churn.horizon_days))
     scored = score_with_champion(model(), frame)
     return f"snapshot {as_of:%Y-%m-%d}", scored
+
+
+def without_withdrawn(settings, frame: pd.DataFrame, logged: bool = False) -> pd.DataFrame:
+    """Rows of customers who have not withdrawn the profiling consent (privacy/consent.py).
+
+    ``logged``: the frame comes from the prediction log, whose ids may be pseudonyms (the same key
+    hashes the withdrawn ids before they are compared).
+    """
+    from tenure.privacy.consent import withdrawn_customers
+    from tenure.pseudonym import customer_ref, log_key
+
+    withdrawn = withdrawn_customers(settings, "profiling")
+    if not withdrawn or frame.empty or "customer_id" not in frame.columns:
+        return frame
+    key = log_key(settings) if logged else None
+    refs = {customer_ref(key, cid) for cid in withdrawn}
+    keep = ~frame["customer_id"].astype(str).isin(refs)
+    if not keep.all():
+        logger.info("left out %d customer(s) who withdrew the profiling consent", int((~keep).sum()))
+    return frame[keep].reset_index(drop=True)
 
 
 def served_population(log: pd.DataFrame, horizon_days: int) -> pd.DataFrame:

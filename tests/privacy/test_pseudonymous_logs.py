@@ -64,3 +64,24 @@ def test_the_production_profile_requires_the_secret(make_settings):
     assert customer_ref(key, "c1") == customer_ref(key, "c1") != customer_ref(b"another-key-000000", "c1")
     with pytest.raises(SettingsError):  # a short secret is a bad value, named with its variable
         make_settings(privacy={"log_hmac_secret": "short"})
+
+
+def test_monitoring_leaves_out_profiling_withdrawals_in_hashed_logs(make_settings):
+    from datetime import UTC, datetime
+
+    import pandas as pd
+
+    from tenure.monitoring.runner import without_withdrawn
+    from tenure.privacy.consent import ConsentChange, ConsentStore
+
+    settings = make_settings(privacy={"pseudonymize_logs": True, "log_hmac_secret": SECRET})
+    key = log_key(settings)
+    log = pd.DataFrame({"customer_id": [customer_ref(key, c) for c in ("c1", "c2", "c3")], "prediction": [0.1, 0.5, 0.9]})
+    assert len(without_withdrawn(settings, log, logged=True)) == 3  # no history: nothing withdrawn
+    store = ConsentStore.from_settings(settings)
+    store.record([ConsentChange("c2", "profiling", False, datetime(2026, 3, 1, tzinfo=UTC))])
+    store.close()
+    kept = without_withdrawn(settings, log, logged=True)
+    assert list(kept["prediction"]) == [0.1, 0.9]
+    snapshot = pd.DataFrame({"customer_id": ["c1", "c2"], "tenure_days": [3, 4]})
+    assert list(without_withdrawn(settings, snapshot)["customer_id"]) == ["c1"]

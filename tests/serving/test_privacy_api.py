@@ -49,3 +49,26 @@ def test_consent_needs_a_key_and_a_known_scope(client, workspace, api_key):
     assert bad.status_code == 400 and "scopes" in bad.text
     late = client.post("/consent", json={**body, "at": "yesterday"}, headers={"X-API-Key": api_key})
     assert late.status_code == 400 and "ISO 8601" in late.text
+
+
+def test_delete_customer_erases_with_a_receipt_while_the_service_answers(client, workspace, api_key):
+    import json
+
+    _, shop, _ = workspace
+    active = [str(c) for c in shop.events["customer_id"].value_counts().index]
+    consenting = set(shop.customers.loc[shop.customers["consent_personalization"], "customer_id"])
+    cid = [c for c in active if c in consenting][-3]  # a quiet customer: no other test scores it
+    assert client.post("/churn-score", json={"customer_ids": [cid]}).json()["results"][0]["status"] == "ok"
+    assert client.delete(f"/customers/{cid}").status_code == 401
+    answer = client.delete(f"/customers/{cid}", headers={"X-API-Key": api_key})
+    assert answer.status_code == 200, answer.text
+    receipt = answer.json()
+    assert receipt["removed"]["tables"] > 0 and receipt["removed"]["feast_online"] > 0
+    assert receipt["removed"]["serving.memory"] > 0 and receipt["remaining"] == {}
+    assert cid not in json.dumps(receipt) and cid not in open(receipt["receipt_path"]).read()
+    # the next requests no longer know the person; their events are refused
+    assert client.post("/churn-score", json={"customer_ids": [cid]}).json()["results"][0]["status"] == "unknown_customer"
+    assert client.post("/recommend", json={"customer_id": cid, "k": 3}).json()["strategy"] == "popular"
+    events = client.post("/events", headers={"X-API-Key": api_key}, json={"events": [
+        {"event_id": f"after-erasure-{cid}", "customer_id": cid, "event_at": "2026-05-01T10:00:00Z", "event_type": "session"}]})
+    assert events.json()["results"][0]["status"] == "rejected"

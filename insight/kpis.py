@@ -91,12 +91,18 @@ def build_kpi_report(settings: Settings, start: object | None = None, end: objec
 
 def _voice_hook(settings: Settings, events: pd.DataFrame, window: dict[str, Any]) -> dict[str, Any] | None:
     """The voice-of-the-customer section when the events carry text (:mod:`tenure.insight.voice`)."""
-    if "text" not in events.columns or events["text"].isna().all():
+    if "text" not in events.columns:
+        return None
+    has_text = events["text"].notna().to_numpy()
+    if not has_text.any():
         return None
     from tenure.insight.voice import voice_summary
 
-    inside = _in_window(events, pd.Timestamp(window["start"]), pd.Timestamp(window["end"]))
-    return voice_summary(events.loc[inside])
+    rows = np.flatnonzero(has_text)
+    texts = events.iloc[rows]
+    times = texts["event_at"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    inside = (times >= pd.Timestamp(window["start"]).value) & (times <= pd.Timestamp(window["end"]).value)
+    return voice_summary(texts.loc[inside])
 
 
 def compute_kpis(customers: pd.DataFrame, events: pd.DataFrame, start: pd.Timestamp | None = None,
@@ -139,14 +145,13 @@ def compute_kpis(customers: pd.DataFrame, events: pd.DataFrame, start: pd.Timest
     end = last if end is None else end
     if end < start:
         raise ValueError(f"end ({end}) is before start ({start})")
-    frame = _Frame(customers, events, end)
-    inside = frame.times >= start.value
-    in_window = inside & (frame.times <= end.value)
+    frame = _Frame(customers, events, end, qualifying_event_types)
+    lo, hi = start.value, end.value
 
     report: dict[str, Any] = {
         "window": {"start": start.isoformat(), "end": end.isoformat(),
                    "days": round((end - start) / pd.Timedelta(days=1), 2)},
-        "customers": int(len(frame.ids)),
+        "customers": len(frame.ids),
         "horizon_days": horizon_days,
         "totals": {},
         "monthly": [],
@@ -155,53 +160,103 @@ def compute_kpis(customers: pd.DataFrame, events: pd.DataFrame, start: pd.Timest
     }
     cutoffs = _month_starts(start, end, horizon_days, frame.data_start, frame.data_end)
     labels = _labels(events, customers, cutoffs, horizon_days, qualifying_event_types)
-    report["totals"] = _headline(frame, in_window, labels)
-    report["totals"]["active_customers"] = int(np.unique(frame.codes[in_window & frame.active(qualifying_event_types)
-                                                                      & (frame.codes >= 0)]).size)
-    report["monthly"] = _monthly(frame, in_window, labels, start, end)
-    report["cohorts"] = _cohorts(frame, start, end, qualifying_event_types)
-    report["channels"] = _channels(frame, in_window)
+    report["totals"] = {**_churn(labels), **_block(frame, _Filter(lo, hi))}
+    active = frame.active
+    inside = (active.times >= lo) & (active.times <= hi)
+    report["totals"]["active_customers"] = int(_distinct(active.codes[inside]).size)
+    report["monthly"] = _monthly(frame, labels, start, end)
+    report["cohorts"] = _cohorts(frame, start, end)
+    report["channels"] = _channels(frame, lo, hi)
     if by is not None:
-        report["segments"] = {"by": by, "column": SEGMENTS[by],
-                              "rows": _segments(frame, in_window, labels, by)}
+        report["segments"] = {"by": by, "column": SEGMENTS[by], "rows": _segments(frame, lo, hi, labels, by)}
     return report
 
 
 # --------------------------------------------------------------------------- pieces
 
 
-class _Frame:
-    """The columns the KPIs use, as numpy arrays aligned with the events (codes index customers)."""
+class _Events:
+    """Events of some types as parallel numpy arrays: customer code, time (int ns), day, channel code, values."""
 
-    def __init__(self, customers: pd.DataFrame, events: pd.DataFrame, end: pd.Timestamp) -> None:
+    def __init__(self, rows: np.ndarray, codes: np.ndarray, times: np.ndarray, channels: np.ndarray,
+                 values: dict[str, np.ndarray]) -> None:
+        self.codes = codes[rows]
+        self.times = times[rows]
+        self.days = self.times // _DAY_NS
+        self.channels = channels[rows]
+        self.values = {name: v[rows] for name, v in values.items()}
+
+
+class _Filter:
+    """Which events a block counts: a time range, optionally one channel code and a customer mask."""
+
+    def __init__(self, lo: int, hi: int, channel: int | None = None, customers: np.ndarray | None = None) -> None:
+        self.lo, self.hi, self.channel, self.customers = lo, hi, channel, customers
+
+    def mask(self, ev: _Events) -> np.ndarray:
+        keep = (ev.times >= self.lo) & (ev.times <= self.hi)
+        if self.channel is not None:
+            keep &= ev.channels == self.channel
+        if self.customers is not None:
+            keep &= self.customers[ev.codes]
+        return keep
+
+
+class _Frame:
+    """The events the KPIs use, split once by type into compact arrays (codes index ``ids``)."""
+
+    def __init__(self, customers: pd.DataFrame, events: pd.DataFrame, end: pd.Timestamp,
+                 qualifying: Sequence[str]) -> None:
         self.ids = pd.Index(customers["customer_id"].astype(str).unique())
         cust = customers.drop_duplicates("customer_id").set_index("customer_id").reindex(self.ids)
         self.customers = cust
         self.signup = pd.to_datetime(cust["signup_at"], utc=True).to_numpy(dtype="datetime64[ns]").astype(np.int64)
-        self.codes = self.ids.get_indexer(events["customer_id"].astype(str)) if len(events) else np.zeros(0, np.int64)
-        self.times = events["event_at"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
-        self.types = events["event_type"].to_numpy(dtype=object)
-        self.data_end = self.times.max() if len(self.times) else end.value
-        self.data_start = self.times.min() if len(self.times) else end.value
-        self.events = events
+        codes = _codes(events["customer_id"], self.ids) if len(events) else np.zeros(0, np.int64)
+        times = events["event_at"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+        self.data_end = int(times.max()) if len(times) else end.value
+        self.data_start = int(times.min()) if len(times) else end.value
+        type_codes, type_names = pd.factorize(events["event_type"], use_na_sentinel=True)
+        if "channel" in events.columns:
+            channel_codes, channel_names = pd.factorize(events["channel"], use_na_sentinel=True)
+        else:
+            channel_codes, channel_names = np.full(len(events), -1, dtype=np.int64), pd.Index([])
+        self.channel_names = [str(c) for c in channel_names]
+        self.event_times, self.event_channels = times, channel_codes
+        known = codes >= 0
 
-    def column(self, name: str) -> np.ndarray:
-        """A numeric event column as float64 (all NaN when absent)."""
-        if name not in self.events.columns:
-            return np.full(len(self.times), np.nan)
-        return self.events[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        def of_type(*names: str) -> np.ndarray:
+            wanted = [i for i, n in enumerate(type_names) if n in names]
+            return np.flatnonzero(np.isin(type_codes, wanted) & known)
 
-    def strings(self, name: str) -> np.ndarray:
-        """A string event column as an object array (None when absent)."""
-        if name not in self.events.columns:
-            return np.full(len(self.times), None, dtype=object)
-        return self.events[name].to_numpy(dtype=object)
+        def column(name: str) -> np.ndarray:
+            if name not in events.columns:
+                return np.full(len(events), np.nan)
+            return events[name].to_numpy(dtype=np.float64, na_value=np.nan)
 
-    def is_type(self, *names: str) -> np.ndarray:
-        return np.isin(self.types, list(names))
+        def part(rows: np.ndarray, **values: np.ndarray) -> _Events:
+            return _Events(rows, codes, times, channel_codes, values)
 
-    def active(self, qualifying: Sequence[str]) -> np.ndarray:
-        return self.is_type(*qualifying)
+        self.purchases = part(of_type("purchase"), amount=column("amount"))
+        self.sessions = part(of_type("session"))
+        self.tickets = part(of_type("support_ticket"), resolution_hours=column("resolution_hours"))
+        self.surveys = part(of_type("survey"), nps=column("nps"), csat=column("csat"), ces=column("ces"))
+        self.active = part(of_type(*qualifying))
+        self.day0 = min((int(e.days.min()) for e in (self.purchases, self.sessions) if len(e.days)), default=0)
+
+
+def _codes(ids: pd.Series, index: pd.Index) -> np.ndarray:
+    """Positions of ``ids`` in ``index`` (-1 when absent), through the distinct ids (fast for repeats)."""
+    distinct_codes, distinct = pd.factorize(ids, use_na_sentinel=True)
+    pos = index.get_indexer(pd.Index(distinct).astype(str))
+    return np.where(distinct_codes >= 0, pos[np.maximum(distinct_codes, 0)], -1).astype(np.int64)
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values of an integer array (a sort, faster than hashing for large arrays)."""
+    if not len(values):
+        return values
+    ordered = np.sort(values)
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]
 
 
 def _check_by(by: str | None) -> None:
@@ -223,11 +278,6 @@ def _window(start: object | None, end: object | None) -> tuple[pd.Timestamp | No
     if start_ts is not None and end_ts is not None and end_ts < start_ts:
         raise ValueError(f"end ({end_ts.date()}) is before start ({start_ts.date()})")
     return start_ts, end_ts
-
-
-def _in_window(events: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> np.ndarray:
-    times = events["event_at"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    return (times >= start.value) & (times <= end.value)
 
 
 def _month_starts(start: pd.Timestamp, end: pd.Timestamp, horizon_days: int, data_start: int,
@@ -253,43 +303,30 @@ def _rate(numerator: float, denominator: float) -> float | None:
     return float(numerator) / float(denominator) if denominator else None
 
 
-def _orders(codes: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct (customer, day) pairs: customer codes and day numbers of each order, sorted."""
-    days = times // _DAY_NS
-    key = np.unique(codes.astype(np.int64) * (1 << 32) + (days - days.min() if len(days) else days))
-    base = days.min() if len(days) else 0
-    return key >> 32, (key & 0xFFFFFFFF) + base
-
-
-def _purchase_kpis(codes: np.ndarray, times: np.ndarray, amounts: np.ndarray) -> dict[str, Any]:
-    """Orders, revenue, AOV, repurchase rate, time between orders of the given purchases."""
-    order_cust, order_day = _orders(codes, times)
-    revenue = float(np.nansum(amounts))
+def _purchase_kpis(frame: _Frame, keep: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    """Orders, revenue, AOV, repurchase rate, time between orders; and the sorted order keys."""
+    p = frame.purchases
+    n_days = _N_DAYS
+    keys = _distinct(p.codes[keep] * n_days + (p.days[keep] - frame.day0))
+    order_cust, order_day = keys // n_days, keys % n_days
+    revenue = float(np.nansum(p.values["amount"][keep]))
     per_customer = np.bincount(order_cust) if len(order_cust) else np.zeros(0, np.int64)
     buyers = int((per_customer > 0).sum())
     repeaters = int((per_customer > 1).sum())
     same = order_cust[1:] == order_cust[:-1]
     gaps = (order_day[1:] - order_day[:-1])[same].astype(np.float64)
     return {
-        "orders": int(len(order_cust)),
+        "orders": len(keys),
         "revenue": round(revenue, 2),
-        "average_order_value": _rate(revenue, len(order_cust)),
+        "average_order_value": _rate(revenue, len(keys)),
         "buyers": buyers,
         "repurchase_rate": _rate(repeaters, buyers),
         "days_between_orders_mean": float(gaps.mean()) if len(gaps) else None,
         "days_between_orders_median": float(np.median(gaps)) if len(gaps) else None,
-    }
+    }, keys
 
 
-def _conversion(codes: np.ndarray, times: np.ndarray, is_session: np.ndarray, is_purchase: np.ndarray
-                ) -> tuple[int, int, float | None]:
-    """(session days, session days with a purchase, conversion rate) of the given events."""
-    days = times // _DAY_NS
-    key = codes.astype(np.int64) * 1_000_000 + (days % 1_000_000)
-    session_days = np.unique(key[is_session])
-    purchase_days = np.unique(key[is_purchase])
-    converted = int(np.isin(session_days, purchase_days, assume_unique=True).sum())
-    return int(len(session_days)), converted, _rate(converted, len(session_days))
+_N_DAYS = 1 << 20  # day slots per customer in (customer, day) keys: far more days than any data holds
 
 
 def _survey_kpis(nps: np.ndarray, csat: np.ndarray, ces: np.ndarray) -> dict[str, Any]:
@@ -297,39 +334,36 @@ def _survey_kpis(nps: np.ndarray, csat: np.ndarray, ces: np.ndarray) -> dict[str
     nps, csat, ces = nps[~np.isnan(nps)], csat[~np.isnan(csat)], ces[~np.isnan(ces)]
     return {
         "nps": float(100.0 * ((nps >= 9).mean() - (nps <= 6).mean())) if len(nps) else None,
-        "nps_answers": int(len(nps)),
+        "nps_answers": len(nps),
         "csat": float((csat >= 4).mean()) if len(csat) else None,
         "csat_mean": float(csat.mean()) if len(csat) else None,
-        "csat_answers": int(len(csat)),
+        "csat_answers": len(csat),
         "ces": float(ces.mean()) if len(ces) else None,
         "ces_easy_share": float((ces >= 5).mean()) if len(ces) else None,
-        "ces_answers": int(len(ces)),
+        "ces_answers": len(ces),
     }
 
 
-def _support_kpis(hours: np.ndarray) -> dict[str, Any]:
+def _block(frame: _Frame, where: _Filter) -> dict[str, Any]:
+    """Every event-based KPI of the events ``where`` selects."""
+    out, order_keys = _purchase_kpis(frame, where.mask(frame.purchases))
+    s = frame.sessions
+    keep = where.mask(s)
+    session_keys = _distinct(s.codes[keep] * _N_DAYS + (s.days[keep] - frame.day0))
+    pos = np.searchsorted(order_keys, session_keys)
+    converted = int((order_keys[np.minimum(pos, len(order_keys) - 1)] == session_keys).sum()) if len(order_keys) else 0
+    out.update({"session_days": len(session_keys), "converted_session_days": converted,
+                "conversion_rate": _rate(converted, len(session_keys))})
+    t = frame.tickets
+    keep = where.mask(t)
+    hours = t.values["resolution_hours"][keep]
     hours = hours[~np.isnan(hours)]
-    return {
-        "resolution_hours_median": float(np.median(hours)) if len(hours) else None,
-        "resolution_hours_mean": float(hours.mean()) if len(hours) else None,
-    }
-
-
-def _block(frame: _Frame, mask: np.ndarray) -> dict[str, Any]:
-    """Every event-based KPI of the events under ``mask``."""
-    codes, times = frame.codes[mask], frame.times[mask]
-    types = frame.types[mask]
-    is_purchase = types == "purchase"
-    is_session = types == "session"
-    out = _purchase_kpis(codes[is_purchase], times[is_purchase], frame.column("amount")[mask][is_purchase])
-    sessions, converted, rate = _conversion(codes, times, is_session, is_purchase)
-    out.update({"session_days": sessions, "converted_session_days": converted, "conversion_rate": rate})
-    is_ticket = types == "support_ticket"
-    out["tickets"] = int(is_ticket.sum())
-    out.update(_support_kpis(frame.column("resolution_hours")[mask][is_ticket]))
-    is_survey = types == "survey"
-    out.update(_survey_kpis(frame.column("nps")[mask][is_survey], frame.column("csat")[mask][is_survey],
-                            frame.column("ces")[mask][is_survey]))
+    out["tickets"] = int(keep.sum())
+    out["resolution_hours_median"] = float(np.median(hours)) if len(hours) else None
+    out["resolution_hours_mean"] = float(hours.mean()) if len(hours) else None
+    v = frame.surveys
+    keep = where.mask(v)
+    out.update(_survey_kpis(v.values["nps"][keep], v.values["csat"][keep], v.values["ces"][keep]))
     return out
 
 
@@ -340,33 +374,24 @@ def _churn(labels: pd.DataFrame) -> dict[str, Any]:
             "retention_rate": None if not n else 1.0 - churned / n}
 
 
-def _headline(frame: _Frame, in_window: np.ndarray, labels: pd.DataFrame) -> dict[str, Any]:
-    out = _churn(labels)
-    out.update(_block(frame, in_window & (frame.codes >= 0)))
-    return out
-
-
-def _monthly(frame: _Frame, in_window: np.ndarray, labels: pd.DataFrame, start: pd.Timestamp,
-             end: pd.Timestamp) -> list[dict[str, Any]]:
+def _monthly(frame: _Frame, labels: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> list[dict[str, Any]]:
     """One row per calendar month touching the window: churn at its start and its event KPIs."""
     rows = []
     months = pd.period_range(start.tz_localize(None), end.tz_localize(None), freq="M")
     by_cutoff = dict(tuple(labels.groupby("event_timestamp"))) if len(labels) else {}
-    known = frame.codes >= 0
     for month in months:
         lo = max(month.start_time.tz_localize("UTC"), start)
         hi = min(month.end_time.tz_localize("UTC"), end)
-        mask = in_window & known & (frame.times >= lo.value) & (frame.times <= hi.value)
         cut = by_cutoff.get(month.start_time.tz_localize("UTC"))
-        row: dict[str, Any] = {"month": str(month), "alive_at_start": None if cut is None else int(len(cut))}
+        row: dict[str, Any] = {"month": str(month), "alive_at_start": None if cut is None else len(cut)}
         row.update(_churn(cut) if cut is not None else {"customer_months": 0, "churn_rate": None,
                                                          "retention_rate": None})
-        row.update(_block(frame, mask))
+        row.update(_block(frame, _Filter(lo.value, hi.value)))
         rows.append(row)
     return rows
 
 
-def _cohorts(frame: _Frame, start: pd.Timestamp, end: pd.Timestamp, qualifying: Sequence[str]) -> list[dict[str, Any]]:
+def _cohorts(frame: _Frame, start: pd.Timestamp, end: pd.Timestamp) -> list[dict[str, Any]]:
     """Signup-month cohorts from the window's first month to its end: share with qualifying activity k months after."""
     signup = frame.signup
     first_month = start.tz_convert("UTC").tz_localize(None).to_period("M").to_timestamp().tz_localize("UTC")
@@ -375,11 +400,13 @@ def _cohorts(frame: _Frame, start: pd.Timestamp, end: pd.Timestamp, qualifying: 
         return []
     month_of = _month_index(signup)
     last_month = int(_month_index(np.array([end.value]))[0])
-    act = frame.active(qualifying) & (frame.codes >= 0) & (frame.times <= end.value)
-    act_codes, act_month = frame.codes[act], _month_index(frame.times[act])
+    act = frame.active
+    upto = act.times <= end.value
+    act_codes = act.codes[upto]
+    act_month = _month_index(act.times[upto])
     offset = act_month - month_of[act_codes]
     keep = ok[act_codes] & (offset >= 0)
-    pairs = np.unique(act_codes[keep].astype(np.int64) * 1024 + offset[keep])
+    pairs = _distinct(act_codes[keep].astype(np.int64) * 1024 + offset[keep])
     pair_cust, pair_off = pairs // 1024, pairs % 1024
     cohorts = []
     for m in np.unique(month_of[ok]):
@@ -402,21 +429,24 @@ def _month_name(index: int) -> str:
     return str(np.datetime64(index, "M"))
 
 
-def _channels(frame: _Frame, in_window: np.ndarray) -> list[dict[str, Any]]:
+def _channels(frame: _Frame, lo: int, hi: int) -> list[dict[str, Any]]:
     """The omnichannel view: every event KPI per event channel (web, app, email, chat, phone, ...)."""
-    channel = frame.strings("channel")
-    mask = in_window & (frame.codes >= 0)
-    present = pd.unique(channel[mask & pd.notna(channel)])
-    order = [c for c in _CHANNELS if c in present] + sorted(c for c in present if c not in _CHANNELS)
+    names = frame.channel_names
+    order = [c for c in _CHANNELS if c in names] + sorted(c for c in names if c not in _CHANNELS)
+    inside = (frame.event_times >= lo) & (frame.event_times <= hi) & (frame.event_channels >= 0)
+    per_channel = np.bincount(frame.event_channels[inside], minlength=len(names))
     rows = []
     for name in order:
-        row: dict[str, Any] = {"channel": str(name), "events": int((mask & (channel == name)).sum())}
-        row.update(_block(frame, mask & (channel == name)))
-        rows.append(row)
+        code = names.index(name)
+        row: dict[str, Any] = {"channel": name, "events": int(per_channel[code])}
+        row.update(_block(frame, _Filter(lo, hi, channel=code)))
+        if row["orders"] or row["session_days"] or row["tickets"] or row["nps_answers"] or row["csat_answers"] \
+                or row["ces_answers"]:
+            rows.append(row)
     return rows
 
 
-def _segments(frame: _Frame, in_window: np.ndarray, labels: pd.DataFrame, by: str) -> list[dict[str, Any]]:
+def _segments(frame: _Frame, lo: int, hi: int, labels: pd.DataFrame, by: str) -> list[dict[str, Any]]:
     """Headline KPIs per customer segment (plan, region, acquisition channel or signup month)."""
     if SEGMENTS[by] == "cohort":
         values = np.array([_month_name(int(m)) for m in _month_index(frame.signup)], dtype=object)
@@ -424,12 +454,11 @@ def _segments(frame: _Frame, in_window: np.ndarray, labels: pd.DataFrame, by: st
         values = frame.customers[SEGMENTS[by]].to_numpy(dtype=object)
     values = np.where(pd.isna(values), "(missing)", values).astype(str)
     label_codes = frame.ids.get_indexer(labels["customer_id"].astype(str)) if len(labels) else np.zeros(0, np.int64)
-    known = frame.codes >= 0
-    event_segment = np.where(known, values[np.maximum(frame.codes, 0)], "")
     rows = []
     for name in sorted(set(values)):
-        row: dict[str, Any] = {"segment": str(name), "customers": int((values == name).sum())}
-        row.update(_churn(labels.loc[values[label_codes] == name] if len(labels) else labels))
-        row.update(_block(frame, in_window & known & (event_segment == name)))
+        members = values == name
+        row: dict[str, Any] = {"segment": str(name), "customers": int(members.sum())}
+        row.update(_churn(labels.loc[members[label_codes]] if len(labels) else labels))
+        row.update(_block(frame, _Filter(lo, hi, customers=members)))
         rows.append(row)
     return rows

@@ -5,7 +5,11 @@
 
   var BAND_COLORS = {low: "#3c9d5d", medium: "#e0a030", high: "#d64545"};
   var CONFIG = {displayModeBar: false, responsive: true};
-  var state = window.tenureDashboard = {charts: {}, panels: {}, drawn: false, errors: [], drawnAtMs: null};
+  var state = window.tenureDashboard = {charts: {}, panels: {}, drawn: false, errors: [], drawnAtMs: null,
+                                        shownAtMs: null};
+  // charts wait here until plotly.min.js has loaded (numbers and tables do not wait for it)
+  var pending = {};
+  var plotlyReady = false;
 
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
@@ -46,13 +50,30 @@
     var n = points(traces || []);
     if (!traces || !n) { return nothing(id, "no data for this chart yet"); }
     node.removeAttribute("data-empty");
+    if (!plotlyReady) {
+      if (!pending[id]) { clear(node).appendChild(el("div", {"class": "status"}, "drawing…")); }
+      pending[id] = [traces, extraLayout];
+      state.charts[id] = {panel: node.getAttribute("data-panel"), status: "pending", points: n, traces: traces.length};
+      return;
+    }
     Plotly.react(node, traces, layout(extraLayout), CONFIG);
     state.charts[id] = {panel: node.getAttribute("data-panel"), status: "drawn", points: n, traces: traces.length};
+  }
+
+  function drawPending() {
+    plotlyReady = true;
+    Object.keys(pending).forEach(function (id) {
+      var args = pending[id];
+      delete pending[id];
+      clear(document.getElementById(id));
+      draw(id, args[0], args[1]);
+    });
   }
 
   function nothing(id, message) {
     var node = document.getElementById(id);
     if (!node) { return; }
+    delete pending[id];
     if (window.Plotly && node.data) { Plotly.purge(node); }
     clear(node).appendChild(el("div", {"class": "status"}, message));
     node.setAttribute("data-empty", "true");
@@ -292,11 +313,16 @@
   }
 
   window.tenureFirstData.then(function (all) {
-    applyAll(all);
+    applyAll(all);  // numbers, tables and messages now; charts as soon as Plotly is there
+    state.shownAtMs = performance.now();
+    performance.mark("tenure-data-shown");
+    Object.keys(all).forEach(function (name) { if (all[name].status === "computing") { setTimeout(function () { poll(name); }, 2000); } });
+    return window.tenurePlotly;
+  }).then(function () {
+    drawPending();
     state.drawn = true;
     state.drawnAtMs = performance.now();
     performance.mark("tenure-charts-drawn");
-    Object.keys(all).forEach(function (name) { if (all[name].status === "computing") { setTimeout(function () { poll(name); }, 2000); } });
     setInterval(refresh, window.tenureRefreshMs);
   }).catch(function (e) {
     state.errors.push("first load: " + e);

@@ -514,6 +514,21 @@ class QualitySettings(_Section):
                                     "(types, ranges) before the batch counts as broken.")
 
 
+class InsightSettings(_Section):
+    """Customer insight (``insight/``): the customer-value model behind ``tenure train value``."""
+
+    value_horizon_days: int = Field(365, ge=1, le=3650,
+                                    description="Expected purchases and value are over this many days ahead.")
+    value_time_unit_days: float = Field(7.0, gt=0, le=31,
+                                        description="Unit of recency and T in the BG/NBD fit (7 = weeks, the literature's).")
+    value_penalizer: float = Field(0.0, ge=0, le=10,
+                                   description="L2 penalty on the BG/NBD and Gamma-Gamma parameters (0 = plain MLE; "
+                                               "raise it when the fit does not converge on little data).")
+    value_holdout_days: int = Field(90, ge=7, le=730,
+                                    description="The last days held out to measure the model (MAE vs naive and recency rules).")
+    value_experiment: str = Field("tenure-value", description="MLflow experiment of the value-model runs.")
+
+
 class SimulatorSettings(_Section):
     """Defaults of ``tenure generate`` (each is also a CLI option)."""
 
@@ -614,6 +629,7 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    insight: InsightSettings = Field(default_factory=InsightSettings)
     experiments: ExperimentSettings = Field(default_factory=ExperimentSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 

@@ -18,22 +18,6 @@ import pytest
 SECRET = "erasure-test-secret-0123456789"
 
 
-def _workspace(settings):
-    from tenure.feature_repo.store import apply_definitions, materialize
-    from tenure.features.ingest import IngestRun
-    from tenure.features.simulator import simulate_shop, write_shop
-    from tenure.features.snapshots import build_feature_tables, snapshot_times
-
-    shop = simulate_shop(n_customers=80, n_items=20, days=45, seed=3, start="2026-01-01")
-    write_shop(shop, settings.paths.raw_dir, file_format="csv")
-    with IngestRun(settings) as run:
-        run.ingest_dir(settings.paths.raw_dir)
-    build_feature_tables(settings, snapshot_times(pd.Timestamp("2026-01-20", tz="UTC"), shop.events["event_at"].max(), 7))
-    apply_definitions(settings)
-    materialize(settings)
-    return shop
-
-
 def _service_files(settings, ids, others):
     """What a running service leaves: event log + id index, pseudonymous prediction log, a dead letter."""
     from tenure.pseudonym import log_key
@@ -68,13 +52,13 @@ def _saved_recommender(settings, customer_ids):
 
 
 @pytest.fixture
-def workspace(make_settings):
+def workspace(make_settings, shop_workspace):
     from datetime import UTC, datetime
 
     from tenure.privacy.consent import ConsentChange, ConsentStore
 
     settings = make_settings(privacy={"pseudonymize_logs": True, "log_hmac_secret": SECRET})
-    shop = _workspace(settings)
+    shop = shop_workspace(settings)
     active = [str(c) for c in shop.events["customer_id"].value_counts().index]
     ids, others = active[:2], active[2:6]
     _service_files(settings, ids, others)

@@ -13,7 +13,8 @@ Inputs are what the service logged, nothing else:
 Rules (``settings.attribution``):
 
 1. An interaction (view, add_to_cart, purchase) with an item counts for a recommendation when
-   the item was in the recommendation's list and the event comes within ``window_hours`` after
+   the item was in the recommendation's list (and shown, when the period has exposures: see
+   below) and the event comes within ``window_hours`` after
    the recommendation was served (``clock_skew_s`` earlier is tolerated: client and server clocks
    differ).
 2. An event that names its ``recommendation_id`` counts for that recommendation only.
@@ -208,7 +209,7 @@ def shown_items(recommendations: pd.DataFrame, events: pd.DataFrame) -> tuple[pd
 
 
 def attribute_events(recommendations: pd.DataFrame, events: pd.DataFrame, window: timedelta, skew: timedelta,
-                     match_without_id: bool = True) -> pd.DataFrame:
+                     match_without_id: bool = True, shown: pd.DataFrame | None = None) -> pd.DataFrame:
     """The interactions that count, each with the one recommendation it counts for (rules 1-3).
 
     Parameters
@@ -219,6 +220,8 @@ def attribute_events(recommendations: pd.DataFrame, events: pd.DataFrame, window
     window: how long after serving an event still counts.
     skew: how much earlier than serving a client's event time may be.
     match_without_id: apply rule 3 to events without a recommendation_id.
+    shown: when given (``recommendation_id``, ``item_id``), only these items of each list count:
+        the items the exposures say were shown (a list never shown led to nothing).
 
     Returns
     -------
@@ -228,6 +231,9 @@ def attribute_events(recommendations: pd.DataFrame, events: pd.DataFrame, window
     columns = ["event_id", "event_type", "item_id", "amount", "recommendation_id", "matched"]
     served = recommendations[["recommendation_id", "customer_id", "served_at", "items"]].explode("items")
     served = served.rename(columns={"items": "item_id"}).dropna(subset=["item_id"])
+    if shown is not None:
+        served = served.merge(shown[["recommendation_id", "item_id"]].drop_duplicates(),
+                              on=["recommendation_id", "item_id"])
     acts = events[events["event_type"].isin(INTERACTIONS) & events["item_id"].notna()]
     if served.empty or acts.empty:
         return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
@@ -295,7 +301,8 @@ def attribution_from_frames(recommendations: pd.DataFrame, events: pd.DataFrame,
     """The attribution report of recommendations served in ``[start, end)`` (pure: frames in, figures out)."""
     notes = []
     shown, exposures_basis = shown_items(recommendations, events)
-    attributed = attribute_events(recommendations, events, window, skew, match_without_id)
+    attributed = attribute_events(recommendations, events, window, skew, match_without_id,
+                                  shown if exposures_basis else None)
     now = pd.Timestamp.now(tz="UTC") if now is None else now
     complete = end + window <= now
     if not complete:

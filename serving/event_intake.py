@@ -24,6 +24,7 @@ which reads the same log (:func:`read_log`).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
@@ -35,6 +36,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -109,6 +111,13 @@ class DurableEventLog:
     commit_window_s:
         How long the writer waits after the first request of a group for more to arrive
         (0: it takes only what is queued; requests that arrive during an fsync form the next group).
+    remote:
+        The id index shared by several machines (:class:`tenure.serving.event_idempotency.RedisIdempotency`,
+        ``events.idempotency: redis``), or None: the local SQLite index alone.
+
+    Several processes (the service's workers) may share one folder: each group commit (check the
+    ids, append, fsync, index) holds an exclusive ``flock`` on ``commit.lock``, so an id sent to
+    two workers at once is logged once, and the index position only moves forward.
 
     Attributes
     ----------
@@ -116,10 +125,12 @@ class DurableEventLog:
         End position and wall time of recent group commits (for the ack -> online lag).
     """
 
-    def __init__(self, folder: Path, commit_window_s: float = 0.0) -> None:
+    def __init__(self, folder: Path, commit_window_s: float = 0.0, remote=None) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.commit_window_s = commit_window_s
+        self.remote = remote
+        self._lock_fd = os.open(self.folder / "commit.lock", os.O_RDWR | os.O_CREAT, 0o640)
         self._db = sqlite3.connect(self.folder / "accepted_ids.sqlite", check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # the log is the truth; the index is rebuilt from it
@@ -140,16 +151,20 @@ class DurableEventLog:
     # --- start-up -----------------------------------------------------------------------------
     def _catch_up_index(self) -> LogPosition:
         """Index ids logged after the index's last position (a crash between fsync and index commit)."""
-        row = self._db.execute("SELECT file, offset FROM indexed WHERE k = 0").fetchone()
-        position = LogPosition(*row) if row else LogPosition()
-        n = 0
-        while True:
-            records, after = read_log(self.folder, position)
-            if after == position:
-                break
-            self._index([r["event_id"] for r in records], after)
-            n += len(records)
-            position = after
+        with self._commit_lock():
+            row = self._db.execute("SELECT file, offset FROM indexed WHERE k = 0").fetchone()
+            position = LogPosition(*row) if row else LogPosition()
+            n = 0
+            while True:
+                records, after = read_log(self.folder, position)
+                if after == position:
+                    break
+                ids = [r["event_id"] for r in records]
+                self._index(ids, after)
+                if self.remote is not None:  # logged before a crash, maybe not yet marked in the shared index
+                    self.remote.confirm(ids)
+                n += len(records)
+                position = after
         if n:
             logger.info("indexed %d logged event id(s) the id index had missed (a crash after the fsync)", n)
         return position
@@ -184,8 +199,10 @@ class DurableEventLog:
         Returns
         -------
         Future of ``(flags, position)``: per event True when it was logged now, False when its
-        ``event_id`` had been accepted before (a replay; also within the same group); and the
-        log position after the group (the updater has applied the events once it passes it).
+        ``event_id`` had been accepted before (a replay; also within the same group), None when
+        it was not logged because another machine is logging the same id right now (send it
+        again); and the log position after the group (the updater has applied the events once
+        it passes it).
         """
         future: Future = Future()
         if not events:
@@ -197,8 +214,8 @@ class DurableEventLog:
         self._queue.put((list(events), future))
         return future
 
-    def append(self, events: Sequence[dict[str, Any]]) -> list[bool]:
-        """:meth:`submit` and wait: True per event logged now, False per replay."""
+    def append(self, events: Sequence[dict[str, Any]]) -> list[bool | None]:
+        """:meth:`submit` and wait: True per event logged now, False per replay, None: send it again."""
         return self.submit(events).result()[0]
 
     def _run(self) -> None:
@@ -236,17 +253,48 @@ class DurableEventLog:
             if stop:
                 return
 
-    def _commit(self, group: list[tuple[list[dict[str, Any]], Future]]) -> list[list[bool]]:
-        """De-duplicate, write and fsync one group; index its ids. Per request, per event: logged now?"""
-        ids = [e["event_id"] for events, _ in group for e in events]
-        before = self.seen(ids)
-        results: list[list[bool]] = []
+    @contextmanager
+    def _commit_lock(self):
+        """Exclusive ``flock`` on ``commit.lock`` (the workers sharing this folder take turns)."""
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _commit(self, group: list[tuple[list[dict[str, Any]], Future]]) -> list[list[bool | None]]:
+        """De-duplicate, write and fsync one group; index its ids.
+
+        Per request, per event: True logged now, False accepted before, None not logged (another
+        machine is logging the same id right now: send it again).
+        """
+        with self._commit_lock():
+            ids = [e["event_id"] for events, _ in group for e in events]
+            before = self.seen(ids)
+            claims = None
+            if self.remote is not None:
+                claims = self.remote.claim([i for i in dict.fromkeys(ids) if i not in before])
+                before |= claims.logged
+            busy = claims.busy if claims is not None else set()
+            try:
+                return self._write_group(group, before, busy)
+            except BaseException:
+                if claims is not None:
+                    self.remote.release(claims)
+                raise
+
+    def _write_group(self, group: list[tuple[list[dict[str, Any]], Future]], before: set[str],
+                     busy: set[str]) -> list[list[bool | None]]:
+        results: list[list[bool | None]] = []
         new: list[dict[str, Any]] = []
         taken: set[str] = set()
         for events, _ in group:
-            flags = []
+            flags: list[bool | None] = []
             for event in events:
                 eid = event["event_id"]
+                if eid in busy:
+                    flags.append(None)
+                    continue
                 fresh = eid not in before and eid not in taken
                 if fresh:
                     taken.add(eid)
@@ -267,6 +315,11 @@ class DurableEventLog:
         os.fsync(fd)  # one fsync for every request of the group
         end = LogPosition(name, os.fstat(fd).st_size)
         self._index(list(taken), end)
+        if self.remote is not None:
+            try:
+                self.remote.confirm(list(taken))
+            except Exception:  # logged and acknowledged all the same; the claims expire after their lease
+                logger.exception("could not mark %d logged event id(s) in the shared index", len(taken))
         self.position = end
         self.commits.append((end, time.time()))
         return results
@@ -295,6 +348,7 @@ class DurableEventLog:
             self._fd = None
         with self._db_lock:
             self._db.close()
+        os.close(self._lock_fd)
 
 
 # --- validation ---------------------------------------------------------------------------------

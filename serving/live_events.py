@@ -67,6 +67,19 @@ class Freshness:
             return 0.0
 
 
+def shared_id_index(settings):
+    """The Redis index of accepted event ids (``events.idempotency``; auto: the production profile), or None."""
+    mode = settings.events.idempotency
+    if mode == "local" or (mode == "auto" and settings.feast.profile != "production"):
+        return None
+    from tenure.serving.event_idempotency import RedisIdempotency
+    from tenure.serving.redis_link import redis_client
+
+    return RedisIdempotency(redis_client(settings.feast.redis_connection_string),
+                            prefix=f"tenure:{settings.feast.project}:event:",
+                            ttl_s=settings.events.idempotency_ttl_days * 86_400)
+
+
 class LiveEvents:
     """Validator + durable log + background feature updater + freshness, for one service process.
 
@@ -97,7 +110,8 @@ class LiveEvents:
         catalog = ItemCatalog.from_frame(items) if len(items) else ItemCatalog()
         validator = EventValidator(profiles.keys(), catalog.price.keys(), earliest=ev.earliest,
                                    max_future_hours=ev.max_future_hours)
-        log = DurableEventLog(settings.paths.event_log_dir, commit_window_s=ev.commit_window_s)
+        log = DurableEventLog(settings.paths.event_log_dir, commit_window_s=ev.commit_window_s,
+                              remote=shared_id_index(settings))
         updater = FeatureUpdater(settings.paths.event_log_dir, profiles, catalog, history, push,
                                  interval_s=ev.update_interval_s, max_customers_in_memory=ev.max_customers_in_memory)
         return cls(log, validator, updater, observe_lag)

@@ -543,7 +543,10 @@ class TenureService:
         except Exception:  # nothing of this request is acknowledged
             logger.exception("event log write failed")
             return _error(503, "the events could not be logged durably; nothing was accepted, send them again")
-        status = {e["_position"]: ("accepted" if fresh else "duplicate") for e, fresh in zip(accepted, flags)}
+        status = {e["_position"]: ("accepted" if fresh else "duplicate") for e, fresh in zip(accepted, flags)
+                  if fresh is not None}  # None: another machine is logging this event_id right now
+        reasons |= {e["_position"]: ["event_id: another request is logging this event right now; send it again"]
+                    for e, fresh in zip(accepted, flags) if fresh is None}
         results = [EventResult(event_id=event["event_id"], status="rejected", reasons=reasons.get(i, []))
                    if i not in status else EventResult(event_id=event["event_id"], status=status[i])
                    for i, event in enumerate(raw)]

@@ -317,6 +317,13 @@ class EventSettings(_Section):
     max_customers_in_memory: int = Field(
         200_000, ge=1_000, description="Per-customer feature states the updater keeps in memory (the rest stay in "
         "its checkpoint on disk).")
+    idempotency: Literal["auto", "local", "redis"] = Field(
+        "auto", description="Where accepted event ids are checked: local (the event log's SQLite index, shared by the "
+        "workers of one machine) or redis (also a shared index on feast.redis_connection_string, for replicas on "
+        "several machines); auto: redis under the production profile, local otherwise.")
+    idempotency_ttl_days: float = Field(
+        30.0, gt=0, le=3650, description="How long the Redis index remembers an accepted event id (a replay after "
+        "that is accepted again; the local index keeps ids for good).")
 
     @field_validator("earliest")
     @classmethod

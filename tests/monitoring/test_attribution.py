@@ -48,7 +48,7 @@ EVENTS = [
     _event("x2", "c2", 6, "exposure", rec="r2", shown="i1|i4"),
     _event("v1", "c1", 2, "view", "i1", rec="r1"),                     # click by id
     _event("v1b", "c1", 3, "view", "i1", rec="r1"),                    # a second view of the same pair: one click
-    _event("v2", "c1", 70, "view", "i2"),                              # no id: latest recommendation holding i2 is r3
+    _event("v2", "c1", 70, "view", "i2"),                              # no id: r3 holds i2 too but was never shown
     _event("a1", "c2", 8, "add_to_cart", "i4"),                        # no id: r2
     _event("p1", "c2", 9, "purchase", "i4", amount=20.0),              # conversion of r2
     _event("p2", "c2", 10, "purchase", "i4", amount=5.0),              # same pair again: revenue adds, conversions not
@@ -73,7 +73,7 @@ def test_rules_per_strategy_and_arm(tmp_path):
     assert report.basis == "exposures" and report.complete
     t = report.totals
     assert (t.recommendations, t.exposed, t.impressions) == (3, 2, 4)  # r3 was never shown
-    assert (t.clicks, t.add_to_carts, t.conversions, t.purchases, t.revenue) == (2, 1, 1, 2, 25.0)
+    assert (t.clicks, t.add_to_carts, t.conversions, t.purchases, t.revenue) == (2, 1, 1, 2, 25.0)  # r1-i1, r1-i2
     assert (t.by_id, t.by_item) == (2, 4)  # v1, v1b by id; v2, a1, p1, p2 by item
     assert t.click_rate == pytest.approx(2 / 4) and t.conversion_rate == pytest.approx(1 / 4)
     assert t.revenue_per_list == pytest.approx(25.0 / 2)
@@ -82,7 +82,7 @@ def test_rules_per_strategy_and_arm(tmp_path):
     assert (popular.group, popular.add_to_carts, popular.conversions, popular.revenue) == ("popular", 1, 1, 25.0)
     arms = {g.group: g for g in report.by_arm}
     assert set(arms) == {"exp=A", "exp=B"}  # r3 has no arms: in no arm, still in the totals
-    assert (arms["exp=A"].clicks, arms["exp=B"].revenue) == (1, 25.0)
+    assert (arms["exp=A"].clicks, arms["exp=B"].revenue) == (2, 25.0)
 
 
 def test_without_exposures_the_served_lists_are_the_basis_and_ids_only(tmp_path):
@@ -105,7 +105,10 @@ def test_window_and_clock_skew(tmp_path):
         assert report.totals.clicks == clicks
     report = attribution_from_frames(recs, events, START, END, timedelta(hours=1), now=END)
     assert not report.complete and "still open" in report.notes[0]
-    assert report.totals.clicks == 2  # v2 (70 min after r1, 10 after r3) still counts for r3
+    assert report.totals.clicks == 1  # v2 is 70 min after r1, and r3 was never shown
+    served = events[events["event_type"] != "exposure"]  # no exposures: every list served counts as shown
+    report = attribution_from_frames(recs, served, START, END, timedelta(hours=1), now=END)
+    assert report.totals.clicks == 2  # v2 counts for r3, the latest list holding i2 (10 min before)
 
 
 def _workspace(make_settings, tmp_path):

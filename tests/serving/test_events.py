@@ -175,3 +175,32 @@ def test_events_reach_online_features_without_waiting_and_readyz_shows_no_lag(cl
     assert not any("behind acknowledged events" in p for p in ready["problems"])
     metrics = client.get("/metrics").text
     assert "tenure_event_to_online_seconds_count" in metrics
+
+
+def test_recommendation_id_comes_back_on_exposure_and_view_events(client, workspace, api_key):
+    import time
+
+    settings, shop, _ = workspace
+    cid = str(shop.events["customer_id"].iloc[3])
+    answer = client.post("/recommend", json={"customer_id": cid, "k": 3}).json()
+    rid, shown = answer["recommendation_id"], [item["item_id"] for item in answer["items"]]
+    at = shop.events["event_at"].max()
+    batch = {"events": [_event("ev-exposure-1", cid, at, "exposure", recommendation_id=rid, impressions=shown),
+                        _event("ev-click-1", cid, at, "view", item_id=shown[0], recommendation_id=rid),
+                        _event("ev-exposure-bad", cid, at, "exposure", impressions=shown)]}
+    body = client.post("/events", json=batch, headers={"X-API-Key": api_key}).json()
+    assert [r["status"] for r in body["results"]] == ["accepted", "accepted", "rejected"]
+    assert body["results"][2]["reasons"][0].startswith("recommendation_id: missing value: an exposure")
+    logged = {e["event_id"]: e for f in settings.paths.event_log_dir.glob("events-*.jsonl")
+              for e in map(json.loads, f.read_text().splitlines())}
+    assert logged["ev-exposure-1"]["impressions"] == "|".join(shown)
+    assert logged["ev-click-1"]["recommendation_id"] == rid
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the prediction log is flushed every second
+        records = [json.loads(line) for f in settings.paths.prediction_log_dir.glob("recommend-*.jsonl")
+                   for line in f.read_text().splitlines()]
+        mine = [r for r in records if r.get("recommendation_id") == rid]
+        if mine:
+            break
+        time.sleep(0.2)
+    assert mine and mine[0]["items"] == shown and mine[0]["strategy"] == answer["strategy"]

@@ -163,3 +163,29 @@ def test_redis_down_retries_then_dead_letters(tmp_path: Path, redis_stream) -> N
     db.commit()
     db.close()
     assert Triggers(old, ["high"], 0).due(now=1.0) == [("k1", "{}", 2)]
+
+
+@pytest.mark.redis
+def test_settings_choose_the_sinks(tmp_path: Path, make_settings, redis_stream, webhook) -> None:
+    """triggers.webhook_url and triggers.redis_stream each add a sender; the service starts and stops them together."""
+    from tenure.serving.triggers import RedisStreamSender, make_senders, sink_names
+
+    client, stream = redis_stream
+    settings = make_settings(triggers={"webhook_url": webhook.url, "redis_stream": stream})
+    assert sink_names(settings.triggers) == ["webhook", "redis_stream"]
+    assert sink_names(make_settings().triggers) == []  # no sink: no triggers at all
+    triggers = Triggers(tmp_path, ["high"], min_interval_s=0, sinks=sink_names(settings.triggers))
+    senders = make_senders(triggers, settings, tmp_path)
+    assert [type(s) for s in senders.senders] == [WebhookSender, RedisStreamSender]
+    senders.start()
+    try:
+        triggers.consider(RiskScorer(), "1", {"c1": _row(0.1)}, {"c1": {"risk": 0.9}}, "t")
+        senders.wake()
+        import time
+
+        deadline = time.monotonic() + 10
+        while triggers.counts() != {"delivered": 2} and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        senders.stop()
+    assert triggers.counts() == {"delivered": 2} and client.xlen(stream) == 1 and len(webhook.received) == 1

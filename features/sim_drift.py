@@ -107,8 +107,8 @@ def drift_truth(kind: str, drift_at: int, start: str | pd.Timestamp) -> DriftTru
     check_kind(kind)
     starts = _utc_day(start) + drift_at * _DAY
     table: dict[str, tuple[bool, tuple[str, ...], tuple[str, ...]]] = {
-        "channel_mix": (True, ("40% of new customers come from acquisition channel social_video (half the "
-                               "engagement, much higher churn)", "prices +20%", "browsing moves to rare categories",
+        "channel_mix": (True, (("40% of new customers come from acquisition channel social_video (half the "
+                                "engagement, much higher churn)"), "prices +20%", "browsing moves to rare categories",
                                "buying 15% less likely"), ("customers.acquisition_channel",)),
         "price_shock": (True, (f"amounts and list prices x{PRICE_SHOCK_FACTOR}",
                                f"{PRICE_SHOCK_LOST_PURCHASES:.0%} of purchases not made"),
@@ -116,19 +116,19 @@ def drift_truth(kind: str, drift_at: int, start: str | pd.Timestamp) -> DriftTru
         "engagement_decline": (True, (f"{ENGAGEMENT_DROP:.0%} of sessions, views, carts and purchases do not happen",
                                       f"{ENGAGEMENT_LEAVERS:.0%} of alive customers leave within {LEAVE_WITHIN_DAYS} days"),
                                ("events.session", "events.view")),
-        "seasonality": (False, (f"yearly cycle: activity peaks on day {drift_at}, "
-                                f"{SEASON_AMPLITUDE:.0%} lower half a year later (whole period)",),
+        "seasonality": (False, ((f"yearly cycle: activity peaks on day {drift_at}, "
+                                 f"{SEASON_AMPLITUDE:.0%} lower half a year later (whole period)"),),
                         ()),
-        "concept": (True, (f"{CONCEPT_LEAVERS:.0%} of annual-plan customers alive at the change leave within "
-                           f"{LEAVE_WITHIN_DAYS} days (the loyal segment churns; inputs unchanged at first)",),
+        "concept": (True, ((f"{CONCEPT_LEAVERS:.0%} of annual-plan customers alive at the change leave within "
+                            f"{LEAVE_WITHIN_DAYS} days (the loyal segment churns; inputs unchanged at first)"),),
                     ("customers.plan",)),
         "nulls": (True, ("events.amount of purchases and returns arrives empty",), ("events.amount",)),
         "units": (True, (f"events.amount arrives x{UNITS_FACTOR:.0f} (cents instead of euros)",), ("events.amount",)),
         "renamed_category": (True, ("events.channel 'app' arrives as 'mobile_app'",), ("events.channel",)),
         "duplicate_events": (True, (f"{DUPLICATE_SHARE:.0%} of events sent twice with new event ids",),
                              ("events.event_id",)),
-        "timezone_shift": (True, (f"event_at of the 'app' source arrives {TIMEZONE_SHIFT_HOURS} h late "
-                                  "(local time written as UTC)",), ("events.event_at",)),
+        "timezone_shift": (True, ((f"event_at of the 'app' source arrives {TIMEZONE_SHIFT_HOURS} h late "
+                                   "(local time written as UTC)"),), ("events.event_at",)),
     }
     harmful, changes, columns = table[kind]
     family = "world" if kind in WORLD_KINDS else "pipeline"

@@ -31,11 +31,20 @@ class Alert:
     next_action: str
     severity: str = "warning"
     raised_at: str = dataclasses.field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    kind: str = "drift"
+    """pipeline (the data is broken), drift (the world changed), performance, recommender or retrain."""
+    confidence: str | None = None
+    """How sure, in words (e.g. "12 of 30 features over their thresholds", "95% interval 0.08-0.11")."""
+    route: str | None = None
+    """The team it goes to (``monitoring.alert_routes``); sinks with ``routes`` take only theirs."""
 
     def text(self) -> str:
         """Plain text for logs and the webhook's ``text``."""
-        lines = [f"[tenure] {self.title} (model {self.model} v{self.model_version})"]
+        lines = [f"[tenure] {self.title} (model {self.model} v{self.model_version}; {self.kind}, {self.severity}"
+                 + (f", for {self.route}" if self.route else "") + ")"]
         lines += [f"- {f}" for f in self.findings]
+        if self.confidence:
+            lines.append(f"how sure: {self.confidence}")
         if self.report_path:
             lines.append(f"report: {self.report_path}")
         lines.append(f"next: {self.next_action}")
@@ -49,7 +58,9 @@ class Alert:
                 {"type": "header", "text": {"type": "plain_text", "text": self.title[:150]}},
                 {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(f"• {f}" for f in self.findings)[:2900]}},
                 {"type": "context", "elements": [
-                    {"type": "mrkdwn", "text": f"model *{self.model}* v{self.model_version} · {self.severity} · {self.raised_at}"},
+                    {"type": "mrkdwn", "text": f"model *{self.model}* v{self.model_version} · {self.kind} · {self.severity}"
+                                               f" · {self.route or 'all'} · {self.raised_at}"},
+                    {"type": "mrkdwn", "text": f"how sure: {self.confidence or '-'}"},
                     {"type": "mrkdwn", "text": f"report: {self.report_path or '-'}"},
                 ]},
                 {"type": "section", "text": {"type": "mrkdwn", "text": f"*Next:* {self.next_action}"}},
@@ -121,18 +132,31 @@ def sinks_from_settings(sink_settings: Sequence[Any], reports_dir: Path) -> list
     sinks: list[AlertSink] = []
     for s in sink_settings:
         if s.kind == "log":
-            sinks.append(LogSink())
+            sink: Any = LogSink()
         elif s.kind == "jsonl":
-            sinks.append(JsonlSink(s.path or Path(reports_dir) / "alerts.jsonl"))
-        elif s.kind == "webhook":
-            sinks.append(WebhookSink(s.url, s.timeout_s, s.retries))
+            sink = JsonlSink(s.path or Path(reports_dir) / "alerts.jsonl")
+        else:
+            sink = WebhookSink(s.url, s.timeout_s, s.retries)
+        sink.routes = tuple(getattr(s, "routes", None) or ())
+        sinks.append(sink)
     return sinks
 
 
+def routed(alert: Alert, routes: dict[str, Any] | None) -> Alert:
+    """``alert`` with the severity and route of its kind from ``monitoring.alert_routes``."""
+    rule = (routes or {}).get(alert.kind)
+    if rule is not None:
+        alert.severity, alert.route = rule.severity, rule.route
+    return alert
+
+
 def dispatch(alert: Alert, sinks: Sequence[AlertSink]) -> dict[str, str]:
-    """Send ``alert`` to every sink; returns ``{sink: "ok" | "failed: ..."}`` and never raises."""
+    """Send ``alert`` to every sink that takes its route; returns ``{sink: "ok" | "failed: ..."}``, never raises."""
     outcome = {}
     for sink in sinks:
+        wanted = getattr(sink, "routes", ())
+        if wanted and alert.route not in wanted:
+            continue
         try:
             sink.send(alert)
             outcome[sink.name] = "ok"

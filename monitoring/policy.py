@@ -47,12 +47,19 @@ def decide_retrain(
     now: datetime,
     dry_run: bool,
     can_retrain: bool = True,
+    estimated_auc_drop: float | None = None,
+    prediction_drifted: bool = False,
+    event_shifts: list[Any] | None = None,
 ) -> RetrainDecision:
     """Apply the policy of ``settings`` (the ``monitoring`` section).
 
     Triggers: share of drifted features above ``drift_share_threshold``; any of
     ``key_features`` drifted; realised ROC-AUC below the promised one by more than
-    ``auc_drop_tolerance``; model older than ``max_model_age_days``. Held back by the
+    ``auc_drop_tolerance``; the CBPE-estimated ROC-AUC of the current window below the promised
+    one by more than ``estimated_auc_drop_tolerance`` (before the labels mature); the churn score
+    distribution drifted, when ``prediction_drift_triggers``; an event-level shift
+    (``event_shifts``: :class:`~tenure.monitoring.event_drift.EventShift` with ``alarm``); model older than
+    ``max_model_age_days``. Held back by the
     cool-down (``retrain_cooldown_hours`` since the last retrain), dry-run mode, or no
     retrain action being available.
     """
@@ -67,6 +74,17 @@ def decide_retrain(
     if auc_drop is not None and auc_drop > settings.auc_drop_tolerance:
         reasons.append(f"realised ROC-AUC {auc_drop:.3f} below the promised (tolerance {settings.auc_drop_tolerance})")
         kinds.append("auc_drop")
+    if estimated_auc_drop is not None and estimated_auc_drop > settings.estimated_auc_drop_tolerance:
+        reasons.append(f"estimated ROC-AUC {estimated_auc_drop:.3f} below the promised before labels "
+                       f"(CBPE; tolerance {settings.estimated_auc_drop_tolerance})")
+        kinds.append("estimated_auc_drop")
+    for shift in event_shifts or []:
+        if shift.alarm:
+            reasons.append(shift.message)
+            kinds.append(f"event:{shift.signal}")
+    if prediction_drifted and settings.prediction_drift_triggers:
+        reasons.append("churn score distribution drifted")
+        kinds.append("prediction_drift")
     if model_age_days is not None and model_age_days > settings.max_model_age_days:
         reasons.append(f"model is {model_age_days:.0f} days old (maximum {settings.max_model_age_days})")
         kinds.append("model_age")

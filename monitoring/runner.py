@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from tenure.jsonable import to_jsonable
-from tenure.monitoring.alerts import Alert, EpisodeTracker, dispatch, sinks_from_settings
+from tenure.monitoring.alerts import Alert, EpisodeTracker, dispatch, routed, sinks_from_settings
 from tenure.monitoring.drift import drift_report
 from tenure.monitoring.performance import (
     matured_snapshot_performance,
@@ -35,12 +35,39 @@ from tenure.monitoring.sources import (
     score_with_champion,
     with_risk_bands,
 )
+from tenure.monitoring.watch import (
+    current_event_shifts,
+    drift_confidence,
+    estimate_current,
+    pipeline_alerts,
+    recommender_check,
+    served_coverage,
+)
 
 logger = logging.getLogger(__name__)
 
 NON_FEATURES = {"prediction", "label", "customer_id", "event_timestamp", "created", "risk_band"}
 MIN_LOG_ROWS = 100
 DRIFT_EPISODE = "churn:drift"
+RECOMMENDER_EPISODE = "recommender:quality"
+
+
+def _guarded(what: str, compute: Callable[[], Any]) -> Any:
+    """``compute()``, or None with a warning: a secondary check never stops the pass."""
+    try:
+        return compute()
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("%s failed: %s", what, exc)
+        return None
+
+
+def _extra_findings(estimate: dict[str, Any] | None, shifts: list[Any]) -> list[str]:
+    """Lines for the CBPE estimate and the event-level shifts that alarmed."""
+    lines = [x.message for x in shifts if x.alarm]
+    if estimate and estimate.get("estimated_roc_auc") is not None and estimate.get("promised_roc_auc") is not None:
+        lines.append(f"estimated ROC-AUC (CBPE, before labels) {estimate['estimated_roc_auc']:.3f} vs promised "
+                     f"{estimate['promised_roc_auc']:.3f}")
+    return lines
 
 
 @dataclasses.dataclass
@@ -59,6 +86,10 @@ class MonitoringResult:
     report_paths: list[str] = dataclasses.field(default_factory=list)
     retrain: dict[str, Any] | None = None
     mlflow_run_id: str | None = None
+    estimated: dict[str, Any] | None = None
+    """CBPE estimate of the churn champion's ROC-AUC on the current window (no labels needed)."""
+    event_shifts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    pipeline_alerts: list[str] = dataclasses.field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON types."""
@@ -161,8 +192,11 @@ def _realised(settings, champion, model) -> dict[str, Any] | None:
         events = read_events(settings, columns=["customer_id", "event_at", "event_type"])
         customers = read_customers(settings)
 
+        scored: list[Any] = []
+
         def score(rows: pd.DataFrame):
-            return score_with_champion(model(), rows)["prediction"].to_numpy()
+            scored.append(score_with_champion(model(), rows)["prediction"].to_numpy())
+            return scored[-1]
 
         result = matured_snapshot_performance(snapshots, events, customers, settings.churn.horizon_days,
                                               settings.churn.qualifying_event_types, score)
@@ -173,6 +207,12 @@ def _realised(settings, champion, model) -> dict[str, Any] | None:
         promised = champion.metrics.get("test_roc_auc")
         result["promised_roc_auc"] = promised
         result["auc_drop"] = (promised - result["roc_auc"]) if promised is not None else None
+        # what CBPE would have said on this snapshot before its labels matured, checked against them
+        estimate = estimate_current(pd.DataFrame({"prediction": scored[-1]}), champion.reference, promised) \
+            if scored else None
+        if estimate is not None:
+            result["estimated_roc_auc"] = estimate["estimated_roc_auc"]
+            result["estimation_error"] = estimate["estimated_roc_auc"] - result["roc_auc"]
     return result
 
 
@@ -194,7 +234,8 @@ def _recommender(settings) -> dict[str, Any] | None:
         "blend": champion.metrics.get("hit_rate_at_k"),
         "buy_again": champion.metrics.get("hit_rate_at_k"),
     }
-    return {"model_version": champion.version, "by_strategy": served_hit_rates(settings, offline)}
+    return {"model_version": champion.version, "by_strategy": served_hit_rates(settings, offline),
+            "offline_coverage": champion.metrics.get("coverage_at_k")}
 
 
 def served_hit_rates(settings, offline: dict[str, float | None] | None = None) -> dict[str, dict[str, Any]]:
@@ -326,37 +367,71 @@ def run_monitoring_pass(
     except Exception as exc:  # noqa: BLE001 (the recommender check is secondary; the churn pass goes on)
         logger.warning("recommender check failed: %s", exc)
 
+    estimate = _guarded("performance estimate", lambda: estimate_current(
+        current, champion.reference, champion.metrics.get("test_roc_auc")))
+    result.estimated = estimate
+    shifts = _guarded("event-level shifts", lambda: current_event_shifts(settings, span)) or []
+    result.event_shifts = [x.as_dict() for x in shifts]
     decision = decide_retrain(
         drift_share=drift.drift_share, drifted=drift.drifted,
         auc_drop=(realised or {}).get("auc_drop"), model_age_days=champion.age_days,
         settings=settings.monitoring, last_retrain_at=retrain_state.last_retrain_at("churn"), now=now,
         dry_run=dry, can_retrain=retrain is not None,
+        estimated_auc_drop=(estimate or {}).get("estimated_auc_drop"),
+        prediction_drifted=bool(drift.prediction is not None and drift.prediction.drifted), event_shifts=shifts,
     )
+    coverage = _guarded("served coverage", lambda: served_coverage(settings, now - span))
+    rec_decision = recommender_check(
+        result.recommender, coverage, (result.recommender or {}).get("offline_coverage"), settings.monitoring,
+        retrain_state.last_retrain_at("recommender"), now, dry, retrain is not None)
+    if result.recommender is not None:
+        result.recommender["coverage"] = coverage
+        result.recommender["decision"] = dataclasses.asdict(rec_decision)
     problem = decision.triggered
     result.verdict = "drift or degradation: " + "; ".join(decision.reasons) if problem else "healthy"
     summary = {"kind": "churn", "checked_at": result.checked_at, "model_version": champion.version,
                "mode": source, "window": str(span), "verdict": result.verdict,
                "drift": result.drift, "performance": realised, "recommender": result.recommender,
+               "estimated": estimate, "event_shifts": result.event_shifts,
                "retrain": {"decision": dataclasses.asdict(decision), "summary": decision.describe()}}
     folder = write_report(settings.paths.reports_dir, "churn", to_jsonable(summary), snapshot, now)
     result.report_paths.append(str(folder / "report.html"))
+    routes = settings.monitoring.alert_routes
+    sent = _guarded("pipeline alerts", lambda: pipeline_alerts(
+        settings, sinks, drift.missing_share, champion.version, str(folder / "report.html"))) or []
+    result.pipeline_alerts = [a.title for a in sent]
+    result.alerts.extend(result.pipeline_alerts)
 
     if problem:
         if tracker.should_alert(DRIFT_EPISODE, drift.drift_share, decision.kinds):
-            alert = Alert(model="churn", model_version=champion.version,
-                          title=f"Churn model v{champion.version}: {'; '.join(decision.reasons)}",
-                          findings=_findings(drift, realised), report_path=str(folder / "report.html"),
-                          next_action=decision.describe(), severity="critical" if decision.fire else "warning")
+            performance = {"auc_drop", "estimated_auc_drop"} & set(decision.kinds)
+            alert = routed(Alert(model="churn", model_version=champion.version,
+                                 title=f"Churn model v{champion.version}: {'; '.join(decision.reasons)}",
+                                 findings=_findings(drift, realised) + _extra_findings(estimate, shifts),
+                                 report_path=str(folder / "report.html"), next_action=decision.describe(),
+                                 kind="performance" if performance else "drift",
+                                 confidence=drift_confidence(drift, estimate)), routes)
             result.alert_delivery.append(dispatch(alert, sinks))
             result.alerts.append(alert.title)
         else:
             logger.info("drift episode already alerted; suppressing the repeat")
     elif tracker.close(DRIFT_EPISODE):
         logger.info("drift episode closed: the current window looks like the reference again")
+    if rec_decision.triggered:
+        if tracker.should_alert(RECOMMENDER_EPISODE, 0.0, rec_decision.kinds):
+            alert = routed(Alert(model="recommender", model_version=(result.recommender or {}).get("model_version"),
+                                 title=f"Recommender: {'; '.join(rec_decision.reasons)}", findings=rec_decision.reasons,
+                                 report_path=str(folder / "report.html"), next_action=rec_decision.describe(),
+                                 kind="recommender", confidence="95% Wilson intervals of the served hit rates; "
+                                 "coverage over every list served in the window"), routes)
+            result.alert_delivery.append(dispatch(alert, sinks))
+            result.alerts.append(alert.title)
+    elif tracker.close(RECOMMENDER_EPISODE):
+        logger.info("recommender episode closed")
 
     result.retrain = {"decision": dataclasses.asdict(decision), "summary": decision.describe()}
-    if decision.fire and retrain is not None:
-        logger.warning("retraining: %s", "; ".join(decision.reasons))
+    if (decision.fire or rec_decision.fire) and retrain is not None:
+        logger.warning("retraining: %s", "; ".join(decision.reasons + rec_decision.reasons))
         try:
             outcome = retrain()
             text = _outcome_summary(outcome)
@@ -365,12 +440,14 @@ def run_monitoring_pass(
             outcome, text = {"error": str(exc)}, f"retraining failed: {exc}"
             result.retrain["outcome"] = outcome
             logger.exception("retraining failed")
-        retrain_state.record("churn", to_jsonable(outcome), now)
+        for fired, name in ((decision.fire, "churn"), (rec_decision.fire, "recommender")):
+            if fired:
+                retrain_state.record(name, to_jsonable(outcome), now)
         result.retrain["summary"] = text
-        alert = Alert(model="churn", model_version=champion.version, title="Retraining finished",
-                      findings=[text], report_path=str(folder / "report.html"),
-                      next_action="the promotion gate decided; `tenure models list churn` shows the versions",
-                      severity="info")
+        alert = routed(Alert(model="churn", model_version=champion.version, title="Retraining finished",
+                             findings=[text], report_path=str(folder / "report.html"),
+                             next_action="the promotion gate decided; `tenure models list churn` shows the versions",
+                             severity="info", kind="retrain"), routes)
         result.alert_delivery.append(dispatch(alert, sinks))
         result.alerts.append(f"{alert.title}: {text}")
         summary["retrain"] = result.retrain

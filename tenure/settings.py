@@ -403,12 +403,33 @@ class AlertSinkSettings(_Section):
     url: str | None = None
     timeout_s: float = Field(5.0, gt=0)
     retries: int = Field(3, ge=0, le=10)
+    routes: list[str] = Field(
+        default_factory=list, description="Only alerts of these routes (e.g. [data_team]); empty = every alert "
+        "(monitoring.alert_routes gives each kind of alert its route).")
 
     @model_validator(mode="after")
     def _target_present(self) -> AlertSinkSettings:
         if self.kind == "webhook" and not self.url:
             raise ValueError("an alert sink of kind 'webhook' needs a url")
         return self
+
+
+class AlertRouteSettings(_Section):
+    """How urgent one kind of alert is and which team it goes to."""
+
+    severity: Literal["info", "warning", "critical"] = Field(description="How urgent.")
+    route: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Team the alert goes to, e.g. ops or data_team "
+                       "(sinks subscribe with alert_sinks[].routes).")
+
+
+def _default_alert_routes() -> dict[str, AlertRouteSettings]:
+    return {
+        "pipeline": AlertRouteSettings(severity="critical", route="data_team"),
+        "drift": AlertRouteSettings(severity="warning", route="data_team"),
+        "performance": AlertRouteSettings(severity="critical", route="ops"),
+        "recommender": AlertRouteSettings(severity="warning", route="ops"),
+        "retrain": AlertRouteSettings(severity="info", route="ops"),
+    }
 
 
 # Evidently 0.7 drift methods by the column types they accept (evidently.legacy stattest registry).
@@ -454,6 +475,31 @@ class MonitoringSettings(_Section):
         default_factory=lambda: ["acquisition_channel"],
         description="Any of these drifting alerts alone (acquisition mix shifts precede churn shifts).")
     auc_drop_tolerance: float = Field(0.05, ge=0, le=1)
+    estimated_auc_drop_tolerance: float = Field(
+        0.05, ge=0, le=1, description="Retrain when the CBPE-estimated ROC-AUC of the current window (no labels needed) "
+        "is below the champion's promised test ROC-AUC by more than this (monitoring/estimation.py).")
+    event_amount_threshold: float = Field(
+        0.15, gt=0, description="Normed Wasserstein distance of log purchase amounts (newest window vs the weeks "
+        "before) above which the world changed (monitoring/event_drift.py).")
+    activity_change_threshold: float = Field(
+        0.2, gt=0, le=1, description="Relative change of sessions or purchases per active customer per day (newest "
+        "window vs the weeks before) above which the world changed.")
+    event_baseline_days: int = Field(28, ge=7, le=365, description="Weeks before the window that event-level "
+                                     "signals compare with.")
+    alert_routes: dict[Literal["pipeline", "drift", "performance", "recommender", "retrain"], AlertRouteSettings] = Field(
+        default_factory=_default_alert_routes,
+        description="Severity and route per kind of alert: pipeline (a broken batch or feature), drift (the world "
+        "changed), performance (estimated or realised ROC-AUC drop), recommender (served hit rate or coverage), "
+        "retrain (what the gate did). Kinds left out keep their defaults.")
+    recommender_hit_rate_drop_tolerance: float = Field(
+        0.05, ge=0, le=1, description="Retrain when the served hit rate of a strategy is below its offline figure by "
+        "more than this, and the 95% Wilson interval's upper end is below it too.")
+    recommender_min_matured_lists: int = Field(100, ge=1, description="Fewest matured lists for a hit-rate trigger.")
+    recommender_coverage_drop_tolerance: float = Field(
+        0.5, ge=0, le=1, description="Retrain when the catalogue coverage of the lists served in the window falls "
+        "below (1 - this) x the champion's offline coverage_at_k.")
+    prediction_drift_triggers: bool = Field(
+        False, description="Whether a drifted churn-score distribution triggers alone (else it is reported only).")
     max_model_age_days: int = Field(30, ge=1)
     retrain_cooldown_hours: float = Field(24.0, ge=0)
     dry_run: bool = False
@@ -462,6 +508,11 @@ class MonitoringSettings(_Section):
         default_factory=lambda: [AlertSinkSettings(kind="log"), AlertSinkSettings(kind="jsonl")],
         description="Where alerts go; a jsonl sink without a path writes <reports_dir>/alerts.jsonl.",
     )
+
+    @field_validator("alert_routes", mode="after")
+    @classmethod
+    def _routes_over_defaults(cls, value: dict) -> dict:
+        return {**_default_alert_routes(), **value}
 
     @field_validator("numerical_stattest")
     @classmethod

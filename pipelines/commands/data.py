@@ -74,7 +74,10 @@ def generate(
 
     with progress() as bar:
         task = bar.add_task("simulating days", total=days)
-        tick = lambda done, total: bar.update(task, completed=done)  # noqa: E731
+
+        def tick(done: int, total: int) -> None:
+            bar.update(task, completed=done)
+
         truth = None
         if drift_kind is None:
             shop = simulate_shop(customers, items, days, seed, start=start, drift_at=drift_at, progress=tick)
@@ -176,7 +179,11 @@ def ingest(
     for f in held:
         found = "; ".join(x["message"] for x in f.quality["findings"])
         console.print(f"[red]pipeline break in {_short(f.source)}: {found}[/red]")
-    if held:
+    if held:  # the pipeline alert goes out in the run that caught the break
+        from tenure.monitoring.alerts import sinks_from_settings
+        from tenure.monitoring.watch import pipeline_alerts
+
+        pipeline_alerts(settings, sinks_from_settings(settings.monitoring.alert_sinks, settings.paths.reports_dir))
         ids = " ".join(f.quarantined for f in held)
         fail(f"{len(held)} batch(es) quarantined, not stored: {ids}. Inspect with `tenure data show BATCH`; "
              f"store with `tenure data accept BATCH` once the data is right, or `tenure data discard BATCH`")

@@ -140,6 +140,13 @@ def _story(run: DemoRun, reset: bool) -> None:
 
     _build(run)
 
+    with run.stage("pipeline_break", "A broken upstream batch (amounts in cents): caught and quarantined"):
+        from tenure.pipelines.demo.breakage import pipeline_break
+
+        summary["pipeline_break"] = pipeline_break(settings, data, say)
+        run.claims["pipeline_break_quarantined"] = bool(summary["pipeline_break"]["quarantined"]) and \
+            summary["pipeline_break"]["stored_rows_added"] == 0
+
     with run.stage("serve", "Starting the service (tenure serve) on a free port"):
         waited = run.start_service()
         service = run.service

@@ -73,7 +73,7 @@ def test_each_kind_changes_what_it_says(quiet, drifted):
     app = shifted["channel"] == "app"
     assert shifted.loc[app, "event_at"].min() >= pd.Timestamp(drifted["units"][1].starts_at) + pd.Timedelta(hours=6)
     # concept: annual-plan customers leave; the channel mix is the simulator's own change
-    shop, truth = drifted["concept"]
+    shop, _ = drifted["concept"]
     annual = set(shop.customers.loc[shop.customers["plan"] == "annual", "customer_id"])
     left_q = quiet.truth["left_at"].notna()
     left_c = shop.truth["left_at"].notna()
@@ -84,9 +84,9 @@ def test_each_kind_changes_what_it_says(quiet, drifted):
 
 
 def test_seasonality_is_yearly_and_peaks_at_drift_at():
-    shop, truth = simulate_drifted_shop(600, 80, 365, SEED, "seasonality", 0)
+    shop, _ = simulate_drifted_shop(600, 80, 365, SEED, "seasonality", 0)
     quiet = simulate_shop(600, 80, 365, SEED)
-    day = lambda e: ((e["event_at"] - e["event_at"].min().normalize()) / pd.Timedelta(days=1)).astype(int)  # noqa: E731
+    day = lambda e: ((e["event_at"] - e["event_at"].min().normalize()) / pd.Timedelta(days=1)).astype(int)
     ratio = (shop.events.groupby(day(shop.events) // 30).size() / quiet.events.groupby(day(quiet.events) // 30).size())
     assert ratio.iloc[0] > 0.93 and ratio.iloc[6] < 0.85 and ratio.iloc[11] > ratio.iloc[6] + 0.08
 

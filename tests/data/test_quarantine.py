@@ -109,3 +109,22 @@ def test_quiet_batch_is_stored_and_discard_drops(cli, tmp_path, shop):
     assert json.loads(cli("data", "quarantine", "--status", "discarded", "--json").stdout)["batches"][0]["batch"] == batch_id
     assert len(read_events(settings)) == int((shop.events["event_at"] < cut + 7 * DAY).sum())
     assert cli("data", "accept", "nope").exit_code == 1
+
+
+def test_ingest_raises_a_routed_pipeline_alert(cli, tmp_path, shop):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    cut = shop.events["event_at"].min().normalize() + 49 * DAY
+    shop.customers.to_parquet(raw / "customers.parquet")
+    shop.items.to_parquet(raw / "items.parquet")
+    shop.events[shop.events["event_at"] < cut].to_parquet(raw / "events.parquet")
+    assert cli("ingest", "--from-dir", str(raw)).exit_code == 0
+    broken, _ = apply_break(_window(shop.events, cut, 7), None, "nulls", cut)
+    broken.to_parquet(tmp_path / "broken.parquet")
+    assert cli("ingest", "events", str(tmp_path / "broken.parquet")).exit_code == 1
+    alerts = [json.loads(line) for line in (tmp_path / "reports" / "alerts.jsonl").read_text().splitlines()]
+    assert len(alerts) == 1
+    alert = alerts[0]
+    assert alert["kind"] == "pipeline" and alert["route"] == "data_team" and alert["severity"] == "critical"
+    assert "events.amount" in alert["title"] and "tenure data accept" in alert["next_action"]
+    assert any("amount missing in 100% of purchase events" in f for f in alert["findings"])

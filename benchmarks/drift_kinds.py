@@ -1,0 +1,408 @@
+"""Every kind of change: is it caught in the first window, named, and never confused with quiet ageing?
+
+For each held-out seed the simulator runs once per drift kind (features/sim_drift.py) with the
+change on ``--drift-at``; the days before it are the quiet world of the same seed.
+
+*World kinds* (channel_mix, price_shock, engagement_decline, concept). A churn model (LightGBM,
+isotonic calibration, as training does) is fitted on weekly cut-offs well before the change; the
+reference is the alive population at a later pre-change cut-off with the model's probabilities
+(the champion's test sample). Windows are weekly cut-offs after the change, each through
+``monitoring.drift.drift_report`` (features, churn score, risk bands), the CBPE estimate
+(``monitoring.estimation``) and ``monitoring.policy.decide_retrain``. Reported: share of seeds
+detected in the first window, delay (windows), whether the alert named the right column or cause,
+and CBPE's estimated ROC-AUC against the realised one at the horizon (labels 30 days later).
+Quiet windows: the no-drift world's weekly cut-offs after the reference (false alarms).
+
+*Seasonality*: 540 days with a yearly cycle (peak on day 0); the reference pools monthly cut-offs
+of the first year (it covers the cycle); windows in the second year must not alarm.
+
+*Pipeline breaks* (nulls, units, renamed_category, duplicate_events, timezone_shift): a workspace
+ingests the history before the change, then the first week after it, broken, through the real
+``tenure ingest`` path; caught = quarantined by that same ingestion and absent from the stored
+events (what features and training read). The world kinds' and the quiet world's weeks go through
+the same ingestion (they must not be quarantined).
+
+    .venv/bin/python benchmarks/drift_kinds.py                       # held-out seeds 111-113
+    .venv/bin/python benchmarks/drift_kinds.py --seeds 211 212       # tuning seeds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+REPORT_SEEDS = (111, 112, 113)
+WORLD = ("channel_mix", "price_shock", "engagement_decline", "concept")
+# what a good alert names, per kind: a drifted feature of these, or the cause
+EXPECTED = {
+    "channel_mix": ("acquisition_channel",),
+    "price_shock": ("revenue_7d", "revenue_30d", "revenue_90d", "avg_basket_90d", "revenue_trend_30d", "event:amount"),
+    "engagement_decline": ("event:activity", "sessions_30d", "views_30d", "add_to_carts_30d", "session_trend_30d", "purchases_7d",
+                           "purchases_30d", "purchase_trend_30d", "days_since_last_session", "revenue_7d"),
+    "concept": ("estimated_auc_drop", "auc_drop"),
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--customers", type=int, default=2500)
+    p.add_argument("--items", type=int, default=150)
+    p.add_argument("--drift-at", type=int, default=150)
+    p.add_argument("--windows", type=int, default=2, help="weekly windows after the change")
+    p.add_argument("--seeds", type=int, nargs="*", default=list(REPORT_SEEDS))
+    p.add_argument("--skip", nargs="*", default=[], choices=["world", "seasonality", "pipeline"])
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "drift_kinds.json")
+    return p.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _features(shop, days, start):
+    import pandas as pd
+
+    from tenure.features.customer_features import compute_customer_feature_snapshots
+    from tenure.monitoring.runner import alive_population
+
+    cuts = [start + pd.Timedelta(days=d) for d in days]
+    snaps = compute_customer_feature_snapshots(shop.events, shop.customers, shop.items, cuts)
+    out = {}
+    for d, t in zip(days, cuts):
+        rows = snaps[snaps["event_timestamp"] == t].reset_index(drop=True)
+        out[d] = alive_population(rows, 30)
+    return out
+
+
+def _labelled(shop, frame, day, start):
+    import pandas as pd
+
+    from tenure.features.labels import label_churn
+    from tenure.settings import ChurnSettings
+
+    churn = ChurnSettings()
+    cut = start + pd.Timedelta(days=day)
+    labels = label_churn(shop.events, shop.customers, [cut], churn.horizon_days, churn.qualifying_event_types)
+    return frame.merge(labels[["customer_id", "label"]], on="customer_id", how="inner")
+
+
+class _Model:
+    """LightGBM + isotonic calibration on the customer features (the benchmark's champion)."""
+
+    def __init__(self, numeric, categorical):
+        self.numeric, self.categorical = list(numeric), list(categorical)
+
+    def _x(self, frame):
+        import pandas as pd
+
+        x = frame[self.numeric + self.categorical].copy()
+        for c in self.categorical:
+            x[c] = pd.Categorical(x[c].astype(str), categories=self.levels_[c])
+        return x
+
+    def fit(self, train, calib):
+        import lightgbm as lgb
+        from sklearn.isotonic import IsotonicRegression
+
+        self.levels_ = {c: sorted(train[c].astype(str).unique()) for c in self.categorical}
+        self.gbm_ = lgb.LGBMClassifier(n_estimators=200, learning_rate=0.05, num_leaves=15, min_child_samples=40,
+                                       subsample=0.8, subsample_freq=1, random_state=0, verbose=-1)
+        self.gbm_.fit(self._x(train), train["label"].to_numpy())
+        raw = self.gbm_.predict_proba(self._x(calib))[:, 1]
+        self.iso_ = IsotonicRegression(out_of_bounds="clip", y_min=0, y_max=1).fit(raw, calib["label"].to_numpy())
+        return self
+
+    def predict(self, frame):
+        return self.iso_.predict(self.gbm_.predict_proba(self._x(frame))[:, 1])
+
+
+def _bands(p):
+    import numpy as np
+
+    return np.where(p >= 0.6, "high", np.where(p >= 0.3, "medium", "low"))
+
+
+def _assess(reference, current, numeric, categorical, monitoring, promised, ref_p, ref_y, events, end):
+    """drift report + event-level shifts + CBPE + policy on one window; returns a record."""
+    from tenure.monitoring.drift import drift_report
+    from tenure.monitoring.estimation import estimate_performance
+    from tenure.monitoring.event_drift import event_drift
+    from tenure.monitoring.policy import decide_retrain
+
+    summary, _ = drift_report(reference, current, numeric, categorical, monitoring)
+    est = estimate_performance(current["prediction"].to_numpy(), ref_p, ref_y, promised)
+    shifts = event_drift(events, end, 7, monitoring.event_baseline_days, monitoring)
+    decision = decide_retrain(drift_share=summary.drift_share, drifted=summary.drifted, auc_drop=None,
+                              model_age_days=None, settings=monitoring, last_retrain_at=None,
+                              now=datetime.now(UTC), dry_run=True, estimated_auc_drop=est["estimated_auc_drop"],
+                              prediction_drifted=bool(summary.prediction and summary.prediction.drifted),
+                              event_shifts=shifts)
+    return {"drift_share": summary.drift_share, "drifted": summary.drifted,
+            "prediction_drifted": bool(summary.prediction and summary.prediction.drifted),
+            "prediction_score": summary.prediction.score if summary.prediction else None,
+            "estimated_roc_auc": est["estimated_roc_auc"], "estimated_auc_drop": est["estimated_auc_drop"],
+            "event_shifts": {x.signal: round(x.score, 4) for x in shifts},
+            "alarm": decision.triggered, "reasons": decision.reasons, "kinds": decision.kinds}
+
+
+# ----------------------------------------------------------------------------- world kinds
+def world_seed(seed, args, monitoring):
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    from tenure.features.customer_features import (
+        CUSTOMER_CATEGORICAL_FEATURES,
+        CUSTOMER_NUMERIC_FEATURES,
+    )
+    from tenure.features.sim_drift import simulate_drifted_shop
+    from tenure.features.simulator import simulate_shop
+
+    numeric, categorical = list(CUSTOMER_NUMERIC_FEATURES), list(CUSTOMER_CATEGORICAL_FEATURES)
+    d = args.drift_at
+    days = d + 7 * args.windows + 31
+    start = pd.Timestamp("2026-01-01", tz="UTC")
+    quiet = simulate_shop(args.customers, args.items, days, seed)
+    train_days = list(range(d - 90, d - 36, 7))
+    calib_day, ref_day = d - 30, d - 23
+    quiet_days = [ref_day + 7 * k for k in range(1, (d + 7 * args.windows - ref_day) // 7 + 1)]
+    q = _features(quiet, [*train_days, calib_day, ref_day, *quiet_days], start)
+    train = pd.concat([_labelled(quiet, q[t], t, start) for t in train_days], ignore_index=True)
+    calib = _labelled(quiet, q[calib_day], calib_day, start)
+    model = _Model(numeric, categorical).fit(train, calib)
+    ref = _labelled(quiet, q[ref_day], ref_day, start)
+    ref_p = model.predict(ref)
+    promised = float(roc_auc_score(ref["label"], ref_p))
+    reference = ref.assign(prediction=ref_p, risk_band=_bands(ref_p))
+    records = []
+
+    def window(kind, shop, frame, day, k):
+        cur = frame.assign(prediction=model.predict(frame))
+        cur["risk_band"] = _bands(cur["prediction"].to_numpy())
+        rec = _assess(reference, cur, numeric, categorical, monitoring, promised, ref_p, ref["label"].to_numpy(),
+                      shop.events, start + pd.Timedelta(days=day))
+        lab = _labelled(shop, cur, day, start)
+        realised = float(roc_auc_score(lab["label"], lab["prediction"])) if lab["label"].nunique() == 2 else None
+        est_lab = None
+        if len(lab):
+            from tenure.monitoring.estimation import estimate_performance
+
+            est_lab = estimate_performance(lab["prediction"].to_numpy(), ref_p, ref["label"].to_numpy())["estimated_roc_auc"]
+        expected = EXPECTED.get(kind, ())
+        named = bool(set(rec["drifted"]) & set(expected)) or \
+            any(k_ in expected or k_.split(":")[0] in expected or ":".join(k_.split(":")[:2]) in expected
+                for k_ in rec["kinds"])
+        records.append({"seed": seed, "kind": kind, "day": day, "window": k, "promised_roc_auc": promised,
+                        "realised_roc_auc": realised, "estimated_on_labelled": est_lab, "named": named,
+                        "rows": len(cur), **rec})
+
+    for day in quiet_days:
+        window("quiet", quiet, q[day], day, (day - ref_day) // 7)
+    for kind in WORLD:
+        shop, _ = simulate_drifted_shop(args.customers, args.items, days, seed, kind, d)
+        wdays = [d + 7 * k for k in range(1, args.windows + 1)]
+        f = _features(shop, wdays, start)
+        for k, day in enumerate(wdays, 1):
+            window(kind, shop, f[day], day, k)
+    return records
+
+
+# ----------------------------------------------------------------------------- seasonality
+def seasonal_seed(seed, args, monitoring):
+    import pandas as pd
+
+    from tenure.features.customer_features import (
+        CUSTOMER_CATEGORICAL_FEATURES,
+        CUSTOMER_NUMERIC_FEATURES,
+    )
+    from tenure.features.sim_drift import simulate_drifted_shop
+    from tenure.monitoring.drift import drift_report
+    from tenure.monitoring.policy import decide_retrain
+
+    numeric, categorical = list(CUSTOMER_NUMERIC_FEATURES), list(CUSTOMER_CATEGORICAL_FEATURES)
+    start = pd.Timestamp("2026-01-01", tz="UTC")
+    shop, _ = simulate_drifted_shop(args.customers, args.items, 540, seed, "seasonality", 0)
+    ref_days = list(range(30, 361, 30))
+    cur_days = [400, 440, 480, 520]
+    f = _features(shop, ref_days + cur_days, start)
+    pooled = pd.concat([f[t].sample(n=min(len(f[t]), 400), random_state=seed) for t in ref_days], ignore_index=True)
+    out = []
+    for label, reference in (("pooled year", pooled), ("one cut-off (day 360)", f[360])):
+        for day in cur_days:
+            summary, _ = drift_report(reference, f[day], numeric, categorical, monitoring)
+            decision = decide_retrain(drift_share=summary.drift_share, drifted=summary.drifted, auc_drop=None,
+                                      model_age_days=None, settings=monitoring, last_retrain_at=None,
+                                      now=datetime.now(UTC), dry_run=True)
+            out.append({"seed": seed, "reference": label, "day": day, "drift_share": summary.drift_share,
+                        "drifted": summary.drifted, "alarm": decision.triggered})
+    return out
+
+
+# ----------------------------------------------------------------------------- pipeline breaks
+def pipeline_seed(seed, args, settings_for):
+    import pandas as pd
+
+    from tenure.features.ingest import IngestRun
+    from tenure.features.sim_drift import PIPELINE_KINDS, apply_break, simulate_drifted_shop
+    from tenure.features.simulator import simulate_shop
+    from tenure.features.tables import read_events
+
+    d = args.drift_at
+    days = d + 14
+    quiet = simulate_shop(args.customers, args.items, days, seed)
+    start = pd.Timestamp("2026-01-01", tz="UTC")
+    cut = start + pd.Timedelta(days=d)
+    week = pd.Timedelta(days=7)
+    ev = quiet.events
+    history = ev[ev["event_at"] < cut]
+    base = Path(tempfile.mkdtemp(prefix="drift-kinds-"))
+    try:
+        seed_ws = base / "history"
+        s = settings_for(seed_ws)
+        with IngestRun(s) as run:
+            run.ingest_frame("customers", quiet.customers, "customers", apply_mapping=False)
+            run.ingest_frame("items", quiet.items, "items", apply_mapping=False)
+            run.ingest_frame("events", history, "history", apply_mapping=False)
+        stored = len(read_events(s))
+        out = []
+
+        def ingest_week(name, batch, family):
+            ws = base / name
+            shutil.copytree(seed_ws, ws)
+            s2 = settings_for(ws)
+            t0 = time.perf_counter()
+            with IngestRun(s2) as run:
+                report = run.ingest_frame("events", batch, name, apply_mapping=False)
+            seconds = time.perf_counter() - t0
+            after = len(read_events(s2))
+            columns = [f"{x['table']}.{x['column']}" for x in (report.quality or {}).get("findings", [])]
+            out.append({"seed": seed, "kind": name, "family": family, "rows": len(batch),
+                        "quarantined": report.quarantined is not None, "columns": columns,
+                        "stored_rows_added": after - stored, "seconds": round(seconds, 2)})
+            shutil.rmtree(ws, ignore_errors=True)
+
+        first_week = ev[(ev["event_at"] >= cut) & (ev["event_at"] < cut + week)]
+        second_week = ev[(ev["event_at"] >= cut + week) & (ev["event_at"] < cut + 2 * week)]
+        ingest_week("quiet week 1", first_week, "quiet")
+        for kind in PIPELINE_KINDS:
+            broken, _ = apply_break(first_week, None, kind, cut, seed)
+            ingest_week(kind, broken, "pipeline")
+        for kind in WORLD:
+            shop, _ = simulate_drifted_shop(args.customers, args.items, days, seed, kind, d)
+            e = shop.events
+            ingest_week(kind, e[(e["event_at"] >= cut) & (e["event_at"] < cut + week)], "world")
+        del second_week
+        return out
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------- summary
+def summarise(world, seasonal, pipeline, pipeline_truth):
+    import numpy as np
+
+    table = []
+    for kind in WORLD:
+        recs = [r for r in world if r["kind"] == kind]
+        seeds = sorted({r["seed"] for r in recs})
+        first = [r for r in recs if r["window"] == 1]
+        delays = []
+        for s in seeds:
+            hits = [r["window"] for r in recs if r["seed"] == s and r["alarm"]]
+            delays.append(min(hits) if hits else None)
+        errs = [abs(r["estimated_on_labelled"] - r["realised_roc_auc"]) for r in recs
+                if r["realised_roc_auc"] is not None and r["estimated_on_labelled"] is not None]
+        table.append({
+            "kind": kind, "seeds": len(seeds),
+            "detected_first_window": sum(r["alarm"] for r in first) / max(len(first), 1),
+            "delays": delays,
+            "named_right": sum(r["named"] for r in first if r["alarm"]) / max(sum(r["alarm"] for r in first), 1),
+            "triggers_first_window": sorted({k for r in first for k in r["kinds"]}),
+            "drift_share_first_window": [round(r["drift_share"], 3) for r in first],
+            "estimated_roc_auc_first_window": [round(r["estimated_roc_auc"], 3) for r in first],
+            "realised_roc_auc_first_window": [None if r["realised_roc_auc"] is None else round(r["realised_roc_auc"], 3)
+                                              for r in first],
+            "promised_roc_auc": [round(r["promised_roc_auc"], 3) for r in first],
+            "cbpe_mae": float(np.mean(errs)) if errs else None,
+        })
+    quiet = [r for r in world if r["kind"] == "quiet"]
+    quiet_errs = [abs(r["estimated_on_labelled"] - r["realised_roc_auc"]) for r in quiet
+                  if r["realised_roc_auc"] is not None and r["estimated_on_labelled"] is not None]
+    covariate = [row["cbpe_mae"] for row in table if row["kind"] != "concept" and row["cbpe_mae"] is not None]
+    pooled = [r for r in seasonal if r["reference"] == "pooled year"]
+    single = [r for r in seasonal if r["reference"] != "pooled year"]
+    pipe = {}
+    for kind in sorted({r["kind"] for r in pipeline}):
+        recs = [r for r in pipeline if r["kind"] == kind]
+        pipe[kind] = {
+            "family": recs[0]["family"], "batches": len(recs),
+            "quarantined": sum(r["quarantined"] for r in recs),
+            "named_right": sum(bool(set(r["columns"]) & set(pipeline_truth.get(kind, ()))) for r in recs),
+            "stored_rows_added_when_quarantined": sum(r["stored_rows_added"] for r in recs if r["quarantined"]),
+            "columns": sorted({c for r in recs for c in r["columns"]}),
+            "seconds_mean": round(float(np.mean([r["seconds"] for r in recs])), 2),
+        }
+    return {
+        "world": table,
+        "quiet": {"windows": len(quiet), "false_alarms": sum(r["alarm"] for r in quiet),
+                  "reasons": sorted({x for r in quiet for x in r["kinds"]}),
+                  "cbpe_mae": float(np.mean(quiet_errs)) if quiet_errs else None},
+        "seasonal": {"windows_pooled_reference": len(pooled), "false_alarms_pooled_reference": sum(r["alarm"] for r in pooled),
+                     "drift_share_pooled": [round(r["drift_share"], 3) for r in pooled],
+                     "windows_single_reference": len(single), "alarms_single_reference": sum(r["alarm"] for r in single),
+                     "drift_share_single": [round(r["drift_share"], 3) for r in single]},
+        "pipeline": pipe,
+        "cbpe_mae_covariate_kinds": float(np.mean(covariate)) if covariate else None,
+        "cbpe_mae_all_world_kinds_and_quiet": float(np.mean([*(row["cbpe_mae"] for row in table if row["cbpe_mae"] is not None),
+                                                             *([np.mean(quiet_errs)] if quiet_errs else [])])),
+    }
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import logging
+
+    logging.disable(logging.WARNING)
+    from tenure.features.sim_drift import PIPELINE_KINDS, drift_truth
+    from tenure.settings import Settings
+
+    monitoring = Settings().monitoring
+    load = os.getloadavg()
+    t0 = time.perf_counter()
+
+    def settings_for(root: Path):
+        return Settings(paths={"data_dir": root / "data", "reports_dir": root / "reports",
+                               "exports_dir": root / "exports"})
+
+    world, seasonal, pipeline = [], [], []
+    for seed in args.seeds:
+        t = time.perf_counter()
+        if "world" not in args.skip:
+            world += world_seed(seed, args, monitoring)
+        if "seasonality" not in args.skip:
+            seasonal += seasonal_seed(seed, args, monitoring)
+        if "pipeline" not in args.skip:
+            pipeline += pipeline_seed(seed, args, settings_for)
+        print(f"seed {seed}: {time.perf_counter() - t:.0f} s", flush=True)
+    truth = {k: drift_truth(k, args.drift_at, "2026-01-01").columns for k in PIPELINE_KINDS}
+    summary = summarise(world, seasonal, pipeline, truth)
+    result = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+              "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+              "load_average_before": load, "load_average_after": os.getloadavg(),
+              "seconds": round(time.perf_counter() - t0, 1), "summary": summary,
+              "records": {"world": world, "seasonal": seasonal, "pipeline": pipeline}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    print(json.dumps(summary, indent=2, default=str))
+    print(f"-> {args.out} ({result['seconds']} s, load {load[0]:.1f} -> {os.getloadavg()[0]:.1f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

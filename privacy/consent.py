@@ -89,8 +89,11 @@ def parse_time(value: Any, where: str = "at") -> datetime:
     if isinstance(value, datetime):
         parsed = value
     else:
+        text = str(value).strip().upper().replace("Z", "+00:00")  # RFC 3339 allows 't' and 'z'
+        if len(text) > 18 and text[16:19] == ":60":  # a leap second: the second before it
+            text = text[:17] + "59" + text[19:]
         try:
-            parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(text)
         except ValueError:
             raise ValueError(f"{where}: not an ISO 8601 time: {value!r}") from None
     if parsed.tzinfo is None:

@@ -28,8 +28,8 @@ class ConsentRequest(_Strict):
                                       "marketing (audiences and triggers).")
     channel: Annotated[str, Field(max_length=64)] | None = Field(None, description="Where the customer decided "
                                                                               "(web, app, email, call centre, ...).")
-    at: Annotated[str, Field(max_length=64)] | None = Field(None, description="When the customer decided (ISO 8601 "
-                                                                           "with offset); default: now.")
+    at: Annotated[str, Field(max_length=64, json_schema_extra={"format": "date-time"})] | None = Field(
+        None, description="When the customer decided (RFC 3339 / ISO 8601 with offset); default: now.")
 
 
 class ConsentResponse(BaseModel):

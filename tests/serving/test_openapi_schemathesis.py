@@ -40,7 +40,7 @@ def _operations(schema) -> list:
 def test_every_operation_is_published(api_schema):
     names = {f"{op.method.upper()} {op.path}" for op in _operations(api_schema)}
     assert names == {"POST /churn-score", "POST /recommend", "POST /similar-items", "POST /events",
-                     "POST /admin/reload", "GET /readyz"}
+                     "POST /admin/reload", "GET /readyz", "POST /consent"}
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=["positive", "negative"])

@@ -118,7 +118,11 @@ def read_recommendations(folder: Path, start: pd.Timestamp, end: pd.Timestamp) -
     Records written before recommendation ids existed use their ``request_id``.
     """
     rows = []
+    first, last = (start - pd.Timedelta(days=1)).strftime("%Y%m%d"), (end + pd.Timedelta(days=1)).strftime("%Y%m%d")
     for path in sorted(Path(folder).glob("recommend-*.jsonl")):
+        day = path.stem.split("-")[1] if path.stem.count("-") >= 1 else ""
+        if day.isdigit() and not first <= day <= last:
+            continue  # recommend-YYYYMMDD-<pid>.jsonl: written on the UTC day it was served
         with open(path, encoding="utf-8") as handle:
             for line in handle:
                 try:

@@ -484,20 +484,35 @@ def kpis(settings: Any) -> dict[str, Any]:
     return panel("kpis", "ok", report)
 
 
-def load_values(settings: Any) -> Any:
-    """Customer values from the insight room, or None when the room or its model is not there."""
+def load_values(settings: Any) -> tuple[Any, str | None]:
+    """``(customer values, None)`` from the insight room, or ``(None, why not)`` (no room, no model fitted yet)."""
     if not room_available("tenure.insight.value"):
-        return None
+        return None, "the insight room's value model (tenure.insight.value) is not installed"
     from tenure.insight import value
 
     loader = getattr(value, "load_customer_values", None)
     if loader is None:
-        return None
+        return None, "this version of tenure.insight.value has no load_customer_values"
     try:
-        return loader(settings)
-    except (FileNotFoundError, LookupError, ValueError) as exc:  # no value model fitted yet
-        logger.info("no customer values for the dashboard: %s", exc)
-        return None
+        return loader(settings), None
+    except (FileNotFoundError, LookupError, ValueError) as exc:  # no value model fitted yet: its message says how
+        return None, str(exc)
+
+
+def values_fingerprint(settings: Any) -> tuple:
+    """Modification time and size of the insight room's values file (``values_path``), when it says where that is."""
+    if not room_available("tenure.insight.value"):
+        return ()
+    from tenure.insight import value
+
+    where = getattr(value, "values_path", None)
+    if where is None:
+        return ()
+    try:
+        stat = Path(where(settings)).stat()
+    except FileNotFoundError:
+        return (None,)
+    return stat.st_mtime, stat.st_size
 
 
 def experiments(settings: Any, shown: int = 6) -> dict[str, Any]:
@@ -577,7 +592,8 @@ class DashboardData:
         self.tail = ChurnLogTail(Path(settings.paths.prediction_log_dir))
         self._summaries: dict[str, dict] = {}
         self._values: Any = None
-        self._values_tick: int | None = None
+        self._values_reason: str | None = None
+        self._values_mark: Any = None
         self._slots = {name: _Slot() for name in PANELS}
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -620,7 +636,8 @@ class DashboardData:
             ("champions", lambda: (tuple(sorted(self.served_versions().items())), slow_tick()),
              lambda: champions(self.settings, self.served_versions()), True, 0.0),
             ("experiments", self._tables_fingerprint, lambda: experiments(self.settings), True, d.slow_refresh_s),
-            ("value_at_risk", lambda: (self.tail.fingerprint(), slow_tick()), self._value_at_risk, True, d.refresh_s),
+            ("value_at_risk", lambda: (self.tail.fingerprint(), values_fingerprint(self.settings), slow_tick()),
+             self._value_at_risk, True, d.refresh_s),
             ("kpis", self._tables_fingerprint, lambda: kpis(self.settings), True, d.slow_refresh_s),
         ]
 
@@ -633,9 +650,11 @@ class DashboardData:
             return panel("value_at_risk", "unavailable", message="the insight room's value model (tenure.insight.value) "
                          "is not installed")
         self.tail.update()
-        tick = int(time.time() // self.settings.dashboard.slow_refresh_s)
-        if self._values_tick != tick:  # values change when the value model is refitted: read them once a period
-            self._values, self._values_tick = load_values(self.settings), tick
+        mark = (values_fingerprint(self.settings), int(time.time() // self.settings.dashboard.slow_refresh_s))
+        if self._values_mark != mark:  # values change when the value model is refitted: read them only then
+            (self._values, self._values_reason), self._values_mark = load_values(self.settings), mark
+        if self._values is None:
+            return panel("value_at_risk", "empty", message=self._values_reason)
         return value_at_risk(self._values, self.tail.latest, self.customer_ref, self.settings.dashboard.top_customers)
 
     # --- refreshing ---

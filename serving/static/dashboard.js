@@ -138,7 +138,8 @@
       draw("chart-cohorts", (d.cohorts || []).map(function (c) {
         return {type: "scatter", mode: "lines+markers", name: c.cohort + " (" + c.size + ")",
                 x: c.retention.map(function (_, k) { return k; }), y: c.retention};
-      }), {xaxis: {title: {text: "months since signup"}, dtick: 1}, yaxis: {tickformat: ".0%", range: [0, 1.02]}});
+      }), {xaxis: {title: {text: "months since signup", standoff: 4}, dtick: 1}, yaxis: {tickformat: ".0%", range: [0, 1.02]},
+           legend: {orientation: "h", y: -0.32}, margin: {l: 48, r: 12, t: 8, b: 70}});
       var channels = d.channels || [];
       draw("chart-channels", [
         {type: "bar", name: "conversion", x: channels.map(function (c) { return c.channel; }), y: channels.map(function (c) { return c.conversion_rate; })},

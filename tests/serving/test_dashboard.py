@@ -93,10 +93,14 @@ def test_risk_mix_shares_per_period_sum_to_one_and_the_period_follows_the_span(l
     for i in range(len(data["periods"])):
         assert sum(data["share"][b][i] for b in data["bands"]) == pytest.approx(1.0)
     assert data["scores"] == 7 and data["customers_scored"] == 7
-    # three days of hourly counts: drawn per hour; older than the window: left out
+    # hourly counts over three days: drawn per hour; older than the window: left out
+    tail.minutes = {}
     tail.hours = {(now - timedelta(days=d)).isoformat()[:13]: {"low": 1} for d in (1, 3, 200)}
     data = risk_mix(tail, days=90)["data"]
-    assert data["period"] == "hour" and len(data["periods"]) == 3
+    assert data["period"] == "hour" and len(data["periods"]) == 2
+    tail.hours[(now - timedelta(days=20)).isoformat()[:13]] = {"high": 1}  # twenty days: per day
+    data = risk_mix(tail, days=90)["data"]
+    assert data["period"] == "day" and len(data["periods"]) == 3 and data["share"]["high"] == [1.0, 0.0, 0.0]
     log.close()
     assert risk_mix(ChurnLogTail(log_dir.parent / "none"), days=90)["status"] == "empty"
 

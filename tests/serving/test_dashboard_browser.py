@@ -61,6 +61,12 @@ def test_the_dashboard_draws_every_chart_with_data_in_a_real_browser(service, cl
         assert client.post("/churn-score", json={"customer_ids": ids[start:start + 50]}).status_code == 200
     run_monitoring_pass(settings)  # a real drift report (and an alert if it finds drift)
     expected = ["risk_mix", "drift", "champions"] + (["kpis"] if room_available("tenure.insight.kpis") else [])
+    if room_available("tenure.insight.value"):  # customer values: value at risk has something to draw
+        from tenure.insight import value
+
+        if hasattr(value, "fit_customer_values"):
+            value.fit_customer_values(settings, track=False)
+            expected.append("value_at_risk")
     panels = _wait_for_panels(client, expected)
     assert {n: panels[n]["status"] for n in expected} == dict.fromkeys(expected, "ok"), \
         {n: panels[n]["message"] for n in expected}

@@ -11,6 +11,8 @@ import html
 import math
 from collections.abc import Mapping
 
+import numpy as np
+
 from tenure.experiments.analysis import (
     fit_cuped,
     mean_difference,
@@ -21,6 +23,8 @@ from tenure.experiments.outcomes import ExperimentData
 
 RATE_METRICS = (("retention_rate", "retained"), ("churn_rate", "churned"), ("repurchase_rate", "repurchased"))
 CUPED_COVARIATE = "pre_activity"
+"""Qualifying events in the ``horizon`` days before the treatment; CUPED uses ``log(1 + count)`` (heavy-tailed
+counts: on the simulator the log explains about twice the variance the raw count does)."""
 
 
 def build_report(data: ExperimentData, control: str = "control", shares: Mapping[str, float] | None = None,
@@ -108,17 +112,17 @@ def build_report(data: ExperimentData, control: str = "control", shares: Mapping
 
 def _cuped(frame, groups, control: str, confidence: float) -> dict:
     """CUPED-adjusted rate and revenue differences, with the variance removed and the interval shrink."""
-    out = {"covariate": CUPED_COVARIATE, "metrics": {}, "differences": []}
-    x_all = frame[CUPED_COVARIATE].to_numpy(dtype=float)
+    out = {"covariate": f"log1p({CUPED_COVARIATE})", "metrics": {}, "differences": []}
+    x_all = np.log1p(frame[CUPED_COVARIATE].to_numpy(dtype=float))
     for metric, column in (*RATE_METRICS, ("revenue_per_customer", "revenue")):
         fit = fit_cuped(frame[column].to_numpy(dtype=float), x_all)
         out["metrics"][metric] = {"theta": fit.theta, "variance_reduction": fit.variance_reduction}
         ctrl = groups[control]
-        yc = fit.adjust(ctrl[column].to_numpy(dtype=float), ctrl[CUPED_COVARIATE].to_numpy(dtype=float))
+        yc = fit.adjust(ctrl[column].to_numpy(dtype=float), np.log1p(ctrl[CUPED_COVARIATE].to_numpy(dtype=float)))
         for arm, g in groups.items():
             if arm == control or len(g) < 2 or len(ctrl) < 2:
                 continue
-            y = fit.adjust(g[column].to_numpy(dtype=float), g[CUPED_COVARIATE].to_numpy(dtype=float))
+            y = fit.adjust(g[column].to_numpy(dtype=float), np.log1p(g[CUPED_COVARIATE].to_numpy(dtype=float)))
             adjusted = mean_difference(y, yc, metric, confidence, method="welch_cuped")
             plain = mean_difference(g[column].to_numpy(dtype=float), ctrl[column].to_numpy(dtype=float), metric,
                                     confidence)

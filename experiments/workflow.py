@@ -19,8 +19,10 @@ from tenure.experiments.report import build_report, render_html
 
 logger = logging.getLogger(__name__)
 
-TRUTH_FILE = "campaign_truth.parquet"
-"""The simulator's true effects, beside the raw data it generated."""
+from tenure.features.sim_campaigns import (
+    TRUTH_FILE,  # the simulator's true effects, beside its raw files
+)
+
 _EVENT_COLUMNS = ["customer_id", "event_at", "event_type", "amount", "campaign", "arm", "offer", "channel"]
 
 
@@ -60,11 +62,12 @@ def list_experiments(settings, events: pd.DataFrame | None = None) -> list[dict]
 
 
 def true_effects(settings, name: str, customers: pd.DataFrame) -> dict[str, float] | None:
-    """Arm -> the simulator's true retention effect over that arm's customers in the report, if known.
+    """Treated arm -> the simulator's true retention effect over the report's customers, if known.
 
-    The truth file holds, per customer and campaign, ``retention_effect`` (the expected change of
-    retention the campaign's offer makes for that customer, from the simulator's own hazard);
-    the effect of an arm is its mean over the arm's customers (None when there is no file).
+    The truth file holds, per customer of a simulated campaign, ``retention_effect``: retention
+    with the offer minus retention without it, for that customer (features/sim_campaigns.py).
+    What the difference of the arms estimates is its mean over all the experiment's customers
+    (both arms); None when there is no truth file or it has no such campaign.
     """
     path = Path(settings.paths.raw_dir) / TRUTH_FILE
     if not path.is_file():
@@ -74,7 +77,10 @@ def true_effects(settings, name: str, customers: pd.DataFrame) -> dict[str, floa
     if truth.empty:
         return None
     joined = customers.merge(truth[["customer_id", "retention_effect"]], on="customer_id", how="inner")
-    return {arm: float(g["retention_effect"].mean()) for arm, g in joined.groupby("arm")}
+    if joined.empty:
+        return None
+    effect = float(joined["retention_effect"].mean())
+    return {arm: effect for arm in sorted(truth["arm"].unique()) if arm != "control"}
 
 
 def experiment_report(settings, name: str, cuped: bool = False, confidence: float = 0.95,

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -217,3 +218,18 @@ class CampaignRun:
             "expected_retention_effect": expected[idx],
             "effect_scale": self.spec.effect_scale,
         })
+
+
+TRUTH_FILE = "campaign_truth.parquet"
+"""The campaign's ground truth, written beside the generated raw files."""
+
+
+def write_campaign_truth(truth: pd.DataFrame, out_dir) -> Path:
+    """Write a campaign's truth (:meth:`CampaignRun.truth`) as ``out_dir/campaign_truth.parquet`` (atomically)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / TRUTH_FILE
+    tmp = out / f".{TRUTH_FILE}.tmp"
+    truth.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return path

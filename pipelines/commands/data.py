@@ -39,6 +39,9 @@ def generate(
     ),
     out_dir: Path | None = typer.Option(None, "--out", help="Folder for the files (default: paths.raw_dir)."),
     file_format: str = typer.Option("parquet", "--format", help="parquet or csv."),
+    campaign_day: int | None = typer.Option(
+        None, "--campaign-day", min=0, help="Day index of a simulated retention campaign 'winback' (control / offer, "
+        "uneven true effect); its truth goes to campaign_truth.parquet next to the files (docs/experiments.md)."),
 ) -> None:
     """Simulate a shop and write customers, items and events files (then run `tenure ingest --from-dir`).
 
@@ -62,6 +65,8 @@ def generate(
             raise typer.BadParameter(f"--drift-kind must be one of {', '.join(DRIFT_KINDS)}, got {drift_kind!r}")
         if drift_at is None:
             raise typer.BadParameter("--drift-kind needs --drift-at DAY (when the change starts)")
+        if campaign_day is not None:
+            raise typer.BadParameter("--campaign-day goes with the default world only, not with --drift-kind")
     try:
         import pandas as pd
 
@@ -80,7 +85,16 @@ def generate(
 
         truth = None
         if drift_kind is None:
-            shop = simulate_shop(customers, items, days, seed, start=start, drift_at=drift_at, progress=tick)
+            campaign = None
+            if campaign_day is not None:  # features/sim_campaigns.py
+                from tenure.features.sim_campaigns import CampaignSpec
+
+                campaign = CampaignSpec(day=campaign_day, horizon_days=settings.churn.horizon_days)
+            try:
+                shop = simulate_shop(customers, items, days, seed, start=start, drift_at=drift_at, progress=tick,
+                                     campaign=campaign)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc), param_hint="--campaign-day") from exc
         else:
             from tenure.features.sim_drift import simulate_drifted_shop, write_truth
 
@@ -94,6 +108,10 @@ def generate(
         paths["rates truth"] = write_rates(shop, target, settings.churn.horizon_days)
         if truth is not None:
             paths["drift truth"] = write_truth(truth, Path(target) / "drift_truth.json")
+        if not shop.campaign_truth.empty:
+            from tenure.features.sim_campaigns import write_campaign_truth
+
+            paths["campaign truth"] = write_campaign_truth(shop.campaign_truth, target)
     from rich.table import Table
 
     table = Table("table", "rows", "file", title=f"generated (seed {seed}, drift_at {drift_at})")
@@ -102,6 +120,8 @@ def generate(
     if truth is not None:
         table.add_row("drift truth", f"{truth.kind} from {truth.starts_at}", str(paths["drift truth"]))
     table.add_row("true rates", "", str(paths["rates truth"]))
+    if "campaign truth" in paths:
+        table.add_row("campaign truth", f"{len(shop.campaign_truth):,}", str(paths["campaign truth"]))
     out.print(table)
     note(f"next: tenure ingest --from-dir {target}")
 
@@ -164,6 +184,7 @@ def ingest(
                     run.ingest_file(table, file, label_column=label_column)
                 elif from_dir is not None:
                     run.ingest_dir(from_dir)
+                    _ingest_consent(settings, from_dir)
                 elif event_log:
                     if not run.ingest_event_log():
                         console.print(f"no *.jsonl files under {settings.paths.event_log_dir}: nothing to ingest")
@@ -230,6 +251,16 @@ def _short(source: str) -> str:
     """A file's name (sources like ``telco:/a/b`` keep their prefix)."""
     prefix, sep, rest = source.rpartition(":") if not Path(source).exists() else ("", "", source)
     return f"{prefix}{sep}{Path(rest).name}" if rest else source
+
+
+def _ingest_consent(settings, folder: Path) -> None:
+    """Record the folder's consent*.csv|jsonl|parquet files in the consent history (privacy/consent.py)."""
+    from tenure.privacy.consent import consent_files, ingest_consent_file
+
+    for path in consent_files(folder):
+        result = ingest_consent_file(settings, path)  # ValueError (a bad row) stops the command with its reason
+        console.print(f"consent: recorded {result['recorded']} change(s) of {result['customers']} customer(s) "
+                      f"from {path.name}")
 
 
 def _print_report(report) -> None:

@@ -23,6 +23,9 @@ def audience(
     out_path: Path | None = typer.Option(None, "--out", "-o", help="File to write (default: exports_dir/audience-...)."),
     source: str = typer.Option("auto", "--source", help="Features from: auto (online store, else snapshot), online, snapshot."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document (path, rows, counts) instead of the path."),
+    experiment: str | None = typer.Option(
+        None, "--experiment", "-e", help="Send as this experiment's campaign: global holdout left out, arms by hash, "
+        "a treatment event recorded per customer (control too), only the customers to contact in the file."),
 ) -> None:
     """Write the customers in the given risk band(s) with churn probability, reasons and recommendations.
 
@@ -41,14 +44,23 @@ def audience(
     settings = ctx.obj
     from tenure.pipelines.scoring import export_audience
 
+    campaign = None
     try:
         with status("scoring customers with the champion models"):
-            path, frame = export_audience(settings, risk=tuple(dict.fromkeys(risk)), k=with_recommendations,
-                                          file_format=file_format, out=out_path, source=source)  # type: ignore[arg-type]
+            if experiment is not None:  # experiments/: the audience is split into arms first (pipelines/campaigns.py)
+                from tenure.pipelines.campaigns import campaign_export
+
+                path, frame, campaign = campaign_export(settings, experiment, risk=tuple(dict.fromkeys(risk)),
+                                                        k=with_recommendations, file_format=file_format, out=out_path,
+                                                        source=source)
+            else:
+                path, frame = export_audience(settings, risk=tuple(dict.fromkeys(risk)), k=with_recommendations,
+                                              file_format=file_format, out=out_path, source=source)  # type: ignore[arg-type]
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     if as_json:
-        print_json(_summary(path, frame, risk, with_recommendations, file_format))
+        print_json({**_summary(path, frame, risk, with_recommendations, file_format),
+                    **({"campaign": campaign} if campaign else {})})
         return
     out.print(str(path), highlight=False, soft_wrap=True)  # pipelines.scoring logged what it wrote
 

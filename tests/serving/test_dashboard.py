@@ -230,3 +230,35 @@ def test_unknown_panel_plotly_from_the_package_and_the_off_switch(app_client):
     with app_client(dashboard={"enabled": False}) as client:
         off = client.get("/data", headers={"X-API-Key": KEY})
         assert off.status_code == 404 and "dashboard.enabled" in off.json()["error"]
+
+
+def test_experiment_rows_come_from_the_experiments_rooms_own_report(make_settings):
+    pytest.importorskip("tenure.experiments.report")
+    import numpy as np
+
+    from tenure.experiments.outcomes import experiment_outcomes
+    from tenure.experiments.report import build_report
+    from tenure.serving.dashboard_panels import experiment_row
+
+    rng = np.random.default_rng(7)
+    t0 = pd.Timestamp("2026-03-01", tz="UTC")
+    rows = []
+    for i in range(600):
+        arm = "control" if i % 2 == 0 else "offer"
+        cid = f"c{i}"
+        rows.append({"customer_id": cid, "event_at": t0, "event_type": "treatment", "campaign": "winback", "arm": arm})
+        if rng.random() < (0.5 if arm == "control" else 0.7):  # the offer keeps 20 points more customers
+            rows.append({"customer_id": cid, "event_at": t0 + pd.Timedelta(days=10), "event_type": "purchase",
+                         "campaign": None, "arm": None, "amount": 20.0})
+    rows.append({"customer_id": "c0", "event_at": t0 + pd.Timedelta(days=90), "event_type": "session",
+                 "campaign": None, "arm": None})  # the data runs past every outcome window
+    events = pd.DataFrame(rows)
+    settings = make_settings()
+    data = experiment_outcomes(events, "winback", 30, settings.churn.qualifying_event_types)
+    row = experiment_row(build_report(data, control="control", shares={"control": 0.5, "offer": 0.5}))
+    arms = {a["arm"]: a for a in row["arms"]}
+    assert row["name"] == "winback" and row["control"] == "control" and not row["srm_flagged"]
+    assert arms["control"]["control"] and arms["control"]["difference"] is None
+    offer = arms["offer"]
+    assert offer["difference"] == pytest.approx(offer["rate"] - arms["control"]["rate"])
+    assert offer["difference_low"] < 0.2 < offer["difference_high"] and offer["significant"]

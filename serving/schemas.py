@@ -95,6 +95,8 @@ class ChurnScore(BaseModel):
     features_as_of: str | None = Field(None, description="As-of time of the features used (a batch snapshot's cut-off, "
                                                          "or the event-time clock of the last online update).")
     feature_age_s: float | None = Field(None, description="Seconds from features_as_of to scored_at.")
+    expected_value: float | None = Field(None, description="Expected spend over insight.value_horizon_days (the "
+                                         "customer-value model, tenure train value); null without one.")
     arms: dict[str, str] = Field(default_factory=dict, description="Experiment -> this customer's arm, for the active "
                                  "experiments ('holdout' = global holdout: never contact); {} without experiments.")
 

@@ -205,6 +205,9 @@ class TenureService:
         from tenure.serving.experiment_arms import ExperimentArms
 
         self.arms = ExperimentArms.from_settings(settings)  # experiment arms on answers and in the log (pure hashing)
+        from tenure.serving.customer_values import CustomerValues
+
+        self.values = CustomerValues.from_settings(settings)  # expected_value in /churn-score (insight room's model)
         from tenure.privacy.consent import ConsentStore, ConsentView
 
         # consent per scope (privacy/consent.py): a change counts from the next request, no restart
@@ -425,7 +428,7 @@ class TenureService:
                                             model_version=current.churn_version, scored_at=scored_at,
                                             features_as_of=_iso_seconds(as_of[i]),
                                             feature_age_s=None if as_of[i] is None else round(now_s - as_of[i], 3),
-                                            arms=arms[i])
+                                            arms=arms[i], expected_value=self.values.get(cid))
                 self.prediction_log.add({
                     "kind": "churn", "request_id": request_id, "logged_at": scored_at,
                     "customer_id": self.prediction_log.customer_ref(cid), "model_version": current.churn_version,

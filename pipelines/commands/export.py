@@ -23,6 +23,8 @@ def audience(
     out_path: Path | None = typer.Option(None, "--out", "-o", help="File to write (default: exports_dir/audience-...)."),
     source: str = typer.Option("auto", "--source", help="Features from: auto (online store, else snapshot), online, snapshot."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document (path, rows, counts) instead of the path."),
+    rank: str | None = typer.Option(None, "--rank", help="Order the file by value_at_risk (churn probability x expected "
+                                    "value; needs `tenure train value`), highest first, with those columns added."),
     experiment: str | None = typer.Option(
         None, "--experiment", "-e", help="Send as this experiment's campaign: global holdout left out, arms by hash, "
         "a treatment event recorded per customer (control too), only the customers to contact in the file."),
@@ -39,6 +41,13 @@ def audience(
         raise typer.BadParameter(f"unknown risk band(s) {bad}; choose from {list(_BANDS)}", param_hint="--risk")
     if file_format not in ("csv", "parquet"):
         raise typer.BadParameter(f"format must be csv or parquet, got {file_format!r}", param_hint="--format")
+    if rank not in (None, "value_at_risk"):
+        raise typer.BadParameter(f"rank must be value_at_risk, got {rank!r}", param_hint="--rank")
+    if rank is not None:  # before scoring: no file is written when the values are missing
+        from tenure.insight.value import values_path
+
+        if not values_path(ctx.obj).is_file():
+            fail(f"--rank {rank} needs customer values ({values_path(ctx.obj)}): run `tenure train value` first")
     if source not in ("auto", "online", "snapshot"):
         raise typer.BadParameter(f"source must be auto, online or snapshot, got {source!r}", param_hint="--source")
     settings = ctx.obj
@@ -58,6 +67,13 @@ def audience(
                                               file_format=file_format, out=out_path, source=source)  # type: ignore[arg-type]
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
+    if rank is not None:  # customer value (insight room)
+        from tenure.pipelines.commands.insight import rank_export
+
+        try:
+            frame = rank_export(settings, path, frame, rank, file_format)
+        except (ValueError, FileNotFoundError) as exc:
+            fail(f"--rank {rank}: {exc}")
     if as_json:
         print_json({**_summary(path, frame, risk, with_recommendations, file_format),
                     **({"campaign": campaign} if campaign else {})})

@@ -118,3 +118,55 @@ def _print(report: dict[str, Any]) -> None:
         for topic in voice["negative_topics"]:
             topics.add_row(topic["topic"], f"{topic['texts']:,}", _pct(topic["share"]))
         out.print(topics)
+
+
+# ------------------------------------------------------------------------------- customer value
+
+
+def train_value(
+    ctx: typer.Context,
+    as_of: str | None = typer.Option(None, "--as-of", help="Fit on purchases up to this time (default: the last event)."),
+    no_track: bool = typer.Option(False, "--no-track", help="Do not log the run to MLflow."),
+    as_json: bool = typer.Option(False, "--json", help="Print the fit (path, run, parameters, holdout errors) as JSON."),
+) -> None:
+    """Fit the customer-value model (BG/NBD + Gamma-Gamma) on the stored purchases and write every
+    customer's expected purchases, expected value and probability of being alive.
+
+    The values go to features_dir/customer_values.parquet (read by /churn-score's expected_value,
+    the dashboard and `tenure export audience --rank value_at_risk`); the run, with the holdout
+    errors against the naive and recency rules, goes to MLflow (insight.value_experiment).
+    """
+    from tenure.insight.value import fit_customer_values
+    from tenure.pipelines.console import fail, out, print_json, status
+
+    try:
+        with status("fitting the customer-value model"):
+            fit = fit_customer_values(ctx.obj, as_of=as_of, track=not no_track)
+    except (ValueError, FileNotFoundError) as exc:
+        fail(f"train value: {exc}")
+    if as_json:
+        print_json(fit.as_dict())
+        return
+    m = fit.metrics
+    out.print(f"customer values of {fit.customers:,} customers -> {fit.path} (MLflow run {fit.run_id or '-'})")
+    out.print(f"{fit.purchase_model} + Gamma-Gamma: " + ", ".join(f"{k} {v:.3g}" for k, v in fit.params.items()))
+    if m:
+        out.print(f"last {ctx.obj.insight.value_holdout_days} days held out, orders per customer, mean absolute error: "
+                  f"{fit.purchase_model} {m['mae_model']:.3f}, naive {m['mae_naive']:.3f}, recency rule {m['mae_recency']:.3f}")
+
+
+def rank_export(settings: Any, path: Any, frame: Any, rank: str, file_format: str) -> Any:
+    """Re-rank an exported audience file by ``rank`` (``value_at_risk``) and rewrite it in place, atomically."""
+    from pathlib import Path
+
+    from tenure.insight.value import load_customer_values, rank_by_value_at_risk
+
+    ranked = rank_by_value_at_risk(frame, load_customer_values(settings))
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if file_format == "parquet":
+        ranked.to_parquet(tmp, index=False)
+    else:
+        ranked.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return ranked

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from tenure.pipelines.commands import train_churn, train_recommender
+from tenure.pipelines.commands import insight, train_churn, train_recommender
 
 app = typer.Typer(help="Train a model, log it to MLflow and register it as challenger.", no_args_is_help=True)
 train_churn.register(app)
 train_recommender.register(app)
+app.command("value")(insight.train_value)  # customer value (insight room)
 
 
 def register_recommend(root: typer.Typer) -> None:

@@ -95,18 +95,24 @@ def _jsonable(value: Any) -> Any:
 def feature_snapshot_times(settings: Settings) -> list[Any]:
     """As-of times of the batch feature snapshots: every ``feast.snapshot_every_days`` back from
     the end of the data (the day after the last event), covering the churn history window."""
+    from tenure.features.tables import read_events
+
+    events = read_events(settings, columns=["event_at"])
+    if events.empty:
+        raise ValueError("no events in the tables; run `tenure run ingest` first")
+    return snapshot_grid(settings, events["event_at"].min(), events["event_at"].max())
+
+
+def snapshot_grid(settings: Settings, first: Any, last: Any) -> list[Any]:
+    """The snapshot times of :func:`feature_snapshot_times` for events from ``first`` to ``last``."""
     import pandas as pd
 
     from tenure.features.snapshots import snapshot_times
-    from tenure.features.tables import read_events
 
-    events = read_events(settings)
-    if events.empty:
-        raise ValueError("no events in the tables; run `tenure run ingest` first")
-    last = pd.Timestamp(events["event_at"].max()).tz_convert("UTC")
+    last = pd.Timestamp(last).tz_convert("UTC")
     end = last.floor("D") + pd.Timedelta(days=1)
     span = settings.churn.history_days + settings.churn.horizon_days
-    first_event = pd.Timestamp(events["event_at"].min()).tz_convert("UTC").floor("D")
+    first_event = pd.Timestamp(first).tz_convert("UTC").floor("D")
     every = settings.feast.snapshot_every_days
     start = max(first_event, end - pd.Timedelta(days=span))
     # align the grid on the end so the latest snapshot is the end of the data
@@ -115,12 +121,18 @@ def feature_snapshot_times(settings: Settings) -> list[Any]:
 
 
 def features_step(settings: Settings) -> StepOutput:
-    """Build the batch feature tables, register the Feast definitions, materialize the online store."""
+    """Build the batch feature tables, register the Feast definitions, materialize the online store.
+
+    With ``compute.engine: dask`` the tables are built on the cluster (``pipelines.cluster_steps``)."""
     from tenure.feature_repo.store import apply_definitions, materialize
     from tenure.features.snapshots import build_feature_tables
 
-    times = feature_snapshot_times(settings)
-    tables = build_feature_tables(settings, times)
+    if settings.compute.engine == "dask":
+        from tenure.pipelines.cluster_steps import build_features_on_cluster
+
+        tables = build_features_on_cluster(settings)
+    else:
+        tables = build_feature_tables(settings, feature_snapshot_times(settings))
     applied = apply_definitions(settings)
     start, end = materialize(settings, incremental=True)
     return StepOutput(
@@ -138,6 +150,10 @@ def features_step(settings: Settings) -> StepOutput:
 def _train(settings: Settings, kind: str) -> Any:
     """Train one model on this workspace's tables; it is registered as ``challenger``, not promoted."""
     if kind == "churn":
+        if settings.compute.engine == "dask":
+            from tenure.pipelines.cluster_steps import train_churn_on_cluster
+
+            return train_churn_on_cluster(settings)
         from tenure.training.churn_pipeline import train_churn
 
         return train_churn(settings)

@@ -666,6 +666,33 @@ class ExperimentSettings(_Section):
         return self
 
 
+class ComputeSettings(_Section):
+    """Where the batch pipelines run: in this process (pandas) or on a Dask cluster (``tenure.compute``)."""
+
+    engine: Literal["local", "dask"] = Field(
+        "local", description="local: pandas in this process; dask: features, training frame, LightGBM fit, scoring and "
+        "samples run on a Dask cluster over customer-hash partitions (docs/cluster.md).")
+    scheduler_address: str | None = Field(
+        None, description="Dask scheduler to connect to, e.g. tcp://scheduler:8786; None starts a LocalCluster in this "
+        "process for the run (local_workers workers).")
+    local_workers: int = Field(2, ge=1, le=256, description="Workers of the LocalCluster (no scheduler_address).")
+    threads_per_worker: int = Field(1, ge=1, le=64, description="Threads of each LocalCluster worker.")
+    worker_processes: bool = Field(
+        False, description="LocalCluster workers as processes (true) or threads of this process (false: starts in a "
+        "second, no pickling; processes spread the GIL-bound pandas work over cores).")
+    memory_limit: str = Field("auto", description="Memory limit of each LocalCluster worker (e.g. 4GiB; beyond it the "
+                                                  "worker spills to disk), 'auto' = the machine's memory / workers.")
+    partitions: int = Field(16, ge=1, le=100000, description="Customer-hash partitions of the events, customers and "
+                                                             "feature tables; each is one task's working set.")
+
+    @field_validator("scheduler_address")
+    @classmethod
+    def _address_form(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError(f"compute.scheduler_address must look like tcp://host:8786, got {value!r}")
+        return value
+
+
 class Settings(BaseSettings):
     """Every setting of tenure. Build it with :func:`load_settings` at an entry point."""
 
@@ -688,6 +715,7 @@ class Settings(BaseSettings):
     quality: QualitySettings = Field(default_factory=QualitySettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     insight: InsightSettings = Field(default_factory=InsightSettings)
+    compute: ComputeSettings = Field(default_factory=ComputeSettings)
     experiments: ExperimentSettings = Field(default_factory=ExperimentSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
 

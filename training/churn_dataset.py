@@ -27,7 +27,7 @@ from tenure.features.labels import CANCEL_EVENT, LABEL_COLUMN, label_churn, matu
 
 __all__ = ["CANCEL_EVENT", "LABEL_COLUMN", "TimeSplit", "build_churn_training_set", "build_snapshot_training_set",
            "check_point_in_time", "has_labelled_snapshot", "label_churn", "matured_cutoffs", "split_by_time",
-           "split_snapshot"]
+           "split_cutoffs", "split_snapshot"]
 
 logger = logging.getLogger(__name__)
 
@@ -54,18 +54,16 @@ class TimeSplit:
         }
 
 
-def split_by_time(frame: pd.DataFrame, validation_cutoffs: int, test_cutoffs: int, horizon_days: int) -> TimeSplit:
-    """Split a training set by cut-off: earliest for training, then validation, latest for test.
-
-    Training cut-offs whose label window would reach past the first validation cut-off are
-    dropped (embargo), and likewise validation cut-offs against the first test cut-off.
+def split_cutoffs(cutoffs: list[pd.Timestamp], validation_cutoffs: int, test_cutoffs: int,
+                  horizon_days: int) -> tuple[list[pd.Timestamp], list[pd.Timestamp], list[pd.Timestamp]]:
+    """The (train, validation, test) cut-offs of :func:`split_by_time`, from the sorted cut-offs alone
+    (the distributed engine splits a frame it does not hold).
 
     Raises
     ------
     ValueError
         When there are too few cut-offs for the three parts.
     """
-    cutoffs = sorted(pd.to_datetime(frame["event_timestamp"], utc=True).unique())
     need = validation_cutoffs + test_cutoffs + 1
     if len(cutoffs) < need:
         raise ValueError(
@@ -83,6 +81,22 @@ def split_by_time(frame: pd.DataFrame, validation_cutoffs: int, test_cutoffs: in
             f"training and validation windows whose {horizon_days}-day label windows end before the next part "
             "starts; a longer history is needed (or fewer validation/test cut-offs)"
         )
+    return train_times, valid_times, test_times
+
+
+def split_by_time(frame: pd.DataFrame, validation_cutoffs: int, test_cutoffs: int, horizon_days: int) -> TimeSplit:
+    """Split a training set by cut-off: earliest for training, then validation, latest for test.
+
+    Training cut-offs whose label window would reach past the first validation cut-off are
+    dropped (embargo), and likewise validation cut-offs against the first test cut-off.
+
+    Raises
+    ------
+    ValueError
+        When there are too few cut-offs for the three parts.
+    """
+    cutoffs = sorted(pd.to_datetime(frame["event_timestamp"], utc=True).unique())
+    train_times, valid_times, test_times = split_cutoffs(cutoffs, validation_cutoffs, test_cutoffs, horizon_days)
     ts = pd.to_datetime(frame["event_timestamp"], utc=True)
     split = TimeSplit(
         train=frame[ts.isin(train_times)].reset_index(drop=True),

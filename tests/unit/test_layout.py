@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 ROOMS = ("features", "feature_repo", "registry", "training", "serving", "monitoring", "pipelines",
-         "insight", "experiments", "privacy")
+         "insight", "experiments", "privacy", "compute")
 #: room -> rooms it must never import (DESIGN.md: data flows one way)
 FORBIDDEN = {
     "features": {"feature_repo", "registry", "training", "serving", "monitoring", "pipelines"},
@@ -25,6 +25,7 @@ FORBIDDEN = {
     "insight": {"feature_repo", "training", "serving", "monitoring", "pipelines"},
     "experiments": {"feature_repo", "registry", "training", "serving", "monitoring", "pipelines"},
     "privacy": {"training", "serving", "monitoring", "pipelines"},
+    "compute": {"feature_repo", "registry", "training", "serving", "monitoring", "pipelines"},
 }
 
 

@@ -1,0 +1,375 @@
+"""Churn training on a Dask cluster (``compute.engine: dask``): the frame stays partitioned, LightGBM is
+``lightgbm.dask``.
+
+The stages are those of :func:`training.churn_pipeline.train_churn`; what differs is where the
+training window lives:
+
+1. frame: labels and the point-in-time join run per customer-hash partition on the cluster
+   (:mod:`compute.frames`); the training cut-offs stay there (persisted on the workers), the
+   validation and test cut-offs (3 of about 22 by default) are collected: calibration, choice
+   and evaluation need them whole;
+2. fit: ``lightgbm.dask.DaskLGBMClassifier`` on the training partitions (data-parallel trees, the
+   parameters of the local ``lightgbm`` candidate), then the number of trees early stopping would
+   keep (the first iteration with no better validation ROC-AUC in ``early_stopping_rounds``) is
+   read off the validation window, and calibration is fitted there as locally;
+3. the logistic baseline (the gate judges every model against it) is fitted on a uniform sample of
+   the training window drawn on the cluster (:data:`BASELINE_SAMPLE_ROWS` rows at most);
+4. evaluate, log, register: the local functions, on the collected test window.
+
+Differences from the local path, on purpose: only the ``lightgbm`` candidate is fitted (the
+shallow, logistic and blend candidates are in-memory models; the logistic one is fitted as the
+baseline). With ``refit_on_validation`` the chosen number of trees is refitted on the cluster on
+training + validation rows, as locally; the baseline is not refitted. The equality test holds
+its test ROC-AUC within 0.005 of the local ``lightgbm`` candidate.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from tenure.registry.churn_scorer import ChurnScorer
+from tenure.settings import Settings
+from tenure.training.churn_dataset import LABEL_COLUMN, TimeSplit, matured_cutoffs, split_cutoffs
+from tenure.training.churn_model import ChurnModel, choose_calibration, encode_categories, to_matrix
+
+if TYPE_CHECKING:
+    import dask.dataframe as dd
+    from distributed import Client
+
+    from tenure.compute.frames import ViewTable
+
+logger = logging.getLogger(__name__)
+
+BASELINE_SAMPLE_ROWS = 200_000
+"""Most training rows the logistic baseline is fitted on (a uniform sample drawn on the cluster)."""
+
+
+@dataclasses.dataclass
+class ClusterSplit:
+    """The time split of a frame that lives on the cluster.
+
+    ``train`` is a persisted Dask frame (the training cut-offs); ``valid`` and ``test`` are
+    pandas frames; ``train_rows`` and ``cutoffs`` describe the whole training window.
+    """
+
+    train: dd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    train_rows: int
+    cutoffs: dict[str, list[pd.Timestamp]]
+    numeric: list[str]
+    categorical: list[str]
+
+    @property
+    def features(self) -> list[str]:
+        """Every feature column, numeric first."""
+        return self.numeric + self.categorical
+
+
+def service_views(settings: Settings, store=None, feature_service: str = "churn_v1") -> list[ViewTable]:
+    """The registered feature service's views as the cluster's join needs them (table, features, TTL)."""
+    from tenure.compute.frames import ViewTable
+    from tenure.feature_repo.store import open_store
+
+    store = store or open_store(settings)
+    views = []
+    for projection in store.get_feature_service(feature_service).feature_view_projections:
+        view = store.get_feature_view(projection.name)
+        source = view.batch_source
+        views.append(ViewTable(path=Path(source.path), names=tuple(f.name for f in projection.features),
+                               timestamp_field=source.timestamp_field,
+                               created_field=source.created_timestamp_column or None, ttl=view.ttl))
+    return views
+
+
+def build_training_frame_on_cluster(settings: Settings, store=None) -> tuple[dd.DataFrame, list[pd.Timestamp]]:
+    """The churn training frame as a partitioned Dask frame (nothing collected), and its cut-offs.
+
+    The same rows as :func:`training.churn_dataset.build_churn_training_set` (labels at every matured
+    snapshot time within ``churn.history_days``, the ``churn_v1`` features joined point-in-time),
+    in partition order. Needs an active Dask client (:func:`compute.cluster.dask_client`).
+    """
+    from tenure.compute.frames import data_end, labels_on_cluster, point_in_time_join
+    from tenure.compute.partitions import read_customers_partitioned, read_events_partitioned
+    from tenure.features.snapshots import CUSTOMER_TABLE
+
+    table = settings.paths.features_dir / CUSTOMER_TABLE
+    if not table.exists():
+        raise ValueError(f"no feature table at {table}; run `tenure features build` first")
+    n = settings.compute.partitions
+    snapshot_times = pd.read_parquet(table, columns=["event_timestamp"])["event_timestamp"].unique()
+    events = read_events_partitioned(settings, n, ["event_type"])
+    customers = read_customers_partitioned(settings, n)
+    end = data_end(events)
+    cutoffs = matured_cutoffs(pd.to_datetime(snapshot_times, utc=True), end, settings.churn.horizon_days)
+    earliest = end - pd.Timedelta(days=settings.churn.history_days)
+    cutoffs = [t for t in cutoffs if t >= earliest]
+    if not cutoffs:
+        raise ValueError(f"no feature snapshot is at least {settings.churn.horizon_days} days before the last event "
+                         f"({end}); the training window is empty: build snapshots earlier in the history")
+    labels = labels_on_cluster(events, customers, cutoffs, settings.churn.horizon_days,
+                               settings.churn.qualifying_event_types)
+    return point_in_time_join(labels, service_views(settings, store), n), cutoffs
+
+
+def split_on_cluster(settings: Settings, frame: dd.DataFrame, cutoffs: list[pd.Timestamp]) -> ClusterSplit:
+    """Split by cut-off like :func:`training.churn_dataset.split_by_time`; the training part stays on the cluster."""
+    from tenure.features.customer_features import CUSTOMER_CATEGORICAL_FEATURES
+    from tenure.training.churn_pipeline import NON_FEATURES
+
+    c = settings.churn
+    train_times, valid_times, test_times = split_cutoffs(sorted(cutoffs), c.validation_cutoffs, c.test_cutoffs,
+                                                         c.horizon_days)
+    held_out = frame[frame["event_timestamp"].isin(valid_times + test_times)].compute().reset_index(drop=True)
+    ts = pd.to_datetime(held_out["event_timestamp"], utc=True)
+    valid = held_out[ts.isin(valid_times)].reset_index(drop=True)
+    test = held_out[ts.isin(test_times)].reset_index(drop=True)
+    train = frame[frame["event_timestamp"].isin(train_times)].map_partitions(_in_key_order).persist()
+    counts = train[LABEL_COLUMN].value_counts().compute()
+    for name, part_counts in (("train", counts), ("valid", valid[LABEL_COLUMN].value_counts()),
+                              ("test", test[LABEL_COLUMN].value_counts())):
+        if len(part_counts) < 2:
+            raise ValueError(f"the {name} window has a single class ({dict(part_counts)}); churn cannot be learned "
+                             "or judged there; use more data or a different horizon")
+    features = [col for col in frame.columns if col not in NON_FEATURES]
+    categorical = [col for col in features if col in CUSTOMER_CATEGORICAL_FEATURES]
+    numeric = [col for col in features if col not in categorical]
+    return ClusterSplit(train=train, valid=valid, test=test, train_rows=int(counts.sum()),
+                        cutoffs={"train": train_times, "valid": valid_times, "test": test_times},
+                        numeric=numeric, categorical=categorical)
+
+
+def pinned(client: Client, frame):
+    """``frame`` computed on the workers with partition ``i`` on worker ``i mod n_workers`` (workers sorted by
+    address), as a Dask collection of those results.
+
+    ``lightgbm.dask`` trains each worker on the partitions it holds, so pinning them makes the
+    split of the data over the workers, and so the fit, the same from run to run.
+    """
+    import dask.dataframe as dd
+
+    workers = sorted(client.scheduler_info()["workers"])
+    futures = [client.compute(part, workers=[workers[i % len(workers)]], allow_other_workers=False)
+               for i, part in enumerate(frame.to_delayed())]
+    return dd.from_delayed(futures, meta=frame._meta, verify_meta=False)
+
+
+def _in_key_order(part: pd.DataFrame) -> pd.DataFrame:
+    """A partition's rows by (cut-off, customer): the order the shuffle delivered them in varies."""
+    return part.sort_values(["event_timestamp", "customer_id"], kind="stable")
+
+
+def _matrix_frame(part: pd.DataFrame, features: list[str], categories: dict[str, list[str]]) -> pd.DataFrame:
+    """One partition's feature matrix (:func:`training.churn_model.to_matrix`) as a float64 frame."""
+    return pd.DataFrame(to_matrix(part, features, categories), columns=features, index=part.index)
+
+
+def cluster_categories(train: dd.DataFrame, categorical: list[str]) -> dict[str, list[str]]:
+    """The categories of each categorical column over the training window (distinct values on the cluster)."""
+    import dask
+
+    uniques = dask.compute(*[train[col].dropna().unique() for col in categorical])
+    return encode_categories(pd.DataFrame({col: pd.Series(list(u), dtype=object) for col, u in
+                                           zip(categorical, uniques, strict=True)}), categorical)
+
+
+def early_stopping_iteration(raw_per_tree: np.ndarray, y: np.ndarray, rounds: int) -> tuple[int, float]:
+    """The iteration LightGBM's early stopping keeps, from each tree's raw validation contributions.
+
+    Parameters
+    ----------
+    raw_per_tree:
+        Array of shape (n_trees, n_rows): tree ``i``'s raw-score contribution per validation row.
+    y:
+        Validation labels, shape (n_rows,).
+    rounds:
+        Patience: stop at the first iteration with no better ROC-AUC in this many rounds.
+
+    Returns
+    -------
+    (trees, roc_auc): the number of trees to keep (1-based) and its validation ROC-AUC.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    best_i, best_auc = 0, -np.inf
+    total = np.zeros(raw_per_tree.shape[1])
+    for i, contribution in enumerate(raw_per_tree):
+        total += contribution
+        auc = roc_auc_score(y, total)
+        if auc > best_auc:
+            best_i, best_auc = i, auc
+        elif i - best_i >= rounds:
+            break
+    return best_i + 1, float(best_auc)
+
+
+def fit_lightgbm_on_cluster(client: Client, split: ClusterSplit, churn, overrides: dict[str, Any] | None = None):
+    """``lightgbm.dask`` on the training partitions; trees chosen, calibration fitted on validation.
+
+    Returns
+    -------
+    (booster, categories, calibration, why, raw_valid, valid_auc, params):
+        The truncated ``lightgbm.Booster``, the category lists, the calibration map and why,
+        the validation log-odds, their ROC-AUC and the LightGBM parameters used.
+    """
+    import lightgbm as lgb
+    from lightgbm.dask import DaskLGBMClassifier
+
+    from tenure.training.churn_selection import _booster_settings
+
+    features, categorical = split.features, split.categorical
+    categories = cluster_categories(split.train, categorical)
+    settings_params = {**_booster_settings(churn), **(overrides or {})}
+    model = ChurnModel(features, categorical, random_state=churn.random_state, **settings_params)
+    cat_idx = [features.index(c) for c in categories]
+
+    def fit(frame: dd.DataFrame, rows: int, trees: int):
+        meta = pd.DataFrame({f: pd.Series(dtype=np.float64) for f in features})
+        X = pinned(client, frame.map_partitions(_matrix_frame, features, categories, meta=meta))
+        y = pinned(client, frame[LABEL_COLUMN].astype(np.int64))
+        pos = max(int(y.sum().compute()), 1)
+        params = model._params(float(np.sqrt((rows - pos) / pos)))  # the local candidate's parameters
+        params.pop("num_threads", None)  # each worker uses its own threads
+        estimator = DaskLGBMClassifier(client=client, n_estimators=trees, **params)
+        estimator.fit(X, y, categorical_feature=cat_idx, feature_name=features)
+        return estimator.booster_
+
+    booster = fit(split.train, split.train_rows, model.n_estimators)
+    X_valid = to_matrix(split.valid, features, categories)
+    y_valid = split.valid[LABEL_COLUMN].to_numpy(dtype=np.int64)
+    trees = booster.num_trees()
+    # each tree's contribution (the starting score is folded into the first tree): cumulative sums are the
+    # raw scores after 1, 2, ... trees
+    per_tree = np.stack([booster.predict(X_valid, raw_score=True, start_iteration=i, num_iteration=1)
+                         for i in range(trees)])
+    best, valid_auc = early_stopping_iteration(per_tree, y_valid, model.early_stopping_rounds)
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    raw_valid = booster.predict(X_valid, raw_score=True)
+    calibration, why = choose_calibration(raw_valid, y_valid, churn.calibration, churn.isotonic_min_rows,
+                                          churn.calibration_max_auc_drop)
+    logger.info("lightgbm.dask: %d of %d trees kept (validation ROC-AUC %.4f) on %d training rows", best, trees,
+                valid_auc, split.train_rows)
+    if churn.refit_on_validation:  # as locally: the chosen number of trees, on training + validation rows
+        import dask.dataframe as dd
+
+        valid_part = dd.from_pandas(_in_key_order(split.valid), npartitions=1)
+        full = dd.concat([split.train.reset_index(drop=True), valid_part], ignore_index=True)
+        booster = fit(full, split.train_rows + len(split.valid), best)
+        logger.info("lightgbm.dask: refitted %d trees on training + validation rows", best)
+    return booster, categories, calibration, why, raw_valid, valid_auc, {**settings_params, "trees": best}
+
+
+def baseline_sample(split: ClusterSplit, rows: int, random_state: int) -> pd.DataFrame:
+    """A uniform sample of at most ``rows`` training rows, drawn on the cluster (each partition samples itself)."""
+    frac = min(1.0, rows / max(split.train_rows, 1))
+    sample = split.train.sample(frac=frac, random_state=random_state) if frac < 1.0 else split.train
+    return sample.compute().reset_index(drop=True)
+
+
+def select_on_cluster(client: Client, split: ClusterSplit, churn, overrides: dict[str, Any] | None = None):
+    """The ``lightgbm`` candidate fitted on the cluster and the logistic baseline on a sample, as a
+    :class:`training.churn_selection.Selection` (chosen: ``lightgbm``), and the sample."""
+    from sklearn.metrics import roc_auc_score
+
+    from tenure.training.churn_selection import Selection, _bands, _booster_settings, _choose_c
+
+    booster, categories, calibration, why, raw_valid, valid_auc, params = fit_lightgbm_on_cluster(
+        client, split, churn, overrides)
+    features = split.features
+    bands = _bands(churn, calibration, raw_valid)
+    sample = baseline_sample(split, BASELINE_SAMPLE_ROWS, churn.random_state)
+    X_sample = to_matrix(sample, features, categories)
+    X_valid = to_matrix(split.valid, features, categories)
+    y_valid = split.valid[LABEL_COLUMN].to_numpy(dtype=np.int64)
+    c, spec = _choose_c(X_sample, sample[LABEL_COLUMN].to_numpy(dtype=np.int64), X_valid, y_valid, features,
+                        categories, churn)
+    none = {"method": "none", "eps": 0.0}
+    logistic = ChurnScorer(booster, features, categories, none, bands, linear=spec, blend_weight=0.0)
+    logistic_auc = float(roc_auc_score(y_valid, logistic.raw_scores(X_valid)))
+    selection = Selection(
+        chosen="lightgbm",
+        scorer=ChurnScorer(booster, features, categories, calibration, bands),
+        candidates={"lightgbm": ChurnScorer(booster, features, categories, none, bands), "logistic": logistic},
+        valid={"lightgbm": {"roc_auc": valid_auc, "trees": params["trees"]},
+               "logistic": {"roc_auc": logistic_auc, "C": c}},
+        calibration_choice=why,
+        refit=churn.refit_on_validation,
+        booster_params={"lightgbm": {**_booster_settings(churn), **(overrides or {})}},
+        valid_raw=raw_valid,
+    )
+    return selection, sample
+
+
+def _row_hash_sum(part: pd.DataFrame) -> pd.Series:
+    return pd.Series([int(pd.util.hash_pandas_object(part, index=False).to_numpy().sum(dtype=np.uint64))],
+                     dtype=np.uint64)
+
+
+def cluster_data_hash(train: dd.DataFrame, columns: list[str]) -> str:
+    """16 hex characters identifying the training rows' values (whatever their order or partitioning)."""
+    sums = train[columns].map_partitions(_row_hash_sum, meta=pd.Series(dtype=np.uint64)).compute()
+    total = int(sums.to_numpy().sum(dtype=np.uint64))
+    return hashlib.sha256(total.to_bytes(8, "little")).hexdigest()[:16]
+
+
+def train_churn_on_cluster(settings: Settings, client: Client, progress: Callable[[str], None] | None = None):
+    """:func:`training.churn_pipeline.train_churn` on the cluster: frame and fit distributed; log and register
+    as locally (a ``challenger``; the gate decides).
+
+    Returns
+    -------
+    training.churn_pipeline.ChurnTrainingResult
+        ``split_rows['train']`` is the whole training window; the run's ``rows_train`` metric too,
+        and its ``tenure.engine`` tag says ``dask``.
+    """
+    from tenure.training.churn_logging import log_churn_run
+    from tenure.training.churn_pipeline import (
+        ChurnData,
+        ChurnTrainingResult,
+        calibration_report,
+        evaluate_churn_model,
+        package_scorer,
+        register_challenger,
+    )
+    from tenure.training.tracking import configure_mlflow
+
+    say = progress or (lambda message: logger.info("%s", message))
+    say("building the training frame on the cluster")
+    frame, cutoffs = build_training_frame_on_cluster(settings)
+    split = split_on_cluster(settings, frame, cutoffs)
+    say(f"fitting lightgbm.dask on {split.train_rows:,} training rows over {split.train.npartitions} partitions")
+    selection, sample = select_on_cluster(client, split, settings.churn)
+    # the local stages read the test window; the training part they see is the baseline's sample
+    data = ChurnData(settings, "generated", TimeSplit(sample, split.valid, split.test), split.numeric,
+                     split.categorical)
+    scorer = package_scorer(selection, data)
+    scorer.metadata.update({"engine": "dask", "trained_through": str(max(
+        split.cutoffs["valid" if selection.refit else "train"]))})
+    say("evaluating against the baselines")
+    evaluation = evaluate_churn_model(selection, scorer, data)
+    say("logging to MLflow")
+    run_id, model_uri = log_churn_run(settings, data, selection, scorer, evaluation)
+    client_ml = configure_mlflow(settings)
+    client_ml.log_metric(run_id, "rows_train", float(split.train_rows))
+    client_ml.log_metric(run_id, "rows_train_baseline_sample", float(len(sample)))
+    client_ml.set_tag(run_id, "tenure.engine", "dask")
+    client_ml.set_tag(run_id, "tenure.data_window", f"{min(split.cutoffs['train'])} .. {max(split.cutoffs['test'])}")
+    client_ml.set_tag(run_id, "tenure.training_data_hash",
+                      cluster_data_hash(split.train, [*split.features, LABEL_COLUMN]))
+    say("registering the challenger")
+    version = register_challenger(settings, "generated", run_id, model_uri)
+    return ChurnTrainingResult(
+        run_id=run_id, version=version, metrics=evaluation.metrics, segments=evaluation.segments,
+        importance=evaluation.importance,
+        split_rows={"train": split.train_rows, "valid": len(split.valid), "test": len(split.test)},
+        chosen=selection.chosen, valid=evaluation.valid, calibration=calibration_report(selection, evaluation),
+        segment_summary=evaluation.segment_summary,
+    )

@@ -297,7 +297,7 @@ class TenureService:
             return {"recommendations": [item["item_id"] for item in recs.items], "recommendation_strategy": recs.strategy}
 
         as_of = _iso_seconds(as_of_ns / 1e9)
-        self.triggers.consider(current.churn, current.churn_version, before, dict(rows), as_of, extras)
+        self.triggers.consider(current.churn, current.churn_version, before, dict(rows), as_of, extras, seq=as_of_ns)
 
     def _publish_versions(self) -> None:
         current = self.models.current

@@ -82,7 +82,9 @@ class Triggers:
         self._db = sqlite3.connect(Path(folder) / "triggers.sqlite", check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS band (customer_id TEXT PRIMARY KEY, band TEXT, crossings INTEGER, "
-                         "last_sent REAL)")
+                         "last_sent REAL, seq REAL)")
+        if "seq" not in {row[1] for row in self._db.execute("PRAGMA table_info(band)")}:
+            self._db.execute("ALTER TABLE band ADD COLUMN seq REAL")  # band tables of earlier versions
         self._db.execute("CREATE TABLE IF NOT EXISTS delivery (sink TEXT, dedupe_key TEXT, body TEXT, state TEXT, "
                          "attempts INTEGER, next_at REAL, PRIMARY KEY (sink, dedupe_key))")
         if self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").fetchone():
@@ -95,11 +97,14 @@ class Triggers:
 
     def consider(self, scorer, model_version: str | None, before: dict[str, dict[str, Any] | None],
                  updates: dict[str, dict[str, Any]], as_of: str, extras: Callable[[str], dict[str, Any]] | None = None,
-                 now: float | None = None) -> list[dict[str, Any]]:
+                 now: float | None = None, seq: float | None = None) -> list[dict[str, Any]]:
         """Detect band crossings of ``updates`` and queue their messages; returns the queued messages.
 
         ``before`` holds each customer's online row before the update (None when absent: the
         new features alone are scored and the "before" band is unknown, so no crossing).
+        ``seq`` orders the updates (the updater's event-time clock): a customer whose band was
+        stored by a later update (``seq`` larger than this one's) is left alone, so replaying
+        several micro-batches after a restart does not see a crossing back and forth again.
         """
         ids = [cid for cid in updates if before.get(cid) is not None]
         if not ids or scorer is None:
@@ -117,17 +122,20 @@ class Triggers:
             marks = ",".join("?" * len(ids))
             refs = {cid: self._ref(cid) for cid in ids}
             by_ref = {r[0]: r[1:] for r in self._db.execute(
-                f"SELECT customer_id, band, crossings, last_sent FROM band WHERE customer_id IN ({marks})",
+                f"SELECT customer_id, band, crossings, last_sent, seq FROM band WHERE customer_id IN ({marks})",
                 list(refs.values()))}
             stored = {cid: by_ref[ref] for cid, ref in refs.items() if ref in by_ref}
             band_rows, outbox_rows = [], []
             skipped = {"no_consent": 0, "rate_limited": 0}
             for n, cid in enumerate(ids):
-                previous, crossings, last_sent = stored.get(cid, (bands_old[n], 0, None))
+                previous, crossings, last_sent, stored_seq = stored.get(cid, (bands_old[n], 0, None, None))
+                if seq is not None and stored_seq is not None and seq < stored_seq:
+                    continue  # a replayed, older update: a later one already set this customer's band
+                row_seq = seq if seq is not None else stored_seq
                 band = bands_new[n]
                 if band == previous:
-                    if cid not in stored:
-                        band_rows.append((refs[cid], band, crossings, last_sent))
+                    if cid not in stored or row_seq != stored_seq:
+                        band_rows.append((refs[cid], band, crossings, last_sent, row_seq))
                     continue
                 if band in self.bands:
                     consent = new_rows[n].get("consent_personalization")
@@ -152,8 +160,9 @@ class Triggers:
                         outbox_rows.extend((sink, message["dedupe_key"], body, "pending", 0, now)
                                            for sink in self.sinks)
                         queued.append(message)
-                band_rows.append((refs[cid], band, crossings, last_sent))
-            self._db.executemany("INSERT OR REPLACE INTO band VALUES (?, ?, ?, ?)", band_rows)
+                band_rows.append((refs[cid], band, crossings, last_sent, row_seq))
+            self._db.executemany("INSERT OR REPLACE INTO band (customer_id, band, crossings, last_sent, seq) "
+                                 "VALUES (?, ?, ?, ?, ?)", band_rows)
             self._db.executemany("INSERT OR IGNORE INTO delivery VALUES (?, ?, ?, ?, ?, ?)", outbox_rows)
             self._db.commit()
         for outcome, n in (("queued", len(queued)), *skipped.items()):

@@ -33,7 +33,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from tenure.features.schema import EVENT_TYPES, EXPOSURE_EVENT, IMPRESSION_SEPARATOR, TABLES, Column, TableSpec
+from tenure.features.schema import (
+    EVENT_TYPES,
+    EXPOSURE_EVENT,
+    IMPRESSION_SEPARATOR,
+    TABLES,
+    Column,
+    TableSpec,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -562,7 +569,7 @@ def _check_exposures(checked: pd.DataFrame, rows: np.ndarray, rej: _Rejects, kno
         return
     rej.add(rows[has & ~exposure], "impressions", impressions[has & ~exposure],
             "impressions only belong to exposure events")
-    rec = checked["recommendation_id"] if "recommendation_id" in checked else None
+    rec = checked.get("recommendation_id")
     no_rec = exposure & (rec.isna().to_numpy() if rec is not None else True)
     rej.add(rows[no_rec], "recommendation_id", [""] * int(no_rec.sum()),
             "missing value: an exposure needs the recommendation_id of the list shown")

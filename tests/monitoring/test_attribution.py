@@ -10,7 +10,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from tenure.monitoring.attribution import attribution_from_frames, attribution_report, read_recommendations
+from tenure.monitoring.attribution import (
+    attribution_from_frames,
+    attribution_report,
+    read_recommendations,
+)
 
 T0 = pd.Timestamp("2026-06-01T10:00:00Z")
 START, END = pd.Timestamp("2026-06-01T00:00:00Z"), pd.Timestamp("2026-06-02T00:00:00Z")

@@ -21,6 +21,9 @@ from tenure.files import fsync_path
 logger = logging.getLogger(__name__)
 
 TABULAR_SUFFIXES = (".parquet", ".csv", ".jsonl")
+DOCUMENT_SUFFIXES = (".json", ".html", ".txt", ".md")
+"""Reports and summaries: a JSON document loses the records (objects) that name the person; a text
+or HTML page has each mention replaced by ``(erased)``."""
 ID_COLUMN = "customer_id"
 
 
@@ -68,7 +71,7 @@ def count_in_file(path: Path, customer_ids: Iterable[str], column: str = ID_COLU
         return _parquet_hits(path, ids, column)
     if path.suffix == ".jsonl":
         return count_json_lines(path, ids)
-    if path.suffix == ".csv":
+    if path.suffix == ".csv" or path.suffix in DOCUMENT_SUFFIXES:
         return byte_hits([path], ids).get(str(path), {})
     return {}
 
@@ -84,6 +87,8 @@ def forget_in_file(path: Path, customer_ids: Iterable[str], column: str = ID_COL
         return 0
     if path.suffix == ".jsonl":
         return blank_json_lines(path, ids)
+    if path.suffix in DOCUMENT_SUFFIXES:
+        return _scrub_document(path, ids)
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -119,6 +124,65 @@ def forget_in_file(path: Path, customer_ids: Iterable[str], column: str = ID_COL
     finally:
         tmp.unlink(missing_ok=True)
     return n
+
+
+def _scrub_document(path: Path, ids: list[str]) -> int:
+    """A JSON document without the objects that name an id (a bare id string becomes ``(erased)``); other
+    text with each whole-token mention replaced. Written atomically; returns mentions removed."""
+    import json
+    import re
+
+    text = path.read_text(encoding="utf-8", errors="replace")
+    wanted = set(ids)
+    removed = 0
+    if path.suffix == ".json":
+        def names(value) -> bool:
+            return isinstance(value, dict) and any(isinstance(v, str) and v in wanted for v in value.values())
+
+        def scrub(value):
+            nonlocal removed
+            if isinstance(value, dict):  # a record in a list that names the person is dropped (below)
+                return {k: scrub(v) for k, v in value.items() if k not in wanted}
+            if isinstance(value, list):
+                removed += sum(names(v) for v in value)
+                return [scrub(v) for v in value if not names(v)]
+            if isinstance(value, str) and value in wanted:
+                removed += 1
+                return "(erased)"
+            return value
+        try:
+            new = json.dumps(scrub(json.loads(text)), indent=2)
+        except ValueError:
+            new = None
+        if new is not None and not byte_hits_text(new, ids):
+            return _write_text(path, new, removed)
+    pattern = re.compile(r"(?<![A-Za-z0-9_.\-])(" + "|".join(map(re.escape, sorted(ids, key=len, reverse=True)))
+                         + r")(?![A-Za-z0-9_.\-])")
+    new, n = pattern.subn("(erased)", text)
+    return _write_text(path, new, removed + n) if n else removed
+
+
+def byte_hits_text(text: str, ids: list[str]) -> bool:
+    """Whether ``text`` still names one of ``ids`` as a whole token."""
+    import re
+
+    return any(re.search(r"(?<![A-Za-z0-9_.\-])" + re.escape(i) + r"(?![A-Za-z0-9_.\-])", text) for i in ids)
+
+
+def _write_text(path: Path, text: str, removed: int) -> int:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.erasing")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        fsync_path(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return removed
+
+
+def _documents(files: Iterable[Path]) -> list[Path]:
+    """Tabular files and report documents (JSON, HTML, text)."""
+    return [f for f in files if f.suffix in TABULAR_SUFFIXES + DOCUMENT_SUFFIXES and not f.name.startswith(".")]
 
 
 def _tabular(files: Iterable[Path]) -> list[Path]:

@@ -122,6 +122,20 @@ class ServiceClient:
             body["wait_for_features"] = True
         return self._post("/events", body)
 
+    def consent(self, customer_id: str, scopes: dict[str, bool], channel: str | None = None) -> dict[str, Any]:
+        """``POST /consent``: record a consent decision per scope; the customer's explicit consent after it."""
+        return self._post("/consent", {"customer_id": customer_id, "scopes": scopes, "channel": channel})
+
+    def forget(self, customer_id: str) -> dict[str, Any]:
+        """``DELETE /customers/{id}``: erase one customer; the receipt's summary."""
+        from urllib.parse import quote
+
+        route = f"/customers/{quote(customer_id, safe='')}"
+        response = self._http.delete(route)
+        if response.status_code >= 400:
+            raise ServiceError(route, response.status_code, response.text)
+        return response.json()
+
     def reload(self) -> dict[str, Any]:
         """``POST /admin/reload``: the model versions now served and whether they ``changed``."""
         return self._post("/admin/reload")

@@ -334,3 +334,59 @@ def withdrawn_customers(settings, scope: str) -> frozenset[str]:
         return store.withdrawn(scope)
     finally:
         store.close()
+
+
+CONSENT_FILE_SUFFIXES = (".csv", ".jsonl", ".parquet")
+
+
+def consent_files(folder: Path) -> list[Path]:
+    """``consent*.csv|jsonl|parquet`` files of a folder (what ``tenure ingest --from-dir`` records as consent)."""
+    folder = Path(folder)
+    return sorted(p for p in folder.glob("consent*") if p.suffix in CONSENT_FILE_SUFFIXES) if folder.is_dir() else []
+
+
+def ingest_consent_file(settings, path: Path) -> dict[str, Any]:
+    """Append the consent events of one file to the history; all or nothing.
+
+    Rows: ``customer_id``, ``scope`` (or ``all``), ``granted`` (or ``status``), ``at`` or
+    ``event_at``, optional ``channel`` and ``event_type`` (= ``consent``). Rows of erased
+    customers (tombstones) are skipped.
+
+    Raises
+    ------
+    ValueError
+        When the file cannot be read or any row is bad (the first problems are named with
+        their row numbers); nothing is recorded then.
+    """
+    import pandas as pd
+
+    from tenure.features.tombstones import Tombstones
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist")
+    try:
+        if path.suffix == ".csv":
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        elif path.suffix == ".jsonl":
+            frame = pd.read_json(path, lines=True, dtype=False)
+        elif path.suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        else:
+            raise ValueError(f"use .csv, .jsonl or .parquet, got {path.suffix!r}")
+    except ValueError as exc:
+        raise ValueError(f"{path}: unreadable consent file: {exc}") from None
+    changes, problems = changes_from_records(frame.to_dict("records"), f"file:{path.name}")
+    if problems:
+        raise ValueError(f"{path}: {len(problems)} bad row(s), nothing recorded: " + "; ".join(problems[:5]))
+    tombstones = Tombstones.from_settings(settings)
+    dead = tombstones.contains([c.customer_id for c in changes]) if len(tombstones) else [False] * len(changes)
+    skipped = int(sum(dead))
+    changes = [c for c, d in zip(changes, dead) if not d]
+    store = ConsentStore.from_settings(settings)
+    try:
+        recorded = store.record(changes)
+    finally:
+        store.close()
+    return {"file": str(path), "recorded": recorded, "customers": len({c.customer_id for c in changes}),
+            "skipped_erased": skipped}

@@ -119,8 +119,8 @@ def workspace_stores(settings, feature_store=None) -> list[Store]:
               lambda cid: [{"model_folder": str(d)} for d in reco.model_dirs(*model_roots)
                            if reco.count_in_model_dir(d, [cid])]),
         file_store("model_samples", "reference samples under the model cache and MLflow artifacts", model_files),
-        file_store("exports", str(exports), lambda: files._tabular(_files(exports))),
-        file_store("reports", str(reports), lambda: files._tabular(_files(reports))),
+        file_store("exports", str(exports), lambda: files._documents(_files(exports))),
+        file_store("reports", str(reports), lambda: files._documents(_files(reports))),
     ]
 
 
@@ -140,11 +140,15 @@ def _merge(parts) -> dict[str, int]:
 
 def _rows(paths: list[Path], cid: str) -> list[dict[str, Any]]:
     """Records naming ``cid`` in tabular files (subject access)."""
-    from tenure.features.erasure import count_in_file
+    from tenure.features.erasure import DOCUMENT_SUFFIXES, count_in_file
 
     out: list[dict[str, Any]] = []
     for path in paths:
-        if not count_in_file(path, [cid]):
+        mentions = count_in_file(path, [cid])
+        if not mentions:
+            continue
+        if path.suffix in DOCUMENT_SUFFIXES:  # a report page or summary: where, and how often
+            out.append({"file": str(path), "mentions": int(sum(mentions.values()))})
             continue
         if path.suffix == ".jsonl":
             for line in path.read_text(encoding="utf-8").splitlines():

@@ -181,30 +181,16 @@ def consent_ingest(
     as_json: bool = typer.Option(False, "--json", help="Print counts as JSON."),
 ) -> None:
     """Append consent events from a file: customer_id, scope (or all), granted (or status), at or event_at,
-    optional channel and event_type (= consent). A bad row stops the file: nothing is recorded."""
-    import pandas as pd
+    optional channel and event_type (= consent). A bad row stops the file: nothing is recorded.
+    (`tenure ingest --from-dir DIR` records the folder's consent*.csv|jsonl|parquet files the same way.)"""
+    from tenure.privacy.consent import ingest_consent_file
 
-    from tenure.privacy.consent import ConsentStore, changes_from_records
-
-    if not path.is_file():
-        fail(f"{path} does not exist")
-    if path.suffix == ".csv":
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    elif path.suffix == ".jsonl":
-        frame = pd.read_json(path, lines=True, dtype=False)
-    elif path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    else:
-        fail(f"{path}: use .csv, .jsonl or .parquet")
-    changes, problems = changes_from_records(frame.to_dict("records"), f"file:{path.name}")
-    if problems:
-        fail(f"{path}: {len(problems)} bad row(s), nothing recorded: " + "; ".join(problems[:5]))
-    store = ConsentStore.from_settings(ctx.obj)
     try:
-        n = store.record(changes)
-    finally:
-        store.close()
+        result = ingest_consent_file(ctx.obj, path)
+    except ValueError as exc:
+        fail(str(exc))
+    n = result["recorded"]
     if as_json:
-        print_json({"file": str(path), "recorded": n, "customers": len({c.customer_id for c in changes})})
+        print_json(result)
     else:
-        out.print(f"recorded {n} consent change(s) of {len({c.customer_id for c in changes})} customer(s) from {path}")
+        out.print(f"recorded {n} consent change(s) of {result['customers']} customer(s) from {path}")

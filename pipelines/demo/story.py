@@ -159,6 +159,13 @@ def _story(run: DemoRun, reset: bool) -> None:
     with run.stage("score", "Batch scores and an audience file"):
         summary["scores"], summary["audience"] = _score(settings, say)
 
+    with run.stage("privacy", "Privacy: a consent withdrawal and an erasure with its receipt"):
+        from tenure.pipelines.demo.privacy import privacy_tour
+
+        summary["privacy"] = privacy_tour(run.client, settings, say)
+        run.claims["consent_withdrawal_seen"] = summary["privacy"]["withdrawal"]["strategy_after"] == "no_consent_popular"
+        run.claims["erasure_clean"] = summary["privacy"]["erasure"]["clean"]
+
     summary["explore"] = explore(settings, run.service.url)
     summary["plots"] = champion_plots(settings)
     run.claims["service_answered"] = bool(summary.get("calls", {}).get("answered"))

@@ -39,6 +39,12 @@ def test_consent_forget_verify_and_export_from_the_command_line(make_settings, s
     refused = _run(config, "consent", "ingest", str(bad))
     assert refused.exit_code == 1 and "row 1" in refused.output and "newsletter" in refused.output
 
+    (settings.paths.raw_dir / "consent-2026-02.csv").write_text(
+        f"customer_id,scope,status,at,channel,event_type\n{other},marketing,withdrawn,2026-02-02T00:00:00Z,web,consent\n")
+    ingested = _run(config, "ingest", "--from-dir", str(settings.paths.raw_dir), "--allow-rejects")
+    assert ingested.exit_code == 0, ingested.output
+    assert json.loads(_run(config, "consent", "show", other, "--json").stdout)["consent"] == {"marketing": False}
+
     exported = json.loads(_run(config, "export", "customer", cid).stdout)
     assert {"tables", "inputs", "feature_tables", "consent"} <= set(exported["stores"])
     assert _run(config, "forget", cid, "--verify").exit_code == 1  # held: not clean

@@ -64,3 +64,21 @@ def test_file_records_are_checked_row_by_row():
     assert changes[3].at == datetime(2026, 2, 28, 15, tzinfo=UTC)
     assert [p.split(":")[0] for p in problems] == ["row 3", "row 4", "row 5"]
     assert "newsletter" in problems[0] and "maybe" in problems[1] and "offset" in problems[2]
+
+
+def test_a_consent_file_is_recorded_whole_or_not_at_all_and_skips_erased_customers(make_settings, tmp_path):
+    from tenure.features.tombstones import Tombstones
+    from tenure.privacy.consent import ingest_consent_file
+
+    settings = make_settings()
+    Tombstones.from_settings(settings).add(["gone"], "2026-03-01T00:00:00+00:00")
+    good = tmp_path / "consent.jsonl"
+    good.write_text('{"customer_id": "c1", "scope": "marketing", "granted": false, "at": "2026-03-01T00:00:00Z"}\n'
+                    '{"customer_id": "gone", "scope": "all", "granted": true, "at": "2026-03-01T00:00:00Z"}\n')
+    assert ingest_consent_file(settings, good) == {"file": str(good), "recorded": 1, "customers": 1, "skipped_erased": 3}
+    bad = tmp_path / "consent.csv"
+    bad.write_text("customer_id,scope,granted,at\nc2,marketing,no,2026-03-01T00:00:00Z\nc3,marketing,perhaps,2026-03-01T00:00:00Z\n")
+    with pytest.raises(ValueError, match="row 2.*perhaps"):
+        ingest_consent_file(settings, bad)
+    store = ConsentStore.from_settings(settings)
+    assert store.current() == {"c1": {"marketing": False}}  # nothing of the bad file, nothing of the erased customer

@@ -69,6 +69,10 @@ def workspace(make_settings, shop_workspace):
     audience = settings.paths.exports_dir / "audience-high.csv"
     audience.parent.mkdir(parents=True)
     pd.DataFrame({"customer_id": active[:8], "churn_probability": 0.7}).to_csv(audience, index=False)
+    report = settings.paths.reports_dir / "kpis" / "summary.json"  # a report listing customers
+    report.parent.mkdir(parents=True)
+    report.write_text(json.dumps({"top_customers": [{"customer_id": c, "value": 1.0} for c in active[:5]],
+                                  "example": ids[1]}))
     return settings, shop, ids, others, folder
 
 
@@ -98,7 +102,7 @@ def test_forget_removes_a_person_everywhere_and_writes_a_receipt(workspace):
     receipt = forget_customers(settings, ids, _stores(settings))
     removed = {name: r["removed"] for name, r in receipt["stores"].items()}
     for name in ("tables", "inputs", "feature_tables", "feast_online", "consent", "recommender_models", "exports",
-                 "serving.event_log", "serving.prediction_log", "serving.dead_letters"):
+                 "reports", "serving.event_log", "serving.prediction_log", "serving.dead_letters"):
         assert removed[name] > 0, name
     assert receipt["verification"]["clean"] and receipt["customers"] == 2
     text = open(receipt["path"]).read()
@@ -119,6 +123,8 @@ def test_forget_removes_a_person_everywhere_and_writes_a_receipt(workspace):
     with np.load(folder / "factors.npz") as f:
         assert not f["user_factors"][:2].any() and f["user_factors"][2:].all()
     assert verify_customers(settings, others[:1], _stores(settings), byte_search=False)["stores"]["consent"] == 1
+    listed = json.loads((settings.paths.reports_dir / "kpis" / "summary.json").read_text())
+    assert [r["customer_id"] for r in listed["top_customers"]] == others[:3] and listed["example"] == "(erased)"
 
 
 def test_tombstones_keep_old_files_from_bringing_the_person_back(workspace):

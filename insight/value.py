@@ -121,13 +121,15 @@ class ValueModel:
     def expected_purchases(self, summary: pd.DataFrame, horizon_days: float) -> np.ndarray:
         """Expected orders of each customer in the next ``horizon_days``: array of shape (n_customers,)."""
         t = horizon_days / self.time_unit_days
-        return np.asarray(self.purchases_model.conditional_expected_number_of_purchases_up_to_time(
-            t, summary["frequency"], summary["recency"], summary["T"]), dtype=np.float64)
+        with _quiet_numerics():
+            return np.asarray(self.purchases_model.conditional_expected_number_of_purchases_up_to_time(
+                t, summary["frequency"], summary["recency"], summary["T"]), dtype=np.float64)
 
     def p_alive(self, summary: pd.DataFrame) -> np.ndarray:
         """Probability that each customer is still a customer (BG/NBD), shape (n_customers,)."""
-        return np.asarray(self.purchases_model.conditional_probability_alive(
-            summary["frequency"], summary["recency"], summary["T"]), dtype=np.float64)
+        with _quiet_numerics():
+            return np.asarray(self.purchases_model.conditional_probability_alive(
+                summary["frequency"], summary["recency"], summary["T"]), dtype=np.float64)
 
     def expected_order_value(self, summary: pd.DataFrame) -> np.ndarray:
         """Expected value of each customer's future orders (Gamma-Gamma), shape (n_customers,)."""
@@ -185,20 +187,21 @@ def fit_value_model(summary: pd.DataFrame, time_unit_days: float = 7.0, penalize
         for coef in dict.fromkeys((penalizer, *(p for p in _PENALIZERS if p > penalizer))):
             tried.append(f"{kind} {coef:g}")
             try:
-                with contextlib.redirect_stdout(io.StringIO()) as said:  # lifetimes prints the optimiser's state
+                with contextlib.redirect_stdout(io.StringIO()) as said, _quiet_numerics():  # lifetimes prints
                     model = fitter(penalizer_coef=coef).fit(summary["frequency"], summary["recency"], summary["T"])
             except ConvergenceError:
                 logger.debug("lifetimes: %s", said.getvalue())
                 logger.info("%s did not converge with penalizer %g; trying a larger one", kind, coef)
                 continue
-            checks = [model.conditional_expected_number_of_purchases_up_to_time(
-                t, summary["frequency"], summary["recency"], summary["T"]) for t in (1.0, 13.0, 52.0)]
+            with _quiet_numerics():  # overflow on the way to a non-finite answer is checked just below
+                checks = [model.conditional_expected_number_of_purchases_up_to_time(
+                    t, summary["frequency"], summary["recency"], summary["T"]) for t in (1.0, 13.0, 52.0)]
             if all(np.isfinite(np.asarray(c, dtype=np.float64)).all() for c in checks):
                 purchases = model
                 break
             # BG/NBD's expectation for non-repeaters needs 2F1(.; a+b-1; .), which fails for a + b < 1:
             # the modified BG/NBD (dropout possible at the first purchase too) has no such term
-            logger.warning("%s gives non-finite predictions (a + b = %.3g): trying the modified BG/NBD", kind,
+            logger.info("%s gives non-finite predictions (a + b = %.3g): trying the modified BG/NBD", kind,
                            float(model.params_["a"] + model.params_["b"]))
             break
         if purchases is not None:
@@ -212,7 +215,8 @@ def fit_value_model(summary: pd.DataFrame, time_unit_days: float = 7.0, penalize
     spend = None
     if len(repeat) >= min_repeat_customers:
         try:
-            spend = GammaGammaFitter(penalizer_coef=penalizer).fit(repeat["frequency"], repeat["monetary_value"])
+            with contextlib.redirect_stdout(io.StringIO()), _quiet_numerics():
+                spend = GammaGammaFitter(penalizer_coef=penalizer).fit(repeat["frequency"], repeat["monetary_value"])
         except ConvergenceError:
             logger.warning("Gamma-Gamma did not converge: order value is the mean (%.2f)", mean_value)
     else:
@@ -220,6 +224,16 @@ def fit_value_model(summary: pd.DataFrame, time_unit_days: float = 7.0, penalize
                        len(repeat), mean_value)
     return ValueModel(purchases_model=purchases, spend_model=spend, time_unit_days=time_unit_days,
                       mean_order_value=mean_value, penalizer=penalizer, purchase_model=purchase_model_kind)
+
+
+@contextlib.contextmanager
+def _quiet_numerics():
+    """numpy and scipy overflow warnings off (a fit explores extreme parameters; results are checked)."""
+    import warnings
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 _PENALIZERS = (0.001, 0.01, 0.1, 1.0)

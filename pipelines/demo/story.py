@@ -140,6 +140,12 @@ def _story(run: DemoRun, reset: bool) -> None:
 
     _build(run)
 
+    with run.stage("insight", "Customer insight: KPIs, what customers write, customer value"):
+        from tenure.pipelines.demo.insight import insight_tour
+
+        summary["insight"] = insight_tour(settings, say)
+        run.claims["customer_values_fitted"] = summary["insight"]["value"]["customers"] > 0
+
     with run.stage("pipeline_break", "A broken upstream batch (amounts in cents): caught and quarantined"):
         from tenure.pipelines.demo.breakage import pipeline_break
 

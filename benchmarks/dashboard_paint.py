@@ -11,6 +11,7 @@ plus the latency and size of ``GET /dashboard/data``. Saves a screenshot (``--sc
 
     .venv/bin/python benchmarks/dashboard_paint.py --customers 100000          # the target's size
     .venv/bin/python benchmarks/dashboard_paint.py --customers 5000 --reuse    # small, on a busy machine
+    .venv/bin/python benchmarks/dashboard_paint.py --customers 100000 --panels-only --out benchmarks/results/dashboard_panels_100k.json
 
 Results: ``benchmarks/results/dashboard_paint.json`` with the load average before and after.
 """
@@ -61,6 +62,62 @@ def build(root: Path, customers: int, items: int, days: int, reuse: bool):
     return settings, [str(c) for c in shop.customers["customer_id"]], info
 
 
+def panel_costs(n: int, folder: Path, features: int = 32) -> dict:
+    """Seconds the service's background thread spends on the log-based panels for ``n`` scored customers.
+
+    Writes ``n`` churn records with the service's own ``PredictionLog`` (``features`` values each,
+    like a real line), then times reading them (:class:`ChurnLogTail`), the risk-band mix and value
+    at risk against ``n`` customer values. No service needed: this is the part that grows with
+    customers (the KPI report's cost is measured by ``benchmarks/kpi_recovery.py``).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from tenure.serving.dashboard_panels import ChurnLogTail, risk_mix, value_at_risk
+    from tenure.serving.prediction_log import PredictionLog
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    rng = np.random.default_rng(3)
+    proba = rng.beta(2, 5, n)
+    log = PredictionLog(folder, flush_s=3600)
+    now = datetime.now(UTC)
+    for i in range(n):
+        log.add({"kind": "churn", "request_id": "r", "logged_at": now.isoformat(timespec="milliseconds"),
+                 "customer_id": f"c{i:06d}", "model_version": "1",
+                 "features": {f"feature_{j}": float(j) for j in range(features)},
+                 "churn_probability": float(proba[i]),
+                 "risk_band": "high" if proba[i] >= 0.6 else "medium" if proba[i] >= 0.3 else "low"})
+    log.close()
+    size = sum(p.stat().st_size for p in folder.glob("*.jsonl"))
+    tail = ChurnLogTail(folder)
+    t0 = time.perf_counter()
+    read = tail.update()
+    read_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    risk_mix(tail, days=90)
+    mix_s = time.perf_counter() - t0
+    values = pd.DataFrame({"customer_id": [f"c{i:06d}" for i in range(n)], "expected_value": rng.gamma(2, 50, n),
+                           "p_alive": rng.random(n)})
+    t0 = time.perf_counter()
+    value_at_risk(values, tail.latest, lambda cid: cid, top=10)
+    var_s = time.perf_counter() - t0
+    return {"scores": read, "log_bytes": size, "read_log_s": round(read_s, 3),
+            "lines_per_s": round(read / read_s) if read_s else None, "risk_mix_s": round(mix_s, 4),
+            "value_at_risk_s": round(var_s, 3)}
+
+
+def fit_values(settings) -> float | None:
+    """Fit the insight room's customer value model when it is there (value at risk then has data); seconds."""
+    try:
+        from tenure.insight.value import fit_customer_values
+    except ImportError:
+        return None
+    t0 = time.perf_counter()
+    fit_customer_values(settings, track=False)
+    return round(time.perf_counter() - t0, 1)
+
+
 def score_everyone(url: str, ids: list[str], batch: int = 100, threads: int = 4) -> float:
     """``/churn-score`` for every customer in batches; returns the seconds it took."""
     import httpx
@@ -81,8 +138,10 @@ def wait_for_panels(url: str, scored: int, timeout_s: float) -> dict:
     while True:
         panels = httpx.get(f"{url}/dashboard/data", timeout=60).json()
         risk = panels["risk_mix"].get("data") or {}
+        values = panels["value_at_risk"]
         done = (all(p["status"] != "computing" for p in panels.values()) and panels["drift"]["status"] == "ok"
-                and risk.get("customers_scored", 0) >= scored)
+                and risk.get("customers_scored", 0) >= scored
+                and (values["status"] != "empty" or "no customer values" not in (values["message"] or "")))
         if done or time.monotonic() > deadline:
             return panels
         time.sleep(1.0)
@@ -113,7 +172,7 @@ def browser_loads(url: str, loads: int, screenshot: Path | None) -> list[dict]:
         raise SystemExit("Debian's chromium is needed: apt-get install -y chromium")
     out = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+        browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         context = browser.new_context(viewport={"width": 1400, "height": 900})
         for i in range(loads):
             page = context.new_page()
@@ -150,6 +209,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--loads", type=int, default=5, help="Page loads (the first with a cold cache).")
     parser.add_argument("--screenshot", type=Path, default=None, help="Save a screenshot of the last load here.")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--panels-only", action="store_true",
+                        help="Only time the log-based panels for --customers scored customers (no workspace, no browser).")
     args = parser.parse_args(argv)
 
     from workspace import write_config
@@ -157,6 +218,16 @@ def main(argv: list[str] | None = None) -> dict:
     from tenure.monitoring.runner import run_monitoring_pass
 
     load_before = os.getloadavg()
+    costs = panel_costs(args.customers, args.workspace.parent / "tenure-dashboard-bench-log")
+    print("log-based panels for", args.customers, "customers:", json.dumps(costs))
+    if args.panels_only:
+        result = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
+                  "load_average_before": [round(x, 2) for x in load_before],
+                  "load_average_after": [round(x, 2) for x in os.getloadavg()],
+                  "customers": args.customers, "panel_costs": costs}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2))
+        return result
     settings, ids, info = build(args.workspace, args.customers, args.items, args.days, args.reuse)
     config = write_config(settings, args.workspace / "tenure.yaml")
     for path in Path(settings.paths.prediction_log_dir).glob("churn-*.jsonl"):  # one scoring of everyone per run
@@ -170,6 +241,7 @@ def main(argv: list[str] | None = None) -> dict:
         t0 = time.perf_counter()
         run_monitoring_pass(settings)
         monitoring_s = time.perf_counter() - t0
+        values_s = fit_values(settings)
         t0 = time.perf_counter()
         panels = wait_for_panels(service.url, len(ids), timeout_s=900)
         panels_s = time.perf_counter() - t0
@@ -182,8 +254,8 @@ def main(argv: list[str] | None = None) -> dict:
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.machine(),
         "cpus": os.cpu_count(), "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "workspace": info, "service_ready_s": round(ready_s, 1), "score_everyone_s": round(scoring_s, 1),
-        "monitoring_pass_s": round(monitoring_s, 1), "panels_ready_after_s": round(panels_s, 1),
+        "workspace": info, "panel_costs": costs, "service_ready_s": round(ready_s, 1), "score_everyone_s": round(scoring_s, 1),
+        "monitoring_pass_s": round(monitoring_s, 1), "fit_values_s": values_s, "panels_ready_after_s": round(panels_s, 1),
         "panels": {name: {"status": p["status"], "compute_s": p.get("compute_s"), "message": p.get("message")}
                    for name, p in panels.items()},
         "customers_in_risk_mix": (panels["risk_mix"].get("data") or {}).get("customers_scored"),

@@ -74,7 +74,7 @@ def test_the_dashboard_draws_every_chart_with_data_in_a_real_browser(service, cl
     outside: list[str] = []
     page_errors: list[str] = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+        browser = pw.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
         try:
             context = browser.new_context(viewport={"width": 1400, "height": 900})
 

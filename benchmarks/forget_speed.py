@@ -61,7 +61,12 @@ def main() -> None:
     from tenure.features.ingest import IngestRun
     from tenure.features.simulator import simulate_shop, write_shop
     from tenure.features.snapshots import build_feature_tables
-    from tenure.privacy.erasure import forget_customers, verify_customers, workspace_files, workspace_stores
+    from tenure.privacy.erasure import (
+        forget_customers,
+        verify_customers,
+        workspace_files,
+        workspace_stores,
+    )
     from tenure.privacy.stores import Store
     from tenure.serving.erasure import serving_stores
     from tenure.settings import load_settings

@@ -110,8 +110,8 @@ def forget_online(store: feast.FeatureStore, customer_ids: Iterable[str]) -> int
                     break
     try:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # no copy of the old pages left in a WAL file
-    except Exception:  # noqa: BLE001  not in WAL mode: nothing to checkpoint
-        pass
+    except Exception as exc:  # noqa: BLE001  not in WAL mode: nothing to checkpoint
+        logger.debug("no WAL checkpoint of the online store: %s", exc)
     return removed
 
 

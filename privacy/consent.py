@@ -19,6 +19,7 @@ other scopes ``privacy.default_consent``.
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping
@@ -248,7 +249,7 @@ _FALSE = {"false", "no", "0", "withdrawn", "revoked", "opt_out", "opt-out"}
 
 def _changes_of(record: Mapping[str, Any], source: str) -> list[ConsentChange]:
     kind = record.get("event_type")
-    if kind not in (None, "", "consent") and not (isinstance(kind, float) and kind != kind):
+    if kind not in (None, "", "consent") and not (isinstance(kind, float) and math.isnan(kind)):
         raise ValueError(f"event_type must be 'consent', got {kind!r}")
     cid = record.get("customer_id")
     if cid is None or not str(cid).strip():
@@ -269,7 +270,7 @@ def _changes_of(record: Mapping[str, Any], source: str) -> list[ConsentChange]:
         raise ValueError(f"granted must be true/false (or status granted/withdrawn), got {value!r}")
     at = parse_time(record.get("at") or record.get("event_at"), "at")
     channel = record.get("channel")
-    channel = None if channel is None or (isinstance(channel, float) and channel != channel) else str(channel)
+    channel = None if channel is None or (isinstance(channel, float) and math.isnan(channel)) else str(channel)
     return [ConsentChange(str(cid).strip(), s, granted, at, channel, source) for s in scopes]
 
 

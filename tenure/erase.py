@@ -119,7 +119,7 @@ def byte_hits(paths: Iterable[Path], ids: Iterable[str]) -> dict[str, dict[str, 
         try:
             for start in range(0, len(files), 200):
                 done = subprocess.run([grep, "-aowFHZ", "-f", handle.name, "--", *files[start:start + 200]],
-                                      capture_output=True)
+                                      capture_output=True, check=False)  # 1 = no hit
                 if done.returncode > 1:
                     raise OSError(f"grep failed: {done.stderr.decode(errors='replace')[:200]}")
                 for line in done.stdout.splitlines():

@@ -30,9 +30,8 @@ def test_latest_decision_wins_and_history_is_kept(tmp_path):
 def test_history_is_append_only_and_erasure_removes_a_person(tmp_path):
     store = ConsentStore(tmp_path / "consent.sqlite")
     store.record([ConsentChange("c1", "marketing", False, _at(1)), ConsentChange("c2", "marketing", False, _at(1))])
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        with store._db:
-            store._db.execute("UPDATE consent_changes SET granted = 1")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"), store._db:
+        store._db.execute("UPDATE consent_changes SET granted = 1")
     assert store.forget(["c1"]) == 1
     assert store.count(["c1", "c2"]) == {"c2": 1}
     store.close()

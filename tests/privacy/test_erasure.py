@@ -10,6 +10,7 @@ files must not bring them back.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -105,7 +106,7 @@ def test_forget_removes_a_person_everywhere_and_writes_a_receipt(workspace):
                  "reports", "serving.event_log", "serving.prediction_log", "serving.dead_letters"):
         assert removed[name] > 0, name
     assert receipt["verification"]["clean"] and receipt["customers"] == 2
-    text = open(receipt["path"]).read()
+    text = Path(receipt["path"]).read_text()
     assert not any(f'"{cid}"' in text for cid in ids)  # the receipt names the person by a salted hash only
     assert len(receipt["subjects"]) == 2 and all(len(s) == 32 for s in receipt["subjects"])
     assert "next training" in receipt["models"] and receipt["tool_version"]

@@ -53,6 +53,7 @@ def test_consent_needs_a_key_and_a_known_scope(client, workspace, api_key):
 
 def test_delete_customer_erases_with_a_receipt_while_the_service_answers(client, workspace, api_key):
     import json
+    from pathlib import Path
 
     _, shop, _ = workspace
     active = [str(c) for c in shop.events["customer_id"].value_counts().index]
@@ -65,7 +66,7 @@ def test_delete_customer_erases_with_a_receipt_while_the_service_answers(client,
     receipt = answer.json()
     assert receipt["removed"]["tables"] > 0 and receipt["removed"]["feast_online"] > 0
     assert receipt["removed"]["serving.memory"] > 0 and receipt["remaining"] == {}
-    assert cid not in json.dumps(receipt) and cid not in open(receipt["receipt_path"]).read()
+    assert cid not in json.dumps(receipt) and cid not in Path(receipt["receipt_path"]).read_text()
     # the next requests no longer know the person; their events are refused
     assert client.post("/churn-score", json={"customer_ids": [cid]}).json()["results"][0]["status"] == "unknown_customer"
     assert client.post("/recommend", json={"customer_id": cid, "k": 3}).json()["strategy"] == "popular"

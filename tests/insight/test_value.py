@@ -118,3 +118,24 @@ def test_train_value_and_rank_an_audience_by_value_at_risk(trained_churn, churn_
     assert frame["value_at_risk"].iloc[0] > 0
     bad = cli("export", "audience", "--rank", "loyalty")
     assert bad.exit_code == 2 and "value_at_risk" in bad.output
+
+
+def test_the_service_reads_values_once_and_again_only_when_the_file_changes(tmp_path: Path):
+    import os
+
+    from tenure.serving.customer_values import CustomerValues
+
+    path = tmp_path / "customer_values.parquet"
+    values = CustomerValues(path, check_every_s=0.0)
+    assert values.get("a") is None  # no model yet: no expected_value
+    pd.DataFrame({"customer_id": ["a", "b"], "expected_value": [12.5, float("nan")]}).to_parquet(path)
+    assert values.get("a") == 12.5 and values.get("b") is None  # NaN is no value
+    pd.DataFrame({"customer_id": ["a"], "expected_value": [40.0]}).to_parquet(path)
+    os.utime(path, (1, 1))  # a different modification time: read again
+    assert values.get("a") == 40.0
+    slow = CustomerValues(path, check_every_s=3600.0)
+    pd.DataFrame({"customer_id": ["a"], "expected_value": [99.0]}).to_parquet(path)
+    assert slow.get("a") == 40.0  # not looked at again within the hour: no file read per request
+    path.write_bytes(b"not parquet")
+    os.utime(path, (2, 2))
+    assert values.get("a") == 40.0  # a broken file keeps the previous values

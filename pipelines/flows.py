@@ -239,6 +239,13 @@ def score_step(settings: Settings, k: int | None = None) -> StepOutput:
     from tenure.pipelines.scoring import batch_score, write_scores
 
     k = settings.recommender.k if k is None else k
+    if settings.compute.engine == "dask":  # the same scores, partitioned on the cluster
+        from tenure.pipelines.cluster_steps import score_on_cluster
+
+        summary, paths = score_on_cluster(settings, k)
+        return StepOutput(rows={"customers_scored": summary["customers_scored"],
+                                **{f"risk_{b}": n for b, n in summary["bands"].items()}},
+                          details={"paths": paths, "churn_model_version": summary["churn_model_version"]})
     frame = batch_score(settings, k=k)
     paths = write_scores(settings, frame)
     bands = frame["risk_band"].value_counts().to_dict() if len(frame) else {}

@@ -13,8 +13,11 @@ detected in the first window, delay (windows), whether the alert named the right
 and CBPE's estimated ROC-AUC against the realised one at the horizon (labels 30 days later).
 Quiet windows: the no-drift world's weekly cut-offs after the reference (false alarms).
 
-*Seasonality*: 540 days with a yearly cycle (peak on day 0); the reference pools monthly cut-offs
-of the first year (it covers the cycle); windows in the second year must not alarm.
+*Seasonality*: 960 days with a yearly cycle (peak on day 0); the reference pools monthly cut-offs
+of the second year (it covers the cycle, and every 365-day look-back is full); windows in the
+third year must not alarm. A no-season control with the same design separates ageing from season,
+a one-cut-off reference shows what happens when the reference does not cover the cycle, and a
+"same season last year" reference pools the cut-offs 365 +/- 14 days before each window.
 
 *Pipeline breaks* (nulls, units, renamed_category, duplicate_events, timezone_shift): a workspace
 ingests the history before the change, then the first week after it, broken, through the real
@@ -24,6 +27,7 @@ the same ingestion (they must not be quarantined).
 
     .venv/bin/python benchmarks/drift_kinds.py                       # held-out seeds 111-113
     .venv/bin/python benchmarks/drift_kinds.py --seeds 211 212       # tuning seeds
+    .venv/bin/python benchmarks/drift_kinds.py --speed 100000        # the new checks' seconds at 100k customers
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--windows", type=int, default=2, help="weekly windows after the change")
     p.add_argument("--seeds", type=int, nargs="*", default=list(REPORT_SEEDS))
     p.add_argument("--skip", nargs="*", default=[], choices=["world", "seasonality", "pipeline"])
+    p.add_argument("--speed", type=int, default=0, metavar="CUSTOMERS",
+                   help="only time the new checks on a shop of this many customers (-> drift_kinds_speed.json)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "drift_kinds.json")
     return p.parse_args(argv)
 
@@ -215,6 +221,9 @@ def world_seed(seed, args, monitoring):
 
 # ----------------------------------------------------------------------------- seasonality
 def seasonal_seed(seed, args, monitoring):
+    """Windows in the third year against a reference pooled over the second (a whole cycle, full
+    365-day look-backs), for the seasonal world and a no-season control; and against one cut-off
+    just before the windows (a reference that does not cover the cycle)."""
     import pandas as pd
 
     from tenure.features.customer_features import (
@@ -222,25 +231,37 @@ def seasonal_seed(seed, args, monitoring):
         CUSTOMER_NUMERIC_FEATURES,
     )
     from tenure.features.sim_drift import simulate_drifted_shop
+    from tenure.features.simulator import simulate_shop
     from tenure.monitoring.drift import drift_report
     from tenure.monitoring.policy import decide_retrain
 
     numeric, categorical = list(CUSTOMER_NUMERIC_FEATURES), list(CUSTOMER_CATEGORICAL_FEATURES)
     start = pd.Timestamp("2026-01-01", tz="UTC")
-    shop, _ = simulate_drifted_shop(args.customers, args.items, 540, seed, "seasonality", 0)
-    ref_days = list(range(30, 361, 30))
-    cur_days = [400, 440, 480, 520]
-    f = _features(shop, ref_days + cur_days, start)
-    pooled = pd.concat([f[t].sample(n=min(len(f[t]), 400), random_state=seed) for t in ref_days], ignore_index=True)
+    days = 960
+    ref_days = list(range(400, 761, 30))
+    cur_days = [800, 840, 880, 920]  # towards the trough on day 912
+    worlds = {"seasonal": simulate_drifted_shop(args.customers, args.items, days, seed, "seasonality", 0)[0],
+              "no season (control)": simulate_shop(args.customers, args.items, days, seed)}
+    last_year = {d: [d - 365 - 14, d - 365, d - 365 + 14] for d in cur_days}
     out = []
-    for label, reference in (("pooled year", pooled), ("one cut-off (day 360)", f[360])):
-        for day in cur_days:
-            summary, _ = drift_report(reference, f[day], numeric, categorical, monitoring)
-            decision = decide_retrain(drift_share=summary.drift_share, drifted=summary.drifted, auc_drop=None,
-                                      model_age_days=None, settings=monitoring, last_retrain_at=None,
-                                      now=datetime.now(UTC), dry_run=True)
-            out.append({"seed": seed, "reference": label, "day": day, "drift_share": summary.drift_share,
-                        "drifted": summary.drifted, "alarm": decision.triggered})
+    for world, shop in worlds.items():
+        extra = sorted({x for v in last_year.values() for x in v}) if world == "seasonal" else []
+        f = _features(shop, sorted(set(ref_days + cur_days + extra)), start)
+        pooled = pd.concat([f[t].sample(n=min(len(f[t]), 300), random_state=seed) for t in ref_days],
+                           ignore_index=True)
+        references = [("pooled year", pooled)] + ([("one cut-off (day 760)", f[760]), ("same season last year", None)]
+                                                  if world == "seasonal" else [])
+        for label, fixed in references:
+            for day in cur_days:
+                reference = fixed if fixed is not None else pd.concat(
+                    [f[t].sample(n=min(len(f[t]), 800), random_state=seed) for t in last_year[day]], ignore_index=True)
+                summary, _ = drift_report(reference, f[day], numeric, categorical, monitoring)
+                decision = decide_retrain(drift_share=summary.drift_share, drifted=summary.drifted, auc_drop=None,
+                                          model_age_days=None, settings=monitoring, last_retrain_at=None,
+                                          now=datetime.now(UTC), dry_run=True)
+                out.append({"seed": seed, "world": world, "reference": label, "day": day,
+                            "drift_share": summary.drift_share, "drifted": summary.drifted,
+                            "alarm": decision.triggered})
     return out
 
 
@@ -335,8 +356,10 @@ def summarise(world, seasonal, pipeline, pipeline_truth):
     quiet_errs = [abs(r["estimated_on_labelled"] - r["realised_roc_auc"]) for r in quiet
                   if r["realised_roc_auc"] is not None and r["estimated_on_labelled"] is not None]
     covariate = [row["cbpe_mae"] for row in table if row["kind"] != "concept" and row["cbpe_mae"] is not None]
-    pooled = [r for r in seasonal if r["reference"] == "pooled year"]
-    single = [r for r in seasonal if r["reference"] != "pooled year"]
+    pooled = [r for r in seasonal if r["reference"] == "pooled year" and r["world"] == "seasonal"]
+    control = [r for r in seasonal if r["reference"] == "pooled year" and r["world"] != "seasonal"]
+    single = [r for r in seasonal if r["reference"].startswith("one cut-off")]
+    same = [r for r in seasonal if r["reference"] == "same season last year"]
     pipe = {}
     for kind in sorted({r["kind"] for r in pipeline}):
         recs = [r for r in pipeline if r["kind"] == kind]
@@ -355,6 +378,11 @@ def summarise(world, seasonal, pipeline, pipeline_truth):
                   "cbpe_mae": float(np.mean(quiet_errs)) if quiet_errs else None},
         "seasonal": {"windows_pooled_reference": len(pooled), "false_alarms_pooled_reference": sum(r["alarm"] for r in pooled),
                      "drift_share_pooled": [round(r["drift_share"], 3) for r in pooled],
+                     "windows_same_season_reference": len(same),
+                     "false_alarms_same_season_reference": sum(r["alarm"] for r in same),
+                     "drift_share_same_season": [round(r["drift_share"], 3) for r in same],
+                     "windows_control": len(control), "false_alarms_control": sum(r["alarm"] for r in control),
+                     "drift_share_control": [round(r["drift_share"], 3) for r in control],
                      "windows_single_reference": len(single), "alarms_single_reference": sum(r["alarm"] for r in single),
                      "drift_share_single": [round(r["drift_share"], 3) for r in single]},
         "pipeline": pipe,
@@ -364,11 +392,64 @@ def summarise(world, seasonal, pipeline, pipeline_truth):
     }
 
 
+def speed(customers: int, days: int = 63) -> dict:
+    """Seconds of the new checks at scale: batch quality (a week vs the 28 days before), event-level
+    shifts, and CBPE on ``customers`` probabilities (reference of the same size)."""
+    import numpy as np
+    import pandas as pd
+
+    from tenure.features.quality import check_events_batch
+    from tenure.features.simulator import simulate_shop
+    from tenure.monitoring.estimation import estimate_performance
+    from tenure.monitoring.event_drift import event_drift
+    from tenure.settings import Settings
+
+    settings = Settings()
+    t = time.perf_counter()
+    import scipy.stats  # noqa: F401  (loaded by Evidently in a monitoring pass anyway)
+    import sklearn.isotonic  # noqa: F401
+
+    imports_s = time.perf_counter() - t
+    t = time.perf_counter()
+    shop = simulate_shop(customers, max(100, customers // 20), days, 7)
+    simulate_s = time.perf_counter() - t
+    ev = shop.events
+    end = ev["event_at"].min().normalize() + pd.Timedelta(days=days)
+    cut = end - pd.Timedelta(days=7)
+    batch = ev[ev["event_at"] >= cut]
+    base = ev[(ev["event_at"] < cut) & (ev["event_at"] >= cut - pd.Timedelta(days=28))]
+    t = time.perf_counter()
+    report = check_events_batch(batch, base, settings.quality)
+    quality_s = time.perf_counter() - t
+    t = time.perf_counter()
+    shifts = event_drift(ev, end, 7, 28, settings.monitoring)
+    event_s = time.perf_counter() - t
+    rng = np.random.default_rng(0)
+    ref_p = rng.beta(1, 5, customers)
+    ref_y = rng.random(customers) < ref_p
+    t = time.perf_counter()
+    est = estimate_performance(rng.beta(1, 5, customers), ref_p, ref_y, 0.8)
+    cbpe_s = time.perf_counter() - t
+    return {"customers": customers, "events": len(ev), "batch_rows": len(batch), "baseline_rows": len(base),
+            "imports_s (scipy.stats, sklearn; once per process)": round(imports_s, 1),
+            "simulate_s": round(simulate_s, 1), "quality_check_s": round(quality_s, 2),
+            "event_drift_s": round(event_s, 2), "cbpe_s": round(cbpe_s, 3), "quality_broken": report.broken,
+            "event_alarms": [x.signal for x in shifts if x.alarm], "estimated_roc_auc": round(est["estimated_roc_auc"], 3)}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import logging
 
-    logging.disable(logging.WARNING)
+    logging.disable(logging.ERROR)
+    if args.speed:
+        load = os.getloadavg()
+        result = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"), "load_average_before": load,
+                  **speed(args.speed), "load_average_after": os.getloadavg()}
+        out = args.out.with_name("drift_kinds_speed.json")
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result, indent=2))
+        return 0
     from tenure.features.sim_drift import PIPELINE_KINDS, drift_truth
     from tenure.settings import Settings
 

@@ -120,27 +120,29 @@ def check_events_batch(
         return report
     report.findings.extend(_duplicates(batch, base, settings))
     report.findings.extend(_time_skew(batch, base, settings))
-    report.findings.extend(_missing(batch, base, settings))
-    report.findings.extend(_ranges(batch, base, settings))
+    cols = ["event_type", *(c for c in _OPTIONAL if c in batch.columns and c in base.columns)]
+    segments = list(_segments(batch[cols], base[cols], settings.min_rows))  # once, only the checked columns
+    report.findings.extend(_missing(segments, settings))
+    report.findings.extend(_ranges(segments, settings))
     report.findings.extend(_categories(batch, base, settings))
     return report
 
 
 def _segments(batch: pd.DataFrame, base: pd.DataFrame, min_rows: int):
     """(event type, batch rows, baseline rows) for event types with enough rows in both."""
-    b_types = batch["event_type"].astype(str)
-    r_types = base["event_type"].astype(str)
-    for etype, n in b_types.value_counts().items():
+    b_types = batch["event_type"].to_numpy()
+    r_types = base["event_type"].to_numpy()
+    for etype, n in batch["event_type"].value_counts().items():
         if n < min_rows:
             continue
-        ref = base[(r_types == etype).to_numpy()]
+        ref = base[r_types == etype]
         if len(ref) >= min_rows:
-            yield etype, batch[(b_types == etype).to_numpy()], ref
+            yield str(etype), batch[b_types == etype], ref
 
 
-def _missing(batch: pd.DataFrame, base: pd.DataFrame, settings) -> list[QualityFinding]:
+def _missing(segments, settings) -> list[QualityFinding]:
     out = []
-    for etype, cur, ref in _segments(batch, base, settings.min_rows):
+    for etype, cur, ref in segments:
         for col in _OPTIONAL:
             if col not in cur.columns or col not in ref.columns:
                 continue
@@ -152,9 +154,9 @@ def _missing(batch: pd.DataFrame, base: pd.DataFrame, settings) -> list[QualityF
     return out
 
 
-def _ranges(batch: pd.DataFrame, base: pd.DataFrame, settings) -> list[QualityFinding]:
+def _ranges(segments, settings) -> list[QualityFinding]:
     out = []
-    for etype, cur, ref in _segments(batch, base, settings.min_rows):
+    for etype, cur, ref in segments:
         for col in _NUMERIC:
             if col not in cur.columns:
                 continue
@@ -178,12 +180,13 @@ def _categories(batch: pd.DataFrame, base: pd.DataFrame, settings) -> list[Quali
     for col in _CATEGORICAL:
         if col not in batch.columns or col not in base.columns:
             continue
-        cur = batch[col].dropna().astype(str)
-        ref = base[col].dropna().astype(str)
+        cur = batch[col].dropna()
+        ref = base[col].dropna()
         if len(cur) < settings.min_rows or len(ref) < settings.min_rows:
             continue
         before = ref.value_counts(normalize=True)
         now = cur.value_counts(normalize=True)
+        before.index, now.index = before.index.astype(str), now.index.astype(str)
         new = now[~now.index.isin(before.index)]
         # a category the baseline had at >= 5 % that the batch should hold >= 5 times and holds 0
         gone = before[(before >= _MIN_BASELINE_SHARE) & (before * len(cur) >= 5) & ~before.index.isin(now.index)]
@@ -200,14 +203,19 @@ def _duplicates(batch: pd.DataFrame, base: pd.DataFrame, settings) -> list[Quali
     key = [c for c in _DUP_KEY if c in batch.columns]
     if len(batch) < settings.min_rows or not all(c in base for c in key):
         return []
-    dup = float(batch.duplicated(subset=key).mean())
-    before = float(base.duplicated(subset=key).mean())
+    dup = float(_row_hashes(batch, key).duplicated().mean())
+    before = float(_row_hashes(base, key).duplicated().mean())
     if dup - before > settings.max_duplicate_share:
         return [QualityFinding(
             "events", "event_id", "duplicates", None, dup, before + settings.max_duplicate_share,
             f"{dup:.0%} of events repeat another event's {', '.join(key)} under a new event_id "
             f"(was {before:.1%}): a re-sent batch")]
     return []
+
+
+def _row_hashes(frame: pd.DataFrame, key: list[str]) -> pd.Series:
+    """One uint64 hash per row of ``frame[key]`` (duplicates found on integers, not object tuples)."""
+    return pd.util.hash_pandas_object(frame[key], index=False)
 
 
 def _leads(frame: pd.DataFrame, min_rows: int) -> dict[str, float]:

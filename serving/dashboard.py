@@ -110,7 +110,7 @@ def dashboard_app() -> Starlette:
             served, ref = _service_hooks()
             data = DashboardData(settings, served, ref)
             data.start()
-        state["data"] = data
+        state["data"] = app.state.dashboard_data = data  # tests wait for its thread through app.state
         try:
             yield
         finally:

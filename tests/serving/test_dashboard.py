@@ -196,9 +196,16 @@ def app_client(make_settings, monkeypatch, tmp_path):
 
         config.write_text(yaml.safe_dump(values))
         monkeypatch.setenv("TENURE_CONFIG", str(config))
-        return TestClient(dashboard_app())
+        app = dashboard_app()
+        apps.append(app)
+        return TestClient(app)
 
-    return start
+    apps: list = []
+    yield start
+    for app in apps:  # the panels' thread may still be opening MLflow's store: let it end before other tests
+        data = getattr(app.state, "dashboard_data", None)
+        if data is not None:
+            data.stop(timeout_s=120)
 
 
 def test_reads_need_the_key_as_header_or_basic_password(app_client):

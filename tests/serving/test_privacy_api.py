@@ -53,6 +53,8 @@ def test_consent_needs_a_key_and_a_known_scope(client, workspace, api_key):
 
 def test_delete_customer_erases_with_a_receipt_while_the_service_answers(client, workspace, api_key):
     import json
+    import threading
+    import time
     from pathlib import Path
 
     _, shop, _ = workspace
@@ -61,7 +63,26 @@ def test_delete_customer_erases_with_a_receipt_while_the_service_answers(client,
     cid = [c for c in active if c in consenting][-3]  # a quiet customer: no other test scores it
     assert client.post("/churn-score", json={"customer_ids": [cid]}).json()["results"][0]["status"] == "ok"
     assert client.delete(f"/customers/{cid}").status_code == 401
-    answer = client.delete(f"/customers/{cid}", headers={"X-API-Key": api_key})
+    other = [c for c in active if c in consenting][-4]
+    statuses: list[int] = []
+    done = threading.Event()
+
+    def keep_asking() -> None:  # ~100 req/s of /churn-score while the erasure runs
+        import httpx
+
+        with httpx.Client(base_url=str(client.base_url), timeout=10) as c:
+            while not done.is_set():
+                statuses.append(c.post("/churn-score", json={"customer_ids": [other]}).status_code)
+                time.sleep(0.01)
+
+    asker = threading.Thread(target=keep_asking)
+    asker.start()
+    try:
+        answer = client.delete(f"/customers/{cid}", headers={"X-API-Key": api_key})
+    finally:
+        done.set()
+        asker.join()
+    assert statuses and set(statuses) == {200}, f"{len(statuses)} requests during the erasure: {set(statuses)}"
     assert answer.status_code == 200, answer.text
     receipt = answer.json()
     assert receipt["removed"]["tables"] > 0 and receipt["removed"]["feast_online"] > 0

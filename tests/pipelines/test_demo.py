@@ -40,6 +40,8 @@ def test_demo_summary_claims(small_demo) -> None:
         "the alert names the feature the simulator changed (new acquisition channel), not only recency"
     assert claims["retrain_decision"], "monitoring recorded a retrain decision"
     assert claims["served_new_champion"] is True, "after /admin/reload the service serves the final champion"
+    assert claims["consent_withdrawal_seen"] is True, "a withdrawal through POST /consent changes the next /recommend"
+    assert claims["erasure_clean"] is True, "DELETE /customers/{id} leaves nothing of the person (its receipt)"
     assert set(summary["timings_s"]) >= {"generate", "ingest", "features", "train", "serve", "quiet", "replay", "monitor"}
 
 

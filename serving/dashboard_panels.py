@@ -413,7 +413,12 @@ def champions(settings: Any, served: dict[str, str | None]) -> dict[str, Any]:
     """The ``champions`` panel: each model's champion (version, age, metrics, the gate's last verdict)
     beside the version this service has loaded."""
     from tenure.registry.champion import RUNTIME_LOADERS, ModelCache, NoChampionError
+    from tenure.serving.model_store import RegistryUnavailable, check_registry_reachable
 
+    try:  # as the service does: never create an empty SQLite registry (a first training may be creating it)
+        check_registry_reachable(settings.mlflow.tracking_uri, settings.serving.registry_timeout_s)
+    except RegistryUnavailable as exc:
+        return panel("champions", "empty", {"models": []}, str(exc))
     cache = ModelCache.from_settings(settings)
     rows = []
     for kind in RUNTIME_LOADERS:  # every kind of model the registry loads (churn, recommender, ...)

@@ -269,3 +269,13 @@ def test_experiment_rows_come_from_the_experiments_rooms_own_report(make_setting
     offer = arms["offer"]
     assert offer["difference"] == pytest.approx(offer["rate"] - arms["control"]["rate"])
     assert offer["difference_low"] < 0.2 < offer["difference_high"] and offer["significant"]
+
+
+def test_the_champions_panel_never_creates_a_registry(make_settings):
+    from tenure.serving.dashboard_panels import champions
+
+    settings = make_settings()
+    database = Path(settings.mlflow.tracking_uri.removeprefix("sqlite:///"))
+    answer = champions(settings, {})
+    assert answer["status"] == "empty" and "does not exist yet" in answer["message"]
+    assert not database.exists()  # a training starting now may create and migrate it undisturbed

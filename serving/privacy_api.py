@@ -45,7 +45,8 @@ class ForgetResponse(BaseModel):
     """The erasure receipt (no raw id: ``subject`` is a salted hash)."""
 
     receipt_id: str
-    subject: str = Field(..., description="Salted hash of the customer id (the tombstone).")
+    subject: str = Field(..., description="Salted hash of the (first) customer id (the tombstone).")
+    subjects: list[str] = Field(default_factory=list, description="Salted hashes of every erased customer, in order.")
     removed: dict[str, int] = Field(..., description="Records removed per store.")
     remaining: dict[str, int] = Field(default_factory=dict, description="Records still found per store (should be empty).")
     seconds: float
@@ -77,15 +78,25 @@ def customer_id_of(path: str) -> str | None:
 
 def receipt_response(receipt: dict[str, Any]) -> ForgetResponse:
     """The HTTP answer of an erasure from its receipt."""
-    return ForgetResponse(receipt_id=receipt["receipt_id"], subject=receipt["subjects"][0],
+    return ForgetResponse(receipt_id=receipt["receipt_id"], subject=receipt["subjects"][0], subjects=receipt["subjects"],
                           removed={k: v["removed"] for k, v in receipt["stores"].items() if v["removed"]},
                           remaining={k: v for k, v in receipt.get("verification", {}).get("remaining", {}).items() if v},
                           seconds=receipt["seconds"], receipt_path=receipt["path"])
 
 
+MAX_FORGET_BATCH = 1000
+"""Most customers of one ``POST /customers/forget``."""
+
+
 def forget_app():
-    """The ASGI app mounted at ``/customers``: ``DELETE /customers/{id}`` erases one customer (API key:
-    the guard checks it, as for every write route) and answers with the receipt."""
+    """The ASGI app mounted at ``/customers`` (API key: the guard checks it, as for every write route).
+
+    - ``DELETE /customers/{id}`` erases one customer and answers with the receipt. The id is in
+      the URL, so BentoML's per-path request metrics (``<data_dir>/state/bentoml``, cleared at
+      each start) and any proxy's access log keep it;
+    - ``POST /customers/forget {"customer_ids": [...]}`` does the same for up to 1,000 customers
+      with the ids in the body only (the route to use when URLs are logged).
+    """
     import anyio.to_thread
     import bentoml
     from starlette.applications import Starlette
@@ -101,4 +112,20 @@ def forget_app():
         receipt = await anyio.to_thread.run_sync(service.forget_customers, [cid])
         return JSONResponse(receipt_response(receipt).model_dump())
 
-    return Starlette(routes=[Route("/{customer_id:path}", delete_customer, methods=["DELETE"])])
+    async def forget_customers(request):
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        ids = body.get("customer_ids") if isinstance(body, dict) else None
+        if (not isinstance(ids, list) or not 0 < len(ids) <= MAX_FORGET_BATCH
+                or not all(isinstance(c, str) and 0 < len(c.strip()) and len(c) <= ID_MAX for c in ids)):
+            return JSONResponse({"error": f"send {{\"customer_ids\": [...]}}: 1 to {MAX_FORGET_BATCH} non-empty ids "
+                                          f"of at most {ID_MAX} characters",
+                                 "detail": [{"loc": ["body", "customer_ids"], "msg": "invalid"}]}, status_code=400)
+        service = bentoml.get_current_service()
+        receipt = await anyio.to_thread.run_sync(service.forget_customers, ids)
+        return JSONResponse(receipt_response(receipt).model_dump())
+
+    return Starlette(routes=[Route("/forget", forget_customers, methods=["POST"]),
+                             Route("/{customer_id:path}", delete_customer, methods=["DELETE"])])

@@ -94,3 +94,18 @@ def test_delete_customer_erases_with_a_receipt_while_the_service_answers(client,
     events = client.post("/events", headers={"X-API-Key": api_key}, json={"events": [
         {"event_id": f"after-erasure-{cid}", "customer_id": cid, "event_at": "2026-05-01T10:00:00Z", "event_type": "session"}]})
     assert events.json()["results"][0]["status"] == "rejected"
+
+
+def test_forget_in_a_batch_keeps_ids_out_of_the_url(client, workspace, api_key):
+    _, shop, _ = workspace
+    active = [str(c) for c in shop.events["customer_id"].value_counts().index]
+    ids = active[-8:-6]  # quiet customers no other test uses
+    assert client.post("/customers/forget", json={"customer_ids": ids}).status_code == 401
+    bad = client.post("/customers/forget", json={"customer_ids": []}, headers={"X-API-Key": api_key})
+    assert bad.status_code == 400 and "customer_ids" in bad.text
+    answer = client.post("/customers/forget", json={"customer_ids": ids}, headers={"X-API-Key": api_key})
+    assert answer.status_code == 200, answer.text
+    receipt = answer.json()
+    assert len(receipt["subjects"]) == 2 and receipt["remaining"] == {} and receipt["removed"]["tables"] > 0
+    results = client.post("/churn-score", json={"customer_ids": ids}).json()["results"]
+    assert [r["status"] for r in results] == ["unknown_customer", "unknown_customer"]

@@ -243,6 +243,82 @@ def learned_blend_scores(
     return np.asarray(score, dtype=np.float32)
 
 
+class OwnItemBlend:
+    """The learned blend of :func:`learned_blend_scores` with its request-independent parts done once.
+
+    Built at model load from every customer's purchases and timing: per bought customer-item
+    pair (in the order of the purchases CSR), the columns, the weighted frequency, item repeat
+    rate and "bought" terms, the last purchase day and the interval of the timing score; and
+    the weighted popularity row. A request then only computes recency and timing (they depend
+    on "now") on the customer's own slice of these arrays, with the same operations in the same
+    order as :func:`learned_blend_scores`, so the scores are identical to it.
+
+    Parameters
+    ----------
+    purchases:
+        CSR matrix (customers x items) of purchase counts.
+    timing:
+        The repurchase timing of the same customers.
+    popularity01:
+        Array (items,) of popularity scaled to [0, 1].
+    coefficients:
+        The learned weights of :data:`BLEND_FEATURES`.
+    """
+
+    def __init__(self, purchases: sp.csr_matrix, timing: RepurchaseTiming, popularity01: np.ndarray,
+                 coefficients: dict[str, float]) -> None:
+        w = {name: float(coefficients.get(name, 0.0)) for name in BLEND_FEATURES}
+        self.w_als, self.w_recency, self.w_timing, self.w_bought = w["als"], w["recency"], w["timing"], w["bought"]
+        self.popularity_term = (np.float32(w["popularity"]) * np.asarray(popularity01, dtype=np.float32)
+                                if w["popularity"] else None)
+        p = purchases.tocsr()
+        keep = p.data > 0
+        rows = np.repeat(np.arange(p.shape[0]), np.diff(p.indptr))[keep]
+        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=p.shape[0]))]).astype(np.int64)
+        self.cols = p.indices[keep].astype(np.int64)
+        counts = p.data[keep].astype(np.float64)
+        top = np.zeros(p.shape[0])
+        np.maximum.at(top, rows, counts)
+        self.frequency_term = w["frequency"] * (np.log1p(counts) / np.log1p(top[rows]))
+        self.repeat_term = w["item_repeat"] * timing.item_repeat_rate[self.cols].astype(np.float64)
+        if len(rows):
+            self.last = np.asarray(timing.last_bought[rows, self.cols], dtype=np.float64).ravel()
+            gap = np.asarray(timing.pair_interval[rows, self.cols], dtype=np.float64).ravel()
+        else:
+            self.last = gap = np.empty(0)
+        self.has = self.last > 0
+        interval = np.where(gap > 0, gap, timing.item_interval[self.cols])
+        self.ok = self.has & np.isfinite(interval) & (interval > 0)
+        self.safe_interval = np.where(self.ok, interval, 1.0)
+        self.scale = max(float(timing.recency_scale_days), 1e-6)
+
+    def scores(self, als_scores: np.ndarray, rows: np.ndarray, now_days: float) -> np.ndarray:
+        """Blend scores (len(rows) x items, float32) of these customer rows at ``now_days``."""
+        score = self.w_als * normalise_rows(np.asarray(als_scores, dtype=np.float32))
+        if self.popularity_term is not None:
+            score += self.popularity_term[None, :]
+        starts, ends = self.indptr[rows], self.indptr[np.asarray(rows) + 1]
+        if len(rows) == 1:
+            at = slice(int(starts[0]), int(ends[0]))
+            batch_rows = np.zeros(int(ends[0] - starts[0]), dtype=np.int64)
+        else:
+            sizes = ends - starts
+            batch_rows = np.repeat(np.arange(len(rows)), sizes)
+            at = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes) + np.repeat(starts, sizes)
+        last, has, ok = self.last[at], self.has[at], self.ok[at]
+        if not len(last):
+            return np.asarray(score, dtype=np.float32)
+        elapsed = np.where(has, np.clip(now_days - last, 0.0, None), np.inf)
+        recency = np.where(has, np.power(0.5, np.minimum(elapsed, 1e9) / self.scale), 0.0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ratio = np.where(ok, elapsed / self.safe_interval[at], 1.0)
+        due = np.where(ok, np.exp(-0.5 * (np.log(np.clip(ratio, 1e-3, 1e6)) / TIMING_WIDTH) ** 2), 0.0)
+        # the order of learned_blend_scores' sum over OWN_ITEM_FEATURES, so the floats are the same
+        own = self.frequency_term[at] + self.w_recency * recency + self.w_timing * due + self.repeat_term[at] + self.w_bought
+        score[batch_rows, self.cols[at]] += own.astype(np.float32)
+        return np.asarray(score, dtype=np.float32)
+
+
 def mode_scores(als_scores: np.ndarray, purchases: sp.csr_matrix, mode: str, blend_weight: float) -> np.ndarray:
     """Final scores of ``mode`` from ALS scores and purchase counts (the blend without timing).
 
@@ -277,12 +353,15 @@ def top_k(
     exclude: sp.csr_matrix | None = None,
     allowed: np.ndarray | None = None,
     overwrite: bool = False,
+    blocked: np.ndarray | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Best ``k`` columns of each row of ``scores`` (n x items), best first.
 
     ``exclude`` (CSR, n x items): non-zero entries are never returned; ``allowed``
-    (bool array, items): only these columns may be returned. Rows with fewer candidates
-    return fewer items. ``overwrite`` lets the function mask ``scores`` in place.
+    (bool array, items): only these columns may be returned; ``blocked`` (int array): columns
+    never returned (``~allowed`` computed once by a caller that filters the same way often).
+    Rows with fewer candidates return fewer items. ``overwrite`` lets the function mask
+    ``scores`` in place.
 
     Returns
     -------
@@ -295,6 +374,8 @@ def top_k(
     n, m = scores.shape
     if allowed is not None and not allowed.all():
         scores[:, ~allowed] = -np.inf
+    if blocked is not None and len(blocked):
+        scores[:, blocked] = -np.inf
     if exclude is not None and exclude.nnz:
         exclude = exclude.tocsr()
         row_of = np.repeat(np.arange(n), np.diff(exclude.indptr))
@@ -392,14 +473,49 @@ def explain_contributions(
             conf_pad = np.where(inside, conf_all[pos] if len(conf_all) else 0.0, 0.0)
             _explain_woodbury(yz, pz, own_pad, conf_pad, rec_pad[rows], rows, item_cols, n, out)
     for r in big:
-        own = indices[indptr[r]:indptr[r + 1]]
-        conf = conf_all[indptr[r]:indptr[r + 1]]
-        y = item_factors[own].astype(np.float64)
-        a = base + (y * (conf - 1.0)[:, None]).T @ y
-        w = np.linalg.solve(a, item_factors[item_cols[r]].astype(np.float64).T)
-        contrib = ((y @ w) * conf[:, None])[None]
-        _top_contributors(contrib, own[None], [r], item_cols, n, out)
+        _explain_direct(item_factors, base, indices[indptr[r]:indptr[r + 1]], conf_all[indptr[r]:indptr[r + 1]],
+                        r, item_cols, n, out)
     return out
+
+
+def explain_one(
+    item_factors: np.ndarray,
+    base: np.ndarray,
+    padded: tuple[np.ndarray, np.ndarray],
+    own: np.ndarray,
+    weights: np.ndarray,
+    alpha: float,
+    cols: np.ndarray,
+    n: int = 3,
+) -> list[list[int]]:
+    """:func:`explain_contributions` for one customer, from their row's arrays (no CSR built).
+
+    ``own`` / ``weights``: the item columns and confidence of the customer's row (as stored);
+    ``base``: ``YtY + reg I``; ``padded``: as for :func:`explain_contributions`. The same
+    operations as :func:`explain_contributions` on a one-row matrix, so the same answer.
+    """
+    out: list[list[list[int]]] = [[[] for _ in cols]]
+    keep = weights > 0  # only positive confidence contributes (as in implicit)
+    if not keep.all():
+        own, weights = own[keep], weights[keep]
+    if len(cols) == 0 or len(own) == 0:
+        return out[0]
+    conf = alpha * weights.astype(np.float64)
+    if len(own) <= base.shape[0]:
+        _explain_woodbury(padded[0], padded[1], own[None], conf[None], np.asarray(cols)[None], np.zeros(1, np.int64),
+                          [cols], n, out)
+    else:
+        _explain_direct(item_factors, base, own, conf, 0, [cols], n, out)
+    return out[0]
+
+
+def _explain_direct(item_factors, base, own, conf, r, item_cols, n, out) -> None:
+    """Contributions for a customer with a long history (more own items than factors), forming ``A``."""
+    y = item_factors[own].astype(np.float64)
+    a = base + (y * (conf - 1.0)[:, None]).T @ y
+    w = np.linalg.solve(a, item_factors[item_cols[r]].astype(np.float64).T)
+    contrib = ((y @ w) * conf[:, None])[None]
+    _top_contributors(contrib, own[None], [r], item_cols, n, out)
 
 
 def _padded_factors(item_factors: np.ndarray, projected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -526,6 +642,20 @@ class RecommenderRuntime:
         self._blas = None
         self._projected = None  # item_factors (YtY + reg I)^-1, for explanations
         self._popularity01 = self.popularity / max(float(self.popularity.max(initial=0.0)), 1.0)
+        self._prepare_requests()
+
+    def _prepare_requests(self) -> None:
+        """What every request would otherwise recompute: the learned blend's own-item and
+        popularity terms (:class:`OwnItemBlend`), the popular answer's shares and order, and the
+        default filter (available items only)."""
+        self._own_blend = (OwnItemBlend(self.purchases, self.timing, self._popularity01, self.blend_coefficients)
+                           if self.mode == "blend" and self.blend_coefficients else None)
+        self._popular_share = self.popularity / max(len(self.customer_ids), 1)  # share of customers who interacted
+        self._default_allowed = self.item_available.copy()
+        self._default_allowed.setflags(write=False)
+        self._default_blocked = np.flatnonzero(~self._default_allowed)
+        self._default_popular_order = self._popular_order[self._default_allowed[self._popular_order]]
+        self._explain_base = self._yty + self.regularization * np.eye(self._yty.shape[0])  # YtY + reg I
 
     # ---- persistence --------------------------------------------------------------------
 
@@ -608,6 +738,8 @@ class RecommenderRuntime:
         return list(self._categories)
 
     def _allowed(self, categories: Sequence[str] | None, available_only: bool) -> np.ndarray | None:
+        if available_only and not categories:
+            return self._default_allowed  # read-only, shared by requests
         mask = None
         if available_only:
             mask = self.item_available.copy()
@@ -755,8 +887,14 @@ class RecommenderRuntime:
 
         if als_rows:
             rows = np.asarray(als_rows)
-            answers = self._score(self.user_factors[rows], self.user_items[rows], self.purchases[rows],
-                                  k, exclude_purchased, allowed, "als", self._timing_rows(rows), now_days)
+            # one customer (a /recommend request) is explained from the stored row's arrays, and the
+            # purchases row is only cut when something reads it
+            conf = self.user_items[rows] if len(rows) > 1 else None
+            needs_buys = exclude_purchased or (self.mode != "als" and self._own_blend is None)
+            buys = _csr_rows(self.purchases, rows) if needs_buys else None
+            answers = self._score(self.user_factors[rows], conf, buys, k, exclude_purchased, allowed, "als",
+                                  self._timing_rows(rows) if self._own_blend is None else None, now_days,
+                                  known_rows=rows)
             for pos, ans in zip(als_pos, answers):
                 results[pos] = ans
         if fresh_rows:
@@ -842,32 +980,46 @@ class RecommenderRuntime:
     def _score(
         self,
         vectors: np.ndarray,
-        conf: sp.csr_matrix,
-        buys: sp.csr_matrix,
+        conf: sp.csr_matrix | None,
+        buys: sp.csr_matrix | None,
         k: int,
         exclude_purchased: bool,
         allowed: np.ndarray | None,
         strategy: str,
         timing_rows: tuple[sp.csr_matrix, sp.csr_matrix] | None = None,
         now_days: float | None = None,
+        known_rows: np.ndarray | None = None,
     ) -> list[Recommendations]:
+        """Rank, explain and package; ``known_rows``: the customers' model rows when their stored
+        rows are used unchanged (the learned blend then reads :class:`OwnItemBlend`; ``conf`` None:
+        one customer, explained from ``user_items`` directly; ``buys`` None: not needed)."""
         scores = vectors @ self.item_factors.T
         if not exclude_purchased and self.mode != "als":
-            if self.mode == "blend" and self.blend_coefficients and timing_rows is not None:
+            if known_rows is not None and self._own_blend is not None:
+                scores = self._own_blend.scores(scores, known_rows, now_days)
+            elif self.mode == "blend" and self.blend_coefficients and timing_rows is not None:
                 scores = learned_blend_scores(scores, buys, timing_rows[0], timing_rows[1], self.timing,
                                               now_days, self._popularity01, self.blend_coefficients)
             else:
                 scores = mode_scores(scores, buys, self.mode, self.blend_weight)
             strategy = self.mode
-        ranked = top_k(scores, k, exclude=buys if exclude_purchased else None, allowed=allowed, overwrite=True)
+        default = allowed is self._default_allowed
+        ranked = top_k(scores, k, exclude=buys if exclude_purchased else None, allowed=None if default else allowed,
+                       overwrite=True, blocked=self._default_blocked if default else None)
         if self._projected is None:
             projected = np.linalg.solve(
                 self._yty + self.regularization * np.eye(self._yty.shape[0]), self.item_factors.astype(np.float64).T
             ).T
             self._projected = (projected, _padded_factors(self.item_factors, projected))
-        because = explain_contributions(self.item_factors, self._yty, self.regularization, self.alpha,
-                                        conf, [cols for cols, _ in ranked], projected=self._projected[0],
-                                        padded=self._projected[1])
+        if conf is None:  # one known customer: their stored row
+            start, end = self.user_items.indptr[known_rows[0]], self.user_items.indptr[known_rows[0] + 1]
+            because = [explain_one(self.item_factors, self._explain_base, self._projected[1],
+                                   self.user_items.indices[start:end], self.user_items.data[start:end], self.alpha,
+                                   ranked[0][0])]
+        else:
+            because = explain_contributions(self.item_factors, self._yty, self.regularization, self.alpha,
+                                            conf, [cols for cols, _ in ranked], projected=self._projected[0],
+                                            padded=self._projected[1])
         out = []
         for (cols, vals), why in zip(ranked, because):
             out.append(Recommendations([self._item(c, s, b) for c, s, b in zip(cols.tolist(), vals.tolist(), why)],
@@ -875,13 +1027,14 @@ class RecommenderRuntime:
         return out
 
     def _popular(self, k: int, allowed: np.ndarray | None, exclude: sp.csr_matrix | None, strategy: str) -> Recommendations:
-        order = self._popular_order
-        if allowed is not None:
-            order = order[allowed[order]]
+        if allowed is self._default_allowed:
+            order = self._default_popular_order
+        else:
+            order = self._popular_order if allowed is None else self._popular_order[allowed[self._popular_order]]
         if exclude is not None and exclude.nnz:
             order = order[~np.isin(order, exclude.indices)]
         top = order[:k]
-        share = self.popularity / max(len(self.customer_ids), 1)  # share of customers who interacted
+        share = self._popular_share
         return Recommendations([self._item(int(c), share[c]) for c in top], strategy)
 
     def popular(self, k: int = 10, categories: Sequence[str] | None = None, available_only: bool = True) -> Recommendations:
@@ -916,6 +1069,15 @@ class RecommenderRuntime:
         allowed[col] = False
         (cols, vals), = top_k(sims, k, allowed=allowed)
         return [{"item_id": self.item_ids[c], "score": float(v)} for c, v in zip(cols, vals)]
+
+
+def _csr_rows(matrix: sp.csr_matrix, rows: np.ndarray) -> sp.csr_matrix:
+    """``matrix[rows]``; one row is cut straight from the CSR arrays (a third of scipy's indexing cost)."""
+    if len(rows) != 1:
+        return matrix[rows]
+    start, end = matrix.indptr[rows[0]], matrix.indptr[rows[0] + 1]
+    return sp.csr_matrix((matrix.data[start:end], matrix.indices[start:end], np.asarray([0, end - start])),
+                         shape=(1, matrix.shape[1]))
 
 
 def _find_model_dir(path: Path) -> Path:

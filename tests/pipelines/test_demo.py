@@ -33,6 +33,9 @@ def test_demo_summary_claims(small_demo) -> None:
     assert summary["calls"]["example_recommendation"]["items"], "/recommend returned items"
     assert claims["event_changed_score"] is True, "an event sent to /events changes that customer's score"
     assert summary["replay"]["events_via_service"] > 0 and summary["replay"]["score_calls"] > 0
+    assert claims["pipeline_break_quarantined"] is True, "the broken upstream batch is held back, nothing stored"
+    assert summary["pipeline_break"]["alerts"][0]["route"] == "data_team"
+    assert any("median x100" in f for f in summary["pipeline_break"]["findings"]), "the alert names the units break"
     assert claims["quiet_pass_alerted"] is False, "monitoring stays quiet before the drift"
     assert summary["quiet_monitoring"]["mode"].startswith("snapshot")
     assert claims["alert_raised"] is True, "the drift episode raises an alert"

@@ -11,6 +11,7 @@ leaves the person out (tables and tombstones), and the erasure receipt says so.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -110,6 +111,12 @@ def forget_in_runtime(runtime, customer_ids: Iterable[str]) -> int:
         for name in ("user_items", "purchases"):
             if getattr(runtime, name, None) is not None:
                 setattr(runtime, name, _zero_rows(getattr(runtime, name), rows))
+        timing = getattr(runtime, "timing", None)
+        if timing is not None:
+            runtime.timing = dataclasses.replace(timing, last_bought=_zero_rows(timing.last_bought, rows),
+                                                 pair_interval=_zero_rows(timing.pair_interval, rows))
         for r in rows:
             runtime.customer_ids[r] = ""
+        if hasattr(runtime, "_prepare_requests"):  # what the runtime prepared from those rows at load
+            runtime._prepare_requests()
     return len(rows)

@@ -127,3 +127,21 @@ def test_the_default_filter_is_not_changed_by_requests(runtime):
     assert np.array_equal(runtime._allowed(None, True), before)
     with pytest.raises(ValueError):  # shared between requests: read-only
         runtime._allowed(None, True)[0] = not before[0]
+
+
+def test_forgetting_a_customer_clears_what_was_prepared_from_their_rows(matrix):
+    from tenure.registry.recommender_erasure import forget_in_runtime
+
+    m, items = matrix
+    model = ALSRecommender(factors=FACTORS, iterations=3, num_threads=1, mode="blend", use_gpu="never").fit(
+        m.user_items, m.purchases, timing=m.timing).set_blend(COEFFICIENTS)
+    rt = model.to_runtime(m, items, params={"exclude_purchased_default": False})
+    gone, kept = rt.customer_ids[3], rt.customer_ids[4]
+    assert rt._own_blend.indptr[4] > rt._own_blend.indptr[3]  # bought something: prepared entries
+    before = rt.recommend(kept, k=10, now=rt.timing.as_of_days)
+    assert forget_in_runtime(rt, [gone]) == 1
+    assert rt._own_blend.indptr[4] == rt._own_blend.indptr[3] and rt.timing.last_bought[3].nnz == 0
+    assert rt.recommend(gone, k=10).strategy == "popular"
+    assert rt.recommend(kept, k=10, now=rt.timing.as_of_days).items == before.items
+    assert_same(rt.recommend(kept, k=10, now=rt.timing.as_of_days + 5),
+                reference(rt, kept, 10, False, None, True, rt.timing.as_of_days + 5))

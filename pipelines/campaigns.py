@@ -148,3 +148,63 @@ def campaign_export(settings, name: str, risk: Sequence[str], k: int, file_forma
         scratch.unlink(missing_ok=True)
     contact, summary = export_campaign_audience(settings, audience, name, final, file_format)
     return final, contact, summary
+
+
+def uplift_audience(settings, budget: int, source: str = "auto") -> tuple[pd.DataFrame, dict]:
+    """The ``budget`` customers with the largest expected saves by the uplift champion, global holdout left out.
+
+    Expected saves = the predicted churn reduction (``uplift``); customers whose predicted uplift is
+    not positive are never picked (contacting them is expected to lose or change nothing), so the
+    audience may be smaller than ``budget``. Customers who withdrew marketing consent are left out.
+
+    Returns
+    -------
+    (audience, summary)
+        Rows ``customer_id``, ``uplift``, ``treatment``, ``uplift_model_version`` (largest first), and
+        ``policy``, ``budget``, ``holdout_excluded``, ``not_positive``, ``scored``.
+    """
+    from tenure.pipelines.scoring import _consenting, read_feature_rows
+    from tenure.registry.champion import load_champion
+
+    if budget < 1:
+        raise ValueError(f"--budget must be at least 1 customer, got {budget}")
+    champion = load_champion(settings, "uplift")  # NoChampionError says to run tenure train uplift --promote
+    ids, rows, _ = read_feature_rows(settings, None, source)
+    known = [(cid, row) for cid, row in zip(ids, rows) if row is not None]
+    uplift = champion.runtime.predict_rows([row for _, row in known])
+    frame = pd.DataFrame({"customer_id": [cid for cid, _ in known], "uplift": uplift})
+    assigner = Assigner.from_settings(settings)
+    held = frame["customer_id"].map(assigner.in_holdout).to_numpy(dtype=bool)
+    frame = _consenting(settings, frame[~held].reset_index(drop=True), ("marketing",))
+    positive = frame[frame["uplift"] > 0]
+    audience = positive.sort_values("uplift", ascending=False, kind="stable").head(budget).reset_index(drop=True)
+    audience["treatment"] = champion.runtime.treatment
+    audience["uplift_model_version"] = champion.version
+    summary = {"policy": "uplift", "budget": budget, "scored": len(known), "holdout_excluded": int(held.sum()),
+               "not_positive": int(len(frame) - len(positive)), "rows": len(audience),
+               "expected_saves": float(audience["uplift"].sum())}
+    return audience, summary
+
+
+def uplift_export(settings, budget: int, file_format: str, out: Path | None, source: str,
+                  experiment: str | None = None) -> tuple[Path, pd.DataFrame, dict]:
+    """``tenure export audience --policy uplift --budget N [--experiment NAME]``: write the uplift audience.
+
+    With ``experiment`` the audience is also split into that experiment's arms and the treatments are
+    recorded (:func:`export_campaign_audience`), so that what the targeting earned is measured.
+    """
+    from tenure.pipelines.scoring import write_frame
+
+    if experiment is not None:
+        experiment_definition(settings, experiment)  # unknown: fail before scoring
+    audience, summary = uplift_audience(settings, budget, source)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = Path(out) if out is not None else Path(settings.paths.exports_dir) / f"audience-uplift-{stamp}.{file_format}"
+    if experiment is not None:
+        audience, campaign = export_campaign_audience(settings, audience, experiment, path, file_format)
+        summary["campaign"] = campaign
+    else:
+        write_frame(audience, path, file_format)
+    logger.info("uplift audience: %d customers, expected saves %.1f, %d in the global holdout left out",
+                summary["rows"], summary["expected_saves"], summary["holdout_excluded"])
+    return path, audience, summary

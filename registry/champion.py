@@ -90,7 +90,14 @@ def _load_recommender(model_dir: Path) -> Any:
 
 
 RuntimeLoader = Callable[[Path], Any]
-RUNTIME_LOADERS: Mapping[str, RuntimeLoader] = {"churn": _load_churn, "recommender": _load_recommender}
+def _load_uplift(model_dir: Path) -> Any:
+    from tenure.registry.uplift_runtime import UpliftRuntime
+
+    return UpliftRuntime.from_model_dir(model_dir)
+
+
+RUNTIME_LOADERS: Mapping[str, RuntimeLoader] = {"churn": _load_churn, "recommender": _load_recommender,
+                                                "uplift": _load_uplift}
 """How each kind's downloaded folder becomes the object that serves it (imported on first use)."""
 
 

@@ -78,12 +78,14 @@ def mlflow_client(tracking_uri: str) -> mlflow.tracking.MlflowClient:  # noqa: F
 
 
 def model_name_for(settings: Settings, kind: str) -> str:
-    """Registered model name of ``kind`` (``churn`` or ``recommender``)."""
+    """Registered model name of ``kind`` (``churn``, ``recommender`` or ``uplift``)."""
     if kind == "churn":
         return settings.mlflow.churn_model_name
     if kind == "recommender":
         return settings.mlflow.recommender_model_name
-    raise ValueError(f"model kind must be 'churn' or 'recommender', got {kind!r}")
+    if kind == "uplift":
+        return settings.mlflow.uplift_model_name
+    raise ValueError(f"model kind must be 'churn', 'recommender' or 'uplift', got {kind!r}")
 
 
 def alias_version(client: Any, name: str, alias: str) -> str | None:

@@ -40,6 +40,8 @@ class LoadedModels:
     churn_version: str | None = None
     recommender: Any | None = None
     recommender_version: str | None = None
+    uplift: Any | None = None  # optional: the uplift champion (experiments), when one is promoted
+    uplift_version: str | None = None
 
 
 Loader = Callable[[Path], Any]

@@ -99,6 +99,8 @@ class ChurnScore(BaseModel):
                                          "customer-value model, tenure train value); null without one.")
     arms: dict[str, str] = Field(default_factory=dict, description="Experiment -> this customer's arm, for the active "
                                  "experiments ('holdout' = global holdout: never contact); {} without experiments.")
+    uplift: dict[str, float] | None = Field(None, description="'<campaign>/<arm>' -> how much that treatment lowers this "
+                                            "customer's churn probability (uplift champion); null without one.")
 
 
 class ChurnScoreResponse(BaseModel):

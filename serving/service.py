@@ -41,6 +41,7 @@ from tenure.serving.schemas import (
 )
 from tenure.serving.privacy_api import ConsentRequest, ConsentResponse, forget_app, record_consent
 from tenure.serving.security import ApiGuard
+from tenure.serving.uplift_scores import uplift_by_customer
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +180,8 @@ class TenureService:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(1, round(settings.serving.registry_timeout_s))))
         self.models = ModelStore(
             settings.mlflow.tracking_uri,
-            {"churn": settings.mlflow.churn_model_name, "recommender": settings.mlflow.recommender_model_name},
+            {"churn": settings.mlflow.churn_model_name, "recommender": settings.mlflow.recommender_model_name,
+             "uplift": settings.mlflow.uplift_model_name},  # uplift: optional (tenure train uplift --promote)
             dict(RUNTIME_LOADERS),
             settings.serving.model_cache_dir,
             timeout_s=settings.serving.registry_timeout_s,
@@ -416,6 +418,7 @@ class TenureService:
             p, reasons = scorer.score(X, self.settings.serving.top_reasons)
             bands = scorer.risk_bands(p)
             percentiles = scorer.percentiles(p)
+            uplifts = uplift_by_customer(current.uplift, vectors)  # [{}...] without an uplift champion
             missing = scorer.missing_counts(X)
             n_missing = int(missing.sum())
             if n_missing:
@@ -428,7 +431,8 @@ class TenureService:
                                             model_version=current.churn_version, scored_at=scored_at,
                                             features_as_of=_iso_seconds(as_of[i]),
                                             feature_age_s=None if as_of[i] is None else round(now_s - as_of[i], 3),
-                                            arms=arms[i], expected_value=self.values.get(cid))
+                                            arms=arms[i], expected_value=self.values.get(cid),
+                                            uplift=uplifts[n] or None)
                 self.prediction_log.add({
                     "kind": "churn", "request_id": request_id, "logged_at": scored_at,
                     "customer_id": self.prediction_log.customer_ref(cid), "model_version": current.churn_version,

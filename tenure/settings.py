@@ -157,6 +157,8 @@ class MlflowSettings(_Section):
     recommender_experiment: str = "tenure-recommender"
     churn_model_name: str = "tenure-churn"
     recommender_model_name: str = "tenure-recommender"
+    uplift_experiment: str = Field("tenure-uplift", description="MLflow experiment of uplift training runs.")
+    uplift_model_name: str = Field("tenure-uplift", description="Registered uplift model (experiments/, docs/experiments.md).")
 
 
 class ChurnSettings(_Section):

@@ -33,13 +33,16 @@ from tenure.settings import Settings
 from tenure.training.churn_pipeline import check_baselines as churn_baselines
 from tenure.training.churn_pipeline import compare_for_gate as compare_churn
 from tenure.training.recommender_pipeline import compare_for_gate as compare_recommender
+from tenure.training.uplift_pipeline import check_baselines as uplift_baselines
+from tenure.training.uplift_pipeline import compare_for_gate as compare_uplift
 
 logger = logging.getLogger(__name__)
 
 Comparator = Callable[[Settings, str, str], GateDecision]
 BaselineCheck = Callable[[Settings, str], GateDecision]
-_COMPARATORS: dict[str, Comparator] = {"churn": compare_churn, "recommender": compare_recommender}
-_BASELINE_CHECKS: dict[str, BaselineCheck] = {"churn": churn_baselines}
+_COMPARATORS: dict[str, Comparator] = {"churn": compare_churn, "recommender": compare_recommender,
+                                       "uplift": compare_uplift}
+_BASELINE_CHECKS: dict[str, BaselineCheck] = {"churn": churn_baselines, "uplift": uplift_baselines}
 
 
 def promote(

@@ -28,6 +28,9 @@ def audience(
     experiment: str | None = typer.Option(
         None, "--experiment", "-e", help="Send as this experiment's campaign: global holdout left out, arms by hash, "
         "a treatment event recorded per customer (control too), only the customers to contact in the file."),
+    policy: str = typer.Option("risk", "--policy", help="risk: the --risk bands; uplift: the --budget customers with "
+                               "the largest expected saves by the uplift champion (tenure train uplift)."),
+    budget: int | None = typer.Option(None, "--budget", min=1, help="Customers to pick with --policy uplift."),
 ) -> None:
     """Write the customers in the given risk band(s) with churn probability, reasons and recommendations.
 
@@ -54,9 +57,17 @@ def audience(
     from tenure.pipelines.scoring import export_audience
 
     campaign = None
+    if policy not in ("risk", "uplift"):
+        raise typer.BadParameter(f"policy must be risk or uplift, got {policy!r}", param_hint="--policy")
+    if policy == "uplift" and budget is None:
+        raise typer.BadParameter("--policy uplift needs --budget N (customers to pick)", param_hint="--budget")
     try:
         with status("scoring customers with the champion models"):
-            if experiment is not None:  # experiments/: the audience is split into arms first (pipelines/campaigns.py)
+            if policy == "uplift":  # experiments: whom contacting helps most (pipelines/campaigns.py)
+                from tenure.pipelines.campaigns import uplift_export
+
+                path, frame, campaign = uplift_export(settings, budget, file_format, out_path, source, experiment)
+            elif experiment is not None:  # experiments/: the audience is split into arms first (pipelines/campaigns.py)
                 from tenure.pipelines.campaigns import campaign_export
 
                 path, frame, campaign = campaign_export(settings, experiment, risk=tuple(dict.fromkeys(risk)),
@@ -76,7 +87,7 @@ def audience(
             fail(f"--rank {rank}: {exc}")
     if as_json:
         print_json({**_summary(path, frame, risk, with_recommendations, file_format),
-                    **({"campaign": campaign} if campaign else {})})
+                    **({"uplift" if policy == "uplift" else "campaign": campaign} if campaign else {})})
         return
     out.print(str(path), highlight=False, soft_wrap=True)  # pipelines.scoring logged what it wrote
 

@@ -56,3 +56,24 @@ def test_holdout_customers_get_the_model():
     assert arms.of(held, arms.active("recommend")) == {"reco_ab": "holdout"}
     assert arms.recommender_strategy({"reco_ab": "holdout"}) == "model"
     assert ExperimentArms(Assigner(0.1, "s")).of("c1", []) == {}
+
+
+def test_churn_score_uplift_field_from_an_uplift_runtime():
+    import numpy as np
+    import pandas as pd
+
+    from tenure.serving.uplift_scores import uplift_by_customer
+    from tenure.training.uplift import UpliftModel
+    from tenure.training.uplift_dataset import FeatureEncoder
+
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"days_since_last_activity": rng.random(600) * 60, "plan": rng.choice(["free", "annual"], 600)})
+    encoder = FeatureEncoder(columns=("days_since_last_activity", "plan")).fit(frame)
+    model = UpliftModel(params={"min_child_samples": 20}).fit(encoder.transform(frame), rng.random(600) < 0.5,
+                                                              (rng.random(600) < 0.3).astype(float))
+    runtime = model.to_runtime(encoder, {"campaign": "winback", "treatment_arm": "offer"})
+    rows = [{"days_since_last_activity": 3.0, "plan": "free", "other": 1}, {"plan": None}]  # a row lacking features
+    out = uplift_by_customer(runtime, rows)
+    assert [list(d) for d in out] == [["winback/offer"], ["winback/offer"]]
+    assert out[0]["winback/offer"] == pytest.approx(float(runtime.predict_rows(rows[:1])[0]), abs=1e-6)
+    assert uplift_by_customer(None, rows) == [{}, {}]

@@ -97,6 +97,6 @@ def test_force_promotes_a_worse_model_with_reason(settings):
 def test_errors_say_what_to_do(settings):
     with pytest.raises(ValueError, match="no 'challenger' version"):
         promote(settings, "churn", compare=_by_auc)
-    with pytest.raises(ValueError, match="'churn' or 'recommender'"):
+    with pytest.raises(ValueError, match="'churn', 'recommender' or 'uplift'"):
         get_alias_version(settings, "ranker")
     assert list_versions(settings, "recommender") == []

@@ -30,6 +30,13 @@ def _print(result) -> None:
         p = result.performance
         out.print(f"realised ROC-AUC {format_metric(p.get('roc_auc'))} on {p['window']} "
                   f"(promised {format_metric(p.get('promised_roc_auc'))})")
+    estimated = getattr(result, "estimated", None)
+    if estimated and estimated.get("estimated_roc_auc") is not None:
+        out.print(f"estimated ROC-AUC now (CBPE, no labels) {format_metric(estimated['estimated_roc_auc'])} "
+                  f"(promised {format_metric(estimated.get('promised_roc_auc'))})")
+    for shift in getattr(result, "event_shifts", None) or []:
+        if shift.get("alarm"):
+            out.print(f"events: {shift['message']}")
     for alert in result.alerts:
         out.print(f"[bold yellow]alert:[/bold yellow] {alert}")
     if result.retrain:

@@ -12,15 +12,17 @@ training window lives:
    parameters of the local ``lightgbm`` candidate), then the number of trees early stopping would
    keep (the first iteration with no better validation ROC-AUC in ``early_stopping_rounds``) is
    read off the validation window, and calibration is fitted there as locally;
-3. the logistic baseline (the gate judges every model against it) is fitted on a uniform sample of
-   the training window drawn on the cluster (:data:`BASELINE_SAMPLE_ROWS` rows at most);
+3. the logistic candidate (also the baseline the gate judges every model against) is fitted on a
+   uniform sample of the training window drawn on the cluster (:data:`BASELINE_SAMPLE_ROWS` rows at
+   most);
 4. evaluate, log, register: the local functions, on the collected test window.
 
-Differences from the local path, on purpose: only the ``lightgbm`` candidate is fitted (the
-shallow, logistic and blend candidates are in-memory models; the logistic one is fitted as the
-baseline). With ``refit_on_validation`` the chosen number of trees is refitted on the cluster on
-training + validation rows, as locally; the baseline is not refitted. The equality test holds
-its test ROC-AUC within 0.005 of the local ``lightgbm`` candidate.
+Candidates (:func:`select_on_cluster`): ``lightgbm`` (on the whole training window), ``logistic``
+(on the sample) and ``blend`` (their mix), chosen on validation as locally; ``lightgbm_shallow`` is
+not fitted on the cluster. With ``refit_on_validation`` the chosen number of trees is refitted on
+the cluster on training + validation rows, and the logistic part on its sample + validation, as
+locally. The equality test holds the ``lightgbm`` candidate's test ROC-AUC within 0.005 of the
+local one.
 """
 
 from __future__ import annotations
@@ -212,13 +214,15 @@ def early_stopping_iteration(raw_per_tree: np.ndarray, y: np.ndarray, rounds: in
 
 
 def fit_lightgbm_on_cluster(client: Client, split: ClusterSplit, churn, overrides: dict[str, Any] | None = None):
-    """``lightgbm.dask`` on the training partitions; trees chosen, calibration fitted on validation.
+    """``lightgbm.dask`` on the training partitions; the number of trees chosen on validation; with
+    ``churn.refit_on_validation`` that many trees refitted on training + validation rows.
 
     Returns
     -------
-    (booster, categories, calibration, why, raw_valid, valid_auc, params):
-        The truncated ``lightgbm.Booster``, the category lists, the calibration map and why,
-        the validation log-odds, their ROC-AUC and the LightGBM parameters used.
+    (booster, categories, raw_valid, valid_auc, params):
+        The final ``lightgbm.Booster``, the category lists, the validation log-odds of the booster
+        fitted on the training rows (what calibration and selection use, as locally), their
+        ROC-AUC and the LightGBM parameters used (``trees``: how many were kept).
     """
     import lightgbm as lgb
     from lightgbm.dask import DaskLGBMClassifier
@@ -253,8 +257,6 @@ def fit_lightgbm_on_cluster(client: Client, split: ClusterSplit, churn, override
     best, valid_auc = early_stopping_iteration(per_tree, y_valid, model.early_stopping_rounds)
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
     raw_valid = booster.predict(X_valid, raw_score=True)
-    calibration, why = choose_calibration(raw_valid, y_valid, churn.calibration, churn.isotonic_min_rows,
-                                          churn.calibration_max_auc_drop)
     logger.info("lightgbm.dask: %d of %d trees kept (validation ROC-AUC %.4f) on %d training rows", best, trees,
                 valid_auc, split.train_rows)
     if churn.refit_on_validation:  # as locally: the chosen number of trees, on training + validation rows
@@ -264,7 +266,7 @@ def fit_lightgbm_on_cluster(client: Client, split: ClusterSplit, churn, override
         full = dd.concat([split.train.reset_index(drop=True), valid_part], ignore_index=True)
         booster = fit(full, split.train_rows + len(split.valid), best)
         logger.info("lightgbm.dask: refitted %d trees on training + validation rows", best)
-    return booster, categories, calibration, why, raw_valid, valid_auc, {**settings_params, "trees": best}
+    return booster, categories, raw_valid, valid_auc, {**settings_params, "trees": best}
 
 
 def baseline_sample(split: ClusterSplit, rows: int, random_state: int) -> pd.DataFrame:
@@ -274,36 +276,81 @@ def baseline_sample(split: ClusterSplit, rows: int, random_state: int) -> pd.Dat
     return sample.compute().reset_index(drop=True)
 
 
+CLUSTER_CANDIDATES = ("lightgbm", "logistic", "blend")
+"""The candidates the dask path fits (``lightgbm_shallow`` is left out there)."""
+
+
 def select_on_cluster(client: Client, split: ClusterSplit, churn, overrides: dict[str, Any] | None = None):
-    """The ``lightgbm`` candidate fitted on the cluster and the logistic baseline on a sample, as a
-    :class:`training.churn_selection.Selection` (chosen: ``lightgbm``), and the sample."""
+    """The candidates of ``churn.candidates`` that the cluster fits (:data:`CLUSTER_CANDIDATES`), chosen on
+    validation as locally (:func:`training.churn_selection.select_churn_model`): ``lightgbm`` on the whole
+    training window with ``lightgbm.dask``, ``logistic`` (always: it is the baseline) on a sample drawn on
+    the cluster, ``blend`` their mix with the weight that validation prefers.
+
+    Returns
+    -------
+    (selection, sample): a :class:`training.churn_selection.Selection` and the baseline's training sample.
+    """
     from sklearn.metrics import roc_auc_score
 
-    from tenure.training.churn_selection import Selection, _bands, _booster_settings, _choose_c
+    from tenure.training.churn_model import fit_linear
+    from tenure.training.churn_selection import (
+        BLEND_GRID,
+        Selection,
+        _bands,
+        _booster_settings,
+        _choose_c,
+    )
 
-    booster, categories, calibration, why, raw_valid, valid_auc, params = fit_lightgbm_on_cluster(
-        client, split, churn, overrides)
+    names = [n for n in churn.candidates if n in CLUSTER_CANDIDATES] or ["lightgbm"]
+    left_out = [n for n in churn.candidates if n not in CLUSTER_CANDIDATES]
+    if left_out:
+        logger.info("the dask engine fits %s; not %s", names, left_out)
+    booster, categories, raw_lgb, lgb_auc, params = fit_lightgbm_on_cluster(client, split, churn, overrides)
     features = split.features
-    bands = _bands(churn, calibration, raw_valid)
     sample = baseline_sample(split, BASELINE_SAMPLE_ROWS, churn.random_state)
     X_sample = to_matrix(sample, features, categories)
+    y_sample = sample[LABEL_COLUMN].to_numpy(dtype=np.int64)
     X_valid = to_matrix(split.valid, features, categories)
     y_valid = split.valid[LABEL_COLUMN].to_numpy(dtype=np.int64)
-    c, spec = _choose_c(X_sample, sample[LABEL_COLUMN].to_numpy(dtype=np.int64), X_valid, y_valid, features,
-                        categories, churn)
+    c, spec = _choose_c(X_sample, y_sample, X_valid, y_valid, features, categories, churn)
     none = {"method": "none", "eps": 0.0}
-    logistic = ChurnScorer(booster, features, categories, none, bands, linear=spec, blend_weight=0.0)
-    logistic_auc = float(roc_auc_score(y_valid, logistic.raw_scores(X_valid)))
+    raw = {"lightgbm": raw_lgb,
+           "logistic": ChurnScorer(booster, features, categories, none, (0.3, 0.6), linear=spec,
+                                   blend_weight=0.0).raw_scores(X_valid)}
+    valid = {"lightgbm": {"roc_auc": lgb_auc, "trees": params["trees"]},
+             "logistic": {"roc_auc": float(roc_auc_score(y_valid, raw["logistic"])), "C": c}}
+    weight = 1.0
+    if "blend" in names:
+        weight = max(BLEND_GRID, key=lambda w: roc_auc_score(y_valid, w * raw["lightgbm"] + (1 - w) * raw["logistic"]))
+        raw["blend"] = weight * raw["lightgbm"] + (1 - weight) * raw["logistic"]
+        valid["blend"] = {"roc_auc": float(roc_auc_score(y_valid, raw["blend"])), "trees_from": "lightgbm",
+                          "weight": float(weight), "C": c}
+    chosen = max(names, key=lambda n: (valid[n]["roc_auc"], -names.index(n)))
+    calibration, why = choose_calibration(raw[chosen], y_valid, churn.calibration, churn.isotonic_min_rows,
+                                          churn.calibration_max_auc_drop)
+    bands = _bands(churn, calibration, raw[chosen])
+    if churn.refit_on_validation:  # the linear part too, on its sample + the validation rows
+        spec = fit_linear(np.vstack([X_sample, X_valid]), np.concatenate([y_sample, y_valid]), features, categories,
+                          c, churn.random_state)
+
+    def build(name: str, calib: dict[str, Any]) -> ChurnScorer:
+        if name == "lightgbm":
+            return ChurnScorer(booster, features, categories, calib, bands)
+        return ChurnScorer(booster, features, categories, calib, bands, linear=spec,
+                           blend_weight=weight if name == "blend" else 0.0)
+
+    reported = list(dict.fromkeys([*names, "logistic"]))
+    logger.info("validation ROC-AUC: %s; chosen %s", ", ".join(f"{n} {valid[n]['roc_auc']:.4f}" for n in reported),
+                chosen)
     selection = Selection(
-        chosen="lightgbm",
-        scorer=ChurnScorer(booster, features, categories, calibration, bands),
-        candidates={"lightgbm": ChurnScorer(booster, features, categories, none, bands), "logistic": logistic},
-        valid={"lightgbm": {"roc_auc": valid_auc, "trees": params["trees"]},
-               "logistic": {"roc_auc": logistic_auc, "C": c}},
+        chosen=chosen,
+        scorer=build(chosen, calibration),
+        candidates={n: build(n, none) for n in reported},
+        valid={n: valid[n] for n in reported},
         calibration_choice=why,
         refit=churn.refit_on_validation,
         booster_params={"lightgbm": {**_booster_settings(churn), **(overrides or {})}},
-        valid_raw=raw_valid,
+        valid_raw=raw[chosen],
     )
     return selection, sample
 

@@ -45,7 +45,8 @@ def test_run_all_on_a_local_dask_cluster(tmp_path: Path) -> None:
     client = configure_mlflow(settings)
     run = client.get_run(client.get_model_version(model_name_for(settings, "churn"), version).run_id)
     assert run.data.tags["tenure.engine"] == "dask"
-    assert run.data.metrics["rows_train"] > run.data.metrics["rows_train_baseline_sample"] * 0  # the whole window
+    # the whole training window (below 200k rows the baseline's sample is all of it)
+    assert run.data.metrics["rows_train"] == run.data.metrics["rows_train_baseline_sample"] > 1000
     assert run.data.metrics["test_roc_auc"] > 0.6
 
     scores = pd.read_parquet(settings.paths.exports_dir / "scores" / "scores.parquet")

@@ -156,8 +156,9 @@ def recommender_check(summary: dict[str, Any] | None, coverage: dict[str, Any] |
 
     A strategy triggers when its matured lists number at least ``recommender_min_matured_lists``,
     its served hit rate is below the offline one by more than ``recommender_hit_rate_drop_tolerance``
-    and the upper end of its 95 % Wilson interval is below the offline one too. Coverage triggers
-    below ``(1 - recommender_coverage_drop_tolerance) x`` the offline ``coverage_at_k``. Held back
+    and the upper end of its 95 % Wilson interval is below the offline one too. Coverage (over at
+    least ``recommender_min_matured_lists`` served lists) triggers below
+    ``(1 - recommender_coverage_drop_tolerance) x`` the offline ``coverage_at_k``. Held back
     by dry run, no action, or the cool-down, as churn.
     """
     m = settings
@@ -173,7 +174,8 @@ def recommender_check(summary: dict[str, Any] | None, coverage: dict[str, Any] |
             reasons.append(f"{strategy} served hit rate {rate:.3f} (95% interval {low:.3f}-{high:.3f}, "
                            f"{n} matured lists) vs offline {offline:.3f}")
             kinds.append(f"recommender:hit_rate:{strategy}")
-    if coverage and offline_coverage:
+    if coverage and offline_coverage and coverage["lists"] >= m.recommender_min_matured_lists:
+        # a few lists cannot cover what the offline evaluation over every customer covers
         floor = (1 - m.recommender_coverage_drop_tolerance) * offline_coverage
         if coverage["coverage"] < floor:
             reasons.append(f"served catalogue coverage {coverage['coverage']:.1%} below {floor:.1%} "

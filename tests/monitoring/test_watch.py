@@ -132,5 +132,7 @@ def test_recommender_triggers_with_interval_and_cooldown():
     assert summary["by_strategy"]["als"]["hit_rate_interval_95"][1] < 0.2
     few = {"by_strategy": {"als": {"matured_lists": 30, "hits": 1, "hit_rate": 0.03, "offline_hit_rate": 0.2}}}
     assert not recommender_check(few, None, None, m, None, NOW, False, True).triggered
+    few_lists = recommender_check({"by_strategy": {}}, {"coverage": 0.02, "lists": 12}, 0.4, m, None, NOW, False, True)
+    assert not few_lists.triggered  # a dozen lists cannot cover what the offline evaluation covers
     held = recommender_check(summary, coverage, 0.4, m, NOW - timedelta(hours=2), NOW, False, True)
     assert held.triggered and not held.fire and "cool-down" in held.blocked_by

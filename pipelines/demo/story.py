@@ -146,6 +146,12 @@ def _story(run: DemoRun, reset: bool) -> None:
         summary["insight"] = insight_tour(settings, say)
         run.claims["customer_values_fitted"] = summary["insight"]["value"]["customers"] > 0
 
+    with run.stage("experiment", "A retention campaign: measured effect beside the truth, uplift vs risk audiences"):
+        from tenure.pipelines.demo.experiment import campaign_tour  # on a shop of its own (experiments/)
+
+        summary["experiment"] = campaign_tour(settings, config, say)
+        run.claims["experiment_interval_covers_truth"] = summary["experiment"]["covers_truth"]
+
     with run.stage("pipeline_break", "A broken upstream batch (amounts in cents): caught and quarantined"):
         from tenure.pipelines.demo.breakage import pipeline_break
 

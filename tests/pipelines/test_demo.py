@@ -45,6 +45,10 @@ def test_demo_summary_claims(small_demo) -> None:
     assert claims["served_new_champion"] is True, "after /admin/reload the service serves the final champion"
     assert claims["consent_withdrawal_seen"] is True, "a withdrawal through POST /consent changes the next /recommend"
     assert claims["erasure_clean"] is True, "DELETE /customers/{id} leaves nothing of the person (its receipt)"
+    experiment = summary["experiment"]  # the campaign stage (pipelines/demo/experiment.py): measured vs true
+    assert experiment["retention_effect"]["low"] < experiment["retention_effect"]["high"]
+    assert experiment["covers_truth"] is True and experiment["srm_flagged"] is False, "demo seed: interval covers truth"
+    assert experiment["saves"]["uplift"] > experiment["saves"]["random"] and Path(experiment["report"]).is_file()
     assert set(summary["timings_s"]) >= {"generate", "ingest", "features", "train", "serve", "quiet", "replay", "monitor"}
 
 

@@ -186,6 +186,10 @@ def cluster_categories(train: dd.DataFrame, categorical: list[str]) -> dict[str,
 def early_stopping_iteration(raw_per_tree: np.ndarray, y: np.ndarray, rounds: int) -> tuple[int, float]:
     """The iteration LightGBM's early stopping keeps, from each tree's raw validation contributions.
 
+    The local fit (:meth:`training.churn_model.ChurnModel.fit`) stops on LightGBM's default metric of
+    the binary objective, the validation log loss: the first iteration with no lower loss in
+    ``rounds`` rounds ends it, and the best one is kept. The same rule is applied here.
+
     Parameters
     ----------
     raw_per_tree:
@@ -193,24 +197,27 @@ def early_stopping_iteration(raw_per_tree: np.ndarray, y: np.ndarray, rounds: in
     y:
         Validation labels, shape (n_rows,).
     rounds:
-        Patience: stop at the first iteration with no better ROC-AUC in this many rounds.
+        Patience, in trees.
 
     Returns
     -------
-    (trees, roc_auc): the number of trees to keep (1-based) and its validation ROC-AUC.
+    (trees, roc_auc): the number of trees to keep (1-based) and the validation ROC-AUC with them.
     """
     from sklearn.metrics import roc_auc_score
 
-    best_i, best_auc = 0, -np.inf
+    y = np.asarray(y, dtype=np.float64)
+    best_i, best_loss = 0, np.inf
     total = np.zeros(raw_per_tree.shape[1])
+    best_total = total
     for i, contribution in enumerate(raw_per_tree):
-        total += contribution
-        auc = roc_auc_score(y, total)
-        if auc > best_auc:
-            best_i, best_auc = i, auc
+        total = total + contribution
+        p = np.clip(1.0 / (1.0 + np.exp(-total)), 1e-15, 1 - 1e-15)
+        loss = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        if loss < best_loss:
+            best_i, best_loss, best_total = i, loss, total
         elif i - best_i >= rounds:
             break
-    return best_i + 1, float(best_auc)
+    return best_i + 1, float(roc_auc_score(y, best_total))
 
 
 def fit_lightgbm_on_cluster(client: Client, split: ClusterSplit, churn, overrides: dict[str, Any] | None = None):
@@ -241,7 +248,9 @@ def fit_lightgbm_on_cluster(client: Client, split: ClusterSplit, churn, override
         y = pinned(client, frame[LABEL_COLUMN].astype(np.int64))
         pos = max(int(y.sum().compute()), 1)
         params = model._params(float(np.sqrt((rows - pos) / pos)))  # the local candidate's parameters
-        params.pop("num_threads", None)  # each worker uses its own threads
+        # as many threads as a worker has, and row-wise histograms: with `deterministic` this makes each
+        # worker's histograms the same from run to run (LightGBM's advice for reproducible fits)
+        params.update(num_threads=max(1, min(client.nthreads().values())), force_row_wise=True)
         estimator = DaskLGBMClassifier(client=client, n_estimators=trees, **params)
         estimator.fit(X, y, categorical_feature=cat_idx, feature_name=features)
         return estimator.booster_

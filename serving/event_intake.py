@@ -405,6 +405,8 @@ class EventValidator:
             return None
         if event.get("event_type") not in self._types:
             return None
+        if event.get("campaign") is not None or event.get("arm") is not None or event.get("offer") is not None:
+            return None  # treatment fields: the contract's own rules decide (rare events, off the hot path)
         item = event.get("item_id")
         if item is not None and not (self._clean_id(item) and item in self.known_items):
             return None
@@ -459,8 +461,6 @@ class EventValidator:
             return False
         out["recommendation_id"], out["impressions"] = rec, IMPRESSION_SEPARATOR.join(shown)
         return True
-        if event.get("campaign") is not None or event.get("arm") is not None or event.get("offer") is not None:
-            return None  # treatment fields: the contract's own rules decide (rare events, off the hot path)
 
     def slow(self, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[int, list[str]]]:
         """``validate_frame`` on the batch: canonical accepted events (with ``_position``) and reasons per position."""

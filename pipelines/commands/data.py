@@ -185,7 +185,6 @@ def ingest(
                 elif from_dir is not None:
                     run.ingest_dir(from_dir)
                     _ingest_consent(settings, from_dir)
-                    _ingest_consent(settings, from_dir)
                 elif event_log:
                     if not run.ingest_event_log():
                         console.print(f"no *.jsonl files under {settings.paths.event_log_dir}: nothing to ingest")
@@ -252,16 +251,6 @@ def _short(source: str) -> str:
     """A file's name (sources like ``telco:/a/b`` keep their prefix)."""
     prefix, sep, rest = source.rpartition(":") if not Path(source).exists() else ("", "", source)
     return f"{prefix}{sep}{Path(rest).name}" if rest else source
-
-
-def _ingest_consent(settings, folder: Path) -> None:
-    """Record the folder's consent*.csv|jsonl|parquet files in the consent history (privacy/consent.py)."""
-    from tenure.privacy.consent import consent_files, ingest_consent_file
-
-    for path in consent_files(folder):
-        result = ingest_consent_file(settings, path)  # ValueError (a bad row) stops the command with its reason
-        console.print(f"consent: recorded {result['recorded']} change(s) of {result['customers']} customer(s) "
-                      f"from {path.name}")
 
 
 def _ingest_consent(settings, folder: Path) -> None:

@@ -10,7 +10,10 @@ def test_generate_then_ingest(cli, tmp_path):
     result = cli("generate", "--customers", "60", "--items", "20", "--days", "15", "--seed", "4", "--format", "csv")
     assert result.exit_code == 0, result.output
     raw = tmp_path / "data" / "raw"
-    assert {p.name for p in raw.iterdir()} == {"customers.csv", "items.csv", "events.csv"}
+    # the three tables, and beside them only the simulator's ground-truth files (never ingested)
+    names = {p.name for p in raw.iterdir()}
+    assert {"customers.csv", "items.csv", "events.csv"} <= names
+    assert all(name.endswith("_truth.json") for name in names - {"customers.csv", "items.csv", "events.csv"}), names
     assert "tenure ingest --from-dir" in result.output
     result = cli("ingest", "--from-dir", str(raw))
     assert result.exit_code == 0, result.output

@@ -407,7 +407,9 @@ def simulate_shop(
     customer_ids = _ids("c", n, width_c)
     item_ids = _ids("i", n_items, width_i)
     events = _events_frame(parts, start_ts, seed, customer_ids, item_ids)
-    from tenure.features.simulator_voice import add_voice  # texts whose tone follows the will to leave, CES
+    from tenure.features.simulator_voice import (
+        add_voice,  # texts whose tone follows the will to leave, CES
+    )
 
     events = add_voice(events, customer_ids, _PLAN_HAZARD[plan] + _CHANNEL_HAZARD[channel] - 0.35 * log_eng_rel
                        - 0.7 * sat0, decided, start_ts.value, seed)

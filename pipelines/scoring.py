@@ -206,7 +206,6 @@ def add_recommendations(
 
 def _consent_map(settings: Settings) -> dict[str, bool]:
     from tenure.features.tables import read_customers
-
     from tenure.privacy.consent import ConsentStore, consent_path
 
     customers = read_customers(settings)

@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
 from tenure.serving.dashboard import dashboard_app
+from tenure.serving.privacy_api import ConsentRequest, ConsentResponse, forget_app, record_consent
 from tenure.serving.schemas import (
     ChurnScore,
     ChurnScoreRequest,
@@ -39,7 +40,6 @@ from tenure.serving.schemas import (
     SimilarItemsRequest,
     SimilarItemsResponse,
 )
-from tenure.serving.privacy_api import ConsentRequest, ConsentResponse, forget_app, record_consent
 from tenure.serving.security import ApiGuard
 from tenure.serving.uplift_scores import uplift_by_customer
 

@@ -147,7 +147,9 @@ def _story(run: DemoRun, reset: bool) -> None:
         run.claims["customer_values_fitted"] = summary["insight"]["value"]["customers"] > 0
 
     with run.stage("experiment", "A retention campaign: measured effect beside the truth, uplift vs risk audiences"):
-        from tenure.pipelines.demo.experiment import campaign_tour  # on a shop of its own (experiments/)
+        from tenure.pipelines.demo.experiment import (
+            campaign_tour,  # on a shop of its own (experiments/)
+        )
 
         summary["experiment"] = campaign_tour(settings, config, say)
         run.claims["experiment_interval_covers_truth"] = summary["experiment"]["covers_truth"]

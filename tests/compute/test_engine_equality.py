@@ -106,7 +106,11 @@ def test_lightgbm_dask_is_as_good_as_the_local_lightgbm(tmp_path_factory, cluste
     """Same parameters, same split: test ROC-AUC within 0.005 (3,000 customers, 180 days)."""
     from sklearn.metrics import roc_auc_score
 
-    from tenure.training.churn_distributed import build_training_frame_on_cluster, select_on_cluster, split_on_cluster
+    from tenure.training.churn_distributed import (
+        build_training_frame_on_cluster,
+        select_on_cluster,
+        split_on_cluster,
+    )
     from tenure.training.churn_model import to_matrix
     from tenure.training.churn_pipeline import load_generated_split
     from tenure.training.churn_selection import select_churn_model

@@ -22,7 +22,6 @@ from workspace import API_KEY, build_data, serving_settings, train_models, write
 from tenure.pipelines.service_client import ServiceClient
 from tenure.pipelines.service_process import ServiceProcess, tenure_service
 
-
 SERVICE_EXPERIMENTS = {"holdout_share": 0.1, "definitions": [
     {"name": "winback", "arms": [{"name": "control", "share": 0.5}, {"name": "message", "share": 0.5, "offer": "note"}]},
     {"name": "later", "start": "2099-01-01T00:00:00Z",

@@ -88,6 +88,16 @@ def decide_retrain(
     if model_age_days is not None and model_age_days > settings.max_model_age_days:
         reasons.append(f"model is {model_age_days:.0f} days old (maximum {settings.max_model_age_days})")
         kinds.append("model_age")
+    return retrain_decision(reasons, kinds, dry_run=dry_run, can_retrain=can_retrain,
+                            last_retrain_at=last_retrain_at, now=now, cooldown_hours=settings.retrain_cooldown_hours)
+
+
+def retrain_decision(reasons: list[str], kinds: list[str], *, dry_run: bool, can_retrain: bool,
+                     last_retrain_at: datetime | None, now: datetime, cooldown_hours: float) -> RetrainDecision:
+    """Retrain when there are reasons, unless a dry run, no retrain action or the cool-down blocks it.
+
+    One rule for every model's triggers (churn here, the recommender in :mod:`monitoring.watch`).
+    """
     if not reasons:
         return RetrainDecision(False, [])
     blocked = None
@@ -95,8 +105,8 @@ def decide_retrain(
         blocked = "dry run"
     elif not can_retrain:
         blocked = "no retrain action configured"
-    elif last_retrain_at is not None and now - last_retrain_at < timedelta(hours=settings.retrain_cooldown_hours):
-        until = last_retrain_at + timedelta(hours=settings.retrain_cooldown_hours)
+    elif last_retrain_at is not None and now - last_retrain_at < timedelta(hours=cooldown_hours):
+        until = last_retrain_at + timedelta(hours=cooldown_hours)
         blocked = f"cool-down until {until.isoformat(timespec='minutes')}"
     return RetrainDecision(True, reasons, blocked, kinds)
 

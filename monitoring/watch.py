@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from tenure.monitoring.alerts import Alert, dispatch, routed
-from tenure.monitoring.policy import RetrainDecision
+from tenure.monitoring.policy import RetrainDecision, retrain_decision
 from tenure.monitoring.state import load_json_state, save_json_state
 
 logger = logging.getLogger(__name__)
@@ -181,17 +181,8 @@ def recommender_check(summary: dict[str, Any] | None, coverage: dict[str, Any] |
             reasons.append(f"served catalogue coverage {coverage['coverage']:.1%} below {floor:.1%} "
                            f"(offline coverage_at_k {offline_coverage:.1%}, {coverage['lists']} lists)")
             kinds.append("recommender:coverage")
-    if not reasons:
-        return RetrainDecision(False, [])
-    blocked = None
-    if dry_run:
-        blocked = "dry run"
-    elif not can_retrain:
-        blocked = "no retrain action configured"
-    elif last_retrain_at is not None and now - last_retrain_at < timedelta(hours=m.retrain_cooldown_hours):
-        until = last_retrain_at + timedelta(hours=m.retrain_cooldown_hours)
-        blocked = f"cool-down until {until.isoformat(timespec='minutes')}"
-    return RetrainDecision(True, reasons, blocked, kinds)
+    return retrain_decision(reasons, kinds, dry_run=dry_run, can_retrain=can_retrain,
+                            last_retrain_at=last_retrain_at, now=now, cooldown_hours=m.retrain_cooldown_hours)
 
 
 def drift_confidence(drift, estimate: dict[str, Any] | None) -> str:

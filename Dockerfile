@@ -29,6 +29,10 @@ COPY training/ training/
 COPY serving/ serving/
 COPY monitoring/ monitoring/
 COPY pipelines/ pipelines/
+COPY experiments/ experiments/
+COPY privacy/ privacy/
+COPY insight/ insight/
+COPY compute/ compute/
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable
 

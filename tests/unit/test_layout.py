@@ -78,3 +78,10 @@ def test_the_wheel_installs_one_top_level_package_with_every_room(tmp_path):
     assert "tenure/pipelines/cli.py" in names and "tenure/feature_repo/definitions.py" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "tenure = tenure.pipelines.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_the_dockerfile_copies_every_room_the_wheel_links():
+    """The image builds the wheel from tenure/ and its links: a room not copied is a dangling link."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    missing = [room for room in ROOMS if f"COPY {room}/ {room}/" not in dockerfile]
+    assert missing == [], f"Dockerfile does not copy {missing}"

@@ -9,12 +9,13 @@ learnt from, metrics) and one LightGBM text model per fitted learner part.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from tenure.jsonable import to_jsonable
 
 MANIFEST_FILE = "manifest.json"
 BUNDLE_DIR = "bundle"
@@ -81,7 +82,7 @@ class UpliftRuntime:
         for name, booster in self.boosters.items():
             booster.save_model(str(folder / f"{name}.txt"))
         manifest = {**self.manifest, "format_version": FORMAT_VERSION, "parts": sorted(self.boosters)}
-        (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=_plain))
+        (folder / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=to_jsonable))
         return folder
 
     @classmethod
@@ -107,11 +108,3 @@ class UpliftRuntime:
         for manifest in sorted(root.rglob(f"{BUNDLE_DIR}/{MANIFEST_FILE}")):
             return cls.load(manifest.parent)
         raise FileNotFoundError(f"no uplift model files ({MANIFEST_FILE}) under {root}")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (np.floating, np.integer)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return str(value)

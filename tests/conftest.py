@@ -137,3 +137,29 @@ def trained_churn(churn_workspace: Settings):
     result = train_churn(churn_workspace)
     promote(churn_workspace, "churn")
     return result
+
+
+# --- the CLI as a user runs it ------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Invoke the CLI with a config file that puts every store under ``tmp_path``."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from tenure.pipelines.cli import app
+
+    for name in list(os.environ):
+        if name.startswith("TENURE_"):
+            monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "tenure.yaml"
+    config.write_text(yaml.safe_dump({"paths": {"data_dir": str(tmp_path / "data"),
+                                                "reports_dir": str(tmp_path / "reports"),
+                                                "exports_dir": str(tmp_path / "exports")}}))
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, ["--config", str(config), *args])
+
+    return invoke

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-from typer.testing import CliRunner
 
 from tenure.features.simulator import Shop, simulate_shop
 
@@ -56,23 +53,3 @@ def small_raw(tmp_path: Path) -> dict[str, Path]:
         "items": write_csv(shop.items, folder / "items.csv"),
         "events": write_csv(shop.events, folder / "events.csv"),
     }
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Invoke the CLI with a config file that puts every store under ``tmp_path``."""
-    from tenure.pipelines.cli import app
-
-    for name in list(os.environ):
-        if name.startswith("TENURE_"):
-            monkeypatch.delenv(name, raising=False)
-    config = tmp_path / "tenure.yaml"
-    config.write_text(yaml.safe_dump({"paths": {"data_dir": str(tmp_path / "data"),
-                                                "reports_dir": str(tmp_path / "reports"),
-                                                "exports_dir": str(tmp_path / "exports")}}))
-    runner = CliRunner()
-
-    def invoke(*args: str):
-        return runner.invoke(app, ["--config", str(config), *args])
-
-    return invoke

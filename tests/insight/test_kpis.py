@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from typer.testing import CliRunner
 
 from tenure.features.labels import label_churn
 from tenure.features.schema import conform
@@ -161,20 +158,6 @@ def test_bad_arguments_say_what_is_wrong(small):
 
 
 # ------------------------------------------------------------------------------------------ CLI
-
-
-@pytest.fixture
-def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from tenure.pipelines.cli import app
-
-    for name in list(os.environ):
-        if name.startswith("TENURE_"):
-            monkeypatch.delenv(name, raising=False)
-    config = tmp_path / "tenure.yaml"
-    config.write_text(yaml.safe_dump({"paths": {"data_dir": str(tmp_path / "data"),
-                                                "reports_dir": str(tmp_path / "reports")}}))
-    runner = CliRunner()
-    return lambda *args: runner.invoke(app, ["--config", str(config), *args])
 
 
 def test_cli_reports_the_generated_shop_and_its_true_rates(cli, tmp_path: Path):

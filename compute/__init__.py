@@ -11,5 +11,6 @@ hand work to the cluster through it. Nothing here imports dask at import time.
 - :mod:`compute.features`: customer and item feature snapshots per partition, written as the same
   tables the local path writes;
 - :mod:`compute.frames`: churn labels and the point-in-time training frame per partition;
-- :mod:`compute.samples`: uniform samples drawn on the cluster (monitoring, baselines).
+- :mod:`compute.samples`: seeded uniform samples drawn on the cluster, the same rows whatever the
+  partitioning (monitoring's current window, baselines).
 """

@@ -137,3 +137,70 @@ def test_lightgbm_dask_is_as_good_as_the_local_lightgbm(tmp_path_factory, cluste
         to_matrix(test, features, selection.scorer.categories)))
     assert auc_local > 0.7  # the comparison means something: both models learned churn
     assert abs(auc_dask - auc_local) <= 0.005, (auc_dask, auc_local)
+
+
+@pytest.mark.parametrize(("weighting", "half_life"), [("none", None), ("bm25", 30.0)])
+def test_interaction_matrix_is_the_local_one(local_workspace, cluster_client, weighting, half_life):
+    """Partitioned aggregation of events into (customer, item, weight), stacked into one CSR: the local matrix,
+    its purchase counts and its repurchase timing."""
+    from tenure.features.tables import read_customers, read_events, read_items
+    from tenure.pipelines.cluster_steps import interactions_on_cluster
+    from tenure.training.interactions import build_interactions
+
+    settings = local_workspace.model_copy(update={"compute": local_workspace.compute.model_copy(
+        update={"engine": "dask", "partitions": 5})})
+    weights = dict(settings.recommender.event_weights)
+    want = build_interactions(read_events(settings), read_customers(settings), read_items(settings),
+                              event_weights=weights, half_life_days=half_life, weighting=weighting)
+    got = interactions_on_cluster(settings, event_weights=weights, half_life_days=half_life, weighting=weighting,
+                                  client=cluster_client)
+    assert want.nnz > 1000 and want.shape == got.shape
+    np.testing.assert_array_equal(got.customer_ids, want.customer_ids)
+    np.testing.assert_array_equal(got.item_ids, want.item_ids)
+    for name in ("user_items", "purchases"):
+        a, b = getattr(got, name), getattr(want, name)
+        np.testing.assert_array_equal(a.indptr, b.indptr)
+        np.testing.assert_array_equal(a.indices, b.indices)
+        np.testing.assert_allclose(a.data, b.data, rtol=1e-6)  # float32 sums of the same weights
+    for name in ("last_bought", "pair_interval"):
+        assert (getattr(got.timing, name) != getattr(want.timing, name)).nnz == 0
+    np.testing.assert_array_equal(got.timing.item_interval, want.timing.item_interval)
+    np.testing.assert_array_equal(got.timing.item_repeat_rate, want.timing.item_repeat_rate)
+    assert (got.timing.recency_scale_days, got.timing.as_of_days) == (want.timing.recency_scale_days,
+                                                                      want.timing.as_of_days)
+
+
+def test_monitoring_samples_drawn_on_the_cluster(local_workspace, cluster_client):
+    """Monitoring's current window from the newest snapshot, its population rule applied per partition: every
+    row (as locally) below the cap; above it a seeded uniform sample, the same rows whatever the partitioning
+    and as drawn in one process, and distributed like the local pandas sample."""
+    from functools import partial
+
+    from scipy.stats import ks_2samp
+
+    from tenure.compute.samples import bottom_k, latest_rows_partitioned, sample_on_cluster
+    from tenure.monitoring.runner import alive_population
+    from tenure.monitoring.sources import latest_snapshot
+
+    path = local_workspace.paths.features_dir / "customer_features.parquet"
+    as_of, local = latest_snapshot(local_workspace.paths.features_dir)
+    local = alive_population(local, local_workspace.churn.horizon_days)
+    keys = ("customer_id", "event_timestamp")
+    prepare = partial(alive_population, horizon_days=local_workspace.churn.horizon_days)
+    at, rows = latest_rows_partitioned(path, 6)
+    assert at == as_of
+    everyone = sample_on_cluster(rows, 10**6, seed=7, key_columns=keys, prepare=prepare)
+    pd.testing.assert_frame_equal(_sorted(everyone, ["customer_id"]), _sorted(local, ["customer_id"]))
+
+    n = len(local) // 2
+    drawn = sample_on_cluster(rows, n, seed=7, key_columns=keys, prepare=prepare)
+    _, rows_3 = latest_rows_partitioned(path, 3)
+    pd.testing.assert_frame_equal(drawn, sample_on_cluster(rows_3, n, seed=7, key_columns=keys, prepare=prepare))
+    pd.testing.assert_frame_equal(drawn, bottom_k(local, n, seed=7, key_columns=keys), check_dtype=False)
+    other = sample_on_cluster(rows, n, seed=8, key_columns=keys, prepare=prepare)
+    assert len(drawn) == n and not drawn["customer_id"].equals(other["customer_id"])  # the seed matters
+    pandas_sample = local.sample(n, random_state=7)
+    numeric = [c for c in local.columns if pd.api.types.is_numeric_dtype(local[c]) and local[c].nunique() > 10]
+    assert len(numeric) >= 5
+    for column in numeric:  # equal in distribution to the local (pandas) sample
+        assert ks_2samp(drawn[column].dropna(), pandas_sample[column].dropna()).pvalue > 0.01, column

@@ -3,7 +3,8 @@
 - the durable event log (``events-*.jsonl``): the person's lines are blanked in place (byte
   offsets stay valid for the id index and the feature updater's checkpoint); their event ids
   leave the id index (``accepted_ids.sqlite``);
-- the feature updater's checkpoint (``feature_state.sqlite``);
+- the feature updater's checkpoint and shared tables (``feature_state.sqlite``), after an
+  erasure request that a running updater process applies to its memory;
 - prediction logs (``prediction_log_dir``): matched by raw id and by the log pseudonym;
 - the trigger state and outbox (``triggers.sqlite``: band rows by pseudonym, messages by the id
   in their body) and the dead-letter files (``*dead-letter*.jsonl``).
@@ -20,6 +21,7 @@ from pathlib import Path
 from tenure.erase import blank_json_lines, count_json_lines, sqlite_rows
 from tenure.privacy.stores import Store
 from tenure.pseudonym import customer_ref
+from tenure.serving.feature_updater import request_forget
 
 
 def _log_files(folder: Path, pattern: str) -> list[Path]:
@@ -93,7 +95,14 @@ def serving_stores(settings, log_key: bytes | None) -> list[Store]:
             return sum(sqlite_rows(path, [*ids, *refs(ids).values()] if with_refs else ids, delete=True).values())
         return count, forget
 
-    state_count, state_forget = sqlite_store(events_dir / "feature_state.sqlite", False)
+    state_count, state_rows_forget = sqlite_store(events_dir / "feature_state.sqlite", False)
+
+    def state_forget(ids: list[str]) -> int:
+        # a running updater process holds states in memory: ask it to drop them first (it applies the
+        # request before its next micro-batch and before every checkpoint), then delete the rows
+        if (events_dir / "feature_state.sqlite").is_file():
+            request_forget(events_dir, ids)
+        return state_rows_forget(ids)
     trig_count, trig_forget = sqlite_store(events_dir / "triggers.sqlite", True)
     return [
         Store("serving.event_log", f"{events_dir}/events-*.jsonl + accepted_ids.sqlite",

@@ -52,6 +52,8 @@ class Readiness(BaseModel):
     feature_store: bool = False
     registry_reachable: bool = False
     models_from_cache: bool = False
+    event_updater: dict[str, Any] | None = Field(
+        None, description="The online feature updater process: pid, heartbeat_age_s, models (its triggers' versions).")
     problems: list[str] = Field(default_factory=list)
 
 

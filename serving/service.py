@@ -4,7 +4,8 @@ One ``@bentoml.service`` class holds the champions (hot-swapped from the MLflow 
 the Feast online reader, the event intake and the prediction log. Settings are read once,
 when the service starts (``TENURE_CONFIG`` and ``TENURE_*`` variables). The hot path uses
 numpy and the model runtimes only; pandas appears only when ``/events`` must reject or normalise an event (the
-contract's own rules) and in the online feature updater's thread.
+contract's own rules). The online feature updater and the triggers run in a process of their own
+(serving/updater_process.py), started and restarted by one of the workers.
 """
 
 from __future__ import annotations
@@ -48,8 +49,6 @@ logger = logging.getLogger(__name__)
 HOT_ROUTES = ("/churn-score", "/recommend", "/similar-items", "/events")
 FAST_ROUTES = ("/churn-score", "/recommend")
 INLINE_MAX_CUSTOMERS = 10
-ONLINE_WRITE_SLICE = 100
-"""Customers per online write of the feature updater (the store lock is released between slices)."""
 """/churn-score requests with at most this many customers run on the event loop, larger ones in a thread."""
 
 
@@ -189,9 +188,10 @@ class TenureService:
         self.models.refresh()
         self.models.start_polling(settings.serving.reload_interval_s)
         self.store_error: str | None = None
-        # Feast's SQLite online store shares one connection between threads: concurrent pushes
-        # and reads break its transactions ("cannot start a transaction within a transaction"),
-        # so store calls of this process take turns there; Redis needs no lock
+        # Feast's SQLite online store shares one connection between threads: concurrent writes
+        # (an erasure) and reads break its transactions ("cannot start a transaction within a
+        # transaction"), so store calls of this process take turns there; Redis needs no lock.
+        # The updater process writes through its own connection (SQLite's WAL: reads do not wait)
         lock = threading.Lock() if settings.feast.profile == "local" else None
         self._store_lock = lock if lock is not None else contextlib.nullcontext()
         try:
@@ -214,7 +214,6 @@ class TenureService:
 
         # consent per scope (privacy/consent.py): a change counts from the next request, no restart
         self.consent = ConsentView(ConsentStore.from_settings(settings), settings.privacy.default_consent)
-        self.triggers, self.trigger_sender = self._build_triggers()
         self.intake = self._build_intake()
         self.intake.start()
         self._publish_versions()
@@ -222,84 +221,18 @@ class TenureService:
 
     # --- set-up helpers ------------------------------------------------------------------------
     def _build_intake(self):
-        """The live event path (serving/live_events.py): durable log, validator, online feature updater."""
-        from tenure.feature_repo.online import write_feature_rows
-        from tenure.features.tables import read_customers, read_items, table_path
+        """The live event path (serving/live_events.py): validator and durable log here, the updater in its process."""
+        from tenure.features.tables import read_customers, read_items
         from tenure.serving.live_events import LiveEvents
+        from tenure.serving.updater_process import model_versions
 
         settings = self.settings
         customers = read_customers(settings, missing_ok=True)
         items = read_items(settings, missing_ok=True)
-        events_dir = table_path(settings, "events")
-
-        def history(customer_ids: list[str]) -> list[dict[str, Any]]:
-            """Stored events of these customers (the updater's thread, once per customer)."""
-            import pyarrow.dataset as ds
-
-            if not events_dir.exists():
-                return []
-            dataset = ds.dataset(events_dir, format="parquet", partitioning="hive")
-            return dataset.to_table(filter=ds.field("customer_id").isin(customer_ids)).to_pylist()  # one scan
-
-        def push(rows: list[tuple[str, dict[str, Any]]], as_of_ns: int) -> None:
-            """One online write per micro-batch (the updater's thread)."""
-            if self.store is None:
-                raise RuntimeError("the feature store is not open")
-            if self.triggers is not None:  # band crossings are queued before the push (serving/triggers.py)
-                self._consider_triggers(rows, as_of_ns)
-            # in slices, so that reads waiting for the SQLite store lock wait for one slice at most
-            for start in range(0, len(rows), ONLINE_WRITE_SLICE):
-                with self._store_lock:
-                    write_feature_rows(self.store, rows[start:start + ONLINE_WRITE_SLICE], as_of_ns)
-            if self.trigger_sender is not None:
-                self.trigger_sender.wake()
-
-        return LiveEvents.build(settings, customers, items, history, push, observe_lag=self.metrics.event_lag.observe)
-
-    def _build_triggers(self):
-        """The band-crossing outbox and its senders, when a sink is set (``triggers.webhook_url``, ``redis_stream``)."""
-        t = self.settings.triggers
-        from tenure.serving.triggers import Triggers, make_senders, sink_names
-
-        if not sink_names(t):
-            return None, None
-
-        folder = self.settings.paths.event_log_dir
-        folder.mkdir(parents=True, exist_ok=True)
-
-        def count(outcome: str, n: int) -> None:
-            self.metrics.triggers.labels(outcome=outcome).inc(n)
-
-        from tenure.pseudonym import customer_ref
-
-        triggers = Triggers(folder, t.bands, t.min_interval_s, count,
-                            customer_ref=lambda cid: customer_ref(self.log_key, cid),  # band table: pseudonyms
-                            may_contact=lambda cid: self.consent.allows(cid, "marketing"), sinks=sink_names(t))
-        sender = make_senders(triggers, self.settings, folder, count)
-        sender.start()
-        return triggers, sender
-
-    def _consider_triggers(self, rows: list[tuple[str, dict[str, Any]]], as_of_ns: int) -> None:
-        """Score the customers before and after this update and queue a message per watched band crossing."""
-        current = self.models.current
-        if current.churn is None or self.churn_reader is None:
-            return
-        ids = [cid for cid, _ in rows]
-        before = dict(zip(ids, self.churn_reader.read(ids)))
-        k = self.settings.triggers.recommendations
-
-        def extras(cid: str) -> dict[str, Any]:
-            if not k or current.recommender is None:
-                return {}
-            try:
-                recs = current.recommender.recommend(cid, k=k)
-            except Exception:  # a message goes out without recommendations rather than not at all
-                logger.exception("recommendations for the trigger message of %s failed", cid)
-                return {}
-            return {"recommendations": [item["item_id"] for item in recs.items], "recommendation_strategy": recs.strategy}
-
-        as_of = _iso_seconds(as_of_ns / 1e9)
-        self.triggers.consider(current.churn, current.churn_version, before, dict(rows), as_of, extras, seq=as_of_ns)
+        intake = LiveEvents.build(settings, customers, items, observe_lag=self.metrics.event_lag.observe)
+        if intake.supervisor is not None:  # the updater process scores triggers with the champions served here
+            intake.supervisor.on_tick.append(lambda: intake.publish_models(model_versions(self.models.current)))
+        return intake
 
     def _publish_versions(self) -> None:
         current = self.models.current
@@ -320,6 +253,7 @@ class TenureService:
             "models_from_cache": self.models.from_cache,
         }
         problems = [p for p in (self.store_error, self.models.problem) if p]  # plain words, no exception text
+        state["event_updater"] = self.intake.updater_state()  # the updater process: pid, heartbeat age, models
         lagging = self.intake.problem(self.settings.events.max_lag_s)  # online features behind acknowledged events
         if lagging:
             problems.append(lagging)
@@ -485,7 +419,7 @@ class TenureService:
                 value = row["consent_personalization"]
                 consent = bool(value) if not (isinstance(value, float) and math.isnan(value)) else True
         consent = self.consent.allows(customer_id, "personalization", baseline=consent)  # a later change wins
-        recent = self.intake.recent_items(customer_id, self.settings.recommender.event_weights)  # live events
+        recent = self.intake.recent_items(customer_id)  # live events (the updater process writes them)
         arms = self.arms.of(customer_id, self.arms.active("recommend"))
         if arms and self.arms.recommender_strategy(arms) == "popular":  # an experiment arm A/B-tests the recommender
             recs = runtime.popular(k, categories=categories, available_only=available_only)
@@ -524,7 +458,7 @@ class TenureService:
     async def events(self, events: list[EventIn], wait_for_features: bool = False) -> EventsResponse:
         """Validate, de-duplicate and durably log events (group commit), then acknowledge.
 
-        Online features are updated right after, off the request path (serving/feature_updater.py);
+        Online features are updated right after, by the updater process (serving/updater_process.py);
         with ``wait_for_features`` the answer also waits (up to ``events.max_lag_s``) until they are.
         """
         return await self._events(events, wait_for_features)
@@ -564,8 +498,8 @@ class TenureService:
         updated: list[str] = []
         if wait_for_features and counts["accepted"] and await self.intake.wait_applied(
                 position, self.settings.events.max_lag_s):
-            profiles = self.intake.updater.profiles
-            updated = sorted({e["customer_id"] for e, fresh in zip(accepted, flags) if fresh} & profiles.keys())
+            known = self.intake.validator.known_customers
+            updated = sorted({e["customer_id"] for e, fresh in zip(accepted, flags) if fresh} & known)
         return EventsResponse(accepted=counts["accepted"], duplicates=counts["duplicate"], rejected=counts["rejected"],
                               results=results, features_updated=updated)
 
@@ -597,7 +531,8 @@ class TenureService:
         self.prediction_log.flush()  # queued records reach the files, where erasure finds them
         stores = [Store(s.name, s.where, locked(s.count), locked(s.forget), s.export) if s.name == "feast_online" else s
                   for s in workspace_stores(self.settings, feature_store=self.store)]
-        memory = Store("serving.memory", "this service process: event validator, feature states, loaded recommender",
+        memory = Store("serving.memory", "this service process: event validator, loaded recommender; the updater "
+                       "process's feature states (an erasure request it applies before its next micro-batch)",
                        self._count_in_memory, self._forget_in_memory)
         receipt = forget_customers(self.settings, customer_ids, [memory, *stores,
                                                                  *serving_stores(self.settings, self.log_key)])
@@ -606,18 +541,13 @@ class TenureService:
 
     def _count_in_memory(self, ids: list[str]) -> dict[str, int]:
         recommender = self.models.current.recommender
-        updater = self.intake.updater
         return {cid: n for cid in ids if (n := int(cid in self.intake.validator.known_customers)
-                                          + int(cid in getattr(updater, "profiles", {}))
                                           + int(recommender is not None and recommender.knows_customer(cid)))}
 
     def _forget_in_memory(self, ids: list[str]) -> int:
         from tenure.registry.recommender_erasure import forget_in_runtime
 
-        validator = self.intake.validator
-        n = len(validator.known_customers & set(ids))
-        validator.known_customers = validator.known_customers - set(ids)  # their events are refused from now on
-        n += self.intake.updater.forget(ids)
+        n = self.intake.forget(ids)  # their events are refused from now on; the updater process drops their states
         if self.models.current.recommender is not None:
             n += forget_in_runtime(self.models.current.recommender, ids)
         return n
@@ -651,10 +581,7 @@ class TenureService:
     def _shutdown(self) -> None:
         self.models.stop()
         self.prediction_log.close()
-        self.intake.close()
-        if self.trigger_sender is not None:
-            self.trigger_sender.stop()
-            self.triggers.close()
+        self.intake.close()  # stops the updater process too (it checkpoints)
 
 
 TenureService.add_asgi_middleware(SettingsGuard)

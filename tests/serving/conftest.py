@@ -73,9 +73,25 @@ def service(workspace) -> Iterator[ServiceProcess]:
         with ServiceClient(proc.url, API_KEY, timeout_s=60) as admin:
             admin.reload()
         proc.wait_ready(150)
+        wait_updater_models(proc.url, 150)  # the updater process scores triggers with the champions just loaded
         yield proc
     finally:
         proc.stop()
+
+
+def wait_updater_models(url: str, timeout_s: float) -> dict:
+    """Wait until ``/readyz`` says the updater process scores with the versions the service serves; its state."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        ready = httpx.get(f"{url}/readyz", timeout=10).json()
+        served = f"{ready.get('churn_model_version')}/{ready.get('recommender_model_version')}"
+        if (ready.get("event_updater") or {}).get("models") == served or time.monotonic() > deadline:
+            return ready
+        time.sleep(0.2)
 
 
 @pytest.fixture(scope="session")

@@ -242,3 +242,32 @@ def test_one_worker_at_a_time_applies_the_log(tmp_path: Path, shop) -> None:
         first.stop()
     assert second._take_ownership() is True  # the lock is released when its holder stops
     second.stop()
+
+
+def test_an_erasure_request_reaches_the_updater_and_its_checkpoint_does_not_write_the_person_back(
+        tmp_path: Path, shop) -> None:
+    from tenure.serving.feature_updater import UpdaterView, request_forget
+
+    log = DurableEventLog(tmp_path)
+    log.append([_event(1, "c1", event_type="view", item_id="i1"), _event(2, "c2", event_type="view", item_id="i2")])
+    log.close()
+    updater = _updater(tmp_path, shop, [])
+    updater.recent_weights = {"view": 1.0}
+    updater.checkpoint_interval_s = 3600.0  # states stay dirty, in memory: the case an erasure must reach
+    view = UpdaterView(tmp_path)  # a worker's view (another process in the service)
+    assert updater.step() is True
+    assert view.recent_items("c1") == [("i1", 1.0)] and view.applied_position() == updater.position
+    assert [p for p, _ in view.new_batches()] == [updater.position]  # the workers' lag histogram reads these
+
+    request_forget(tmp_path, ["c1"])  # what DELETE /customers/{id} and `tenure forget` do (serving/erasure.py)
+    assert view.recent_items("c1") == []
+    updater.step()  # the next look at the log applies the request first
+    assert updater.features_of("c1") is None and "c1" not in updater.profiles
+    updater.stop()  # the last checkpoint
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "feature_state.sqlite")
+    assert db.execute("SELECT customer_id FROM state").fetchall() == [("c2",)]
+    assert db.execute("SELECT COUNT(*) FROM forget").fetchone() == (0,)  # applied: its hash is not kept
+    db.close()
+    view.close()

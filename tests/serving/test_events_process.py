@@ -130,3 +130,54 @@ def test_a_retry_after_a_client_timeout_is_a_duplicate_and_nothing_is_lost(servi
     logged = [line for path in sorted(Path(settings.paths.event_log_dir).glob("events-*.jsonl"))
               for line in path.read_text().splitlines() if "ev-retry-" in line]
     assert len(logged) == 2  # once each in the log
+
+
+WORKER = """
+import os, sys, time
+from pathlib import Path
+from tenure.serving.updater_process import UpdaterSupervisor
+child = ("import sys, time; from tenure.serving.updater_process import _die_with_parent; "
+         "_die_with_parent(int(sys.argv[1])); time.sleep(120)")
+supervisor = UpdaterSupervisor(Path(sys.argv[1]), command=[sys.executable, "-c", child, str(os.getpid())])
+supervisor.start()
+seen = None
+while True:
+    pid = supervisor.process.pid if supervisor.running() else None
+    if pid != seen and pid is not None:
+        print(pid, flush=True)
+        seen = pid
+    time.sleep(0.02)
+"""
+
+
+def _alive(pid: int) -> bool:
+    from tenure.pipelines.service_process import process_tree
+
+    return any(p.pid == pid for p in process_tree(pid))
+
+
+def test_the_supervisor_restarts_the_process_and_it_dies_with_its_worker(tmp_path: Path) -> None:
+    """kill -9 of the updater process: started again; kill -9 of its worker: it goes too (no orphan)."""
+    import subprocess
+    import sys
+
+    from tenure.pipelines.service_process import CODE_ROOT
+
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(CODE_ROOT)})
+    try:
+        first = int(worker.stdout.readline())
+        assert _alive(first)
+        os.kill(first, signal.SIGKILL)
+        second = int(worker.stdout.readline())  # started again (after the 1 s back-off)
+        assert second != first and _alive(second)
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(second) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(second), "the updater process outlived its worker"
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(10)

@@ -73,6 +73,13 @@ def audience(
                 path, frame, campaign = campaign_export(settings, experiment, risk=tuple(dict.fromkeys(risk)),
                                                         k=with_recommendations, file_format=file_format, out=out_path,
                                                         source=source)
+            elif settings.compute.engine == "dask" and rank is None:  # partition by partition (docs/cluster.md)
+                from tenure.pipelines.cluster_steps import export_audience_on_cluster
+
+                path, written = export_audience_on_cluster(settings, risk=tuple(dict.fromkeys(risk)),
+                                                           k=with_recommendations, file_format=file_format,
+                                                           out=out_path, source=source)
+                frame = None
             else:
                 path, frame = export_audience(settings, risk=tuple(dict.fromkeys(risk)), k=with_recommendations,
                                               file_format=file_format, out=out_path, source=source)  # type: ignore[arg-type]
@@ -86,7 +93,13 @@ def audience(
         except (ValueError, FileNotFoundError) as exc:
             fail(f"--rank {rank}: {exc}")
     if as_json:
-        print_json({**_summary(path, frame, risk, with_recommendations, file_format),
+        summary = (_summary(path, frame, risk, with_recommendations, file_format) if frame is not None else
+                   {"path": str(path), "format": file_format, "rows": written["customers_scored"],
+                    "risk": list(dict.fromkeys(risk)), "rows_by_risk_band": written["bands"],
+                    "with_recommendations": with_recommendations,
+                    "churn_model_versions": [written["churn_model_version"]] if written["churn_model_version"] else [],
+                    "columns": written["columns"]})
+        print_json({**summary,
                     **({"uplift" if policy == "uplift" else "campaign": campaign} if campaign else {})})
         return
     out.print(str(path), highlight=False, soft_wrap=True)  # pipelines.scoring logged what it wrote

@@ -55,3 +55,19 @@ def test_run_all_on_a_local_dask_cluster(tmp_path: Path) -> None:
     columns = [c for c in local.columns if c != "scored_at"]
     pd.testing.assert_frame_equal(scores[columns].sort_values("customer_id").reset_index(drop=True),
                                   local[columns].sort_values("customer_id").reset_index(drop=True), check_dtype=False)
+
+    # the audience export, partition by partition through the CLI, equals the local export
+    from tenure.pipelines.scoring import export_audience
+
+    exported = runner.invoke(app, ["--config", str(config), "export", "audience", "--risk", "medium", "--risk", "high",
+                                   "-k", "3", "--format", "parquet", "--out", str(tmp_path / "dask.parquet"), "--json"])
+    assert exported.exit_code == 0, exported.output
+    _, want = export_audience(load_settings(config, compute={"engine": "local"}), risk=("medium", "high"), k=3,
+                              file_format="parquet", out=tmp_path / "local.parquet")
+    got = pd.read_parquet(tmp_path / "dask.parquet")
+    assert len(want) > 10 and got["churn_probability"].is_monotonic_decreasing
+    assert f'"rows": {len(want)}' in exported.output
+    columns = [c for c in want.columns if c != "scored_at"]
+    assert list(got.columns) == list(want.columns)
+    pd.testing.assert_frame_equal(got[columns].sort_values("customer_id").reset_index(drop=True),
+                                  want[columns].sort_values("customer_id").reset_index(drop=True), check_dtype=False)

@@ -108,7 +108,7 @@ def _voice_hook(settings: Settings, events: pd.DataFrame, window: dict[str, Any]
 def compute_kpis(customers: pd.DataFrame, events: pd.DataFrame, start: pd.Timestamp | None = None,
                  end: pd.Timestamp | None = None, by: str | None = None, horizon_days: int = 30,
                  qualifying_event_types: Sequence[str] = ("purchase", "session", "view", "add_to_cart"),
-                 ) -> dict[str, Any]:
+                 estimate_lost: bool = True) -> dict[str, Any]:
     """KPIs of ``customers`` and ``events`` over the window [start, end].
 
     Parameters
@@ -120,6 +120,10 @@ def compute_kpis(customers: pd.DataFrame, events: pd.DataFrame, start: pd.Timest
     start, end: tz-aware UTC window bounds (None = first / last event).
     by: segment key (see :data:`SEGMENTS`) or None.
     horizon_days, qualifying_event_types: the churn definition (``settings.churn``).
+    estimate_lost: add the buy-till-you-die estimate of customers really lost
+        (:mod:`tenure.insight.lost`): ``estimated_lost_rate`` (pooled over the churn months, beside
+        ``churn_rate``), ``estimated_lost_customers`` and ``estimated_lost_share`` (at the window's
+        end) in ``totals``, ``estimated_lost_rate`` per month and the fitted ``lost_model``.
 
     Returns
     -------
@@ -164,7 +168,12 @@ def compute_kpis(customers: pd.DataFrame, events: pd.DataFrame, start: pd.Timest
     active = frame.active
     inside = (active.times >= lo) & (active.times <= hi)
     report["totals"]["active_customers"] = int(_distinct(active.codes[inside]).size)
-    report["monthly"] = _monthly(frame, labels, start, end)
+    lost = _lost(frame, cutoffs, end, horizon_days) if estimate_lost else None
+    if lost is not None:
+        report["totals"].update({k: lost[k] for k in ("estimated_lost_rate", "estimated_lost_customers",
+                                                      "estimated_lost_share")})
+        report["lost_model"] = lost["model"]
+    report["monthly"] = _monthly(frame, labels, start, end, lost)
     report["cohorts"] = _cohorts(frame, start, end)
     report["channels"] = _channels(frame, lo, hi)
     if by is not None:
@@ -374,9 +383,26 @@ def _churn(labels: pd.DataFrame) -> dict[str, Any]:
             "retention_rate": None if not n else 1.0 - churned / n}
 
 
-def _monthly(frame: _Frame, labels: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> list[dict[str, Any]]:
+def _lost(frame: _Frame, cutoffs: list[pd.Timestamp], end: pd.Timestamp, horizon_days: int) -> dict[str, Any]:
+    """Customers really lost (Pareto/NBD on activity days, :func:`tenure.insight.lost.estimate_lost`)."""
+    from tenure.insight.lost import estimate_lost
+
+    act = frame.active
+    keys = _distinct(act.codes * _N_DAYS + act.days)  # sorted by customer, then day
+    data_start_day = frame.data_start // _DAY_NS
+    signup_day = np.where(frame.signup == np.iinfo(np.int64).min, data_start_day, frame.signup // _DAY_NS)
+    birth = np.maximum(signup_day, data_start_day)
+    lost = estimate_lost(keys // _N_DAYS, keys % _N_DAYS, birth, [c.value // _DAY_NS for c in cutoffs],
+                         end.value // _DAY_NS, horizon_days)
+    lost["months"] = {str(np.datetime64(day, "D").astype("datetime64[M]")): v for day, v in lost["months"].items()}
+    return lost
+
+
+def _monthly(frame: _Frame, labels: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
+             lost: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One row per calendar month touching the window: churn at its start and its event KPIs."""
     rows = []
+    lost_months = lost["months"] if lost is not None else {}
     months = pd.period_range(start.tz_localize(None), end.tz_localize(None), freq="M")
     by_cutoff = dict(tuple(labels.groupby("event_timestamp"))) if len(labels) else {}
     for month in months:
@@ -386,6 +412,8 @@ def _monthly(frame: _Frame, labels: pd.DataFrame, start: pd.Timestamp, end: pd.T
         row: dict[str, Any] = {"month": str(month), "alive_at_start": None if cut is None else len(cut)}
         row.update(_churn(cut) if cut is not None else {"customer_months": 0, "churn_rate": None,
                                                          "retention_rate": None})
+        if lost is not None:
+            row.update(lost_months.get(str(month), {"expected_alive_at_start": None, "estimated_lost_rate": None}))
         row.update(_block(frame, _Filter(lo.value, hi.value)))
         rows.append(row)
     return rows

@@ -62,8 +62,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--customers", type=int, default=2500)
     p.add_argument("--items", type=int, default=150)
     p.add_argument("--drift-at", type=int, default=150)
-    p.add_argument("--windows", type=int, default=2, help="weekly windows after the change")
+    p.add_argument("--windows", type=int, default=5, help="weekly windows (passes) after the change")
     p.add_argument("--seeds", type=int, nargs="*", default=list(REPORT_SEEDS))
+    p.add_argument("--kinds", nargs="*", default=list(WORLD), choices=list(WORLD), help="world kinds measured")
+    p.add_argument("--season-step", type=int, default=14, help="days between seasonal windows (742-938)")
+    p.add_argument("--early-days", type=int, nargs="*", default=[7, 14],
+                   help="early-outcome windows k measured (the settings' monitoring.early_outcome_days decides alarms)")
     p.add_argument("--skip", nargs="*", default=[], choices=["world", "seasonality", "pipeline"])
     p.add_argument("--speed", type=int, default=0, metavar="CUSTOMERS",
                    help="only time the new checks on a shop of this many customers (-> drift_kinds_speed.json)")
@@ -159,6 +163,33 @@ def _assess(reference, current, numeric, categorical, monitoring, promised, ref_
 
 
 # ----------------------------------------------------------------------------- world kinds
+def _early(shop, feats, cohort_day, k, start, model, categorical, monitoring):
+    """Early-outcome check of the cohort scored on ``cohort_day`` (its ``k`` days passed) against the cohorts
+    scored in the 28 days before whose ``k``-day outcomes ended by ``cohort_day`` (as the runner does)."""
+    import pandas as pd
+
+    from tenure.features.labels import label_churn
+    from tenure.monitoring.early_outcome import early_outcome_check
+    from tenure.settings import ChurnSettings
+
+    churn = ChurnSettings()
+
+    def cohort(day):
+        frame = feats(day)
+        cut = start + pd.Timedelta(days=day)
+        lab = label_churn(shop.events, shop.customers, [cut], k, churn.qualifying_event_types)
+        rows = frame.merge(lab[["customer_id", "label"]].rename(columns={"label": "outcome"}), on="customer_id")
+        return rows.assign(prediction=model.predict(rows), cohort=day)
+
+    refs = [r for r in range(cohort_day - monitoring.event_baseline_days, cohort_day - k + 1, 7)]
+    current = cohort(cohort_day)
+    reference = pd.concat([cohort(r) for r in refs], ignore_index=True)
+    return early_outcome_check(current, reference, categorical, days=k,
+                               max_p_value=monitoring.early_outcome_max_p_value,
+                               min_auc_drop=monitoring.early_outcome_min_auc_drop,
+                               min_rate_increase=monitoring.early_outcome_min_rate_increase)
+
+
 def world_seed(seed, args, monitoring):
     import pandas as pd
     from sklearn.metrics import roc_auc_score
@@ -172,13 +203,15 @@ def world_seed(seed, args, monitoring):
 
     numeric, categorical = list(CUSTOMER_NUMERIC_FEATURES), list(CUSTOMER_CATEGORICAL_FEATURES)
     d = args.drift_at
-    days = d + 7 * args.windows + 31
+    days = d + 7 * max(args.windows, 5) + 31  # the last pass's 30-day labels
     start = pd.Timestamp("2026-01-01", tz="UTC")
     quiet = simulate_shop(args.customers, args.items, days, seed)
     train_days = list(range(d - 90, d - 36, 7))
     calib_day, ref_day = d - 30, d - 23
-    quiet_days = [ref_day + 7 * k for k in range(1, (d + 7 * args.windows - ref_day) // 7 + 1)]
-    q = _features(quiet, [*train_days, calib_day, ref_day, *quiet_days], start)
+    # weekly cut-offs from d-35 (after the training cut-offs): early-outcome cohorts and the quiet passes
+    aligned = list(range(d - 35, d + 7 * max(args.windows, 5) + 1, 7))
+    quiet_days = [x for x in aligned if x >= ref_day + 7]
+    q = _features(quiet, sorted({*train_days, calib_day, ref_day, *aligned}), start)
     train = pd.concat([_labelled(quiet, q[t], t, start) for t in train_days], ignore_index=True)
     calib = _labelled(quiet, q[calib_day], calib_day, start)
     model = _Model(numeric, categorical).fit(train, calib)
@@ -188,7 +221,21 @@ def world_seed(seed, args, monitoring):
     reference = ref.assign(prediction=ref_p, risk_band=_bands(ref_p))
     records = []
 
-    def window(kind, shop, frame, day, k):
+    def early_all(shop, feats, day):
+        out = {}
+        for k in args.early_days:
+            cohort = day - k
+            if cohort - monitoring.event_baseline_days < aligned[0] or (cohort - aligned[0]) % 7:
+                continue  # its cohort or reference cohorts were not computed
+            res = _early(shop, feats, day - k, k, start, model, categorical, monitoring)
+            out[str(k)] = {"alarm": res["alarm"], "auc_drop": res.get("auc_drop"), "roc_auc": res.get("roc_auc"),
+                           "reference_roc_auc": res.get("reference_roc_auc"), "outcome_rate": res.get("outcome_rate"),
+                           "expected_rate": res.get("expected_rate"),
+                           "alarms": [f["signal"] for f in res["findings"] if f["alarm"]],
+                           "top": sorted(res["findings"], key=lambda f: f["p_value"])[:2]}
+        return out
+
+    def window(kind, shop, frame, day, k, feats):
         cur = frame.assign(prediction=model.predict(frame))
         cur["risk_band"] = _bands(cur["prediction"].to_numpy())
         rec = _assess(reference, cur, numeric, categorical, monitoring, promised, ref_p, ref["label"].to_numpy(),
@@ -200,30 +247,43 @@ def world_seed(seed, args, monitoring):
             from tenure.monitoring.estimation import estimate_performance
 
             est_lab = estimate_performance(lab["prediction"].to_numpy(), ref_p, ref["label"].to_numpy())["estimated_roc_auc"]
+        early = early_all(shop, feats, day)
         expected = EXPECTED.get(kind, ())
         named = bool(set(rec["drifted"]) & set(expected)) or \
             any(k_ in expected or k_.split(":")[0] in expected or ":".join(k_.split(":")[:2]) in expected
                 for k_ in rec["kinds"])
         records.append({"seed": seed, "kind": kind, "day": day, "window": k, "promised_roc_auc": promised,
                         "realised_roc_auc": realised, "estimated_on_labelled": est_lab, "named": named,
-                        "rows": len(cur), **rec})
+                        "rows": len(cur), "early_outcome": early, **rec})
+
+    def quiet_feats(day):
+        return q[day]
 
     for day in quiet_days:
-        window("quiet", quiet, q[day], day, (day - ref_day) // 7)
-    for kind in WORLD:
+        window("quiet", quiet, q[day], day, (day - ref_day) // 7 + 1, quiet_feats)
+    for kind in [k for k in WORLD if k in args.kinds]:
         shop, _ = simulate_drifted_shop(args.customers, args.items, days, seed, kind, d)
         wdays = [d + 7 * k for k in range(1, args.windows + 1)]
         f = _features(shop, wdays, start)
+
+        def feats(day, f=f):
+            return q[day] if day <= d else f[day]  # the days before the change are the quiet world's
+
         for k, day in enumerate(wdays, 1):
-            window(kind, shop, f[day], day, k)
+            window(kind, shop, f[day], day, k, feats)
     return records
 
 
 # ----------------------------------------------------------------------------- seasonality
 def seasonal_seed(seed, args, monitoring):
-    """Windows in the third year against a reference pooled over the second (a whole cycle, full
-    365-day look-backs), for the seasonal world and a no-season control; and against one cut-off
-    just before the windows (a reference that does not cover the cycle)."""
+    """Weekly-snapshot history of 960 days with a yearly cycle (peak on day 0, troughs on days 182, 547,
+    912); windows every ``--season-step`` days in the third year (days 742-938, down into the trough) go
+    through the drift report and the policy against the reference the runner would choose
+    (``monitoring.reference``: ``tenure.monitoring.reference.choose_reference`` over the weekly snapshots;
+    auto -> the snapshots 365 +/- 14 days before, pooled), against one cut-off before the windows (what
+    ``latest`` gives: the champion's training sample does not cover the cycle) and against monthly
+    cut-offs of the previous year pooled. A no-season control with the auto reference separates a year of
+    ageing from the season."""
     import pandas as pd
 
     from tenure.features.customer_features import (
@@ -234,34 +294,49 @@ def seasonal_seed(seed, args, monitoring):
     from tenure.features.simulator import simulate_shop
     from tenure.monitoring.drift import drift_report
     from tenure.monitoring.policy import decide_retrain
+    from tenure.monitoring.reference import choose_reference
 
     numeric, categorical = list(CUSTOMER_NUMERIC_FEATURES), list(CUSTOMER_CATEGORICAL_FEATURES)
     start = pd.Timestamp("2026-01-01", tz="UTC")
     days = 960
-    ref_days = list(range(400, 761, 30))
-    cur_days = [800, 840, 880, 920]  # towards the trough on day 912
+    grid = list(range(7, days, 7))  # the batch feature table's weekly snapshots
+    cur_days = list(range(742, 939, args.season_step))
+    pooled_days = list(range(406, 743, 28))
+    single_day = 700
+    chosen = {}
+    for day in cur_days:
+        kind, cuts, _ = choose_reference(monitoring.reference, [start + pd.Timedelta(days=g) for g in grid if g < day],
+                                         start + pd.Timedelta(days=day), monitoring.season_days,
+                                         monitoring.season_tolerance_days)
+        chosen[day] = (kind, [round((c - start) / pd.Timedelta(days=1)) for c in cuts])
+    auto_days = sorted({x for _, cuts in chosen.values() for x in cuts})
     worlds = {"seasonal": simulate_drifted_shop(args.customers, args.items, days, seed, "seasonality", 0)[0],
               "no season (control)": simulate_shop(args.customers, args.items, days, seed)}
-    last_year = {d: [d - 365 - 14, d - 365, d - 365 + 14] for d in cur_days}
     out = []
     for world, shop in worlds.items():
-        extra = sorted({x for v in last_year.values() for x in v}) if world == "seasonal" else []
-        f = _features(shop, sorted(set(ref_days + cur_days + extra)), start)
-        pooled = pd.concat([f[t].sample(n=min(len(f[t]), 300), random_state=seed) for t in ref_days],
-                           ignore_index=True)
-        references = [("pooled year", pooled)] + ([("one cut-off (day 760)", f[760]), ("same season last year", None)]
-                                                  if world == "seasonal" else [])
-        for label, fixed in references:
+        seasonal = world == "seasonal"
+        need = set(cur_days + auto_days) | (set(pooled_days + [single_day]) if seasonal else set())
+        f = _features(shop, sorted(need), start)
+        references = {"auto (same season)": None}
+        if seasonal:
+            references["pooled previous year"] = pd.concat([f[t] for t in pooled_days], ignore_index=True)
+            references[f"one cut-off (day {single_day})"] = f[single_day]
+        for label, fixed in references.items():
             for day in cur_days:
-                reference = fixed if fixed is not None else pd.concat(
-                    [f[t].sample(n=min(len(f[t]), 800), random_state=seed) for t in last_year[day]], ignore_index=True)
+                if fixed is None:
+                    kind, cuts = chosen[day]
+                    reference = pd.concat([f[t] for t in cuts], ignore_index=True) if kind == "same_season" else f[single_day]
+                else:
+                    reference = fixed
                 summary, _ = drift_report(reference, f[day], numeric, categorical, monitoring)
                 decision = decide_retrain(drift_share=summary.drift_share, drifted=summary.drifted, auc_drop=None,
                                           model_age_days=None, settings=monitoring, last_retrain_at=None,
                                           now=datetime.now(UTC), dry_run=True)
+                scores = {x.column: round(x.score, 4) for x in summary.features if x.column in categorical}
                 out.append({"seed": seed, "world": world, "reference": label, "day": day,
+                            "reference_cutoffs": chosen[day][1] if fixed is None else None,
                             "drift_share": summary.drift_share, "drifted": summary.drifted,
-                            "alarm": decision.triggered})
+                            "categorical_scores": scores, "alarm": decision.triggered, "reasons": decision.kinds})
     return out
 
 
@@ -325,25 +400,45 @@ def pipeline_seed(seed, args, settings_for):
 
 
 # ----------------------------------------------------------------------------- summary
-def summarise(world, seasonal, pipeline, pipeline_truth):
+def _early_alarm(r, k):
+    e = (r.get("early_outcome") or {}).get(str(k))
+    return bool(e and e["alarm"])
+
+
+def summarise(world, seasonal, pipeline, pipeline_truth, early_days=14):
+    """Per kind: detection (drift, event-level, CBPE, and the early outcome with ``early_days``) and CBPE's error."""
     import numpy as np
 
+    for r in world:
+        r["alarm_all"] = bool(r["alarm"] or _early_alarm(r, early_days))
     table = []
-    for kind in WORLD:
+    for kind in [k for k in WORLD if any(r["kind"] == k for r in world)]:
         recs = [r for r in world if r["kind"] == kind]
         seeds = sorted({r["seed"] for r in recs})
         first = [r for r in recs if r["window"] == 1]
-        delays = []
-        for s in seeds:
-            hits = [r["window"] for r in recs if r["seed"] == s and r["alarm"]]
-            delays.append(min(hits) if hits else None)
+
+        def delays(flag):
+            out = []
+            for s in seeds:
+                hits = [r["window"] for r in recs if r["seed"] == s and flag(r)]
+                out.append(min(hits) if hits else None)
+            return out
+
         errs = [abs(r["estimated_on_labelled"] - r["realised_roc_auc"]) for r in recs
                 if r["realised_roc_auc"] is not None and r["estimated_on_labelled"] is not None]
+        early_named = [r for r in first if _early_alarm(r, early_days)]
         table.append({
             "kind": kind, "seeds": len(seeds),
-            "detected_first_window": sum(r["alarm"] for r in first) / max(len(first), 1),
-            "delays": delays,
-            "named_right": sum(r["named"] for r in first if r["alarm"]) / max(sum(r["alarm"] for r in first), 1),
+            "detected_first_window": sum(r["alarm_all"] for r in first) / max(len(first), 1),
+            "detected_first_window_without_early_outcome": sum(r["alarm"] for r in first) / max(len(first), 1),
+            "delays": delays(lambda r: r["alarm_all"]),
+            "delays_without_early_outcome": delays(lambda r: r["alarm"]),
+            **{f"delays_early_outcome_{k}d": delays(lambda r, k=k: _early_alarm(r, k))
+               for k in sorted({int(k) for r in recs for k in (r.get("early_outcome") or {})})},
+            "named_right": (sum(r["named"] or (kind == "concept" and _early_alarm(r, early_days)) for r in first if r["alarm_all"])
+                            / max(sum(r["alarm_all"] for r in first), 1)),
+            "early_outcome_signals_first_window": sorted({x for r in early_named
+                                                          for x in r["early_outcome"][str(early_days)]["alarms"]}),
             "triggers_first_window": sorted({k for r in first for k in r["kinds"]}),
             "drift_share_first_window": [round(r["drift_share"], 3) for r in first],
             "estimated_roc_auc_first_window": [round(r["estimated_roc_auc"], 3) for r in first],
@@ -356,10 +451,13 @@ def summarise(world, seasonal, pipeline, pipeline_truth):
     quiet_errs = [abs(r["estimated_on_labelled"] - r["realised_roc_auc"]) for r in quiet
                   if r["realised_roc_auc"] is not None and r["estimated_on_labelled"] is not None]
     covariate = [row["cbpe_mae"] for row in table if row["kind"] != "concept" and row["cbpe_mae"] is not None]
-    pooled = [r for r in seasonal if r["reference"] == "pooled year" and r["world"] == "seasonal"]
-    control = [r for r in seasonal if r["reference"] == "pooled year" and r["world"] != "seasonal"]
-    single = [r for r in seasonal if r["reference"].startswith("one cut-off")]
-    same = [r for r in seasonal if r["reference"] == "same season last year"]
+    def season_row(recs):
+        return {"windows": len(recs), "false_alarms": sum(r["alarm"] for r in recs),
+                "drift_share_max": round(max((r["drift_share"] for r in recs), default=0), 3),
+                "reasons": sorted({k for r in recs for k in r["reasons"]})}
+
+    season = {f"{w} / {ref}": season_row([r for r in seasonal if r["world"] == w and r["reference"] == ref])
+              for w, ref in sorted({(r["world"], r["reference"]) for r in seasonal})}
     pipe = {}
     for kind in sorted({r["kind"] for r in pipeline}):
         recs = [r for r in pipeline if r["kind"] == kind]
@@ -373,18 +471,14 @@ def summarise(world, seasonal, pipeline, pipeline_truth):
         }
     return {
         "world": table,
-        "quiet": {"windows": len(quiet), "false_alarms": sum(r["alarm"] for r in quiet),
+        "quiet": {"windows": len(quiet), "false_alarms": sum(r["alarm_all"] for r in quiet),
+                  "false_alarms_without_early_outcome": sum(r["alarm"] for r in quiet),
+                  **{f"early_outcome_{k}d": {"windows": sum(str(k) in (r.get("early_outcome") or {}) for r in quiet),
+                                             "false_alarms": sum(_early_alarm(r, k) for r in quiet)}
+                     for k in sorted({int(k) for r in quiet for k in (r.get("early_outcome") or {})})},
                   "reasons": sorted({x for r in quiet for x in r["kinds"]}),
                   "cbpe_mae": float(np.mean(quiet_errs)) if quiet_errs else None},
-        "seasonal": {"windows_pooled_reference": len(pooled), "false_alarms_pooled_reference": sum(r["alarm"] for r in pooled),
-                     "drift_share_pooled": [round(r["drift_share"], 3) for r in pooled],
-                     "windows_same_season_reference": len(same),
-                     "false_alarms_same_season_reference": sum(r["alarm"] for r in same),
-                     "drift_share_same_season": [round(r["drift_share"], 3) for r in same],
-                     "windows_control": len(control), "false_alarms_control": sum(r["alarm"] for r in control),
-                     "drift_share_control": [round(r["drift_share"], 3) for r in control],
-                     "windows_single_reference": len(single), "alarms_single_reference": sum(r["alarm"] for r in single),
-                     "drift_share_single": [round(r["drift_share"], 3) for r in single]},
+        "seasonal": season,
         "pipeline": pipe,
         "cbpe_mae_covariate_kinds": float(np.mean(covariate)) if covariate else None,
         "cbpe_mae_all_world_kinds_and_quiet": float(np.mean([*(row["cbpe_mae"] for row in table if row["cbpe_mae"] is not None),
@@ -472,7 +566,7 @@ def main(argv=None) -> int:
             pipeline += pipeline_seed(seed, args, settings_for)
         print(f"seed {seed}: {time.perf_counter() - t:.0f} s", flush=True)
     truth = {k: drift_truth(k, args.drift_at, "2026-01-01").columns for k in PIPELINE_KINDS}
-    summary = summarise(world, seasonal, pipeline, truth)
+    summary = summarise(world, seasonal, pipeline, truth, monitoring.early_outcome_days)
     result = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
               "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "load_average_before": load, "load_average_after": os.getloadavg(),

@@ -50,6 +50,7 @@ def decide_retrain(
     estimated_auc_drop: float | None = None,
     prediction_drifted: bool = False,
     event_shifts: list[Any] | None = None,
+    early_outcome: list[Any] | None = None,
 ) -> RetrainDecision:
     """Apply the policy of ``settings`` (the ``monitoring`` section).
 
@@ -58,7 +59,9 @@ def decide_retrain(
     ``auc_drop_tolerance``; the CBPE-estimated ROC-AUC of the current window below the promised
     one by more than ``estimated_auc_drop_tolerance`` (before the labels mature); the churn score
     distribution drifted, when ``prediction_drift_triggers``; an event-level shift
-    (``event_shifts``: :class:`~tenure.monitoring.event_drift.EventShift` with ``alarm``); model older than
+    (``event_shifts``: :class:`~tenure.monitoring.event_drift.EventShift` with ``alarm``); an early-outcome
+    finding (``early_outcome``: :class:`~tenure.monitoring.early_outcome.EarlyOutcomeFinding` with ``alarm``:
+    ROC-AUC or calibration against customers gone quiet within ``early_outcome_days``); model older than
     ``max_model_age_days``. Held back by the
     cool-down (``retrain_cooldown_hours`` since the last retrain), dry-run mode, or no
     retrain action being available.
@@ -82,6 +85,10 @@ def decide_retrain(
         if shift.alarm:
             reasons.append(shift.message)
             kinds.append(f"event:{shift.signal}")
+    for finding in early_outcome or []:
+        if finding.alarm:
+            reasons.append(finding.message)
+            kinds.append(f"early_outcome:{finding.signal}")
     if prediction_drifted and settings.prediction_drift_triggers:
         reasons.append("churn score distribution drifted")
         kinds.append("prediction_drift")

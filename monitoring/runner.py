@@ -20,12 +20,14 @@ import pandas as pd
 from tenure.jsonable import to_jsonable
 from tenure.monitoring.alerts import Alert, EpisodeTracker, dispatch, routed, sinks_from_settings
 from tenure.monitoring.drift import drift_report
+from tenure.monitoring.early_outcome import alarms as early_alarms
 from tenure.monitoring.performance import (
     matured_snapshot_performance,
     read_purchases,
     recommendation_hit_rate,
 )
 from tenure.monitoring.policy import RetrainState, decide_retrain
+from tenure.monitoring.reference import seasonal_reference
 from tenure.monitoring.reports import log_to_mlflow, write_index, write_report
 from tenure.monitoring.sources import (
     latest_snapshot,
@@ -38,6 +40,7 @@ from tenure.monitoring.sources import (
 from tenure.monitoring.watch import (
     current_event_shifts,
     drift_confidence,
+    early_outcome_current,
     estimate_current,
     pipeline_alerts,
     recommender_check,
@@ -61,9 +64,9 @@ def _guarded(what: str, compute: Callable[[], Any]) -> Any:
         return None
 
 
-def _extra_findings(estimate: dict[str, Any] | None, shifts: list[Any]) -> list[str]:
-    """Lines for the CBPE estimate and the event-level shifts that alarmed."""
-    lines = [x.message for x in shifts if x.alarm]
+def _extra_findings(estimate: dict[str, Any] | None, shifts: list[Any], early: list[Any] = ()) -> list[str]:
+    """Lines for the CBPE estimate, the event-level shifts and the early-outcome findings that alarmed."""
+    lines = [x.message for x in shifts if x.alarm] + [x.message for x in early]
     if estimate and estimate.get("estimated_roc_auc") is not None and estimate.get("promised_roc_auc") is not None:
         lines.append(f"estimated ROC-AUC (CBPE, before labels) {estimate['estimated_roc_auc']:.3f} vs promised "
                      f"{estimate['promised_roc_auc']:.3f}")
@@ -90,6 +93,10 @@ class MonitoringResult:
     """CBPE estimate of the churn champion's ROC-AUC on the current window (no labels needed)."""
     event_shifts: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     pipeline_alerts: list[str] = dataclasses.field(default_factory=list)
+    early_outcome: dict[str, Any] | None = None
+    """Early outcome / concept: ROC-AUC and calibration against customers gone quiet since a recent snapshot."""
+    reference: str | None = None
+    """Which drift reference the pass used, and why (monitoring.reference)."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON types."""
@@ -118,7 +125,10 @@ def _feature_columns(reference: pd.DataFrame) -> tuple[list[str], list[str]]:
 
 
 def _current_window(settings, model, mode: str, since: datetime) -> tuple[str, pd.DataFrame]:
-    """The current data: served vectors from the prediction log, or the newest snapshot scored by the champion."""
+    """The current data: served vectors from the prediction log, or the newest snapshot scored by the champion.
+
+    The frame's ``attrs["as_of"]`` is the snapshot's cut-off in snapshot mode (the same-season
+    reference is a season before it)."""
     if mode in ("auto", "log"):
         log = served_population(read_prediction_log(settings.paths.prediction_log_dir, "churn", since=since),
                                 settings.churn.horizon_days)
@@ -133,6 +143,7 @@ def _current_window(settings, model, mode: str, since: datetime) -> tuple[str, p
     as_of, frame = found
     frame = without_withdrawn(settings, alive_population(frame, settings.churn.horizon_days))
     scored = score_with_champion(model(), frame)
+    scored.attrs["as_of"] = pd.Timestamp(as_of)
     return f"snapshot {as_of:%Y-%m-%d}", scored
 
 
@@ -179,6 +190,23 @@ def alive_population(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
         return frame
     alive = (frame["days_since_last_activity"] <= horizon_days) | (frame["tenure_days"] <= horizon_days)
     return frame[alive.fillna(False)].reset_index(drop=True)
+
+
+def _same_season(settings, model, anchor: pd.Timestamp, columns: list[str]) -> tuple[pd.DataFrame | None, str]:
+    """The same-season drift reference from the batch feature table (``monitoring.reference``), or None."""
+    m = settings.monitoring
+    latest = "the champion's training sample"
+    table = settings.paths.features_dir / "customer_features.parquet"
+    if m.reference == "latest" or not table.exists():
+        return None, latest
+
+    def prepare(rows: pd.DataFrame) -> pd.DataFrame:
+        rows = without_withdrawn(settings, alive_population(rows, settings.churn.horizon_days))
+        return score_with_champion(model(), rows)
+
+    found = _guarded("same-season reference", lambda: seasonal_reference(
+        pd.read_parquet(table), anchor, m.reference, m.season_days, m.season_tolerance_days, prepare, columns))
+    return found if found is not None else (None, latest)
 
 
 def _realised(settings, champion, model) -> dict[str, Any] | None:
@@ -358,7 +386,10 @@ def run_monitoring_pass(
     result.mode = source
     reference = with_risk_bands(champion.reference, champion.params)
     numerical, categorical = _feature_columns(reference)
-    drift, snapshot = drift_report(reference, current, numerical, categorical, settings.monitoring)
+    anchor = current.attrs.get("as_of", pd.Timestamp(now))
+    seasonal, result.reference = _same_season(settings, model, anchor, numerical + categorical)
+    drift, snapshot = drift_report(seasonal if seasonal is not None else reference, current, numerical, categorical,
+                                   settings.monitoring)
     result.drift = drift.as_dict()
     realised = _realised(settings, champion, model)
     result.performance = realised
@@ -372,6 +403,9 @@ def run_monitoring_pass(
     result.estimated = estimate
     shifts = _guarded("event-level shifts", lambda: current_event_shifts(settings, span)) or []
     result.event_shifts = [x.as_dict() for x in shifts]
+    result.early_outcome = _guarded("early outcome", lambda: early_outcome_current(
+        settings, lambda rows: score_with_champion(model(), rows), categorical))
+    early = early_alarms(result.early_outcome)
     decision = decide_retrain(
         drift_share=drift.drift_share, drifted=drift.drifted,
         auc_drop=(realised or {}).get("auc_drop"), model_age_days=champion.age_days,
@@ -379,6 +413,7 @@ def run_monitoring_pass(
         dry_run=dry, can_retrain=retrain is not None,
         estimated_auc_drop=(estimate or {}).get("estimated_auc_drop"),
         prediction_drifted=bool(drift.prediction is not None and drift.prediction.drifted), event_shifts=shifts,
+        early_outcome=early,
     )
     coverage = _guarded("served coverage", lambda: served_coverage(settings, now - span))
     rec_decision = recommender_check(
@@ -393,6 +428,7 @@ def run_monitoring_pass(
                "mode": source, "window": str(span), "verdict": result.verdict,
                "drift": result.drift, "performance": realised, "recommender": result.recommender,
                "estimated": estimate, "event_shifts": result.event_shifts,
+               "early_outcome": result.early_outcome, "reference": result.reference,
                "retrain": {"decision": dataclasses.asdict(decision), "summary": decision.describe()}}
     folder = write_report(settings.paths.reports_dir, "churn", to_jsonable(summary), snapshot, now)
     result.report_paths.append(str(folder / "report.html"))
@@ -404,10 +440,12 @@ def run_monitoring_pass(
 
     if problem:
         if tracker.should_alert(DRIFT_EPISODE, drift.drift_share, decision.kinds):
-            performance = {"auc_drop", "estimated_auc_drop"} & set(decision.kinds)
+            performance = {"auc_drop", "estimated_auc_drop"} & set(decision.kinds) or \
+                [k for k in decision.kinds if k.startswith("early_outcome:")]
             alert = routed(Alert(model="churn", model_version=champion.version,
                                  title=f"Churn model v{champion.version}: {'; '.join(decision.reasons)}",
-                                 findings=_findings(drift, realised) + _extra_findings(estimate, shifts),
+                                 findings=_findings(drift, realised) + _extra_findings(estimate, shifts, early)
+                                 + [f"drift reference: {result.reference}"],
                                  report_path=str(folder / "report.html"), next_action=decision.describe(),
                                  kind="performance" if performance else "drift",
                                  confidence=drift_confidence(drift, estimate)), routes)

@@ -199,3 +199,65 @@ def drift_confidence(drift, estimate: dict[str, Any] | None) -> str:
         parts.append(f"CBPE estimate {estimate['estimated_roc_auc']:.3f} (its error on the labelled reference "
                      f"{err:.3f}; reference ECE {estimate['reference_ece']:.3f})")
     return "; ".join(parts) or "thresholds of the policy"
+
+
+# ----------------------------------------------------------------------------- early outcome / concept
+def early_outcome_current(settings, score, categorical: list[str]) -> dict[str, Any] | None:
+    """The early-outcome check on the batch feature table: the newest snapshot whose
+    ``monitoring.early_outcome_days`` have passed (in the stored events) against the snapshots of the
+    ``early_outcome_baseline_days`` before it whose early outcomes ended by its cut-off.
+
+    Parameters
+    ----------
+    settings: the full settings (paths, churn qualifying events, monitoring thresholds).
+    score: ``DataFrame -> DataFrame`` with ``prediction`` (the champion on the rows).
+    categorical: the champion's categorical features (tested as segments).
+
+    Returns
+    -------
+    :func:`tenure.monitoring.early_outcome.early_outcome_check`'s dict with ``cohort`` and
+    ``reference_cohorts``; None when switched off, or no snapshot's early outcome has passed.
+    """
+    from tenure.features.labels import label_churn
+    from tenure.features.tables import read_customers, read_events
+    from tenure.monitoring.early_outcome import early_outcome_check
+    from tenure.monitoring.runner import alive_population
+
+    m = settings.monitoring
+    k = m.early_outcome_days
+    table = settings.paths.features_dir / "customer_features.parquet"
+    if k <= 0 or not table.exists():
+        return None
+    snapshots = pd.read_parquet(table)
+    if snapshots.empty:
+        return None
+    events = read_events(settings, columns=["customer_id", "event_at", "event_type"])
+    if events.empty:
+        return None
+    stamps = pd.to_datetime(snapshots["event_timestamp"], utc=True)
+    cuts = sorted(pd.Timestamp(c) for c in stamps.unique())
+    days = pd.Timedelta(days=k)
+    matured = [c for c in cuts if c + days <= events["event_at"].max()]
+    if not matured:
+        return None
+    cohort = matured[-1]
+    refs = [c for c in cuts if cohort - pd.Timedelta(days=m.early_outcome_baseline_days) <= c and c + days <= cohort]
+    if not refs:
+        return None
+    labels = label_churn(events, read_customers(settings), [cohort, *refs], k, settings.churn.qualifying_event_types)
+    labels = labels.rename(columns={"label": "outcome"})
+    labels["event_timestamp"] = pd.to_datetime(labels["event_timestamp"], utc=True)
+    rows = snapshots[stamps.isin([cohort, *refs])].assign(event_timestamp=stamps[stamps.isin([cohort, *refs])])
+    rows = alive_population(rows.reset_index(drop=True), settings.churn.horizon_days)
+    rows = rows.merge(labels[["customer_id", "event_timestamp", "outcome"]], on=["customer_id", "event_timestamp"])
+    if rows.empty:
+        return None
+    rows = score(rows).assign(cohort=lambda x: x["event_timestamp"])
+    current = rows[rows["event_timestamp"] == cohort]
+    reference = rows[rows["event_timestamp"] != cohort]
+    result = early_outcome_check(current, reference, categorical, days=k, max_p_value=m.early_outcome_max_p_value,
+                                 min_auc_drop=m.early_outcome_min_auc_drop,
+                                 min_rate_increase=m.early_outcome_min_rate_increase)
+    result["cohort"] = cohort.isoformat()
+    result["reference_cohorts"] = [c.isoformat() for c in refs]
+    return result

@@ -488,6 +488,26 @@ class MonitoringSettings(_Section):
         "window vs the weeks before) above which the world changed.")
     event_baseline_days: int = Field(28, ge=7, le=365, description="Weeks before the window that event-level "
                                      "signals compare with.")
+    early_outcome_days: int = Field(
+        14, ge=0, le=365, description="Early outcome / concept check (monitoring/early_outcome.py): customers scored "
+        "this many days ago who had no qualifying activity since are the early outcome; ROC-AUC and calibration against "
+        "it are compared with the cohorts before. 0 switches the check off.")
+    early_outcome_baseline_days: int = Field(28, ge=7, le=365, description="Cohorts scored this many days before the "
+                                             "early-outcome cohort are its reference.")
+    early_outcome_max_p_value: float = Field(1e-3, gt=0, lt=1, description="An early-outcome finding alarms only "
+                                             "below this p-value (segments: Bonferroni-corrected).")
+    early_outcome_min_auc_drop: float = Field(0.03, ge=0, le=1, description="Smallest drop of the ROC-AUC against "
+                                              "the early outcome (reference cohorts - current) that alarms.")
+    early_outcome_min_rate_increase: float = Field(
+        0.05, ge=0, le=1, description="Smallest rise of the share going quiet beyond what the scores imply (overall or "
+        "in a segment of a categorical feature, absolute) that alarms.")
+    reference: Literal["auto", "latest", "same_season"] = Field(
+        "auto", description="Drift reference: latest (the champion's training sample), same_season (feature snapshots "
+        "season_days +/- season_tolerance_days before the window, scored by the champion) or auto (same_season when the "
+        "batch feature table covers it, else latest).")
+    season_days: int = Field(365, ge=7, le=3650, description="Length of the season for the same-season reference.")
+    season_tolerance_days: int = Field(14, ge=0, le=183, description="Snapshots this many days either side of one "
+                                       "season ago make the same-season reference.")
     alert_routes: dict[Literal["pipeline", "drift", "performance", "recommender", "retrain"], AlertRouteSettings] = Field(
         default_factory=_default_alert_routes,
         description="Severity and route per kind of alert: pipeline (a broken batch or feature), drift (the world "

@@ -32,6 +32,13 @@ def test_healthy_snapshot_writes_a_report_and_no_alert(churn_workspace, trained_
     assert summary["drift"]["prediction"]["column"] == "prediction"
     assert summary["drift"]["bands"]["column"] == "risk_band"  # bands cut with the run's logged thresholds
     assert set(summary["drift"]["band_mix"]["reference"]) <= {"low", "medium", "high"}
+    # history shorter than a season: monitoring.reference auto keeps the champion's training sample
+    assert summary["reference"].startswith("no snapshot 365 +/- 14 days before")
+    # early outcome / concept: the newest snapshot whose 14 days have passed, against the weeks before
+    early = summary["early_outcome"]
+    assert early["days"] == 14 and early["rows"] >= 100 and early["reference_cohorts"]
+    assert max(early["reference_cohorts"]) < early["cohort"]
+    assert {f["signal"] for f in early["findings"]} >= {"auc", "calibration"}
     index = (churn_workspace.paths.reports_dir / "index.html").read_text()
     assert result.report_paths[0].split("/")[-2] in index  # the report is listed with a link
     from mlflow.tracking import MlflowClient

@@ -1,7 +1,8 @@
 """The background updater: event log -> per-customer incremental state -> online features, in micro-batches.
 
-One thread per service process. It wakes after every group commit of the event log (or every
-``events.update_interval_s``), reads what was logged since its last position
+One per machine, in the updater process (:mod:`serving.updater_process`, which calls
+:meth:`FeatureUpdater.step` whenever the log grew; :meth:`FeatureUpdater.start` runs the same loop
+in a thread, for tests and tools). It reads what was logged since its last position
 (:func:`serving.event_intake.read_log`), folds the events into each customer's
 :class:`features.incremental.CustomerState`, evaluates the touched customers' features at the
 event-time clock, writes them online with **one** write per micro-batch, and every

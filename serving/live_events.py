@@ -107,6 +107,7 @@ class LiveEvents:
         if supervisor is not None:
             supervisor.on_tick.append(self.freshness.poll)
         self._models: str | None = None
+        self._started_at: float | None = None
 
     @classmethod
     def build(cls, settings, customers, items, observe_lag: Callable[[float], None] | None = None) -> LiveEvents:
@@ -123,6 +124,7 @@ class LiveEvents:
 
     def start(self) -> None:
         """Start the supervisor (the worker holding its lock starts the updater process; it first catches up)."""
+        self._started_at = time.time()
         if self.supervisor is not None:
             self.supervisor.start()
 
@@ -162,6 +164,11 @@ class LiveEvents:
 
     def problem(self, max_lag_s: float) -> str | None:
         """A plain sentence when online features lag behind the log by more than ``max_lag_s``, else None."""
+        if self.supervisor is not None and self._started_at is not None:
+            beat = self.view.status().get("beat")
+            if beat is None or beat < self._started_at:  # not yet since this start: acknowledged events would wait
+                return ("the online feature updater process is starting (events are logged and acknowledged; "
+                        "their online features follow once it runs)")
         lag = self.freshness.backlog_s()
         if lag > max_lag_s:
             status = self.view.status()

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from tenure.features.labels import CANCEL_EVENT
+
 if TYPE_CHECKING:  # pragma: no cover
     from tenure.settings import Settings
 
@@ -163,7 +165,7 @@ def compute_kpis(customers: pd.DataFrame, events: pd.DataFrame, start: pd.Timest
         "channels": [],
     }
     cutoffs = _month_starts(start, end, horizon_days, frame.data_start, frame.data_end)
-    labels = _labels(events, customers, cutoffs, horizon_days, qualifying_event_types)
+    labels = _labels(frame, cutoffs, horizon_days)
     report["totals"] = {**_churn(labels), **_block(frame, _Filter(lo, hi))}
     active = frame.active
     inside = (active.times >= lo) & (active.times <= hi)
@@ -234,8 +236,9 @@ class _Frame:
         known = codes >= 0
 
         def of_type(*names: str) -> np.ndarray:
-            wanted = [i for i, n in enumerate(type_names) if n in names]
-            return np.flatnonzero(np.isin(type_codes, wanted) & known)
+            wanted = np.zeros(len(type_names) + 1, dtype=bool)  # a look-up by code; the last slot is NA (-1)
+            wanted[[i for i, n in enumerate(type_names) if n in names]] = True
+            return np.flatnonzero(wanted[type_codes] & known)
 
         def column(name: str) -> np.ndarray:
             if name not in events.columns:
@@ -250,6 +253,7 @@ class _Frame:
         self.tickets = part(of_type("support_ticket"), resolution_hours=column("resolution_hours"))
         self.surveys = part(of_type("survey"), nps=column("nps"), csat=column("csat"), ces=column("ces"))
         self.active = part(of_type(*qualifying))
+        self.cancels = part(of_type(CANCEL_EVENT))
         self.day0 = min((int(e.days.min()) for e in (self.purchases, self.sessions) if len(e.days)), default=0)
 
 
@@ -301,11 +305,42 @@ def _month_starts(start: pd.Timestamp, end: pd.Timestamp, horizon_days: int, dat
     return [m for m in months if m.value - horizon >= data_start and m.value + horizon <= data_end]
 
 
-def _labels(events: pd.DataFrame, customers: pd.DataFrame, cutoffs: list[pd.Timestamp], horizon_days: int,
-            qualifying: Sequence[str]) -> pd.DataFrame:
-    from tenure.features.labels import label_churn
+def _labels(frame: _Frame, cutoffs: list[pd.Timestamp], horizon_days: int) -> pd.DataFrame:
+    """The churn labels of :func:`tenure.features.labels.label_churn` at ``cutoffs``, computed on the report's
+    integer customer codes (no second pass over the customer ids; a test holds the two equal).
 
-    return label_churn(events, customers, cutoffs, horizon_days, qualifying)
+    Returns the same frame (``customer_id``, ``event_timestamp``, ``label``) plus ``code`` (index in ``frame.ids``).
+    """
+    from tenure.features.labels import LABEL_COLUMN
+
+    horizon = pd.Timedelta(days=horizon_days).value
+    n = len(frame.ids)
+    act_codes, act_times = frame.active.codes, frame.active.times
+    never = np.iinfo(np.int64).max
+    first_cancel = np.full(n, never, dtype=np.int64)
+    np.minimum.at(first_cancel, frame.cancels.codes, frame.cancels.times)
+    signup = frame.signup
+
+    def active_in(lo: int, hi: int) -> np.ndarray:
+        flag = np.zeros(n, dtype=bool)
+        flag[act_codes[(act_times > lo) & (act_times <= hi)]] = True
+        return flag
+
+    parts = []
+    for cutoff in cutoffs:
+        t = cutoff.value
+        recent_signup = (signup <= t) & (signup > t - horizon)
+        alive = (signup <= t) & (first_cancel > t) & (active_in(t - horizon, t) | recent_signup)
+        cancels = (first_cancel > t) & (first_cancel <= t + horizon)
+        label = (~active_in(t, t + horizon) | cancels).astype(np.int64)
+        codes = np.flatnonzero(alive)
+        parts.append(pd.DataFrame({"customer_id": frame.ids[codes], "event_timestamp": cutoff,
+                                   LABEL_COLUMN: label[codes], "code": codes}))
+    if not parts:
+        return pd.DataFrame({"customer_id": pd.Series(dtype=str),
+                             "event_timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
+                             LABEL_COLUMN: pd.Series(dtype=np.int64), "code": pd.Series(dtype=np.int64)})
+    return pd.concat(parts, ignore_index=True)
 
 
 def _rate(numerator: float, denominator: float) -> float | None:
@@ -481,7 +516,7 @@ def _segments(frame: _Frame, lo: int, hi: int, labels: pd.DataFrame, by: str) ->
     else:
         values = frame.customers[SEGMENTS[by]].to_numpy(dtype=object)
     values = np.where(pd.isna(values), "(missing)", values).astype(str)
-    label_codes = frame.ids.get_indexer(labels["customer_id"].astype(str)) if len(labels) else np.zeros(0, np.int64)
+    label_codes = labels["code"].to_numpy() if len(labels) else np.zeros(0, np.int64)
     rows = []
     for name in sorted(set(values)):
         members = values == name

@@ -179,3 +179,16 @@ def test_cli_reports_the_generated_shop_and_its_true_rates(cli, tmp_path: Path):
     backwards = cli("report", "kpis", "--from", "2026-03-01", "--to", "2026-02-01")
     assert backwards.exit_code == 1 and "before start" in backwards.output
     assert np.isfinite(report["totals"]["churn_rate"])
+
+
+def test_report_labels_are_the_feature_labels_row_for_row(shop):
+    from tenure.insight import kpis
+
+    cutoffs = [pd.Timestamp(m, tz="UTC") for m in ("2026-02-01", "2026-03-01", "2026-04-01")]
+    frame = kpis._Frame(shop.customers, shop.events, shop.events["event_at"].max(), QUALIFYING)
+    assert len(frame.cancels.codes) > 0  # explicit cancellations are part of the check
+    ours = kpis._labels(frame, cutoffs, 30).drop(columns="code")
+    theirs = label_churn(shop.events, shop.customers, cutoffs, 30, QUALIFYING)
+    key = ["event_timestamp", "customer_id"]
+    pd.testing.assert_frame_equal(ours.sort_values(key).reset_index(drop=True),
+                                  theirs.sort_values(key).reset_index(drop=True), check_dtype=False)

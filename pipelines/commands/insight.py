@@ -61,6 +61,9 @@ def _print(report: dict[str, Any]) -> None:
     head = Table("KPI", "value", show_edge=False, title="headline")
     for label, value in (
         ("monthly churn rate", _pct(t["churn_rate"])), ("monthly retention rate", _pct(t["retention_rate"])),
+        ("estimated lost customers, monthly (Pareto/NBD)", _pct(t.get("estimated_lost_rate"))),
+        ("estimated lost customers, now", "-" if t.get("estimated_lost_customers") is None else
+         f"{t['estimated_lost_customers']:,.0f} ({_pct(t.get('estimated_lost_share'))} of those signed up)"),
         ("active customers", f"{t['active_customers']:,}"), ("orders", f"{t['orders']:,}"),
         ("revenue", _num(t["revenue"], 2)), ("average order value", _num(t["average_order_value"], 2)),
         ("repurchase rate", _pct(t["repurchase_rate"])),
@@ -76,11 +79,12 @@ def _print(report: dict[str, Any]) -> None:
         head.add_row(label, value)
     out.print(head)
 
-    monthly = Table("month", "alive", "churn", "orders", "AOV", "conversion", "NPS", "CSAT", "CES",
+    monthly = Table("month", "alive", "churn", "est. lost", "orders", "AOV", "conversion", "NPS", "CSAT", "CES",
                     show_edge=False, title="by month (churn measured at the month's start)")
     for m in report["monthly"]:
         monthly.add_row(m["month"], "-" if m["alive_at_start"] is None else f"{m['alive_at_start']:,}",
-                        _pct(m["churn_rate"]), f"{m['orders']:,}", _num(m["average_order_value"], 2),
+                        _pct(m["churn_rate"]), _pct(m.get("estimated_lost_rate")), f"{m['orders']:,}",
+                        _num(m["average_order_value"], 2),
                         _pct(m["conversion_rate"]), _num(m["nps"]), _pct(m["csat"]), _num(m["ces"], 2))
     out.print(monthly)
 

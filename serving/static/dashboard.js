@@ -125,6 +125,8 @@
     kpis: function (d) {
       var t = d.totals || {};
       tiles("kpi-tiles", [["retention rate", t.retention_rate, "pct"], ["churn rate (monthly)", t.churn_rate, "pct"],
+        ["estimated lost customers (monthly)", t.estimated_lost_rate, "pct"],
+        ["estimated lost customers (now)", t.estimated_lost_customers, "int"],
         ["repurchase rate", t.repurchase_rate, "pct"], ["conversion (session → purchase)", t.conversion_rate, "pct"],
         ["average order value", t.average_order_value], ["days between orders (median)", t.days_between_orders_median],
         ["NPS", t.nps], ["CSAT (4-5 of 5)", t.csat, "pct"], ["CES (1-7)", t.ces],
@@ -132,6 +134,7 @@
       var months = (d.monthly || []).map(function (m) { return m.month; });
       draw("chart-monthly", [
         {type: "scatter", mode: "lines+markers", name: "churn rate", x: months, y: (d.monthly || []).map(function (m) { return m.churn_rate; }), line: {color: BAND_COLORS.high}},
+        {type: "scatter", mode: "lines+markers", name: "estimated lost", x: months, y: (d.monthly || []).map(function (m) { return m.estimated_lost_rate; }), line: {color: BAND_COLORS.high, dash: "dot"}},
         {type: "scatter", mode: "lines+markers", name: "repurchase rate", x: months, y: (d.monthly || []).map(function (m) { return m.repurchase_rate; }), line: {color: "#2f6fb3"}},
         {type: "scatter", mode: "lines+markers", name: "conversion", x: months, y: (d.monthly || []).map(function (m) { return m.conversion_rate; }), line: {color: "#7b61a8"}}
       ], {yaxis: {tickformat: ".0%", rangemode: "tozero"}});

@@ -174,6 +174,7 @@ def test_cli_reports_the_generated_shop_and_its_true_rates(cli, tmp_path: Path):
     assert report["voice"]["texts"] > 0 and report["voice"]["negative_topics"]
     text = cli("report", "kpis", "--by", "cohort")
     assert text.exit_code == 0 and "signup cohorts" in text.stdout and "negative topic" in text.stdout
+    assert "estimated lost customers" in text.stdout
     bad = cli("report", "kpis", "--by", "colour")
     assert bad.exit_code == 2 and "--by" in bad.output
     backwards = cli("report", "kpis", "--from", "2026-03-01", "--to", "2026-02-01")

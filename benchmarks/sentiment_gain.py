@@ -9,9 +9,8 @@ again without ``sentiment_30d`` and ``negative_tickets_30d``; both are scored on
 
     .venv/bin/python benchmarks/sentiment_gain.py [--customers 3000] [--days 150]
 
-Writes benchmarks/results/sentiment_gain.json. No packaged, labelled public sentiment set was
-found to measure VADER's own accuracy offline (NLTK's corpora are a separate download), so
-that figure is not measured.
+Writes benchmarks/results/sentiment_gain.json. VADER's own accuracy on the human-rated sets inside its
+sdist is measured by benchmarks/vader_accuracy.py.
 """
 
 from __future__ import annotations

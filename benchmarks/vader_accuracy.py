@@ -55,7 +55,7 @@ def locked_sdist(lock: Path = ROOT / "uv.lock") -> tuple[str, str]:
     """(version, sha256) of vaderSentiment's source distribution in uv.lock."""
     text = lock.read_text()
     block = re.search(r'\[\[package\]\]\nname = "vadersentiment"\nversion = "([^"]+)".*?\nsdist = \{[^}]*hash = '
-                      r'"sha256:([0-9a-f]{64})"', text, re.S)
+                      r'"sha256:([0-9a-f]{64})"', text, re.DOTALL)
     if block is None:
         raise SystemExit("uv.lock has no vadersentiment sdist entry")
     return block.group(1), block.group(2)
@@ -65,7 +65,7 @@ def fetch_sdist(pinned: str, into: Path) -> Path:
     """pip download the sdist of vaderSentiment==pinned (no dependencies, nothing installed)."""
     for pip in ([sys.executable, "-m", "pip"], ["python3", "-m", "pip"]):
         done = subprocess.run([*pip, "download", f"vaderSentiment=={pinned}", "--no-binary", ":all:", "--no-deps",
-                               "--quiet", "-d", str(into)], capture_output=True, text=True)
+                               "--quiet", "-d", str(into)], capture_output=True, text=True, check=False)
         if done.returncode == 0:
             found = sorted(into.glob("vaderSentiment-*.tar.gz"))
             if found:

@@ -91,7 +91,7 @@ def _log_likelihood(params: np.ndarray, x: np.ndarray, t_x: np.ndarray, age: np.
     """Pareto/NBD log-likelihood of each history (Fader & Hardie 2005 note, eq. 18)."""
     from scipy.special import gammaln
 
-    r, alpha, s, beta = params
+    r, alpha = params[0], params[1]
     alive, died = _log_terms(params, x, t_x, age)
     return gammaln(r + x) - gammaln(r) + r * np.log(alpha) + np.logaddexp(alive, died)
 

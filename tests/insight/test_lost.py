@@ -10,7 +10,13 @@ import pytest
 from tenure.features.simulator import simulate_shop
 from tenure.features.simulator_truth import true_rates
 from tenure.insight.kpis import compute_kpis
-from tenure.insight.lost import LostModel, _log_likelihood, activity_summary, estimate_lost, fit_lost_model
+from tenure.insight.lost import (
+    LostModel,
+    _log_likelihood,
+    activity_summary,
+    estimate_lost,
+    fit_lost_model,
+)
 
 PARAMS = ([2.06, 13.5, 35.4, 11174.0], [0.5, 3.0, 0.8, 40.0], [1.2, 20.0, 1.5, 100.0], [0.25, 4.76, 0.75, 2.2])
 

@@ -6,18 +6,21 @@ change on ``--drift-at``; the days before it are the quiet world of the same see
 *World kinds* (channel_mix, price_shock, engagement_decline, concept). A churn model (LightGBM,
 isotonic calibration, as training does) is fitted on weekly cut-offs well before the change; the
 reference is the alive population at a later pre-change cut-off with the model's probabilities
-(the champion's test sample). Windows are weekly cut-offs after the change, each through
-``monitoring.drift.drift_report`` (features, churn score, risk bands), the CBPE estimate
-(``monitoring.estimation``) and ``monitoring.policy.decide_retrain``. Reported: share of seeds
-detected in the first window, delay (windows), whether the alert named the right column or cause,
-and CBPE's estimated ROC-AUC against the realised one at the horizon (labels 30 days later).
-Quiet windows: the no-drift world's weekly cut-offs after the reference (false alarms).
+(the champion's test sample). Passes are weekly cut-offs after the change (``--windows``), each
+through ``monitoring.drift.drift_report`` (features, churn score, risk bands), the event-level
+signals, the CBPE estimate (``monitoring.estimation``), the early outcome / concept check
+(``monitoring.early_outcome``: the cohort scored ``k`` days before the pass, ``k`` in
+``--early-days``, against the cohorts of the 28 days before it, as the runner does) and
+``monitoring.policy.decide_retrain``. Reported: share of seeds detected in the first window, delay
+(windows), whether the alert named the right column or cause, and CBPE's estimated ROC-AUC against
+the realised one at the horizon (labels 30 days later). Quiet windows: the no-drift world's weekly
+cut-offs after the reference (false alarms).
 
-*Seasonality*: 960 days with a yearly cycle (peak on day 0); the reference pools monthly cut-offs
-of the second year (it covers the cycle, and every 365-day look-back is full); windows in the
-third year must not alarm. A no-season control with the same design separates ageing from season,
-a one-cut-off reference shows what happens when the reference does not cover the cycle, and a
-"same season last year" reference pools the cut-offs 365 +/- 14 days before each window.
+*Seasonality*: 960 days with a yearly cycle (peak on day 0, troughs on days 182, 547, 912);
+windows every ``--season-step`` days in the third year (742-938) against the reference the runner
+picks with ``monitoring.reference`` (auto: the weekly snapshots 365 +/- 14 days before), against one
+cut-off before the windows (what the champion's training sample is) and against the previous year
+pooled; a no-season control with the auto reference separates a year of ageing from the season.
 
 *Pipeline breaks* (nulls, units, renamed_category, duplicate_events, timezone_shift): a workspace
 ingests the history before the change, then the first week after it, broken, through the real
@@ -25,8 +28,12 @@ ingests the history before the change, then the first week after it, broken, thr
 events (what features and training read). The world kinds' and the quiet world's weeks go through
 the same ingestion (they must not be quarantined).
 
-    .venv/bin/python benchmarks/drift_kinds.py                       # held-out seeds 111-113
-    .venv/bin/python benchmarks/drift_kinds.py --seeds 211 212       # tuning seeds
+    .venv/bin/python benchmarks/drift_kinds.py --skip seasonality --seeds 121 122 123 124 125   # held-out
+    .venv/bin/python benchmarks/drift_kinds.py --skip world pipeline --seeds 121 122 123 124 125 \
+        --out benchmarks/results/drift_kinds_seasonality.json
+    .venv/bin/python benchmarks/drift_kinds.py --skip seasonality pipeline --kinds concept --customers 20000 \
+        --items 400 --seeds 121 122 --out benchmarks/results/drift_kinds_concept_20k.json
+    .venv/bin/python benchmarks/drift_kinds.py --seeds 101 102 103                  # tuning seeds
     .venv/bin/python benchmarks/drift_kinds.py --speed 100000        # the new checks' seconds at 100k customers
 """
 
@@ -45,7 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-REPORT_SEEDS = (111, 112, 113)
+REPORT_SEEDS = (121, 122, 123, 124, 125)
 WORLD = ("channel_mix", "price_shock", "engagement_decline", "concept")
 # what a good alert names, per kind: a drifted feature of these, or the cause
 EXPECTED = {
@@ -53,7 +60,7 @@ EXPECTED = {
     "price_shock": ("revenue_7d", "revenue_30d", "revenue_90d", "avg_basket_90d", "revenue_trend_30d", "event:amount"),
     "engagement_decline": ("event:activity", "sessions_30d", "views_30d", "add_to_carts_30d", "session_trend_30d", "purchases_7d",
                            "purchases_30d", "purchase_trend_30d", "days_since_last_session", "revenue_7d"),
-    "concept": ("estimated_auc_drop", "auc_drop"),
+    "concept": ("estimated_auc_drop", "auc_drop", "plan"),
 }
 
 
@@ -524,10 +531,25 @@ def speed(customers: int, days: int = 63) -> dict:
     t = time.perf_counter()
     est = estimate_performance(rng.beta(1, 5, customers), ref_p, ref_y, 0.8)
     cbpe_s = time.perf_counter() - t
+    from tenure.monitoring.early_outcome import early_outcome_check
+
+    def cohort(n):
+        p = rng.beta(1, 5, n)
+        return pd.DataFrame({"prediction": p, "outcome": (rng.random(n) < 0.1 + p).astype(int),
+                             "plan": rng.choice(["free", "monthly", "annual"], n),
+                             "acquisition_channel": rng.choice(["organic", "paid", "email", "social"], n),
+                             "region": rng.choice(["north", "south", "east", "west"], n)})
+
+    current, ref = cohort(customers), cohort(3 * customers).assign(cohort=lambda x: np.arange(len(x)) % 3)
+    t = time.perf_counter()
+    early = early_outcome_check(current, ref, ["plan", "acquisition_channel", "region"], days=14)
+    early_s = time.perf_counter() - t
     return {"customers": customers, "events": len(ev), "batch_rows": len(batch), "baseline_rows": len(base),
             "imports_s (scipy.stats, sklearn; once per process)": round(imports_s, 1),
             "simulate_s": round(simulate_s, 1), "quality_check_s": round(quality_s, 2),
-            "event_drift_s": round(event_s, 2), "cbpe_s": round(cbpe_s, 3), "quality_broken": report.broken,
+            "event_drift_s": round(event_s, 2), "cbpe_s": round(cbpe_s, 3),
+            "early_outcome_check_s (cohort vs 3 reference cohorts, scoring and labels apart)": round(early_s, 2),
+            "early_outcome_alarm": early["alarm"], "quality_broken": report.broken,
             "event_alarms": [x.signal for x in shifts if x.alarm], "estimated_roc_auc": round(est["estimated_roc_auc"], 3)}
 
 

@@ -112,8 +112,8 @@ def early_outcome_check(
     *,
     days: int,
     max_p_value: float = 1e-3,
-    min_auc_drop: float = 0.03,
-    min_rate_increase: float = 0.05,
+    min_auc_drop: float = 0.02,
+    min_rate_increase: float = 0.03,
     min_rows: int = MIN_ROWS,
 ) -> dict[str, Any]:
     """Early-outcome ROC-AUC and calibration of a scored cohort against reference cohorts.

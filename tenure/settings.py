@@ -496,10 +496,10 @@ class MonitoringSettings(_Section):
                                              "early-outcome cohort are its reference.")
     early_outcome_max_p_value: float = Field(1e-3, gt=0, lt=1, description="An early-outcome finding alarms only "
                                              "below this p-value (segments: Bonferroni-corrected).")
-    early_outcome_min_auc_drop: float = Field(0.03, ge=0, le=1, description="Smallest drop of the ROC-AUC against "
+    early_outcome_min_auc_drop: float = Field(0.02, ge=0, le=1, description="Smallest drop of the ROC-AUC against "
                                               "the early outcome (reference cohorts - current) that alarms.")
     early_outcome_min_rate_increase: float = Field(
-        0.05, ge=0, le=1, description="Smallest rise of the share going quiet beyond what the scores imply (overall or "
+        0.03, ge=0, le=1, description="Smallest rise of the share going quiet beyond what the scores imply (overall or "
         "in a segment of a categorical feature, absolute) that alarms.")
     reference: Literal["auto", "latest", "same_season"] = Field(
         "auto", description="Drift reference: latest (the champion's training sample), same_season (feature snapshots "

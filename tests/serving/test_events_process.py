@@ -181,3 +181,23 @@ def test_the_supervisor_restarts_the_process_and_it_dies_with_its_worker(tmp_pat
         if worker.poll() is None:
             worker.kill()
             worker.wait(10)
+
+
+def test_trigger_counts_of_the_updater_process_reach_the_services_metrics_folder(tmp_path: Path) -> None:
+    """The updater process counts triggers in BentoML's Prometheus multiprocess folder (inherited from its worker),
+    which the service's /metrics merges."""
+    import subprocess
+    import sys
+
+    import prometheus_client
+    from prometheus_client import multiprocess
+
+    from tenure.pipelines.service_process import CODE_ROOT
+
+    code = ("from tenure.serving.updater_process import _trigger_counter; "
+            "_trigger_counter().labels(outcome='queued').inc(2)")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60,
+                   env={**os.environ, "PYTHONPATH": str(CODE_ROOT), "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    registry = prometheus_client.CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
+    assert registry.get_sample_value("tenure_triggers_total", {"outcome": "queued"}) == 2.0

@@ -436,9 +436,17 @@ class UpdaterView:
         return [(str(i), float(w)) for i, w in json.loads(rows[0][0])] if rows else []
 
     def set_control(self, key: str, value: str) -> None:
-        """Tell the updater process something (``models``: the versions the workers serve)."""
-        with self._lock, self._db:
-            self._db.execute("INSERT OR REPLACE INTO control VALUES (?, ?)", (key, value))
+        """Tell the updater process something (``models``: the versions the workers serve).
+
+        A write waits for the updater's transaction (a checkpoint): it uses a connection of its own,
+        so the reads of the request path never wait behind it.
+        """
+        db = sqlite3.connect(self.log_dir / STATE_FILE, timeout=30)
+        try:
+            with db:
+                db.execute("INSERT OR REPLACE INTO control VALUES (?, ?)", (key, value))
+        finally:
+            db.close()
 
     def status(self) -> dict[str, Any]:
         """``pid``, ``beat`` (wall time of its last heartbeat), ``last_error`` of the applying process and

@@ -201,3 +201,46 @@ def test_trigger_counts_of_the_updater_process_reach_the_services_metrics_folder
     registry = prometheus_client.CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
     assert registry.get_sample_value("tenure_triggers_total", {"outcome": "queued"}) == 2.0
+
+
+def test_with_two_workers_one_runs_the_process_and_the_other_takes_over_when_it_dies(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import threading
+
+    from tenure.pipelines.service_process import CODE_ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(CODE_ROOT)}
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                                env=env) for _ in range(2)]
+    started: list[list[int]] = [[], []]
+
+    def read(k: int) -> None:
+        for line in workers[k].stdout:
+            started[k].append(int(line))
+
+    readers = [threading.Thread(target=read, args=(k,), daemon=True) for k in range(2)]
+    for r in readers:
+        r.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not any(started) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # the other worker would have started one by now
+        holder = 0 if started[0] else 1
+        assert len(started[holder]) == 1 and started[1 - holder] == []  # one updater process per machine
+        os.kill(workers[holder].pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while not started[1 - holder] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started[1 - holder], "the other worker did not take over"
+        assert _alive(started[1 - holder][0])
+        deadline = time.monotonic() + 10
+        while _alive(started[holder][0]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(started[holder][0])  # the dead worker's process went with it
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+                w.wait(10)

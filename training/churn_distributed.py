@@ -8,21 +8,23 @@ training window lives:
    (:mod:`compute.frames`); the training cut-offs stay there (persisted on the workers), the
    validation and test cut-offs (3 of about 22 by default) are collected: calibration, choice
    and evaluation need them whole;
-2. fit: ``lightgbm.dask.DaskLGBMClassifier`` on the training partitions (data-parallel trees, the
-   parameters of the local ``lightgbm`` candidate), then the number of trees early stopping would
-   keep (the first iteration with no better validation ROC-AUC in ``early_stopping_rounds``) is
-   read off the validation window, and calibration is fitted there as locally;
+2. fit: data-parallel LightGBM over the workers (:func:`fit_ranks`: ``lightgbm.dask``'s training task
+   with fixed ranks, so the same data gives the same model every run; the parameters of the local
+   ``lightgbm`` candidate), then the number of trees early stopping would keep (the first iteration
+   with no lower validation log loss in ``early_stopping_rounds``) is read off the validation window,
+   and calibration is fitted there as locally;
 3. the logistic candidate (also the baseline the gate judges every model against) is fitted on a
    uniform sample of the training window drawn on the cluster (:data:`BASELINE_SAMPLE_ROWS` rows at
    most);
 4. evaluate, log, register: the local functions, on the collected test window.
 
-Candidates (:func:`select_on_cluster`): ``lightgbm`` (on the whole training window), ``logistic``
-(on the sample) and ``blend`` (their mix), chosen on validation as locally; ``lightgbm_shallow`` is
-not fitted on the cluster. With ``refit_on_validation`` the chosen number of trees is refitted on
-the cluster on training + validation rows, and the logistic part on its sample + validation, as
-locally. The equality test holds the ``lightgbm`` candidate's test ROC-AUC within 0.005 of the
-local one.
+Candidates (:func:`select_on_cluster`): ``lightgbm`` and ``lightgbm_shallow`` (on the whole training
+window; the shallow one fits all of its 2,000 trees, since there is no early stopping on the cluster,
+and keeps what validation says), ``logistic`` (on the sample) and ``blend`` (the better tree model
+mixed with it), chosen on validation as locally. With ``refit_on_validation`` the chosen number of
+trees is refitted on the cluster on training + validation rows, and the logistic part on its sample
++ validation, as locally. The equality test holds the ``lightgbm`` candidate's test ROC-AUC within
+0.005 of the local one.
 """
 
 from __future__ import annotations
@@ -164,6 +166,60 @@ def pinned(client: Client, frame):
     return dd.from_delayed(futures, meta=frame._meta, verify_meta=False)
 
 
+def _as_part(data: pd.DataFrame, label: pd.Series) -> dict[str, Any]:
+    return {"data": data, "label": label}
+
+
+def fit_ranks(client: Client, X: dd.DataFrame, y: dd.Series, params: dict[str, Any], **fit_kwargs: Any):
+    """Data-parallel LightGBM over the workers, with every rank's data fixed: ``lightgbm.dask``'s own training
+    task (``_train_part``, LightGBM 4.7) on each worker, but the ranks are the workers in address order and
+    rank ``j`` trains on partitions ``j, j + n, j + 2n, ...`` concatenated in that order.
+
+    ``DaskLGBMClassifier.fit`` lets the scheduler place its (data, label) parts and orders ranks and parts by
+    where they landed; the same data then reached the ranks in another split or order from run to run, and
+    bagging and the per-rank bin boundaries followed (test ROC-AUC 0.766-0.782 over four fits of one split).
+    Here the split and order depend only on the partitions and the worker count, so with ``deterministic``
+    and a seed the fit is the same every run (tested: identical model text).
+
+    Returns
+    -------
+    lightgbm.Booster
+    """
+    from urllib.parse import urlparse
+
+    import lightgbm as lgb
+    from lightgbm.dask import _assign_open_ports_to_workers, _train_part
+
+    workers = sorted(client.scheduler_info()["workers"])
+    n = min(len(workers), X.npartitions)
+    used = workers[:n]
+    X_parts, y_parts = X.to_delayed(), y.to_delayed()
+    parts: dict[str, list] = {w: [] for w in used}
+    for i, (xp, yp) in enumerate(zip(X_parts, y_parts, strict=True)):
+        worker = used[i % n]
+        parts[worker].append(client.compute(_delayed_part(xp, yp), workers=[worker],
+                                            allow_other_workers=False))
+    sockets, ports = _assign_open_ports_to_workers(client=client, workers=used)
+    machines = ",".join(f"{urlparse(w).hostname}:{ports[w]}" for w in used)
+    nthreads = client.nthreads()
+    params = {k: v for k, v in params.items() if k not in ("num_threads", "n_jobs", "num_machines")}
+    futures = [client.submit(_train_part, model_factory=lgb.LGBMClassifier,
+                             params={**params, "tree_learner": "data", "num_threads": nthreads[w]},
+                             list_of_parts=parts[w], machines=machines, local_listen_port=ports[w], num_machines=n,
+                             return_model=(j == 0), time_out=params.get("time_out", 120),
+                             remote_socket=sockets.get(w), workers=[w], allow_other_workers=False, pure=False,
+                             **fit_kwargs)
+               for j, w in enumerate(used)]
+    model = client.gather(futures)[0]
+    return model.booster_
+
+
+def _delayed_part(xp, yp):
+    import dask
+
+    return dask.delayed(_as_part)(xp, yp)
+
+
 def _in_key_order(part: pd.DataFrame) -> pd.DataFrame:
     """A partition's rows by (cut-off, customer): the order the shuffle delivered them in varies."""
     return part.sort_values(["event_timestamp", "customer_id"], kind="stable")
@@ -193,7 +249,8 @@ def early_stopping_iteration(raw_per_tree: np.ndarray, y: np.ndarray, rounds: in
     Parameters
     ----------
     raw_per_tree:
-        Array of shape (n_trees, n_rows): tree ``i``'s raw-score contribution per validation row.
+        Array of shape (n_trees, n_rows), or an iterable of (n_rows,) arrays: tree ``i``'s raw-score
+        contribution per validation row (a generator is read only up to the stopping tree).
     y:
         Validation labels, shape (n_rows,).
     rounds:
@@ -207,9 +264,8 @@ def early_stopping_iteration(raw_per_tree: np.ndarray, y: np.ndarray, rounds: in
 
     y = np.asarray(y, dtype=np.float64)
     best_i, best_loss = 0, np.inf
-    total = np.zeros(raw_per_tree.shape[1])
-    best_total = total
-    for i, contribution in enumerate(raw_per_tree):
+    total = best_total = np.zeros(len(y))
+    for i, contribution in enumerate(raw_per_tree):  # an array or a generator (read only as far as needed)
         total = total + contribution
         p = np.clip(1.0 / (1.0 + np.exp(-total)), 1e-15, 1 - 1e-15)
         loss = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
@@ -232,7 +288,6 @@ def fit_lightgbm_on_cluster(client: Client, split: ClusterSplit, churn, override
         ROC-AUC and the LightGBM parameters used (``trees``: how many were kept).
     """
     import lightgbm as lgb
-    from lightgbm.dask import DaskLGBMClassifier
 
     from tenure.training.churn_selection import _booster_settings
 
@@ -244,16 +299,15 @@ def fit_lightgbm_on_cluster(client: Client, split: ClusterSplit, churn, override
 
     def fit(frame: dd.DataFrame, rows: int, trees: int):
         meta = pd.DataFrame({f: pd.Series(dtype=np.float64) for f in features})
-        X = pinned(client, frame.map_partitions(_matrix_frame, features, categories, meta=meta))
-        y = pinned(client, frame[LABEL_COLUMN].astype(np.int64))
+        X = frame.map_partitions(_matrix_frame, features, categories, meta=meta)
+        y = frame[LABEL_COLUMN].astype(np.int64)
         pos = max(int(y.sum().compute()), 1)
         params = model._params(float(np.sqrt((rows - pos) / pos)))  # the local candidate's parameters
-        # as many threads as a worker has, and row-wise histograms: with `deterministic` this makes each
-        # worker's histograms the same from run to run (LightGBM's advice for reproducible fits)
-        params.update(num_threads=max(1, min(client.nthreads().values())), force_row_wise=True)
-        estimator = DaskLGBMClassifier(client=client, n_estimators=trees, **params)
-        estimator.fit(X, y, categorical_feature=cat_idx, feature_name=features)
-        return estimator.booster_
+        # row-wise histograms: with `deterministic` and fixed ranks (below) each worker's histograms are the same
+        # from run to run (LightGBM's advice for reproducible fits)
+        params.update(force_row_wise=True)
+        return fit_ranks(client, X, y, {**params, "n_estimators": trees}, categorical_feature=cat_idx,
+                         feature_name=features)
 
     booster = fit(split.train, split.train_rows, model.n_estimators)
     X_valid = to_matrix(split.valid, features, categories)
@@ -261,8 +315,7 @@ def fit_lightgbm_on_cluster(client: Client, split: ClusterSplit, churn, override
     trees = booster.num_trees()
     # each tree's contribution (the starting score is folded into the first tree): cumulative sums are the
     # raw scores after 1, 2, ... trees
-    per_tree = np.stack([booster.predict(X_valid, raw_score=True, start_iteration=i, num_iteration=1)
-                         for i in range(trees)])
+    per_tree = (booster.predict(X_valid, raw_score=True, start_iteration=i, num_iteration=1) for i in range(trees))
     best, valid_auc = early_stopping_iteration(per_tree, y_valid, model.early_stopping_rounds)
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
     raw_valid = booster.predict(X_valid, raw_score=True)
@@ -285,15 +338,15 @@ def baseline_sample(split: ClusterSplit, rows: int, random_state: int) -> pd.Dat
     return sample.compute().reset_index(drop=True)
 
 
-CLUSTER_CANDIDATES = ("lightgbm", "logistic", "blend")
-"""The candidates the dask path fits (``lightgbm_shallow`` is left out there)."""
+CLUSTER_CANDIDATES = ("lightgbm", "lightgbm_shallow", "logistic", "blend")
+"""The candidates the dask path fits: all of the local ones."""
 
 
 def select_on_cluster(client: Client, split: ClusterSplit, churn, overrides: dict[str, Any] | None = None):
-    """The candidates of ``churn.candidates`` that the cluster fits (:data:`CLUSTER_CANDIDATES`), chosen on
-    validation as locally (:func:`training.churn_selection.select_churn_model`): ``lightgbm`` on the whole
-    training window with ``lightgbm.dask``, ``logistic`` (always: it is the baseline) on a sample drawn on
-    the cluster, ``blend`` their mix with the weight that validation prefers.
+    """The candidates of ``churn.candidates`` (:data:`CLUSTER_CANDIDATES`), chosen on validation as locally
+    (:func:`training.churn_selection.select_churn_model`): ``lightgbm`` and ``lightgbm_shallow`` on the whole
+    training window on the cluster, ``logistic`` (always: it is the baseline) on a sample drawn on the
+    cluster, ``blend`` the better tree model mixed with it, with the weight that validation prefers.
 
     Returns
     -------
@@ -304,6 +357,7 @@ def select_on_cluster(client: Client, split: ClusterSplit, churn, overrides: dic
     from tenure.training.churn_model import fit_linear
     from tenure.training.churn_selection import (
         BLEND_GRID,
+        SHALLOW_PARAMS,
         Selection,
         _bands,
         _booster_settings,
@@ -315,6 +369,10 @@ def select_on_cluster(client: Client, split: ClusterSplit, churn, overrides: dic
     if left_out:
         logger.info("the dask engine fits %s; not %s", names, left_out)
     booster, categories, raw_lgb, lgb_auc, params = fit_lightgbm_on_cluster(client, split, churn, overrides)
+    trees = {"lightgbm": (booster, raw_lgb, lgb_auc, params)}
+    if "lightgbm_shallow" in names:  # small trees, slow learning rate (training.churn_selection.SHALLOW_PARAMS)
+        shallow = fit_lightgbm_on_cluster(client, split, churn, SHALLOW_PARAMS)
+        trees["lightgbm_shallow"] = (shallow[0], shallow[2], shallow[3], shallow[4])
     features = split.features
     sample = baseline_sample(split, BASELINE_SAMPLE_ROWS, churn.random_state)
     X_sample = to_matrix(sample, features, categories)
@@ -323,16 +381,16 @@ def select_on_cluster(client: Client, split: ClusterSplit, churn, overrides: dic
     y_valid = split.valid[LABEL_COLUMN].to_numpy(dtype=np.int64)
     c, spec = _choose_c(X_sample, y_sample, X_valid, y_valid, features, categories, churn)
     none = {"method": "none", "eps": 0.0}
-    raw = {"lightgbm": raw_lgb,
-           "logistic": ChurnScorer(booster, features, categories, none, (0.3, 0.6), linear=spec,
-                                   blend_weight=0.0).raw_scores(X_valid)}
-    valid = {"lightgbm": {"roc_auc": lgb_auc, "trees": params["trees"]},
-             "logistic": {"roc_auc": float(roc_auc_score(y_valid, raw["logistic"])), "C": c}}
-    weight = 1.0
+    raw = {name: fitted[1] for name, fitted in trees.items()}
+    raw["logistic"] = ChurnScorer(booster, features, categories, none, (0.3, 0.6), linear=spec,
+                                  blend_weight=0.0).raw_scores(X_valid)
+    valid = {name: {"roc_auc": fitted[2], "trees": fitted[3]["trees"]} for name, fitted in trees.items()}
+    valid["logistic"] = {"roc_auc": float(roc_auc_score(y_valid, raw["logistic"])), "C": c}
+    weight, best_tree = 1.0, max(trees, key=lambda n: valid[n]["roc_auc"])
     if "blend" in names:
-        weight = max(BLEND_GRID, key=lambda w: roc_auc_score(y_valid, w * raw["lightgbm"] + (1 - w) * raw["logistic"]))
-        raw["blend"] = weight * raw["lightgbm"] + (1 - weight) * raw["logistic"]
-        valid["blend"] = {"roc_auc": float(roc_auc_score(y_valid, raw["blend"])), "trees_from": "lightgbm",
+        weight = max(BLEND_GRID, key=lambda w: roc_auc_score(y_valid, w * raw[best_tree] + (1 - w) * raw["logistic"]))
+        raw["blend"] = weight * raw[best_tree] + (1 - weight) * raw["logistic"]
+        valid["blend"] = {"roc_auc": float(roc_auc_score(y_valid, raw["blend"])), "trees_from": best_tree,
                           "weight": float(weight), "C": c}
     chosen = max(names, key=lambda n: (valid[n]["roc_auc"], -names.index(n)))
     calibration, why = choose_calibration(raw[chosen], y_valid, churn.calibration, churn.isotonic_min_rows,
@@ -343,9 +401,9 @@ def select_on_cluster(client: Client, split: ClusterSplit, churn, overrides: dic
                           c, churn.random_state)
 
     def build(name: str, calib: dict[str, Any]) -> ChurnScorer:
-        if name == "lightgbm":
-            return ChurnScorer(booster, features, categories, calib, bands)
-        return ChurnScorer(booster, features, categories, calib, bands, linear=spec,
+        if name in trees:
+            return ChurnScorer(trees[name][0], features, categories, calib, bands)
+        return ChurnScorer(trees[best_tree][0], features, categories, calib, bands, linear=spec,
                            blend_weight=weight if name == "blend" else 0.0)
 
     reported = list(dict.fromkeys([*names, "logistic"]))
@@ -358,7 +416,9 @@ def select_on_cluster(client: Client, split: ClusterSplit, churn, overrides: dic
         valid={n: valid[n] for n in reported},
         calibration_choice=why,
         refit=churn.refit_on_validation,
-        booster_params={"lightgbm": {**_booster_settings(churn), **(overrides or {})}},
+        booster_params={"lightgbm": {**_booster_settings(churn), **(overrides or {})},
+                        **({"lightgbm_shallow": {**_booster_settings(churn), **SHALLOW_PARAMS}} if
+                           "lightgbm_shallow" in trees else {})},
         valid_raw=raw[chosen],
     )
     return selection, sample

@@ -326,7 +326,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("tenure").setLevel(settings.log_level)
     runner = UpdaterRunner(settings)
     logger.info("updater process %d applies %s", os.getpid(), settings.paths.event_log_dir)
-    runner.run(stop, args.parent)
+    try:
+        runner.run(stop, args.parent)
+    finally:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # this pid's live gauges leave the service's /metrics
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(os.getpid())
     return 0
 
 

@@ -151,21 +151,6 @@ def split_on_cluster(settings: Settings, frame: dd.DataFrame, cutoffs: list[pd.T
                         numeric=numeric, categorical=categorical)
 
 
-def pinned(client: Client, frame):
-    """``frame`` computed on the workers with partition ``i`` on worker ``i mod n_workers`` (workers sorted by
-    address), as a Dask collection of those results.
-
-    ``lightgbm.dask`` trains each worker on the partitions it holds, so pinning them makes the
-    split of the data over the workers, and so the fit, the same from run to run.
-    """
-    import dask.dataframe as dd
-
-    workers = sorted(client.scheduler_info()["workers"])
-    futures = [client.compute(part, workers=[workers[i % len(workers)]], allow_other_workers=False)
-               for i, part in enumerate(frame.to_delayed())]
-    return dd.from_delayed(futures, meta=frame._meta, verify_meta=False)
-
-
 def _as_part(data: pd.DataFrame, label: pd.Series) -> dict[str, Any]:
     return {"data": data, "label": label}
 

@@ -42,6 +42,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -78,13 +79,22 @@ def open_state_db(folder: Path) -> sqlite3.Connection:
     db.execute("CREATE TABLE IF NOT EXISTS status (k INTEGER PRIMARY KEY CHECK (k = 0), pid INTEGER, "
                "beat REAL, last_error TEXT)")
     db.execute("CREATE TABLE IF NOT EXISTS control (k TEXT PRIMARY KEY, v TEXT)")  # e.g. the served model versions
+    # the salt of erasure requests' hashes: random per state folder, so a request's row names no one
+    # to somebody without this file (as the tombstones' salt does)
+    db.execute("INSERT OR IGNORE INTO control VALUES ('forget_salt', ?)", (secrets.token_hex(16),))
     db.commit()
     return db
 
 
-def forget_ref(customer_id: str) -> str:
-    """How an erasure request names a customer in the ``forget`` table (a hash; the row is deleted once applied)."""
-    return hashlib.sha256(f"tenure-forget:{customer_id}".encode()).hexdigest()
+def forget_salt(db: sqlite3.Connection) -> str:
+    """The state folder's salt for :func:`forget_ref` (made by :func:`open_state_db`)."""
+    return str(db.execute("SELECT v FROM control WHERE k = 'forget_salt'").fetchone()[0])
+
+
+def forget_ref(customer_id: str, salt: str) -> str:
+    """How an erasure request names a customer in the ``forget`` table: ``sha256(salt + id)`` (the row is
+    deleted once applied)."""
+    return hashlib.sha256(f"{salt}{customer_id}".encode()).hexdigest()
 
 
 def request_forget(folder: Path, customer_ids) -> int:
@@ -99,7 +109,8 @@ def request_forget(folder: Path, customer_ids) -> int:
     db = open_state_db(folder)
     try:
         with db:
-            db.executemany("INSERT INTO forget (ref) VALUES (?)", [(forget_ref(cid),) for cid in ids])
+            salt = forget_salt(db)
+            db.executemany("INSERT INTO forget (ref) VALUES (?)", [(forget_ref(cid, salt),) for cid in ids])
             db.executemany("DELETE FROM recent WHERE customer_id = ?", [(cid,) for cid in ids])
     finally:
         db.close()
@@ -331,7 +342,8 @@ class FeatureUpdater(BackgroundLoop):
         wanted = {ref for _, ref in rows}
         with self._lock:
             known = [*self.profiles.keys(), *self._states.keys()]
-        ids = sorted({cid for cid in known if forget_ref(cid) in wanted})
+        salt = forget_salt(self._db)
+        ids = sorted({cid for cid in known if forget_ref(cid, salt) in wanted})
         n = self.forget(ids)
         # applied: the request leaves the table (its hashes are not kept)
         self._db.execute("DELETE FROM forget WHERE seq <= ?", (max(seq for seq, _ in rows),))

@@ -137,14 +137,30 @@ def _current_window(settings, model, mode: str, since: datetime) -> tuple[str, p
             return "log", log
         if mode == "log":
             raise ValueError(f"the prediction log has no churn scores since {since:%Y-%m-%d %H:%M}; try --mode snapshot")
+    if settings.compute.engine == "dask":  # the same rows, drawn and scored per partition on the cluster
+        from functools import partial
+
+        from tenure.compute.samples import sample_latest_snapshot_on_cluster
+
+        as_of, scored = sample_latest_snapshot_on_cluster(settings, partial(current_rows, settings=settings,
+                                                                            runtime=model()))
+        if as_of is None:
+            raise ValueError("no feature snapshot to monitor; run `tenure features build` first")
+        scored.attrs["as_of"] = pd.Timestamp(as_of)
+        return f"snapshot {as_of:%Y-%m-%d}", scored
     found = latest_snapshot(settings.paths.features_dir)
     if found is None:
         raise ValueError("no feature snapshot to monitor; run `tenure features build` first")
     as_of, frame = found
-    frame = without_withdrawn(settings, alive_population(frame, settings.churn.horizon_days))
-    scored = score_with_champion(model(), frame)
+    scored = current_rows(frame, settings, model())
     scored.attrs["as_of"] = pd.Timestamp(as_of)
     return f"snapshot {as_of:%Y-%m-%d}", scored
+
+
+def current_rows(frame: pd.DataFrame, settings, runtime) -> pd.DataFrame:
+    """Snapshot rows as monitoring's current window holds them: the scored population, withdrawn customers
+    left out, scored by the champion ``runtime`` (also each cluster partition's rule, compute.samples)."""
+    return score_with_champion(runtime, without_withdrawn(settings, alive_population(frame, settings.churn.horizon_days)))
 
 
 def without_withdrawn(settings, frame: pd.DataFrame, logged: bool = False) -> pd.DataFrame:

@@ -71,3 +71,20 @@ def test_run_all_on_a_local_dask_cluster(tmp_path: Path) -> None:
     assert list(got.columns) == list(want.columns)
     pd.testing.assert_frame_equal(got[columns].sort_values("customer_id").reset_index(drop=True),
                                   want[columns].sort_values("customer_id").reset_index(drop=True), check_dtype=False)
+
+    # monitoring's current window drawn on the cluster: the rows (and scores) of the local window
+    from datetime import UTC, datetime
+
+    from tenure.monitoring.runner import _current_window
+    from tenure.monitoring.sources import load_champion as load_monitored
+    from tenure.monitoring.sources import load_champion_runtime
+
+    runtime = load_champion_runtime(settings, load_monitored(settings, "churn"))
+    now = datetime.now(UTC)
+    source, on_cluster = _current_window(settings, lambda: runtime, "snapshot", now)
+    local_source, local_window = _current_window(load_settings(config, compute={"engine": "local"}), lambda: runtime,
+                                                 "snapshot", now)
+    assert source == local_source and len(local_window) > 100
+    assert on_cluster.attrs["as_of"] == local_window.attrs["as_of"]
+    pd.testing.assert_frame_equal(on_cluster.sort_values("customer_id").reset_index(drop=True),
+                                  local_window.sort_values("customer_id").reset_index(drop=True), check_dtype=False)

@@ -286,6 +286,7 @@ def run_child(stage: str, args, path: str, limit_gib: float | None, shard: int =
 def _merge_shards(stage: str, rows: list[dict]) -> dict:
     """The shards of one stage as one row: wall times added, the largest peak, results summed."""
     out = {"stage": stage, "path": "shared", "shards": len(rows), "wall_s": round(sum(r["wall_s"] for r in rows), 1),
+           "shard_wall_s": [r["wall_s"] for r in rows], "shard_peak_gib": [r["peak_gib"] for r in rows],
            "peak_gib": max(r["peak_gib"] for r in rows), "min_available_gib": min(r["min_available_gib"] for r in rows),
            "load_before": rows[0]["load_before"], "load_after": rows[-1]["load_after"]}
     bad = [r for r in rows if r["status"] != "done"]

@@ -72,6 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--windows", type=int, default=5, help="weekly windows (passes) after the change")
     p.add_argument("--seeds", type=int, nargs="*", default=list(REPORT_SEEDS))
     p.add_argument("--kinds", nargs="*", default=list(WORLD), choices=list(WORLD), help="world kinds measured")
+    p.add_argument("--season-both", action="store_true",
+                   help="also measure a feature drifted only against both the same season and a 4-week-old sample")
     p.add_argument("--season-step", type=int, default=14, help="days between seasonal windows (742-938)")
     p.add_argument("--early-days", type=int, nargs="*", default=[7, 14],
                    help="early-outcome windows k measured (the settings' monitoring.early_outcome_days decides alarms)")
@@ -322,7 +324,8 @@ def seasonal_seed(seed, args, monitoring):
     out = []
     for world, shop in worlds.items():
         seasonal = world == "seasonal"
-        need = set(cur_days + auto_days) | (set(pooled_days + [single_day]) if seasonal else set())
+        recent = {day: day - 28 for day in cur_days}  # a champion retrained within max_model_age_days: ~4 weeks old
+        need = set(cur_days + auto_days + list(recent.values())) | (set(pooled_days + [single_day]) if seasonal else set())
         f = _features(shop, sorted(need), start)
         references = {"auto (same season)": None}
         if seasonal:
@@ -340,6 +343,19 @@ def seasonal_seed(seed, args, monitoring):
                                           model_age_days=None, settings=monitoring, last_retrain_at=None,
                                           now=datetime.now(UTC), dry_run=True)
                 scores = {x.column: round(x.score, 4) for x in summary.features if x.column in categorical}
+                both = None
+                if fixed is None and args.season_both:
+                    # exploration: drifted only when drifted against the same season AND a 4-week-old sample
+                    recent_summary, _ = drift_report(f[recent[day]], f[day], numeric, categorical, monitoring)
+                    both = sorted(set(summary.drifted) & set(recent_summary.drifted))
+                    both_decision = decide_retrain(drift_share=len(both) / len(summary.features), drifted=both,
+                                                   auc_drop=None, model_age_days=None, settings=monitoring,
+                                                   last_retrain_at=None, now=datetime.now(UTC), dry_run=True)
+                    out.append({"seed": seed, "world": world, "reference": "same season AND 4 weeks before (both)",
+                                "day": day, "reference_cutoffs": chosen[day][1] + [recent[day]],
+                                "drift_share": len(both) / len(summary.features), "drifted": both,
+                                "categorical_scores": {}, "alarm": both_decision.triggered,
+                                "reasons": both_decision.kinds})
                 out.append({"seed": seed, "world": world, "reference": label, "day": day,
                             "reference_cutoffs": chosen[day][1] if fixed is None else None,
                             "drift_share": summary.drift_share, "drifted": summary.drifted,
@@ -424,7 +440,7 @@ def summarise(world, seasonal, pipeline, pipeline_truth, early_days=14):
         seeds = sorted({r["seed"] for r in recs})
         first = [r for r in recs if r["window"] == 1]
 
-        def delays(flag):
+        def delays(flag, recs=recs, seeds=seeds):
             out = []
             for s in seeds:
                 hits = [r["window"] for r in recs if r["seed"] == s and flag(r)]

@@ -43,6 +43,11 @@ RESULTS = REPO / "benchmarks" / "results" / "serving_load.json"
 
 # --- a minimal open-loop HTTP/1.1 client --------------------------------------------------------
 
+KEEPALIVE_EXPIRY_S = 4.0
+"""An idle connection older than this is closed, not reused (the server, uvicorn, closes idle ones after
+5 s; a request written into a connection the server has just closed is never answered). httpx does
+the same with its ``keepalive_expiry``."""
+
 
 class _Connection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection with at most one request in flight (no pipelining).
@@ -56,6 +61,7 @@ class _Connection(asyncio.Protocol):
         self._buffer = bytearray()
         self.transport = None
         self.busy_since: float | None = None  # scheduled time of the request in flight
+        self.idle_since = 0.0  # loop time it last became idle
         self.closed = False
 
     def connection_made(self, transport) -> None:
@@ -127,7 +133,7 @@ async def open_loop(host: str, port: int, path: str, bodies: list[bytes], rate: 
     connections: set[_Connection] = set()
     latencies: list[float] = []
     errors: dict[str, int] = {}
-    state = {"opened": 0, "opening": 0, "outstanding": 0, "finished": 0.0}
+    state = {"opened": 0, "opening": 0, "outstanding": 0, "finished": 0.0, "expired": 0}
 
     def error(kind: str) -> None:
         errors[kind] = errors.get(kind, 0) + 1
@@ -153,7 +159,22 @@ async def open_loop(host: str, port: int, path: str, bodies: list[bytes], rate: 
         if waiting:
             send(conn, waiting.popleft())
         else:
+            conn.idle_since = now
             idle.append(conn)
+
+    def take_idle(now: float) -> _Connection | None:
+        """The most recently used live idle connection; closed or expired ones are dropped."""
+        while idle:
+            conn = idle.pop()
+            if not conn.closed and now - conn.idle_since < KEEPALIVE_EXPIRY_S:
+                return conn
+            connections.discard(conn)
+            state["opened"] -= 1
+            state["expired"] += 1
+            if not conn.closed:
+                conn.closed = True
+                conn.transport.close()
+        return None
 
     async def connect() -> None:
         try:
@@ -171,6 +192,7 @@ async def open_loop(host: str, port: int, path: str, bodies: list[bytes], rate: 
         if waiting:
             send(conn, waiting.popleft())
         else:
+            conn.idle_since = loop.time()
             idle.append(conn)
 
     def sweep(now: float) -> None:
@@ -200,8 +222,9 @@ async def open_loop(host: str, port: int, path: str, bodies: list[bytes], rate: 
             now = loop.time()
         while i < n and start + i / rate <= now:
             state["outstanding"] += 1
-            if idle:
-                send(idle.pop(), i)
+            conn = take_idle(now)
+            if conn is not None:
+                send(conn, i)
             else:
                 waiting.append(i)
                 if state["opened"] < max_connections and len(waiting) > state["opening"]:
@@ -228,6 +251,7 @@ async def open_loop(host: str, port: int, path: str, bodies: list[bytes], rate: 
     return {"path": path, "target_rate": rate, "duration_s": duration, "sent": n, "ok": n - sum(errors.values()),
             "errors": errors, "achieved_rate": round(len(lat) / elapsed, 1), "p50_ms": q(0.50), "p95_ms": q(0.95),
             "p99_ms": q(0.99), "max_ms": round(lat[-1] * 1000, 2) if lat else None, "connections": state["opened"],
+            "connections_expired": state["expired"],
             "client_cpu_ms_per_request": round(cpu / n * 1000, 3)}
 
 

@@ -221,15 +221,25 @@ class FeatureUpdater(BackgroundLoop):
             self._wake.clear()
             if not self._take_ownership():
                 continue
-            try:
-                while not self._stop.is_set() and self.step():
-                    pass
-                self.last_error = None
-            except Exception as exc:
-                self.last_error = f"online feature update failed: {exc}"
-                logger.exception("online feature update failed; retrying from %s", self.position)
-                self._forget_memory()
+            if not self.apply_available(self._stop):
                 self._stop.wait(1.0)
+
+    def apply_available(self, stop: threading.Event) -> bool:
+        """Apply micro-batches until the log is drained or ``stop`` is set; False after a failure.
+
+        A failure is logged and kept in ``last_error``, and the states in memory are dropped: the
+        next call starts again from the last checkpoint.
+        """
+        try:
+            while not stop.is_set() and self.step():
+                pass
+        except Exception as exc:
+            self.last_error = f"online feature update failed: {exc}"
+            logger.exception("online feature update failed; retrying from %s", self.position)
+            self._forget_memory()
+            return False
+        self.last_error = None
+        return True
 
     # --- one micro-batch -----------------------------------------------------------------------
     def step(self, max_bytes: int = 4 << 20) -> bool:

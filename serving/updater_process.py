@@ -272,15 +272,8 @@ class UpdaterRunner:
                     updater.heartbeat()
                     self.follow_models(updater.control("models"))
                     updater.set_control("updater_models", self.versions() or "")
-                try:
-                    while not stop.is_set() and updater.step():
-                        pass
-                    updater.last_error = None
-                except Exception as exc:
-                    updater.last_error = f"online feature update failed: {exc}"
-                    logger.exception("online feature update failed; retrying from %s", updater.position)
-                    updater._forget_memory()
-                    updater.heartbeat()
+                if not updater.apply_available(stop):
+                    updater.heartbeat()  # records last_error for /readyz
                     stop.wait(1.0)
                     continue
                 waited = 0.0

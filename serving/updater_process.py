@@ -92,32 +92,6 @@ def _trigger_counter():
     return prometheus_client.Counter("tenure_triggers_total", "Proactive trigger messages by outcome", ["outcome"])
 
 
-class CachedViews:
-    """A Feast store whose ``get_feature_view`` answers from memory (refreshed every ``ttl_s``).
-
-    Feast rebuilds a view from the registry's protobuf on every call (about 9 ms with its type
-    checks); the updater asks for two views per micro-batch, which at tens of micro-batches a
-    second was most of its CPU. Everything else goes to the store itself.
-    """
-
-    def __init__(self, store, ttl_s: float = 60.0) -> None:
-        self._store = store
-        self._ttl_s = ttl_s
-        self._views: dict[str, tuple[float, Any]] = {}
-
-    def get_feature_view(self, name: str, *args, **kwargs):
-        hit = self._views.get(name)
-        if hit is None or args or kwargs or time.monotonic() - hit[0] > self._ttl_s:
-            view = self._store.get_feature_view(name, *args, **kwargs)
-            if args or kwargs:
-                return view
-            hit = self._views[name] = (time.monotonic(), view)
-        return hit[1]
-
-    def __getattr__(self, name: str):
-        return getattr(self._store, name)
-
-
 class UpdaterRunner:
     """The updater process's parts, built from the settings (the same ones the workers read)."""
 
@@ -133,6 +107,7 @@ class UpdaterRunner:
         catalog = ItemCatalog.from_frame(items) if len(items) else ItemCatalog()
         self.events_dir = table_path(settings, "events")
         self.store = self._open_store()
+        self._views: dict[str, Any] = {}  # the feature views write_feature_rows resolved, kept between micro-batches
         self.models = None
         self._loading: threading.Thread | None = None
         self.triggers, self.sender = self._build_triggers()
@@ -153,7 +128,7 @@ class UpdaterRunner:
                 conn.execute("PRAGMA synchronous=NORMAL")  # online values are derived; the log is the truth
             except Exception:  # still correct without WAL, only slower for the readers
                 logger.warning("could not switch the SQLite online store to WAL", exc_info=True)
-        return CachedViews(store)
+        return store
 
     def _history(self, customer_ids: list[str]) -> list[dict[str, Any]]:
         """Stored events of these customers (once per customer; one scan)."""
@@ -170,7 +145,7 @@ class UpdaterRunner:
 
         if self.triggers is not None:
             self._consider_triggers(rows, as_of_ns)
-        write_feature_rows(self.store, rows, as_of_ns)
+        write_feature_rows(self.store, rows, as_of_ns, views=self._views)
         if self.sender is not None:
             self.sender.wake()
 

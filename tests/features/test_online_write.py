@@ -62,9 +62,10 @@ def test_write_feature_rows_stores_what_push_stores(local_store, feast_data, fas
 
     later = frame.assign(purchases_7d=frame["purchases_7d"] + 5)  # something else first, then the same values
     rows = [(r["customer_id"], r) for r in later.to_dict(orient="records")]
-    write_feature_rows(store, rows, NOW.value, fast=fast)
+    views: dict = {}  # the updater keeps the resolved views between writes; the second write uses them
+    write_feature_rows(store, rows, NOW.value, fast=fast, views=views)
     assert [r["purchases_7d"] for r in reader.read(ids)] == list(later["purchases_7d"])
     rows = [(r["customer_id"], r) for r in frame.to_dict(orient="records")]
-    write_feature_rows(store, rows, NOW.value, fast=fast)
+    write_feature_rows(store, rows, NOW.value, fast=fast, views=views)
     assert {cid: _stored(store, cid.encode()) for cid in ids} == pushed
     assert repr(reader.read(ids)) == repr(pushed_read)  # NaN-aware equality

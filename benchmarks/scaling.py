@@ -314,6 +314,8 @@ def run_point(args, n: int, workdir: Path, reuse: bool) -> dict:
             print(json.dumps(rows[-1]), flush=True)
             if rows[-1]["status"] != "done":
                 return {"stages": rows}
+    if args.tables_only:
+        return {"stages": rows}
     for path in args.paths:
         limit = args.local_limit_gib if path == "local" else args.dask_limit_gib
         for stage in ("features", "frame_fit"):
@@ -345,6 +347,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the point's tables (for --reuse-tables)")
     parser.add_argument("--reuse-tables", action="store_true",
                         help="the workdir already holds this point's ingested tables: skip generate and ingest")
+    parser.add_argument("--tables-only", action="store_true",
+                        help="generate and ingest the point's tables, then stop (with --keep: the paths later, "
+                             "with --reuse-tables, e.g. on a quiet machine)")
     parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
     parser.add_argument("--path", default="local", help=argparse.SUPPRESS)
     parser.add_argument("--shard", type=int, default=0, help=argparse.SUPPRESS)

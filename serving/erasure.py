@@ -7,7 +7,10 @@
   erasure request that a running updater process applies to its memory;
 - prediction logs (``prediction_log_dir``): matched by raw id and by the log pseudonym;
 - the trigger state and outbox (``triggers.sqlite``: band rows by pseudonym, messages by the id
-  in their body) and the dead-letter files (``*dead-letter*.jsonl``).
+  in their body) and the dead-letter files (``*dead-letter*.jsonl``);
+- with ``triggers.redis_stream`` set: the person's entries in that Redis stream (``XDEL``) and
+  their delivery keys (``<stream>:sent:<customer_id>:...``). Consumers that already read an entry
+  hold their own copy: erasing it there is theirs to do.
 
 A running service also holds some of this in memory; its ``DELETE /customers/{id}`` runs these
 and clears its memory too (:meth:`serving.service.TenureService.forget_customers`).
@@ -77,6 +80,80 @@ def forget_event_log(folder: Path, ids: list[str]) -> int:
     return n
 
 
+_STREAM_PAGE = 10_000
+
+
+def _redis_glob_escape(text: str) -> str:
+    """``text`` as a literal inside a Redis ``MATCH`` pattern."""
+    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+
+
+def _stream_entries(client, stream: str, ids: set[str]):
+    """The stream's entries of these customers, page by page: ``(entry_id, customer_id, message)``."""
+    import json
+
+    start = "-"
+    while True:
+        page = client.xrange(stream, min=start, max="+", count=_STREAM_PAGE)
+        for entry_id, fields in page:
+            try:
+                message = json.loads(fields.get(b"message", b"{}"))
+            except ValueError:
+                message = {}
+            cid = message.get("customer_id") if isinstance(message, dict) else None
+            if cid in ids:
+                yield entry_id, cid, message
+        if len(page) < _STREAM_PAGE:
+            return
+        start = "(" + page[-1][0].decode()
+
+
+def trigger_stream_store(settings, client=None) -> Store:
+    """The Redis stream the triggers deliver to (``triggers.redis_stream``) and its delivery keys.
+
+    ``client``: a ``redis.Redis`` client (default: one on ``feast.redis_connection_string``).
+    """
+    stream = settings.triggers.redis_stream
+
+    def redis():
+        nonlocal client
+        if client is None:
+            from tenure.serving.redis_link import redis_client
+
+            client = redis_client(settings.feast.redis_connection_string, settings.triggers.timeout_s)
+        return client
+
+    def sent_keys(cid: str) -> list[bytes]:
+        return list(redis().scan_iter(match=f"{_redis_glob_escape(stream)}:sent:{_redis_glob_escape(cid)}:*",
+                                      count=1000))
+
+    def count(ids: list[str]) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for _, cid, _ in _stream_entries(redis(), stream, set(ids)):
+            total[cid] = total.get(cid, 0) + 1
+        for cid in ids:
+            if n := len(sent_keys(cid)):
+                total[cid] = total.get(cid, 0) + n
+        return total
+
+    def forget(ids: list[str]) -> int:
+        entries = [entry_id for entry_id, _, _ in _stream_entries(redis(), stream, set(ids))]
+        keys = [key for cid in ids for key in sent_keys(cid)]
+        removed = 0
+        for start in range(0, len(entries), 1000):
+            removed += int(redis().xdel(stream, *entries[start:start + 1000]))
+        for start in range(0, len(keys), 1000):
+            removed += int(redis().delete(*keys[start:start + 1000]))
+        return removed
+
+    def export(cid: str) -> list[dict]:
+        return [{"stream": stream, "entry_id": entry_id.decode(), "message": message}
+                for entry_id, _, message in _stream_entries(redis(), stream, {cid})]
+
+    return Store("serving.trigger_stream", f"Redis stream {stream} (+ {stream}:sent:<customer_id>:* keys)",
+                 count, forget, export)
+
+
 def serving_stores(settings, log_key: bytes | None) -> list[Store]:
     """The serving room's stores of one workspace (files; the service's memory is not among them)."""
     events_dir, predictions_dir = Path(settings.paths.event_log_dir), Path(settings.paths.prediction_log_dir)
@@ -118,4 +195,5 @@ def serving_stores(settings, log_key: bytes | None) -> list[Store]:
         Store("serving.dead_letters", ", ".join(map(str, dead_letters)) or f"{events_dir}/*dead-letter*.jsonl",
               lambda ids: _sum(dead_letters, ids), lambda ids: sum(blank_json_lines(p, ids) for p in dead_letters),
               lambda cid: _records(dead_letters, cid)),
+        *([trigger_stream_store(settings)] if settings.triggers.redis_stream else []),
     ]

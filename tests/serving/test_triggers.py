@@ -207,3 +207,27 @@ def test_replaying_several_batches_after_a_restart_sends_no_crossing_twice(tmp_p
     unordered.consider(scorer, "1", *up, "t")
     unordered.consider(scorer, "1", *down, "t")
     assert len(unordered.consider(scorer, "1", *up, "t")) == 1  # without seq the replay looks like a new crossing
+
+
+@pytest.mark.redis
+def test_erasure_reaches_the_redis_stream_and_its_delivery_keys(tmp_path: Path, make_settings, redis_stream) -> None:
+    """A forgotten customer's stream entries and ``<stream>:sent:<id>:...`` keys go; other customers' stay."""
+    from tenure.serving.erasure import serving_stores, trigger_stream_store
+    from tenure.serving.triggers import RedisStreamSender
+
+    client, stream = redis_stream
+    settings = make_settings(triggers={"redis_stream": stream})
+    triggers = Triggers(tmp_path, ["high"], min_interval_s=0, sinks=("redis_stream",))
+    ids = ["c0", "c1", "c*"]  # "c*" must not match c0's keys as a glob
+    triggers.consider(RiskScorer(), "1", {cid: _row(0.1) for cid in ids}, {cid: {"risk": 0.9} for cid in ids}, "t")
+    assert RedisStreamSender(triggers, client, stream, tmp_path / "dead.jsonl").deliver_due() == 3
+    store = trigger_stream_store(settings, client)
+    assert "serving.trigger_stream" in [s.name for s in serving_stores(settings, None)]
+    assert store.count(ids) == {"c0": 2, "c1": 2, "c*": 2}  # one entry + one delivery key each
+    assert [r["message"]["customer_id"] for r in store.export("c0")] == ["c0"]
+
+    assert store.forget(["c*", "c0"]) == 4
+    assert store.count(ids) == {"c1": 2}
+    left = client.xrange(stream)
+    assert [json.loads(fields[b"message"])["customer_id"] for _, fields in left] == ["c1"]
+    assert [k.decode() for k in client.keys(f"{stream}:sent:*")] == [f"{stream}:sent:c1:low->high:1"]

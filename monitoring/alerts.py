@@ -192,10 +192,22 @@ class EpisodeTracker:
         if (episode is not None and severity_value < episode["alerted_value"] + self.worsening
                 and set(triggers) <= known):
             return False
-        state[key] = {"opened_at": (episode or {}).get("opened_at", datetime.now(UTC).isoformat(timespec="seconds")),
+        state[key] = {**(episode or {}),
+                      "opened_at": (episode or {}).get("opened_at", datetime.now(UTC).isoformat(timespec="seconds")),
                       "alerted_value": severity_value, "triggers": sorted(known | set(triggers))}
         self._save(state)
         return True
+
+    def episode(self, key: str) -> dict[str, Any] | None:
+        """The open episode ``key`` (what :meth:`should_alert` and :meth:`note` stored), or None."""
+        return self._load().get(key)
+
+    def note(self, key: str, **fields: Any) -> None:
+        """Keep ``fields`` with the open episode ``key`` (e.g. the recent reference it started with)."""
+        state = self._load()
+        if key in state:
+            state[key].update(fields)
+            self._save(state)
 
     def close(self, key: str) -> bool:
         """End episode ``key`` (the condition cleared); returns whether one was open."""

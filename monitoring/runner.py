@@ -27,7 +27,12 @@ from tenure.monitoring.performance import (
     recommendation_hit_rate,
 )
 from tenure.monitoring.policy import RetrainState, decide_retrain
-from tenure.monitoring.reference import seasonal_reference
+from tenure.monitoring.reference import (
+    confirm_drift,
+    describe_confirmation,
+    recent_reference,
+    seasonal_reference,
+)
 from tenure.monitoring.reports import log_to_mlflow, write_index, write_report
 from tenure.monitoring.sources import (
     latest_snapshot,
@@ -97,6 +102,8 @@ class MonitoringResult:
     """Early outcome / concept: ROC-AUC and calibration against customers gone quiet since a recent snapshot."""
     reference: str | None = None
     """Which drift reference the pass used, and why (monitoring.reference)."""
+    recent_reference: dict[str, Any] | None = None
+    """The recent reference that confirms drift (monitoring.recent_reference_days): which, and what each said."""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON types."""
@@ -223,6 +230,25 @@ def _same_season(settings, model, anchor: pd.Timestamp, columns: list[str]) -> t
     found = _guarded("same-season reference", lambda: seasonal_reference(
         pd.read_parquet(table), anchor, m.reference, m.season_days, m.season_tolerance_days, prepare, columns))
     return found if found is not None else (None, latest)
+
+
+def _recent(settings, model, anchor: pd.Timestamp, columns: list[str],
+            frozen: Any) -> tuple[pd.DataFrame | None, str, pd.Timestamp | None]:
+    """The recent reference from the batch feature table (``monitoring.recent_reference_days``), or None."""
+    days = settings.monitoring.recent_reference_days
+    table = settings.paths.features_dir / "customer_features.parquet"
+    if days == 0 or not table.exists():
+        return None, ("monitoring.recent_reference_days is 0" if days == 0 else "no batch feature table") + \
+            ": the primary reference alone", None
+
+    def prepare(rows: pd.DataFrame) -> pd.DataFrame:
+        rows = without_withdrawn(settings, alive_population(rows, settings.churn.horizon_days))
+        return score_with_champion(model(), rows)
+
+    held = pd.Timestamp(frozen) if frozen else None
+    found = _guarded("recent reference", lambda: recent_reference(pd.read_parquet(table), anchor, days, prepare,
+                                                                   columns, frozen=held))
+    return found if found is not None else (None, "the recent reference failed: the primary reference alone", None)
 
 
 def _realised(settings, champion, model) -> dict[str, Any] | None:
@@ -406,6 +432,15 @@ def run_monitoring_pass(
     seasonal, result.reference = _same_season(settings, model, anchor, numerical + categorical)
     drift, snapshot = drift_report(seasonal if seasonal is not None else reference, current, numerical, categorical,
                                    settings.monitoring)
+    # drifted = drifted against the primary reference AND a recent snapshot (held while an episode is open)
+    recent_frame, recent_why, recent_cut = _recent(settings, model, anchor, numerical + categorical,
+                                                   (tracker.episode(DRIFT_EPISODE) or {}).get("recent_reference_cutoff"))
+    recent_drift = None
+    if recent_frame is not None:
+        recent_drift = _guarded("drift against the recent reference", lambda: drift_report(
+            recent_frame, current, numerical, categorical, settings.monitoring)[0])
+    drift, confirmation = confirm_drift(drift, recent_drift)
+    result.recent_reference = {"reference": recent_why, "cutoff": recent_cut, **confirmation}
     result.drift = drift.as_dict()
     realised = _realised(settings, champion, model)
     result.performance = realised
@@ -445,6 +480,7 @@ def run_monitoring_pass(
                "drift": result.drift, "performance": realised, "recommender": result.recommender,
                "estimated": estimate, "event_shifts": result.event_shifts,
                "early_outcome": result.early_outcome, "reference": result.reference,
+               "recent_reference": result.recent_reference,
                "retrain": {"decision": dataclasses.asdict(decision), "summary": decision.describe()}}
     folder = write_report(settings.paths.reports_dir, "churn", to_jsonable(summary), snapshot, now)
     result.report_paths.append(str(folder / "report.html"))
@@ -461,7 +497,7 @@ def run_monitoring_pass(
             alert = routed(Alert(model="churn", model_version=champion.version,
                                  title=f"Churn model v{champion.version}: {'; '.join(decision.reasons)}",
                                  findings=_findings(drift, realised) + _extra_findings(estimate, shifts, early)
-                                 + [f"drift reference: {result.reference}"],
+                                 + [describe_confirmation(confirmation, str(result.reference), recent_why)],
                                  report_path=str(folder / "report.html"), next_action=decision.describe(),
                                  kind="performance" if performance else "drift",
                                  confidence=drift_confidence(drift, estimate)), routes)
@@ -469,6 +505,8 @@ def run_monitoring_pass(
             result.alerts.append(alert.title)
         else:
             logger.info("drift episode already alerted; suppressing the repeat")
+        if recent_cut is not None and not (tracker.episode(DRIFT_EPISODE) or {}).get("recent_reference_cutoff"):
+            tracker.note(DRIFT_EPISODE, recent_reference_cutoff=pd.Timestamp(recent_cut).isoformat())
     elif tracker.close(DRIFT_EPISODE):
         logger.info("drift episode closed: the current window looks like the reference again")
     if rec_decision.triggered:

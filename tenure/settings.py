@@ -333,7 +333,7 @@ class EventSettings(_Section):
         from datetime import datetime
 
         try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(value)  # Python 3.11 reads a trailing Z
         except ValueError as exc:
             raise ValueError(f"events.earliest must be ISO 8601 like 1990-01-01T00:00:00Z: {exc}") from None
         if parsed.tzinfo is None:
@@ -508,6 +508,11 @@ class MonitoringSettings(_Section):
     season_days: int = Field(365, ge=7, le=3650, description="Length of the season for the same-season reference.")
     season_tolerance_days: int = Field(14, ge=0, le=183, description="Snapshots this many days either side of one "
                                        "season ago make the same-season reference.")
+    recent_reference_days: int = Field(
+        28, ge=0, le=365, description="A feature (and the churn score) counts as drifted only when it also drifts "
+        "against the feature snapshot this many days (+/- 7) before the window: slow change (season, a year of ageing) "
+        "is set aside, a sudden change shows against both. Held at the pre-change snapshot while a drift episode is "
+        "open. 0 = the primary reference alone (monitoring/reference.py).")
     alert_routes: dict[Literal["pipeline", "drift", "performance", "recommender", "retrain"], AlertRouteSettings] = Field(
         default_factory=_default_alert_routes,
         description="Severity and route per kind of alert: pipeline (a broken batch or feature), drift (the world "

@@ -220,142 +220,35 @@ def export_audience_on_cluster(settings: Settings, risk=("high",), k: int = 0, f
 
 # --- the recommender's interaction matrix ------------------------------------------------------------
 
-def _kept_events(events, customers, event_weights, purchase_event_types, consent: bool):
-    """A partition's item events of the counted types, of consenting customers (build_interactions' filter)."""
-    import numpy as np
-
-    from tenure.training.interactions import consenting_customers
-
-    events = events.reset_index(drop=True)
-    keep = events["item_id"].notna().to_numpy() & np.isin(
-        events["event_type"].to_numpy(), list(set(event_weights) | set(purchase_event_types) | {"return"}))
-    ev = events.loc[keep, ["customer_id", "item_id", "event_type", "event_at"]]
-    allowed = consenting_customers(customers.reset_index(drop=True)) if consent else None
-    if allowed is not None:
-        ev = ev[ev["customer_id"].astype(str).isin(allowed)]
-    return ev
-
-
-def _interaction_scan(events, customers, event_weights, purchase_event_types, consent: bool):
-    """Pass 1 of a partition: the items its kept events name, and their latest time."""
-    ev = _kept_events(events, customers, event_weights, purchase_event_types, consent)
-    return set(ev["item_id"].astype(str).unique().tolist()), (ev["event_at"].max() if len(ev) else None)
-
-
-def _interaction_part(events, customers, event_weights, half_life_days, as_of, purchase_event_types, item_ids,
-                      consent: bool):
-    """Pass 2 of a partition: its customers' rows of the matrices (the local function on its events), and the
-    rebuy gaps (item column, days) that the item-level timing pools over every customer."""
-    import numpy as np
-    import pandas as pd
-
-    from tenure.training.interactions import build_interactions, day_numbers
-
-    ev = _kept_events(events, customers, event_weights, purchase_event_types, consent)
-    ev = ev.sort_values("event_at", kind="stable").reset_index(drop=True)
-    matrix = build_interactions(ev, None, None, event_weights=event_weights, half_life_days=half_life_days, as_of=as_of,
-                                weighting="none", purchase_event_types=purchase_event_types, item_ids=item_ids)
-    # the gaps between one pair's distinct purchase times (training.interactions.repurchase_timing's rule)
-    buys = ev[ev["event_type"].isin(list(purchase_event_types))]
-    cols = pd.Index(item_ids).get_indexer(buys["item_id"].astype(str))
-    frame = pd.DataFrame({"r": buys["customer_id"].astype(str).to_numpy(), "c": cols,
-                          "d": day_numbers(pd.to_datetime(buys["event_at"], utc=True)) if len(buys) else []})
-    frame = frame[frame["c"] >= 0].drop_duplicates().sort_values(["r", "c", "d"], kind="stable")
-    same = (frame["r"].to_numpy()[1:] == frame["r"].to_numpy()[:-1]) & (frame["c"].to_numpy()[1:] == frame["c"].to_numpy()[:-1])
-    gaps = pd.DataFrame({"c": frame["c"].to_numpy()[1:][same], "gap": np.diff(frame["d"].to_numpy())[same]})
-    return matrix, gaps
-
-
 def interactions_on_cluster(settings: Settings, *, event_weights, half_life_days: float | None = None,
                             as_of=None, weighting: str = "none", purchase_event_types=("purchase",),
                             item_ids=None, consent: bool = True, client=None):
-    """:func:`training.interactions.build_interactions` on the stored events, aggregated on the cluster.
+    """:func:`training.interactions.build_interactions` on the stored events, aggregated on the cluster
+    (:func:`training.recommender_distributed.split_on_cluster` with every event as history).
 
     Each customer-hash partition turns its events into its customers' (customer, item, weight) rows
-    with the local function (a customer's events all live in one partition, so their sums are
-    whole); the driver stacks the partitions' rows into one CSR in the local row order (customer
-    ids sorted), applies the BM25 / TF-IDF re-weighting (a whole-matrix step) and pools the rebuy
-    gaps for the item-level timing. Only the matrix (non-zeros) and the gaps reach the driver,
-    never the events.
-
-    Parameters are those of ``build_interactions``; ``consent``: keep only customers whose stored
-    ``consent_personalization`` is True (the customers table is read on the workers).
+    with the local function; the driver stacks them into one CSR in the local row order, applies the
+    BM25 / TF-IDF re-weighting and pools the rebuy gaps. Only the non-zeros reach the driver, never
+    the events. ``consent``: keep only customers whose stored ``consent_personalization`` is True.
+    The recommender training step (``compute.engine: dask``) uses the same functions for its splits.
 
     Returns
     -------
     training.interactions.InteractionMatrix, equal to the local one on the same events.
     """
-    import numpy as np
-    import pandas as pd
-    import scipy.sparse as sp
+    from tenure.features.tables import read_items
+    from tenure.training.recommender_distributed import event_partitions, split_on_cluster
 
-    from tenure.compute.partitions import read_customers_partitioned, read_events_partitioned
-    from tenure.registry.recommender_runtime import RepurchaseTiming
-    from tenure.training.interactions import WEIGHTINGS, InteractionMatrix, _validate_weights
-
-    _validate_weights(event_weights)
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
-    weights, buys = dict(event_weights), tuple(purchase_event_types)
-
-    def run(client) -> InteractionMatrix:
-        import dask
-
-        n = settings.compute.partitions
-        events = read_events_partitioned(settings, n, ["event_type", "item_id"])
-        customers = read_customers_partitioned(settings, n)
-        pairs = list(zip(events.to_delayed(), customers.to_delayed(), strict=True))
-        columns, ref = item_ids, as_of
-        if columns is None or (half_life_days is not None and ref is None):
-            scans = dask.compute(*[dask.delayed(_interaction_scan)(e, c, weights, buys, consent) for e, c in pairs])
-            if columns is None:  # the items table + items named by kept events, sorted (the local rule)
-                from tenure.features.tables import read_items
-
-                known = set().union(*[s[0] for s in scans]) | set(read_items(settings)["item_id"].astype(str))
-                columns = sorted(known)
-            if ref is None:
-                stamps = [s[1] for s in scans if s[1] is not None]
-                ref = max(stamps) if stamps else None
-        columns = list(np.asarray(columns, dtype=object).astype(str))
-        futures = client.compute([dask.delayed(_interaction_part)(e, c, weights, half_life_days, ref, buys, columns,
-                                                                  consent) for e, c in pairs])
-        parts = [f.result() for f in futures]  # each: the non-zeros of its customers' rows
-        ids = np.concatenate([np.asarray(m.customer_ids, dtype=str) for m, _ in parts]) if parts else np.array([], str)
-        order = np.argsort(ids, kind="stable")
-
-        def stack(get) -> sp.csr_matrix:
-            blocks = [get(m) for m, _ in parts]
-            return sp.vstack(blocks, format="csr")[order] if blocks else sp.csr_matrix((0, len(columns)))
-
-        user_items = stack(lambda m: m.user_items).astype(np.float32)
-        purchases = stack(lambda m: m.purchases).astype(np.float32)
-        if weighting != "none" and user_items.nnz:  # as build_interactions: items as documents, over every customer
-            from implicit.nearest_neighbours import bm25_weight, tfidf_weight
-
-            item_users = user_items.T.tocsr()
-            weighted = bm25_weight(item_users, K1=100, B=0.8) if weighting == "bm25" else tfidf_weight(item_users)
-            user_items = sp.csr_matrix(weighted.T, dtype=np.float32)
-            user_items.data = np.clip(user_items.data, 0, None)
-            user_items.eliminate_zeros()
-        last_bought = stack(lambda m: m.timing.last_bought)
-        pair_interval = stack(lambda m: m.timing.pair_interval)
-        gaps = pd.concat([g for _, g in parts], ignore_index=True) if parts else pd.DataFrame({"c": [], "gap": []})
-        n_cols = len(columns)
-        item_interval = np.full(n_cols, np.nan)
-        by_item = gaps.groupby("c")["gap"].median()
-        item_interval[by_item.index.to_numpy(dtype=np.int64)] = by_item.to_numpy()
-        buyers = np.bincount(last_bought.indices, minlength=n_cols).astype(np.float64)
-        repeaters = np.bincount(pair_interval.indices, minlength=n_cols).astype(np.float64)
-        stamps = [m.timing.as_of_days for m, _ in parts if m.timing.last_bought.nnz]
-        timing = RepurchaseTiming(
-            last_bought=last_bought, pair_interval=pair_interval, item_interval=item_interval,
-            item_repeat_rate=np.divide(repeaters, buyers, out=np.zeros(n_cols), where=buyers > 0),
-            recency_scale_days=max(float(np.median(gaps["gap"])) if len(gaps) else 7.0, 1e-3),
-            as_of_days=max(stamps) if stamps else 0.0)
-        logger.info("interactions on the cluster: %d customers x %d items, %d non-zero from %d partitions",
-                    user_items.shape[0], n_cols, user_items.nnz, len(parts))
-        return InteractionMatrix(user_items=user_items.tocsr(), purchases=purchases.tocsr(), customer_ids=ids[order],
-                                 item_ids=np.asarray(columns, dtype=str), timing=timing)
+    def run(client):
+        parts = event_partitions(settings, client)
+        try:
+            items = read_items(settings)
+            catalogue = [] if items is None else items["item_id"].astype(str).tolist()
+            return split_on_cluster(client, parts, event_weights=event_weights, half_life_days=half_life_days,
+                                    as_of=as_of, weighting=weighting, purchase_event_types=purchase_event_types,
+                                    item_ids=item_ids, catalogue=catalogue, consent=consent).train
+        finally:
+            parts.release()
 
     if client is not None:
         return run(client)

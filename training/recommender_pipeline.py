@@ -220,11 +220,19 @@ def holdout_evaluation(
         )
     # the blend learns for the question asked here: purchases in the next holdout_days from the cut-off
     blend = learn_blend_weights(data, config, train_ev, num_threads, holdout_days=holdout_days)
-    model = _fit(config, train, num_threads).set_blend(blend)
-    table = evaluate(model, train, targets, k, _categories(data, train.item_ids), baselines,
-                     num_threads=num_threads, random_state=config["random_state"],
-                     bpr_params=bpr_params, cosine_k=cosine_k, now=float(day_numbers(pd.DatetimeIndex([cutoff]))[0]))
+    table = _judge(data, config, train, targets, blend, k, baselines, num_threads,
+                   float(day_numbers(pd.DatetimeIndex([cutoff]))[0]), bpr_params, cosine_k)
     return table, cutoff, train
+
+
+def _judge(data: RecommenderData, config: Mapping[str, Any], train, targets, blend, k: int,
+           baselines: tuple[str, ...], num_threads: int, now, bpr_params: Mapping[str, float] | None = None,
+           cosine_k: int = 100) -> pd.DataFrame:
+    """Fit ``config`` on ``train`` (with the blend's weights) and evaluate it and the baselines on ``targets``."""
+    model = _fit(config, train, num_threads).set_blend(blend)
+    return evaluate(model, train, targets, k, _categories(data, train.item_ids), baselines,
+                    num_threads=num_threads, random_state=config["random_state"],
+                    bpr_params=bpr_params, cosine_k=cosine_k, now=now)
 
 
 def next_basket_evaluation(
@@ -249,11 +257,14 @@ def next_basket_evaluation(
     targets = holdout_targets(last_orders, train, data.target_event_types)
     if not targets:
         raise ValueError("no customer's last order has an item the model knows: nothing to evaluate")
-    model = _fit(config, train, num_threads).set_blend(learn_blend_weights(data, config, history, num_threads))
+    blend = learn_blend_weights(data, config, history, num_threads)
+    return _judge(data, config, train, targets, blend, k, baselines, num_threads, _order_days(order_at, train, targets))
+
+
+def _order_days(order_at: pd.Series, train, targets) -> dict[int, float]:
+    """Each target row's request moment (day number): the time of that customer's last order."""
     days = pd.Series(day_numbers(order_at), index=order_at.index.astype(str))
-    now = {row: float(days[train.customer_ids[row]]) for row in targets}
-    return evaluate(model, train, targets, k, _categories(data, train.item_ids), baselines,
-                    num_threads=num_threads, random_state=config["random_state"], now=now)
+    return {row: float(days[train.customer_ids[row]]) for row in targets}
 
 
 def tune(
@@ -315,6 +326,231 @@ def tune(
     return best
 
 
+# ---- the evaluations and the serving matrix, locally or on the cluster --------------------------
+
+
+@dataclasses.dataclass
+class Prepared:
+    """What a training run evaluated and the serving model's matrix, however they were built.
+
+    ``table``, ``cutoff``, ``train``: the time holdout (:func:`holdout_evaluation`); ``next_basket``: the
+    next-basket table (None when there was nothing to evaluate); ``end``: the latest event; ``full``: the
+    matrix of every event (decayed to ``end``); ``blend``: the serving model's learned blend (None: fixed);
+    ``engine``: ``local`` or ``dask``.
+    """
+
+    repeat_share: float
+    exclude_default: bool
+    table: pd.DataFrame
+    cutoff: pd.Timestamp
+    train: Any
+    next_basket: pd.DataFrame | None
+    end: pd.Timestamp
+    full: Any
+    blend: dict[str, float] | None
+    engine: str = "local"
+
+
+def _say_repeats(settings: Settings, say: Progress, repeat_share: float) -> bool:
+    """``exclude_purchased: auto`` for this model, from the share of repeat purchases (said as progress)."""
+    r = settings.recommender
+    exclude_default = decide_exclude_purchased(repeat_share, r.exclude_purchased_repeat_share)
+    say(f"{repeat_share:.0%} of purchases are repeats: exclude_purchased 'auto' "
+        f"{'leaves bought items out' if exclude_default else 'keeps bought items in'} "
+        f"(threshold {r.exclude_purchased_repeat_share:.0%})")
+    return exclude_default
+
+
+def _say_next_basket(settings: Settings, say: Progress, next_basket: pd.DataFrame) -> None:
+    k = settings.recommender.k
+    say(f"next basket (last order held out, {int(next_basket['n_customers'].iloc[0]):,} customers): "
+        + ", ".join(f"{name} P@{k} {next_basket.loc[name, 'precision_at_k']:.3f}"
+                    for name in next_basket.index if name in ("model", "buy_again", "own_recent")))
+
+
+def _prepare_locally(settings: Settings, data: RecommenderData, config: Mapping[str, Any], num_threads: int,
+                     say: Progress) -> Prepared:
+    """The evaluations and the serving matrix from the events in memory (``data.events``)."""
+    r = settings.recommender
+    repeat_share = repeat_purchase_share(data.events, data.purchase_event_types)
+    exclude_default = _say_repeats(settings, say, repeat_share)
+    table, cutoff, train = holdout_evaluation(data, config, r.holdout_days, r.k, num_threads=num_threads)
+    say(f"evaluated on the holdout after {cutoff:%Y-%m-%d}: ndcg@{r.k} {table.loc['model', 'ndcg_at_k']:.4f}")
+    next_basket = None
+    try:
+        next_basket = next_basket_evaluation(data, config, r.k, num_threads=num_threads)
+        _say_next_basket(settings, say, next_basket)
+    except ValueError as exc:
+        say(f"no next-basket evaluation: {exc}")
+    end = pd.to_datetime(data.events["event_at"], utc=True).max()
+    full = _matrix(data, data.events, config, as_of=end)
+    blend = learn_blend_weights(data, config, data.events, num_threads)
+    return Prepared(repeat_share, exclude_default, table, cutoff, train, next_basket, end, full, blend)
+
+
+def _on_cluster(settings: Settings, data: RecommenderData | None, source: str, tune_trials: int) -> bool:
+    """Build the matrices on the cluster? With ``compute.engine: dask`` for this workspace's events; tuning
+    (many nested splits) and in-memory or public-dataset sources stay local."""
+    if settings.compute.engine != "dask" or data is not None or source != "generated":
+        return False
+    if tune_trials:
+        logger.warning("recommender tuning reads the events on this machine (compute.engine: dask builds the "
+                       "matrices on the cluster only without --tune)")
+        return False
+    return True
+
+
+def cluster_data(settings: Settings) -> RecommenderData:
+    """This workspace's recommender data without its events (they stay on the cluster): the items table and how
+    events count."""
+    from tenure.features.tables import read_items
+
+    return RecommenderData(pd.DataFrame(columns=["event_id", "customer_id", "event_at", "event_type", "item_id"]),
+                           None, read_items(settings), "generated", None, dict(settings.recommender.event_weights))
+
+
+class _ClusterSplits:
+    """The splits of one run on the cluster (:func:`training.recommender_distributed.split_on_cluster`) with
+    ``config``'s interaction settings; the events stay on the workers for every split."""
+
+    def __init__(self, settings: Settings, client, data: RecommenderData, config: Mapping[str, Any]):
+        from tenure.privacy.consent import withdrawn_customers
+        from tenure.training import recommender_distributed as rd
+
+        self.rd, self.client, self.data, self.config = rd, client, data, config
+        # a customer who withdrew personalization is not learned from (as load_data does)
+        self.parts = rd.event_partitions(settings, client, withdrawn_customers(settings, "personalization"))
+        self.stats = rd.event_stats(client, self.parts, data.purchase_event_types)
+        self.catalogue = [] if data.items is None else data.items["item_id"].astype(str).tolist()
+        if not self.stats.n_events:
+            raise ValueError(f"no events under {settings.paths.tables_dir}: run 'tenure generate' and ingest first")
+
+    def split(self, rule, as_of=None):
+        c, d = self.config, self.data
+        return self.rd.split_on_cluster(
+            self.client, self.parts, rule, event_weights=c["event_weights"], half_life_days=c["half_life_days"],
+            as_of=as_of, weighting=c["weighting"], purchase_event_types=d.purchase_event_types,
+            target_event_types=d.target_event_types, catalogue=self.catalogue)
+
+    def holdout(self, holdout_days: int):
+        """:func:`training.interactions.time_split`'s split at ``holdout_days`` before the last event:
+        (ClusterSplit, cut-off, targets)."""
+        first, end = self.stats.first, self.stats.last
+        cutoff = end - pd.Timedelta(days=holdout_days)
+        if cutoff <= first:
+            raise ValueError(
+                f"holdout of {holdout_days} days starts at {cutoff}, before the first event {first}: "
+                "use a shorter recommender.holdout_days or more history")
+        split = self.split(("time", cutoff, end), as_of=cutoff)
+        targets = holdout_targets(split.held_out, split.train, self.data.target_event_types)
+        if not targets:
+            raise ValueError(
+                f"no training customer acted on an item in the last {holdout_days} days: nothing to "
+                "evaluate on; lengthen recommender.holdout_days or add data")
+        return split, cutoff, targets
+
+    def holdout_blend(self, cutoff: pd.Timestamp, holdout_days: int, num_threads: int) -> dict[str, float] | None:
+        """:func:`learn_blend_weights` for the time holdout: learned on a second cut-off ``holdout_days`` before
+        the end of the training part."""
+        if not _learns_blend(self.config):
+            return None
+        end = self.rd.latest_before(self.client, self.parts, cutoff)
+        inner = end - pd.Timedelta(days=holdout_days) if end is not None else None
+        if inner is None or inner <= self.stats.first:
+            logger.info("blend: the training part is too short for a %d-day holdout; the fixed blend is used",
+                        holdout_days)
+            return None
+        split = self.split(("time", inner, end))
+        targets = holdout_targets(split.held_out, split.train, self.data.target_event_types)
+        now = dict.fromkeys(targets, float(day_numbers(pd.DatetimeIndex([inner]))[0]))
+        return _blend_on(self.config, split.train, targets, now, num_threads)
+
+    def last_order(self, depth: int = 1):
+        """:func:`training.interactions.last_order_split` applied ``depth`` times: (ClusterSplit, targets)."""
+        split = self.split(("last_order", float(self.config.get("order_window_hours", 1.0)), depth))
+        return split, holdout_targets(split.held_out, split.train, self.data.target_event_types)
+
+    def release(self) -> None:
+        self.parts.release()
+
+
+def _learns_blend(config: Mapping[str, Any]) -> bool:
+    return config["mode"] == "blend" and bool(config.get("learn_blend", True))
+
+
+def _blend_on(config: Mapping[str, Any], train, targets: Mapping[int, np.ndarray], now: Mapping[int, float],
+              num_threads: int) -> dict[str, float] | None:
+    """:func:`training.recommender_blend.learn_blend`'s learning step on a split built elsewhere (the cluster):
+    None outside blend mode or with fewer than ``MIN_CUSTOMERS`` held-out customers."""
+    from tenure.training.recommender_blend import (
+        MIN_CUSTOMERS,
+        candidate_features,
+        fit_coefficients,
+    )
+
+    if not _learns_blend(config):
+        return None
+    if len(targets) < MIN_CUSTOMERS:
+        logger.info("blend: only %d customers with held-out purchases (< %d); the fixed blend is used",
+                    len(targets), MIN_CUSTOMERS)
+        return None
+    X, y = candidate_features(_fit(config, train, num_threads).als_scores, train, targets, now)
+    return fit_coefficients(X, y, config["random_state"])
+
+
+def _prepare_on_cluster(settings: Settings, data: RecommenderData, config: Mapping[str, Any], num_threads: int,
+                        say: Progress, client=None) -> Prepared:
+    """:func:`_prepare_locally` with the events on the cluster: every split (time holdout, the blend's inner
+    split, last orders, all events) is built per customer-hash partition with the local split functions and
+    ``build_interactions``; only matrices, held-out pairs and last-order times reach this machine.
+
+    ``client``: a connected ``distributed.Client`` (default: :func:`compute.cluster.dask_client` for the step).
+    """
+    if client is None:
+        from tenure.compute.cluster import dask_client
+
+        with dask_client(settings.compute) as own:
+            return _prepare_on_cluster(settings, data, config, num_threads, say, own)
+    r = settings.recommender
+    splits = _ClusterSplits(settings, client, data, config)
+    try:
+        say(f"{splits.stats.n_events:,} events on the cluster ({settings.compute.partitions} partitions)")
+        repeat_share = splits.stats.repeat_share
+        exclude_default = _say_repeats(settings, say, repeat_share)
+        held, cutoff, targets = splits.holdout(r.holdout_days)
+        blend = splits.holdout_blend(cutoff, r.holdout_days, num_threads)
+        table = _judge(data, config, held.train, targets, blend, r.k, BASELINES, num_threads,
+                       float(day_numbers(pd.DatetimeIndex([cutoff]))[0]))
+        say(f"evaluated on the holdout after {cutoff:%Y-%m-%d}: ndcg@{r.k} {table.loc['model', 'ndcg_at_k']:.4f}")
+        last, last_targets = splits.last_order(1)
+        next_basket = None
+        try:
+            if not last.n_history or not last.n_held_out:
+                raise ValueError("no customer has an order after earlier purchases: nothing to evaluate "
+                                 "next-basket style")
+            if not last_targets:
+                raise ValueError("no customer's last order has an item the model knows: nothing to evaluate")
+            inner_blend = None
+            if _learns_blend(config):
+                inner, inner_targets = splits.last_order(2)
+                inner_blend = _blend_on(config, inner.train, inner_targets,
+                                        _order_days(inner.order_at, inner.train, inner_targets), num_threads)
+            next_basket = _judge(data, config, last.train, last_targets, inner_blend, r.k, NEXT_BASKET_BASELINES,
+                                 num_threads, _order_days(last.order_at, last.train, last_targets))
+            _say_next_basket(settings, say, next_basket)
+        except ValueError as exc:
+            say(f"no next-basket evaluation: {exc}")
+        end = splits.stats.last
+        full = splits.split(("all",), as_of=end).train
+        blend = None  # the serving model's blend learns from everyone's last order (the split above)
+        if last.n_history and last.n_held_out:
+            blend = _blend_on(config, last.train, last_targets,
+                              _order_days(last.order_at, last.train, last_targets), num_threads)
+    finally:
+        splits.release()
+    return Prepared(repeat_share, exclude_default, table, cutoff, held.train, next_basket, end, full, blend, "dask")
+
+
 # ---- train + log + register ----------------------------------------------------------------
 
 
@@ -346,32 +582,23 @@ def train_recommender(
         Called with a short message after each step.
     """
     say = progress or (lambda message: logger.info("%s", message))
-    if data is None:
-        data = load_data(settings, source)
-    say(f"loaded {len(data.events):,} events ({data.source})")
     r = settings.recommender
-    config = config_from_settings(settings, data)
-    if tune_trials:
-        config = tune(data, config, tune_trials, r.holdout_days, r.k, num_threads, progress=say)
-    repeat_share = repeat_purchase_share(data.events, data.purchase_event_types)
-    exclude_default = decide_exclude_purchased(repeat_share, r.exclude_purchased_repeat_share)
-    say(f"{repeat_share:.0%} of purchases are repeats: exclude_purchased 'auto' "
-        f"{'leaves bought items out' if exclude_default else 'keeps bought items in'} "
-        f"(threshold {r.exclude_purchased_repeat_share:.0%})")
-    table, cutoff, train = holdout_evaluation(data, config, r.holdout_days, r.k, num_threads=num_threads)
-    say(f"evaluated on the holdout after {cutoff:%Y-%m-%d}: ndcg@{r.k} {table.loc['model', 'ndcg_at_k']:.4f}")
-    next_basket = None
-    try:
-        next_basket = next_basket_evaluation(data, config, r.k, num_threads=num_threads)
-        say(f"next basket (last order held out, {int(next_basket['n_customers'].iloc[0]):,} customers): "
-            + ", ".join(f"{name} P@{r.k} {next_basket.loc[name, 'precision_at_k']:.3f}"
-                        for name in next_basket.index if name in ("model", "buy_again", "own_recent")))
-    except ValueError as exc:
-        say(f"no next-basket evaluation: {exc}")
-
-    end = pd.to_datetime(data.events["event_at"], utc=True).max()
-    full = _matrix(data, data.events, config, as_of=end)
-    model = _fit(config, full, num_threads).set_blend(learn_blend_weights(data, config, data.events, num_threads))
+    if _on_cluster(settings, data, source, tune_trials):
+        data = cluster_data(settings)
+        config = config_from_settings(settings, data)
+        prepared = _prepare_on_cluster(settings, data, config, num_threads, say)
+    else:
+        if data is None:
+            data = load_data(settings, source)
+        say(f"loaded {len(data.events):,} events ({data.source})")
+        config = config_from_settings(settings, data)
+        if tune_trials:
+            config = tune(data, config, tune_trials, r.holdout_days, r.k, num_threads, progress=say)
+        prepared = _prepare_locally(settings, data, config, num_threads, say)
+    table, cutoff, train, next_basket = prepared.table, prepared.cutoff, prepared.train, prepared.next_basket
+    repeat_share, exclude_default, end, full = (prepared.repeat_share, prepared.exclude_default, prepared.end,
+                                                prepared.full)
+    model = _fit(config, full, num_threads).set_blend(prepared.blend)
     say(f"fitted the serving model on {full.shape[0]:,} customers x {full.shape[1]:,} items")
     runtime = model.to_runtime(full, data.items, params={
         "event_weights": config["event_weights"], "weighting": config["weighting"],
@@ -390,7 +617,7 @@ def train_recommender(
             "repeat_share": repeat_share, "exclude_purchased_default": exclude_default,
         })
         run_id = _log_run(settings, config, table, model_dir, data, cutoff, full, train, tune_trials,
-                          bool(model.used_gpu_), next_basket, repeat_share, exclude_default)
+                          bool(model.used_gpu_), next_basket, repeat_share, exclude_default, prepared.engine)
         say(f"logged MLflow run {run_id}")
         if register:
             from tenure.registry.models import register_version
@@ -403,7 +630,7 @@ def train_recommender(
 
 
 def _log_run(settings, config, table, model_dir, data, cutoff, full, train, tune_trials, used_gpu,
-             next_basket=None, repeat_share=None, exclude_default=True) -> str:
+             next_basket=None, repeat_share=None, exclude_default=True, engine: str = "local") -> str:
     import mlflow
 
     from tenure.registry.recommender_pyfunc import RecommenderPyfunc
@@ -412,6 +639,7 @@ def _log_run(settings, config, table, model_dir, data, cutoff, full, train, tune
     experiment_id = ensure_experiment(settings, settings.mlflow.recommender_experiment)
     r = settings.recommender
     with mlflow.start_run(experiment_id=experiment_id) as run:
+        mlflow.set_tag("tenure.engine", engine)  # where the matrices were built (dask: on the cluster)
         params = {key: value for key, value in config.items() if key != "event_weights"}
         params.update({
             "event_weights": json.dumps(config["event_weights"], sort_keys=True), "k": r.k,

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 import pandas as pd
@@ -107,7 +108,7 @@ class IngestRun:
 
         self._tombstones = Tombstones.from_settings(settings)  # erased customers: skipped on re-ingestion
 
-    def __enter__(self) -> IngestRun:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

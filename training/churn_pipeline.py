@@ -469,17 +469,20 @@ def check_baselines(settings: Settings, version: str) -> GateDecision:
     return GateDecision(True, reason, metrics)
 
 
-def compare_for_gate(settings: Settings, champion_version: str, challenger_version: str) -> GateDecision:
+def compare_for_gate(settings: Settings, champion_version: str, challenger_version: str,
+                     data: ChurnData | None = None) -> GateDecision:
     """Judge challenger vs champion on the same, latest test window rebuilt from current data.
 
     The challenger passes when its ROC-AUC is at most ``churn.gate_auc_tolerance`` below the
     champion's, its calibration error (ECE) at most ``churn.gate_calibration_tolerance`` above,
     and its worst segment's ROC-AUC (segment columns with at least ``churn.segment_min_rows``
     rows per value) at most ``churn.gate_segment_tolerance`` below the champion's worst on the
-    same rows.
+    same rows. ``data`` replaces the rebuilt frame (its test window is what is read; the gate's dask branch
+    builds it on the cluster).
     """
-    source = _run_tags(settings, challenger_version).get("tenure.source", "generated")
-    data = load_training_data(settings, source)
+    if data is None:
+        source = _run_tags(settings, challenger_version).get("tenure.source", "generated")
+        data = load_training_data(settings, source)
     split = data.split
     y = split.test[LABEL_COLUMN].to_numpy()
     columns = segment_columns(data)

@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from tenure.registry.models import (
     CHALLENGER,
@@ -35,6 +36,9 @@ from tenure.training.churn_pipeline import compare_for_gate as compare_churn
 from tenure.training.recommender_pipeline import compare_for_gate as compare_recommender
 from tenure.training.uplift_pipeline import check_baselines as uplift_baselines
 from tenure.training.uplift_pipeline import compare_for_gate as compare_uplift
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +97,7 @@ def promote(
             decision = GateDecision(promoted=True, reason=f"no champion yet{beats}",
                                     challenger_metrics=against.challenger_metrics if against else {}, **base)
         else:
-            compared = (compare or _COMPARATORS[kind])(settings, champion, challenger)
+            compared = (compare or _comparator(settings, kind))(settings, champion, challenger)
             if against is not None and compared.promoted:
                 compared = dataclasses.replace(compared, reason=f"{compared.reason}; {against.reason}")
             decision = dataclasses.replace(compared, **base)
@@ -107,6 +111,82 @@ def promote(
     record_decision(client, name, challenger, decision, "challenger")
     record_decision(client, name, champion, decision, "champion")
     return decision
+
+
+def _comparator(settings: Settings, kind: str) -> Comparator:
+    """The ``kind`` model's comparison with the champion; with ``compute.engine: dask`` the churn test window
+    is built on the cluster (:func:`compare_churn_on_cluster`)."""
+    if kind == "churn" and settings.compute.engine == "dask":
+        return compare_churn_on_cluster
+    return _COMPARATORS[kind]
+
+
+def churn_test_window_on_cluster(settings: Settings, client=None, store=None) -> pd.DataFrame:
+    """The churn test window (the latest ``churn.test_cutoffs`` matured cut-offs) built on the cluster.
+
+    The cut-offs are chosen as :func:`training.churn_dataset.split_by_time` chooses them; labels and the
+    point-in-time join of the ``churn_v1`` views run per customer-hash partition (:mod:`compute.frames`) for
+    those cut-offs only, and only those rows reach this machine: the rows of the local test window, in
+    (cut-off, customer) order.
+
+    Raises
+    ------
+    ValueError
+        Without feature snapshots, with too few matured cut-offs, or when the window has a single class.
+    """
+    import pandas as pd
+
+    from tenure.training.churn_dataset import LABEL_COLUMN, matured_cutoffs, split_cutoffs
+
+    if client is None:
+        from tenure.compute.cluster import dask_client
+
+        with dask_client(settings.compute) as own:
+            return churn_test_window_on_cluster(settings, own, store)
+    from tenure.compute.frames import data_end, labels_on_cluster, point_in_time_join
+    from tenure.compute.partitions import read_customers_partitioned, read_events_partitioned
+    from tenure.features.snapshots import CUSTOMER_TABLE
+    from tenure.training.churn_distributed import service_views
+
+    c = settings.churn
+    table = settings.paths.features_dir / CUSTOMER_TABLE
+    if not table.exists():
+        raise ValueError(f"no feature table at {table}; run `tenure features build` first")
+    n = settings.compute.partitions
+    snapshot_times = pd.read_parquet(table, columns=["event_timestamp"])["event_timestamp"].unique()
+    events = read_events_partitioned(settings, n, ["event_type"])
+    customers = read_customers_partitioned(settings, n)
+    end = data_end(events)
+    cutoffs = matured_cutoffs(pd.to_datetime(snapshot_times, utc=True), end, c.horizon_days)
+    cutoffs = sorted(t for t in cutoffs if t >= end - pd.Timedelta(days=c.history_days))
+    _, _, test_times = split_cutoffs(cutoffs, c.validation_cutoffs, c.test_cutoffs, c.horizon_days)
+    labels = labels_on_cluster(events, customers, test_times, c.horizon_days, c.qualifying_event_types)
+    test = point_in_time_join(labels, service_views(settings, store), n).compute()
+    test = test.sort_values(["event_timestamp", "customer_id"], kind="stable").reset_index(drop=True)
+    if test[LABEL_COLUMN].nunique() < 2:
+        raise ValueError(f"the test window has a single class ({len(test)} rows); churn cannot be judged there; "
+                         "use more data or a different horizon")
+    logger.info("gate: churn test window of %d rows at %s built on the cluster", len(test),
+                ", ".join(f"{t:%Y-%m-%d}" for t in test_times))
+    return test
+
+
+def compare_churn_on_cluster(settings: Settings, champion_version: str, challenger_version: str) -> GateDecision:
+    """:func:`training.churn_pipeline.compare_for_gate` on the test window built on the cluster
+    (:func:`churn_test_window_on_cluster`), for models of this workspace's events; other sources are rebuilt
+    locally as before."""
+    from tenure.features.customer_features import CUSTOMER_CATEGORICAL_FEATURES
+    from tenure.training.churn_dataset import TimeSplit
+    from tenure.training.churn_pipeline import NON_FEATURES, ChurnData, _run_tags
+
+    if _run_tags(settings, challenger_version).get("tenure.source", "generated") != "generated":
+        return compare_churn(settings, champion_version, challenger_version)
+    test = churn_test_window_on_cluster(settings)
+    features = [col for col in test.columns if col not in NON_FEATURES]
+    categorical = [col for col in features if col in CUSTOMER_CATEGORICAL_FEATURES]
+    numeric = [col for col in features if col not in categorical]
+    data = ChurnData(settings, "generated", TimeSplit(test.iloc[:0], test.iloc[:0], test), numeric, categorical)
+    return compare_churn(settings, champion_version, challenger_version, data=data)
 
 
 def rollback(settings: Settings, kind: str, reason: str = "manual rollback") -> GateDecision:

@@ -102,6 +102,25 @@ def test_training_frame_is_feasts_point_in_time_join(local_workspace, cluster_cl
     pd.testing.assert_frame_equal(got, want, check_dtype=False, check_exact=True)
 
 
+def test_gate_test_window_on_the_cluster_is_the_local_one(local_workspace, cluster_client):
+    """The promotion gate's churn test window under dask: the point-in-time frame of the test cut-offs only,
+    built per partition, equals the local window (``load_training_data(...).split.test``) row for row."""
+    from tenure.training.churn_pipeline import load_training_data
+    from tenure.training.gate import _comparator, churn_test_window_on_cluster, compare_churn_on_cluster
+
+    settings = local_workspace.model_copy(update={"compute": local_workspace.compute.model_copy(
+        update={"engine": "dask", "partitions": 4})})
+    assert _comparator(settings, "churn") is compare_churn_on_cluster
+    assert _comparator(local_workspace, "churn") is not compare_churn_on_cluster
+    want = load_training_data(local_workspace).split.test
+    got = churn_test_window_on_cluster(settings, cluster_client)
+    assert len(want) > 300 and want["label"].nunique() == 2
+    assert sorted(got["event_timestamp"].unique()) == sorted(want["event_timestamp"].unique())
+    want, got = _sorted(want, CUSTOMER_KEYS), _sorted(got, CUSTOMER_KEYS)[list(want.drop(columns=["created"],
+                                                                                          errors="ignore").columns)]
+    pd.testing.assert_frame_equal(got, want, check_dtype=False, check_exact=True)
+
+
 def test_lightgbm_dask_is_as_good_as_the_local_lightgbm(tmp_path_factory, cluster_client):
     """Same parameters, same split: test ROC-AUC within 0.005 (6,000 customers, 180 days, 28,770 training rows).
 

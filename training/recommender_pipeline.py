@@ -14,6 +14,7 @@ the mode is ``blend`` (:mod:`training.recommender_blend`), and decides what
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -425,6 +426,12 @@ class _ClusterSplits:
         if not self.stats.n_events:
             raise ValueError(f"no events under {settings.paths.tables_dir}: run 'tenure generate' and ingest first")
 
+    def using(self, config: Mapping[str, Any]) -> _ClusterSplits:
+        """The same events on the workers, split with another configuration's interaction settings."""
+        twin = copy.copy(self)
+        twin.config = config
+        return twin
+
     def split(self, rule, as_of=None):
         c, d = self.config, self.data
         return self.rd.split_on_cluster(
@@ -712,14 +719,22 @@ def compare_for_gate(settings: Settings, champion_version: str, challenger_versi
     r = settings.recommender
     challenger = _version_manifest(settings, challenger_version)
     champion = _version_manifest(settings, champion_version)
+    source = challenger.get("source", "generated")
+    on_cluster = _on_cluster(settings, data, source, 0)
     if data is None:
-        data = load_data(settings, challenger.get("source", "generated"))
-    scores = {}
+        data = cluster_data(settings) if on_cluster else load_data(settings, source)
+    configs = {}
     for role, manifest in (("challenger", challenger), ("champion", champion)):
         config = dict(config_from_settings(settings, data))
         config.update(manifest.get("config", {}))
-        table, cutoff, _ = holdout_evaluation(data, config, r.holdout_days, r.k, baselines=())
-        scores[role] = {m: float(table.loc["model", m]) for m in GATE_METRICS}
+        configs[role] = config
+    if on_cluster:  # the events stay on the workers; both configurations are split there
+        tables, cutoff = _holdout_tables_on_cluster(settings, data, configs)
+    else:
+        tables = {}
+        for role, config in configs.items():
+            tables[role], cutoff, _ = holdout_evaluation(data, config, r.holdout_days, r.k, baselines=())
+    scores = {role: {m: float(table.loc["model", m]) for m in GATE_METRICS} for role, table in tables.items()}
     tol = r.gate_ndcg_tolerance
     worse = [m for m in GATE_METRICS if scores["challenger"][m] < scores["champion"][m] - tol]
     detail = ", ".join(
@@ -731,3 +746,28 @@ def compare_for_gate(settings: Settings, champion_version: str, challenger_versi
         reason = f"challenger not worse than champion (tolerance {tol}) on the holdout after {cutoff:%Y-%m-%d}: {detail}"
     return GateDecision(promoted=not worse, reason=reason, challenger_metrics=scores["challenger"],
                         champion_metrics=scores["champion"])
+
+
+def _holdout_tables_on_cluster(settings: Settings, data: RecommenderData, configs: Mapping[str, Mapping[str, Any]],
+                               client=None) -> tuple[dict[str, pd.DataFrame], pd.Timestamp]:
+    """:func:`holdout_evaluation` (no baselines) of each configuration with the events on the cluster, read once:
+    ({name: metrics table}, cut-off)."""
+    if client is None:
+        from tenure.compute.cluster import dask_client
+
+        with dask_client(settings.compute) as own:
+            return _holdout_tables_on_cluster(settings, data, configs, own)
+    r = settings.recommender
+    first = next(iter(configs.values()))
+    splits = _ClusterSplits(settings, client, data, first)
+    tables, cutoff = {}, None
+    try:
+        for name, config in configs.items():
+            own = splits.using(config)
+            held, cutoff, targets = own.holdout(r.holdout_days)
+            blend = own.holdout_blend(cutoff, r.holdout_days, 0)
+            tables[name] = _judge(data, config, held.train, targets, blend, r.k, (), 0,
+                                  float(day_numbers(pd.DatetimeIndex([cutoff]))[0]))
+    finally:
+        splits.release()
+    return tables, cutoff

@@ -117,3 +117,28 @@ def test_training_step_on_the_cluster_is_tagged_dask(shop, cluster_client, monke
     run = configure_mlflow(settings).get_run(result.run_id)
     assert run.data.tags["tenure.engine"] == "dask"
     assert run.data.metrics["ndcg_at_k"] == pytest.approx(float(result.metrics.loc["model", "ndcg_at_k"]))
+
+
+def test_gate_holdout_on_the_cluster_is_the_local_one(shop, cluster_client) -> None:
+    """The recommender gate refits both versions' configurations on the time holdout; under dask the splits are
+    built on the cluster (the events read once for both) and give the local tables."""
+    from tenure.training.recommender_pipeline import (
+        _holdout_tables_on_cluster,
+        cluster_data,
+        config_from_settings,
+        holdout_evaluation,
+        load_data,
+    )
+
+    settings, _ = shop
+    data = load_data(settings)
+    blend = config_from_settings(settings, data)
+    als = {**blend, "mode": "als", "weighting": "bm25", "factors": 16}
+    got, cutoff = _holdout_tables_on_cluster(settings, cluster_data(settings), {"challenger": blend, "champion": als},
+                                             cluster_client)
+    r = settings.recommender
+    for name, config in (("challenger", blend), ("champion", als)):
+        want, want_cutoff, _ = holdout_evaluation(data, config, r.holdout_days, r.k, baselines=())
+        assert cutoff == want_cutoff
+        pd.testing.assert_frame_equal(got[name], want)
+    assert not got["challenger"].equals(got["champion"])

@@ -1,6 +1,7 @@
 """``tenure run all`` with ``compute.engine: dask`` on the demo's small data (a LocalCluster of 2 workers per
-step): every step finishes, the churn model was trained by lightgbm.dask, and the partitioned scores equal
-the local batch scoring of the same champion."""
+step): every step finishes, the churn model was trained by lightgbm.dask, the recommender's matrices were built
+on the cluster, the churn gate's test window built there scores like the local one, and the partitioned scores
+equal the local batch scoring of the same champion."""
 
 from __future__ import annotations
 
@@ -48,6 +49,23 @@ def test_run_all_on_a_local_dask_cluster(tmp_path: Path) -> None:
     # the whole training window (below 200k rows the baseline's sample is all of it)
     assert run.data.metrics["rows_train"] == run.data.metrics["rows_train_baseline_sample"] > 1000
     assert run.data.metrics["test_roc_auc"] > 0.6
+    # the recommender's matrices were built on the cluster (its training step never loads the events)
+    rec_version = (get_alias_version(settings, "recommender", "challenger")
+                   or get_alias_version(settings, "recommender", "champion"))
+    rec_run = client.get_run(client.get_model_version(model_name_for(settings, "recommender"), rec_version).run_id)
+    assert rec_run.data.tags["tenure.engine"] == "dask" and rec_run.data.metrics["ndcg_at_k"] > 0
+
+    # the churn gate's comparison on the test window built on the cluster: the champion against itself gives
+    # the numbers of the local comparison (the window's rows are the same)
+    from tenure.training.churn_pipeline import compare_for_gate
+    from tenure.training.gate import _comparator
+
+    champion = get_alias_version(settings, "churn", "champion")
+    on_cluster = _comparator(settings, "churn")(settings, champion, champion)
+    local_gate = compare_for_gate(load_settings(config, compute={"engine": "local"}), champion, champion)
+    assert on_cluster.promoted and on_cluster.challenger_metrics.keys() == local_gate.challenger_metrics.keys()
+    for key, value in local_gate.challenger_metrics.items():
+        assert on_cluster.challenger_metrics[key] == pytest.approx(value, rel=1e-9, nan_ok=True), key
 
     scores = pd.read_parquet(settings.paths.exports_dir / "scores" / "scores.parquet")
     assert scores["churn_probability"].is_monotonic_decreasing

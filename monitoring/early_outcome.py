@@ -24,6 +24,16 @@ cohorts of the weeks before (their ``k``-day outcomes complete before the cohort
   (absolute) and the p-value (segments: Bonferroni-corrected over the segments tested) is below
   ``max_p_value``.
 
+**Sequential (CUSUM) per segment** (:func:`update_cusum`): one cohort of a small shop rarely holds
+enough customers of a segment for p < 0.001 (:func:`detectable_excess` says how large a rise a
+segment of ``n`` customers can show), but a change that lasts shows in every cohort after it. Each
+segment's standardised excess ``z`` (the Welch z above, before the correction) is summed over cohorts
+whose outcome windows do not overlap, a one-sided CUSUM ``S = max(0, S + z - allowance)`` that alarms
+at ``S >= h``; ``h`` is set by :func:`cusum_threshold` so that the segments together raise a false alarm
+in at most ``CUSUM_FALSE_ALARM_RATE`` of the passes (Siegmund's in-control run length, union bound
+over the segments). The sums live with the champion's version in a state file (a new champion starts
+from zero) and restart at zero after an alarm.
+
 Both are *performance* findings (the model is wrong for some customers, whatever the inputs look
 like); a segment alarm names the column and value, which is where a concept change shows first.
 The baseline trails the cohort, as the event-level signals do: an abrupt change alarms, a slow
@@ -42,6 +52,11 @@ import pandas as pd
 
 MIN_ROWS = 100
 """Fewest rows (and a segment's fewest rows in both periods) for a test."""
+CUSUM_ALLOWANCE = 1.0
+"""The CUSUM's allowance ``k`` (standard errors per cohort): half the shift it is quickest for, two standard errors
+per cohort (a +6 point rise among ~220 customers at a 15 % base rate is 2.3)."""
+CUSUM_FALSE_ALARM_RATE = 0.005
+"""At most this share of passes raises a false sequential alarm, over all segments together (1 in 200)."""
 
 
 @dataclasses.dataclass
@@ -55,6 +70,8 @@ class EarlyOutcomeFinding:
     p_value: float
     alarm: bool
     message: str
+    z: float = float("nan")
+    """The standardised excess before the multiplicity correction (segments; for the sequential test)."""
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -200,13 +217,15 @@ def early_outcome_check(
     for column, value, in_c, in_r in segments:
         d, p = _welch(res_c[in_c] - centre_c, res_r[in_r] - centre_r)
         p_adj = min(1.0, p * len(segments))
+        z = float(norm.isf(min(max(p, 1e-300), 1.0)))
         findings.append(EarlyOutcomeFinding(
             f"segment:{column}={value}", column, d, min_rate_increase, p_adj,
             bool(d > min_rate_increase and p_adj < max_p_value),
             f"early outcome / concept: {column}={value}: {y_c[in_c].mean():.1%} went quiet within {days} days vs "
             f"{expect(p_c[in_c]).mean():.1%} expected from the scores (excess {d:+.1%} beyond the whole cohort's, against "
             f"the weeks before, "
-            f"{int(in_c.sum())} customers; threshold {min_rate_increase:.0%}, p={p_adj:.1g} over {len(segments)} segments)"))
+            f"{int(in_c.sum())} customers; threshold {min_rate_increase:.0%}, p={p_adj:.1g} over {len(segments)} segments)",
+            z))
     out.update({"cohort_spread": math.sqrt(tau2), "roc_auc": auc_c, "reference_roc_auc": auc_r, "auc_drop": drop, "outcome_rate": float(y_c.mean()),
                 "expected_rate": float(expect(p_c).mean()), "segments_tested": len(segments),
                 "findings": [f.as_dict() for f in findings], "alarm": any(f.alarm for f in findings)})
@@ -216,3 +235,105 @@ def early_outcome_check(
 def alarms(result: dict[str, Any] | None) -> list[EarlyOutcomeFinding]:
     """The alarming findings of :func:`early_outcome_check`'s result (for the retrain policy)."""
     return [EarlyOutcomeFinding(**f) for f in (result or {}).get("findings", []) if f.get("alarm")]
+
+
+def detectable_excess(rows: int, base_rate: float, alpha: float = 1e-3, segments: int = 1, power: float = 0.8,
+                      reference_ratio: float = 3.0) -> float:
+    """Smallest rise of a segment's quiet share that one cohort detects with ``power`` (normal approximation).
+
+    Parameters
+    ----------
+    rows: the segment's customers in the cohort.
+    base_rate: the share going quiet that the scores expect (binomial variance ``p(1-p)``).
+    alpha: the p-value that alarms, Bonferroni-corrected over ``segments`` (one-sided).
+    reference_ratio: the reference holds this many times the cohort's rows (its error adds
+        ``1/reference_ratio`` of the cohort's variance); 0 treats the expected share as known.
+    """
+    from scipy.stats import norm
+
+    if rows < 1 or not 0 < base_rate < 1 or not 0 < alpha < 1 or segments < 1 or not 0 < power < 1:
+        raise ValueError(f"need rows >= 1, 0 < base_rate < 1, 0 < alpha < 1, segments >= 1, 0 < power < 1; got "
+                         f"{rows}, {base_rate}, {alpha}, {segments}, {power}")
+    inflate = 1 + (1 / reference_ratio if reference_ratio > 0 else 0.0)
+    se = math.sqrt(base_rate * (1 - base_rate) * inflate / rows)
+    return float((norm.isf(alpha / segments) + norm.isf(1 - power)) * se)
+
+
+def rows_needed(excess: float, base_rate: float, alpha: float = 1e-3, segments: int = 1, power: float = 0.8,
+                reference_ratio: float = 3.0) -> int:
+    """Customers a segment needs in one cohort for :func:`detectable_excess` to reach ``excess``."""
+    if excess <= 0:
+        raise ValueError(f"excess must be positive, got {excess}")
+    per_row = detectable_excess(1, base_rate, alpha, segments, power, reference_ratio)
+    return math.ceil((per_row / excess) ** 2)
+
+
+def cusum_run_length(threshold: float, allowance: float = CUSUM_ALLOWANCE) -> float:
+    """In-control average run length of a one-sided CUSUM on N(0, 1) increments (Siegmund's approximation)."""
+    if threshold <= 0 or allowance <= 0:
+        raise ValueError(f"threshold and allowance must be positive, got {threshold}, {allowance}")
+    b = threshold + 1.166
+    return float((math.exp(2 * allowance * b) - 2 * allowance * b - 1) / (2 * allowance ** 2))
+
+
+def cusum_threshold(segments: int, false_alarm_rate: float = CUSUM_FALSE_ALARM_RATE,
+                    allowance: float = CUSUM_ALLOWANCE) -> float:
+    """The CUSUM threshold ``h`` whose run length keeps ``segments`` CUSUMs' false alarms under ``false_alarm_rate``
+    per pass (union bound: ``segments / run_length(h) <= rate``)."""
+    if segments < 1 or not 0 < false_alarm_rate < 1:
+        raise ValueError(f"need segments >= 1 and 0 < false_alarm_rate < 1, got {segments}, {false_alarm_rate}")
+    target = segments / false_alarm_rate
+    lo, hi = 0.01, 50.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if cusum_run_length(mid, allowance) < target else (lo, mid)
+    return hi
+
+
+def update_cusum(state: dict[str, Any], result: dict[str, Any] | None, cohort: str, *, model_version: str | None = None,
+                 allowance: float = CUSUM_ALLOWANCE, false_alarm_rate: float = CUSUM_FALSE_ALARM_RATE,
+                 min_rate_increase: float = 0.0) -> tuple[dict[str, Any], list[EarlyOutcomeFinding]]:
+    """Add one cohort's segment excesses to the per-segment CUSUMs: ``(new state, findings)``.
+
+    Parameters
+    ----------
+    state: the previous state (``{}`` at first): ``model_version``, ``last_cohort``, ``sums``, ``cohorts``.
+    result: :func:`early_outcome_check`'s result for the cohort scored at ``cohort`` (ISO time).
+    model_version: a different champion than the state's starts the sums from zero (its scores are new).
+    min_rate_increase: a segment whose excess this cohort is below it adds at most ``allowance`` (0 = any).
+
+    A cohort whose ``days`` outcome window overlaps the last one used is not added (the increments must
+    be independent for the run length to hold); the findings then repeat nothing. A finding per segment
+    at or above the threshold, which alarms and restarts that segment's sum.
+    """
+    if result is None or not result.get("findings"):
+        return state, []
+    at = pd.Timestamp(cohort)
+    days = pd.Timedelta(days=int(result.get("days", 1)))
+    if state.get("model_version") != model_version:
+        state = {}
+    last = state.get("last_cohort")
+    if last is not None and at < pd.Timestamp(last) + days:
+        return state, []
+    segments = [f for f in result["findings"] if str(f["signal"]).startswith("segment:") and math.isfinite(f.get("z", math.nan))]
+    if not segments:
+        return state, []
+    h = cusum_threshold(len(segments), false_alarm_rate, allowance)
+    sums, counts = dict(state.get("sums", {})), dict(state.get("cohorts", {}))
+    findings = []
+    for f in segments:
+        key = str(f["signal"]).removeprefix("segment:")
+        z = float(f["z"]) if f["score"] >= min_rate_increase else min(float(f["z"]), allowance)
+        sums[key] = max(0.0, sums.get(key, 0.0) + z - allowance)
+        counts[key] = counts.get(key, 0) + 1 if sums[key] > 0 else 0
+        if sums[key] >= h:
+            findings.append(EarlyOutcomeFinding(
+                f"cusum:{key}", f["column"], sums[key], h, false_alarm_rate, True,
+                f"early outcome / concept (sequential): {key}: more customers went quiet within {result.get('days')} days "
+                f"than the scores implied in {counts[key]} cohort(s) in a row (CUSUM {sums[key]:.1f} >= {h:.1f}; at most "
+                f"{false_alarm_rate:.1%} of passes alarm falsely over {len(segments)} segments; this cohort's excess "
+                f"{f['score']:+.1%})", float(f["z"])))
+            sums[key], counts[key] = 0.0, 0
+    new = {"model_version": model_version, "last_cohort": at.isoformat(), "sums": sums, "cohorts": counts,
+           "threshold": h}
+    return new, findings

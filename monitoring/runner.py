@@ -21,6 +21,7 @@ from tenure.jsonable import to_jsonable
 from tenure.monitoring.alerts import Alert, EpisodeTracker, dispatch, routed, sinks_from_settings
 from tenure.monitoring.drift import drift_report
 from tenure.monitoring.early_outcome import alarms as early_alarms
+from tenure.monitoring.early_outcome import update_cusum
 from tenure.monitoring.performance import (
     matured_snapshot_performance,
     read_purchases,
@@ -251,6 +252,24 @@ def _recent(settings, model, anchor: pd.Timestamp, columns: list[str],
     return found if found is not None else (None, "the recent reference failed: the primary reference alone", None)
 
 
+def _sequential(settings, early: dict[str, Any] | None, version: str | None) -> None:
+    """Add the early outcome's cohort to the per-segment CUSUMs kept in ``state_dir`` (a new champion starts
+    from zero); alarming segments join ``early["findings"]`` (and ``early["alarm"]``), ``early["sequential"]``
+    keeps the sums."""
+    from tenure.monitoring.state import load_json_state, save_json_state
+
+    if not early or not early.get("cohort"):
+        return
+    path = settings.paths.state_dir / "early_outcome_cusum.json"
+    state, found = update_cusum(load_json_state(path), early, early["cohort"], model_version=version,
+                                min_rate_increase=settings.monitoring.early_outcome_min_rate_increase)
+    save_json_state(path, state)
+    early["findings"] = early.get("findings", []) + [f.as_dict() for f in found]
+    early["alarm"] = bool(early.get("alarm") or found)
+    early["sequential"] = {"sums": state.get("sums", {}), "threshold": state.get("threshold"),
+                           "last_cohort": state.get("last_cohort")}
+
+
 def _realised(settings, champion, model) -> dict[str, Any] | None:
     from tenure.features.tables import read_customers, read_events
 
@@ -456,6 +475,7 @@ def run_monitoring_pass(
     result.event_shifts = [x.as_dict() for x in shifts]
     result.early_outcome = _guarded("early outcome", lambda: early_outcome_current(
         settings, lambda rows: score_with_champion(model(), rows), categorical))
+    _guarded("sequential early outcome", lambda: _sequential(settings, result.early_outcome, champion.version))
     early = early_alarms(result.early_outcome)
     decision = decide_retrain(
         drift_share=drift.drift_share, drifted=drift.drifted,

@@ -100,3 +100,61 @@ def test_seasonal_reference_pools_the_snapshots_a_season_ago():
     assert len(frame) == 150 * len(same_season_cutoffs(WEEKLY, now, 365, 14))
     frame, why = seasonal_reference(table, now, "latest", 365, 14, prepare, ["sessions_30d"])
     assert frame is None and "latest" in why
+
+
+def test_power_of_one_cohort_says_why_a_small_shop_misses_a_segment_change():
+    from tenure.monitoring.early_outcome import detectable_excess, rows_needed
+
+    # ~220 annual customers at 2,500 customers, 15 % going quiet in 14 days, 12 segments, p < 0.001
+    small = detectable_excess(220, 0.15, 1e-3, 12)
+    assert 0.11 < small < 0.14  # the simulated 4-8 point rise is below it
+    assert detectable_excess(1760, 0.15, 1e-3, 12) < 0.05  # eight times the customers (20,000): caught
+    assert detectable_excess(220, 0.15, 1e-2, 12) < small < detectable_excess(220, 0.15, 1e-3, 24)
+    need = rows_needed(0.06, 0.15, 1e-3, 12)
+    assert detectable_excess(need, 0.15, 1e-3, 12) <= 0.06 < detectable_excess(need - 5, 0.15, 1e-3, 12)
+    with pytest.raises(ValueError):
+        detectable_excess(0, 0.15)
+
+
+def _segment_result(rng, shift: float, days: int = 7, segments: int = 10) -> dict:
+    """One cohort's segment findings: z ~ N(shift, 1) for the first segment, N(0, 1) for the others."""
+    z = rng.normal(0.0, 1.0, segments)
+    z[0] += shift
+    return {"days": days, "findings": [{"signal": f"segment:plan=s{i}", "column": "plan", "score": 0.05 * v, "z": float(v)}
+                                       for i, v in enumerate(z)]}
+
+
+def test_cusum_threshold_keeps_the_false_alarm_rate_and_a_lasting_shift_alarms():
+    from tenure.monitoring.early_outcome import cusum_run_length, cusum_threshold, update_cusum
+
+    h = cusum_threshold(10, 0.005)
+    assert 10 / cusum_run_length(h) == pytest.approx(0.005, rel=1e-3)
+    start = pd.Timestamp("2026-01-05", tz="UTC")
+    rng = np.random.default_rng(7)
+    # null: 10 segments over 400 weekly cohorts, each an independent N(0, 1) excess
+    state, alarmed = {}, 0
+    for week in range(400):
+        state, found = update_cusum(state, _segment_result(rng, 0.0), (start + pd.Timedelta(weeks=week)).isoformat(),
+                                    min_rate_increase=0.0)
+        alarmed += bool(found)
+    assert alarmed / 400 <= 0.015  # the 0.5 % bound (Siegmund, union over segments), with sampling slack
+    # a lasting shift of 2.3 standard errors (220 annual customers, +6 points): alarms within six cohorts, mostly
+    # within three, and names the segment
+    first = []
+    for seed in range(5):
+        rng, state = np.random.default_rng(100 + seed), {}
+        hits = []
+        for week in range(6):
+            state, found = update_cusum(state, _segment_result(rng, 2.3), (start + pd.Timedelta(weeks=week)).isoformat(),
+                                        model_version="3", min_rate_increase=0.0)
+            hits += [(week, f.signal) for f in found]
+        assert hits and hits[0][1] == "cusum:plan=s0", hits
+        first.append(hits[0][0])
+    assert max(first) <= 5 and sorted(first)[2] <= 2, first
+    # overlapping outcome windows are not added twice; a new champion starts from zero
+    before = dict(state)
+    again, found = update_cusum(state, _segment_result(rng, 5.0, days=14), state["last_cohort"], model_version="3")
+    assert again == before and found == []
+    fresh, _ = update_cusum(state, _segment_result(rng, 0.0), (start + pd.Timedelta(weeks=10)).isoformat(),
+                            model_version="4", min_rate_increase=0.0)
+    assert fresh["model_version"] == "4" and max(fresh["sums"].values()) < state["threshold"]

@@ -39,6 +39,13 @@ def test_healthy_snapshot_writes_a_report_and_no_alert(churn_workspace, trained_
     assert early["days"] == 14 and early["rows"] >= 100 and early["reference_cohorts"]
     assert max(early["reference_cohorts"]) < early["cohort"]
     assert {f["signal"] for f in early["findings"]} >= {"auc", "calibration"}
+    # the per-segment CUSUM kept between passes, and the recent reference that confirms drift (what each said)
+    assert early["sequential"]["last_cohort"] == early["cohort"] and early["sequential"]["threshold"] > 0
+    recent = summary["recent_reference"]
+    assert recent["reference"]
+    if recent["applied"]:
+        assert set(recent["confirmed"]) == set(recent["drifted_primary"]) & set(recent["drifted_recent"])
+        assert set(summary["drift"]["drifted"]) == set(recent["confirmed"])
     index = (churn_workspace.paths.reports_dir / "index.html").read_text()
     assert result.report_paths[0].split("/")[-2] in index  # the report is listed with a link
     from mlflow.tracking import MlflowClient

@@ -11,7 +11,10 @@ through ``monitoring.drift.drift_report`` (features, churn score, risk bands), t
 signals, the CBPE estimate (``monitoring.estimation``), the early outcome / concept check
 (``monitoring.early_outcome``: the cohort scored ``k`` days before the pass, ``k`` in
 ``--early-days``, against the cohorts of the 28 days before it, as the runner does) and
-``monitoring.policy.decide_retrain``. Reported: share of seeds detected in the first window, delay
+``monitoring.policy.decide_retrain``. Drift counts as the runner counts it: against the champion's sample AND
+the recent reference (``monitoring.recent_reference_days`` before the pass, held while an episode is open;
+``alarm_primary_only`` keeps what the champion's sample alone would have said). The early outcome's
+per-segment CUSUM runs over each seed's passes in order (``sequential``). Reported: share of seeds detected in the first window, delay
 (windows), whether the alert named the right column or cause, and CBPE's estimated ROC-AUC against
 the realised one at the horizon (labels 30 days later). Quiet windows: the no-drift world's weekly
 cut-offs after the reference (false alarms).
@@ -20,7 +23,8 @@ cut-offs after the reference (false alarms).
 windows every ``--season-step`` days in the third year (742-938) against the reference the runner
 picks with ``monitoring.reference`` (auto: the weekly snapshots 365 +/- 14 days before), against one
 cut-off before the windows (what the champion's training sample is) and against the previous year
-pooled; a no-season control with the auto reference separates a year of ageing from the season.
+pooled (``--season-context``); a no-season control with the auto reference separates a year of ageing from the
+season. The auto reference is measured alone and confirmed by the recent reference, as the runner does.
 
 *Pipeline breaks* (nulls, units, renamed_category, duplicate_events, timezone_shift): a workspace
 ingests the history before the change, then the first week after it, broken, through the real
@@ -28,9 +32,10 @@ ingests the history before the change, then the first week after it, broken, thr
 events (what features and training read). The world kinds' and the quiet world's weeks go through
 the same ingestion (they must not be quarantined).
 
-    .venv/bin/python benchmarks/drift_kinds.py --skip seasonality --seeds 121 122 123 124 125   # held-out
-    .venv/bin/python benchmarks/drift_kinds.py --skip world pipeline --seeds 121 122 123 124 125 \
-        --out benchmarks/results/drift_kinds_seasonality.json
+    .venv/bin/python benchmarks/drift_kinds.py --skip seasonality --seeds 131 132 133 134 135 \
+        --out benchmarks/results/drift_kinds_recent.json                          # held out (121-125: design)
+    .venv/bin/python benchmarks/drift_kinds.py --skip world pipeline --seeds 131 132 133 134 135 \
+        --out benchmarks/results/drift_kinds_seasonality_recent.json
     .venv/bin/python benchmarks/drift_kinds.py --skip seasonality pipeline --kinds concept --customers 20000 \
         --items 400 --seeds 121 122 --out benchmarks/results/drift_kinds_concept_20k.json
     .venv/bin/python benchmarks/drift_kinds.py --seeds 101 102 103                  # tuning seeds
@@ -72,8 +77,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--windows", type=int, default=5, help="weekly windows (passes) after the change")
     p.add_argument("--seeds", type=int, nargs="*", default=list(REPORT_SEEDS))
     p.add_argument("--kinds", nargs="*", default=list(WORLD), choices=list(WORLD), help="world kinds measured")
-    p.add_argument("--season-both", action="store_true",
-                   help="also measure a feature drifted only against both the same season and a 4-week-old sample")
+    p.add_argument("--season-context", action="store_true",
+                   help="also measure the seasonal world against one cut-off and the previous year pooled (no rule)")
     p.add_argument("--season-step", type=int, default=14, help="days between seasonal windows (742-938)")
     p.add_argument("--early-days", type=int, nargs="*", default=[7, 14],
                    help="early-outcome windows k measured (the settings' monitoring.early_outcome_days decides alarms)")
@@ -148,22 +153,33 @@ def _bands(p):
     return np.where(p >= 0.6, "high", np.where(p >= 0.3, "medium", "low"))
 
 
-def _assess(reference, current, numeric, categorical, monitoring, promised, ref_p, ref_y, events, end):
-    """drift report + event-level shifts + CBPE + policy on one window; returns a record."""
+def _assess(reference, current, numeric, categorical, monitoring, promised, ref_p, ref_y, events, end, recent=None):
+    """drift report (confirmed against the ``recent`` reference as the runner does, when given) + event-level
+    shifts + CBPE + policy on one window; returns a record (``alarm_primary_only``: the policy without the
+    recent reference)."""
     from tenure.monitoring.drift import drift_report
     from tenure.monitoring.estimation import estimate_performance
     from tenure.monitoring.event_drift import event_drift
     from tenure.monitoring.policy import decide_retrain
+    from tenure.monitoring.reference import confirm_drift
 
-    summary, _ = drift_report(reference, current, numeric, categorical, monitoring)
+    primary, _ = drift_report(reference, current, numeric, categorical, monitoring)
+    recent_summary = drift_report(recent, current, numeric, categorical, monitoring)[0] if recent is not None else None
+    summary, detail = confirm_drift(primary, recent_summary)
     est = estimate_performance(current["prediction"].to_numpy(), ref_p, ref_y, promised)
     shifts = event_drift(events, end, 7, monitoring.event_baseline_days, monitoring)
-    decision = decide_retrain(drift_share=summary.drift_share, drifted=summary.drifted, auc_drop=None,
+
+    def decide(s):
+        return decide_retrain(drift_share=s.drift_share, drifted=s.drifted, auc_drop=None,
                               model_age_days=None, settings=monitoring, last_retrain_at=None,
                               now=datetime.now(UTC), dry_run=True, estimated_auc_drop=est["estimated_auc_drop"],
-                              prediction_drifted=bool(summary.prediction and summary.prediction.drifted),
+                              prediction_drifted=bool(s.prediction and s.prediction.drifted),
                               event_shifts=shifts)
+
+    decision, alone = decide(summary), decide(primary)
     return {"drift_share": summary.drift_share, "drifted": summary.drifted,
+            "alarm_primary_only": alone.triggered, "kinds_primary_only": alone.kinds,
+            "set_aside": detail.get("set_aside", []), "drifted_recent": detail.get("drifted_recent"),
             "prediction_drifted": bool(summary.prediction and summary.prediction.drifted),
             "prediction_score": summary.prediction.score if summary.prediction else None,
             "estimated_roc_auc": est["estimated_roc_auc"], "estimated_auc_drop": est["estimated_auc_drop"],
@@ -220,7 +236,9 @@ def world_seed(seed, args, monitoring):
     # weekly cut-offs from d-35 (after the training cut-offs): early-outcome cohorts and the quiet passes
     aligned = list(range(d - 35, d + 7 * max(args.windows, 5) + 1, 7))
     quiet_days = [x for x in aligned if x >= ref_day + 7]
-    q = _features(quiet, sorted({*train_days, calib_day, ref_day, *aligned}), start)
+    lag = monitoring.recent_reference_days
+    q = _features(quiet, sorted({*train_days, calib_day, ref_day, *aligned, *(x - lag for x in quiet_days if lag)}),
+                  start)
     train = pd.concat([_labelled(quiet, q[t], t, start) for t in train_days], ignore_index=True)
     calib = _labelled(quiet, q[calib_day], calib_day, start)
     model = _Model(numeric, categorical).fit(train, calib)
@@ -241,14 +259,30 @@ def world_seed(seed, args, monitoring):
                            "reference_roc_auc": res.get("reference_roc_auc"), "outcome_rate": res.get("outcome_rate"),
                            "expected_rate": res.get("expected_rate"),
                            "alarms": [f["signal"] for f in res["findings"] if f["alarm"]],
-                           "top": sorted(res["findings"], key=lambda f: f["p_value"])[:2]}
+                           "top": sorted(res["findings"], key=lambda f: f["p_value"])[:2],
+                           "segments": [{"signal": f["signal"], "column": f["column"], "score": round(f["score"], 5),
+                                         "z": round(f["z"], 4)} for f in res["findings"]
+                                        if f["signal"].startswith("segment:")]}
         return out
 
+    def scored(frame):
+        out = frame.assign(prediction=model.predict(frame))
+        out["risk_band"] = _bands(out["prediction"].to_numpy())
+        return out
+
+    held = {}  # the recent reference's day while the (kind's) episode is open, as the runner holds it
+
     def window(kind, shop, frame, day, k, feats):
-        cur = frame.assign(prediction=model.predict(frame))
-        cur["risk_band"] = _bands(cur["prediction"].to_numpy())
+        cur = scored(frame)
+        recent_day = held.get(kind, day - lag) if lag else None
+        recent = scored(feats(recent_day)) if lag else None
         rec = _assess(reference, cur, numeric, categorical, monitoring, promised, ref_p, ref["label"].to_numpy(),
-                      shop.events, start + pd.Timedelta(days=day))
+                      shop.events, start + pd.Timedelta(days=day), recent)
+        rec["recent_reference_day"] = recent_day
+        if lag and rec["alarm"]:
+            held.setdefault(kind, recent_day)
+        else:
+            held.pop(kind, None)
         lab = _labelled(shop, cur, day, start)
         realised = float(roc_auc_score(lab["label"], lab["prediction"])) if lab["label"].nunique() == 2 else None
         est_lab = None
@@ -303,7 +337,7 @@ def seasonal_seed(seed, args, monitoring):
     from tenure.features.simulator import simulate_shop
     from tenure.monitoring.drift import drift_report
     from tenure.monitoring.policy import decide_retrain
-    from tenure.monitoring.reference import choose_reference
+    from tenure.monitoring.reference import choose_reference, confirm_drift, recent_cutoff
 
     numeric, categorical = list(CUSTOMER_NUMERIC_FEATURES), list(CUSTOMER_CATEGORICAL_FEATURES)
     start = pd.Timestamp("2026-01-01", tz="UTC")
@@ -319,47 +353,59 @@ def seasonal_seed(seed, args, monitoring):
                                          monitoring.season_tolerance_days)
         chosen[day] = (kind, [round((c - start) / pd.Timedelta(days=1)) for c in cuts])
     auto_days = sorted({x for _, cuts in chosen.values() for x in cuts})
+    lag = monitoring.recent_reference_days
     worlds = {"seasonal": simulate_drifted_shop(args.customers, args.items, days, seed, "seasonality", 0)[0],
               "no season (control)": simulate_shop(args.customers, args.items, days, seed)}
     out = []
     for world, shop in worlds.items():
         seasonal = world == "seasonal"
-        recent = {day: day - 28 for day in cur_days}  # a champion retrained within max_model_age_days: ~4 weeks old
-        need = set(cur_days + auto_days + list(recent.values())) | (set(pooled_days + [single_day]) if seasonal else set())
+        context = seasonal and args.season_context
+        need = set(cur_days + auto_days + ([x - lag for x in cur_days] if lag else []))
+        need |= set(pooled_days + [single_day]) if context else set()
         f = _features(shop, sorted(need), start)
         references = {"auto (same season)": None}
-        if seasonal:
+        if context:
             references["pooled previous year"] = pd.concat([f[t] for t in pooled_days], ignore_index=True)
             references[f"one cut-off (day {single_day})"] = f[single_day]
         for label, fixed in references.items():
+            held = None  # the recent reference's day while an episode is open (the runner holds it)
             for day in cur_days:
                 if fixed is None:
                     kind, cuts = chosen[day]
                     reference = pd.concat([f[t] for t in cuts], ignore_index=True) if kind == "same_season" else f[single_day]
                 else:
                     reference = fixed
-                summary, _ = drift_report(reference, f[day], numeric, categorical, monitoring)
-                decision = decide_retrain(drift_share=summary.drift_share, drifted=summary.drifted, auc_drop=None,
+                primary, _ = drift_report(reference, f[day], numeric, categorical, monitoring)
+
+                def decide(summary):
+                    return decide_retrain(drift_share=summary.drift_share, drifted=summary.drifted, auc_drop=None,
                                           model_age_days=None, settings=monitoring, last_retrain_at=None,
-                                          now=datetime.now(UTC), dry_run=True)
-                scores = {x.column: round(x.score, 4) for x in summary.features if x.column in categorical}
-                both = None
-                if fixed is None and args.season_both:
-                    # exploration: drifted only when drifted against the same season AND a 4-week-old sample
-                    recent_summary, _ = drift_report(f[recent[day]], f[day], numeric, categorical, monitoring)
-                    both = sorted(set(summary.drifted) & set(recent_summary.drifted))
-                    both_decision = decide_retrain(drift_share=len(both) / len(summary.features), drifted=both,
-                                                   auc_drop=None, model_age_days=None, settings=monitoring,
-                                                   last_retrain_at=None, now=datetime.now(UTC), dry_run=True)
-                    out.append({"seed": seed, "world": world, "reference": "same season AND 4 weeks before (both)",
-                                "day": day, "reference_cutoffs": chosen[day][1] + [recent[day]],
-                                "drift_share": len(both) / len(summary.features), "drifted": both,
-                                "categorical_scores": {}, "alarm": both_decision.triggered,
-                                "reasons": both_decision.kinds})
+                                          now=datetime.now(UTC), dry_run=True,
+                                          prediction_drifted=bool(summary.prediction and summary.prediction.drifted))
+
+                decision = decide(primary)
+                scores = {x.column: round(x.score, 4) for x in primary.features if x.column in categorical}
                 out.append({"seed": seed, "world": world, "reference": label, "day": day,
                             "reference_cutoffs": chosen[day][1] if fixed is None else None,
-                            "drift_share": summary.drift_share, "drifted": summary.drifted,
+                            "drift_share": primary.drift_share, "drifted": primary.drifted,
                             "categorical_scores": scores, "alarm": decision.triggered, "reasons": decision.kinds})
+                if fixed is None and lag:
+                    # the built rule: drifted against the same season AND the recent snapshot (runner's choice)
+                    grid_days = [g for g in grid if g < day and g in f]
+                    cut = recent_cutoff([start + pd.Timedelta(days=g) for g in grid_days], start + pd.Timedelta(days=day),
+                                        lag, None if held is None else start + pd.Timedelta(days=held))
+                    recent_day = None if cut is None else round((cut - start) / pd.Timedelta(days=1))
+                    recent = None if recent_day is None else drift_report(f[recent_day], f[day], numeric, categorical,
+                                                                           monitoring)[0]
+                    both, detail = confirm_drift(primary, recent)
+                    both_decision = decide(both)
+                    held = (held or recent_day) if both_decision.triggered else None
+                    out.append({"seed": seed, "world": world,
+                                "reference": f"auto (same season) confirmed by the recent reference ({lag} days)",
+                                "day": day, "reference_cutoffs": chosen[day][1] + [recent_day],
+                                "drift_share": both.drift_share, "drifted": both.drifted,
+                                "set_aside": detail.get("set_aside", []), "categorical_scores": {},
+                                "alarm": both_decision.triggered, "reasons": both_decision.kinds})
     return out
 
 
@@ -428,10 +474,35 @@ def _early_alarm(r, k):
     return bool(e and e["alarm"])
 
 
-def summarise(world, seasonal, pipeline, pipeline_truth, early_days=14):
+def sequential(world, min_rate_increase=0.03):
+    """The early outcome's per-segment CUSUM (``monitoring.early_outcome.update_cusum``) run over each seed's and
+    kind's windows in order, as the runner keeps it between passes: ``r["cusum"][k]`` = the segments that alarmed."""
+    import pandas as pd
+
+    from tenure.monitoring.early_outcome import update_cusum
+
+    start = pd.Timestamp("2026-01-01", tz="UTC")
+    for key in sorted({(r["seed"], r["kind"]) for r in world}):
+        recs = sorted((r for r in world if (r["seed"], r["kind"]) == key), key=lambda r: r["day"])
+        states = {}
+        for r in recs:
+            r["cusum"] = {}
+            for k, e in (r.get("early_outcome") or {}).items():
+                result = {"days": int(k), "findings": e.get("segments", [])}
+                cohort = (start + pd.Timedelta(days=r["day"] - int(k))).isoformat()
+                states[k], found = update_cusum(states.get(k, {}), result, cohort, min_rate_increase=min_rate_increase)
+                r["cusum"][k] = [f.signal for f in found]
+
+
+def _cusum_alarm(r, k):
+    return bool((r.get("cusum") or {}).get(str(k)))
+
+
+def summarise(world, seasonal, pipeline, pipeline_truth, early_days=14, min_rate_increase=0.03):
     """Per kind: detection (drift, event-level, CBPE, and the early outcome with ``early_days``) and CBPE's error."""
     import numpy as np
 
+    sequential(world, min_rate_increase)
     for r in world:
         r["alarm_all"] = bool(r["alarm"] or _early_alarm(r, early_days))
     table = []
@@ -458,6 +529,12 @@ def summarise(world, seasonal, pipeline, pipeline_truth, early_days=14):
             "delays_without_early_outcome": delays(lambda r: r["alarm"]),
             **{f"delays_early_outcome_{k}d": delays(lambda r, k=k: _early_alarm(r, k))
                for k in sorted({int(k) for r in recs for k in (r.get("early_outcome") or {})})},
+            **{f"delays_cusum_{k}d": delays(lambda r, k=k: _cusum_alarm(r, k))
+               for k in sorted({int(k) for r in recs for k in (r.get("early_outcome") or {})})},
+            **{f"cusum_{k}d_signals": sorted({x for r in recs for x in (r.get("cusum") or {}).get(str(k), [])})
+               for k in sorted({int(k) for r in recs for k in (r.get("early_outcome") or {})})},
+            "delays_primary_reference_only": delays(lambda r: r.get("alarm_primary_only", r["alarm"])),
+            "set_aside_first_window": sorted({c for r in first for c in r.get("set_aside", [])}),
             "named_right": (sum(r["named"] or (kind == "concept" and _early_alarm(r, early_days)) for r in first if r["alarm_all"])
                             / max(sum(r["alarm_all"] for r in first), 1)),
             "early_outcome_signals_first_window": sorted({x for r in early_named
@@ -497,8 +574,10 @@ def summarise(world, seasonal, pipeline, pipeline_truth, early_days=14):
         "quiet": {"windows": len(quiet), "false_alarms": sum(r["alarm_all"] for r in quiet),
                   "false_alarms_without_early_outcome": sum(r["alarm"] for r in quiet),
                   **{f"early_outcome_{k}d": {"windows": sum(str(k) in (r.get("early_outcome") or {}) for r in quiet),
-                                             "false_alarms": sum(_early_alarm(r, k) for r in quiet)}
+                                             "false_alarms": sum(_early_alarm(r, k) for r in quiet),
+                                             "cusum_false_alarms": sum(_cusum_alarm(r, k) for r in quiet)}
                      for k in sorted({int(k) for r in quiet for k in (r.get("early_outcome") or {})})},
+                  "false_alarms_primary_reference_only": sum(bool(r.get("alarm_primary_only", r["alarm"])) for r in quiet),
                   "reasons": sorted({x for r in quiet for x in r["kinds"]}),
                   "cbpe_mae": float(np.mean(quiet_errs)) if quiet_errs else None},
         "seasonal": season,
@@ -604,7 +683,8 @@ def main(argv=None) -> int:
             pipeline += pipeline_seed(seed, args, settings_for)
         print(f"seed {seed}: {time.perf_counter() - t:.0f} s", flush=True)
     truth = {k: drift_truth(k, args.drift_at, "2026-01-01").columns for k in PIPELINE_KINDS}
-    summary = summarise(world, seasonal, pipeline, truth, monitoring.early_outcome_days)
+    summary = summarise(world, seasonal, pipeline, truth, monitoring.early_outcome_days,
+                        monitoring.early_outcome_min_rate_increase)
     result = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
               "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "load_average_before": load, "load_average_after": os.getloadavg(),

@@ -1,8 +1,9 @@
 """The pipeline steps' work on a Dask cluster (``compute.engine: dask``): one client per step.
 
 :func:`pipelines.flows.features_step` and the churn part of :func:`pipelines.flows.train_step`
-call these when the engine is ``dask``; the rest of each step (Feast apply and materialize, the
-promotion gate, the recommender) is unchanged. With ``compute.scheduler_address`` the work goes to
+call these when the engine is ``dask``; Feast apply and materialize are unchanged, and the recommender
+step and the promotion gate go to the cluster on their own (``training.recommender_distributed``,
+``training.gate``). With ``compute.scheduler_address`` the work goes to
 that cluster, else to a LocalCluster started for the step (``compute.local_workers``).
 """
 

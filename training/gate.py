@@ -8,6 +8,8 @@ comparison with the champion on the same held-out data
 (``training.churn_pipeline.compare_for_gate``, ``training.recommender_pipeline.compare_for_gate``).
 ``force_reason`` overrides both, and is recorded.
 The registry (``registry.models``) records each decision as tags on the versions involved.
+With ``compute.engine: dask`` the churn comparison's test window is built on the cluster
+(:func:`churn_test_window_on_cluster`).
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ Beside the time holdout, every run evaluates next-basket style (each customer's 
 held out, against "own most-bought" and "own most-recent"), learns the blend's weights where
 the mode is ``blend`` (:mod:`training.recommender_blend`), and decides what
 ``exclude_purchased: auto`` means for the model from the share of purchases that are repeats.
+
+With ``compute.engine: dask`` every split and matrix is built on the cluster
+(:mod:`training.recommender_distributed`, :func:`_prepare_on_cluster`): the events never reach
+this machine; ALS, the blend and the evaluation run here on the matrices.
 """
 
 from __future__ import annotations

@@ -106,7 +106,11 @@ def test_gate_test_window_on_the_cluster_is_the_local_one(local_workspace, clust
     """The promotion gate's churn test window under dask: the point-in-time frame of the test cut-offs only,
     built per partition, equals the local window (``load_training_data(...).split.test``) row for row."""
     from tenure.training.churn_pipeline import load_training_data
-    from tenure.training.gate import _comparator, churn_test_window_on_cluster, compare_churn_on_cluster
+    from tenure.training.gate import (
+        _comparator,
+        churn_test_window_on_cluster,
+        compare_churn_on_cluster,
+    )
 
     settings = local_workspace.model_copy(update={"compute": local_workspace.compute.model_copy(
         update={"engine": "dask", "partitions": 4})})

@@ -41,6 +41,10 @@ def dask_client(compute: ComputeSettings) -> Iterator[Client]:
     import dask
     from distributed import Client, LocalCluster
 
+    # distributed installs its own INFO handler on import (worker and scheduler start/stop lines, event
+    # loop warnings on a busy machine): it follows the entry point's third-party level instead (the root
+    # logger's: errors only unless -v), WARNING where nobody configured logging
+    logging.getLogger("distributed").setLevel(max(logging.getLogger().getEffectiveLevel(), logging.WARNING))
     # the P2P shuffle logs a WARNING per shuffle it starts and stops (normal operation)
     logging.getLogger("distributed.shuffle._scheduler_plugin").setLevel(logging.ERROR)
     with dask.config.set(DASK_CONFIG):

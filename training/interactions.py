@@ -117,6 +117,7 @@ def build_interactions(
     weighting: str = "none",
     purchase_event_types: Sequence[str] = PURCHASE_EVENT_TYPES,
     item_ids: Sequence[str] | None = None,
+    verbose: bool = True,
 ) -> InteractionMatrix:
     """Build the customers x items confidence matrix.
 
@@ -145,6 +146,9 @@ def build_interactions(
     item_ids:
         Fixed column order (e.g. the training columns when building the test matrix);
         events on other items are dropped.
+    verbose:
+        Log the matrix's size at INFO (False: DEBUG; the cluster builds one block per partition
+        and logs the stacked matrix once).
 
     Returns
     -------
@@ -215,7 +219,8 @@ def build_interactions(
         user_items.data = np.clip(user_items.data, 0, None)
         user_items.eliminate_zeros()
 
-    logger.info("interactions: %d customers x %d items, %d non-zero", n_rows, n_cols, user_items.nnz)
+    logger.log(logging.INFO if verbose else logging.DEBUG, "interactions: %d customers x %d items, %d non-zero",
+               n_rows, n_cols, user_items.nnz)
     is_buy = np.isin(ev_types, list(purchase_event_types))
     timing = repurchase_timing(rows[is_buy], cols[is_buy], pd.to_datetime(ev["event_at"][is_buy], utc=True),
                                (n_rows, n_cols))

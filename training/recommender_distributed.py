@@ -218,7 +218,8 @@ def _build_part(events, customers, rule, event_weights, half_life_days, as_of, p
     ev, held, order_at, n_history = _history(events, customers, rule, event_weights, purchase_event_types, consent)
     ev = ev.sort_values("event_at", kind="stable").reset_index(drop=True)
     matrix = build_interactions(ev, None, None, event_weights=event_weights, half_life_days=half_life_days, as_of=as_of,
-                                weighting="none", purchase_event_types=purchase_event_types, item_ids=item_ids)
+                                weighting="none", purchase_event_types=purchase_event_types, item_ids=item_ids,
+                                verbose=False)
     # the gaps between one pair's distinct purchase times (training.interactions.repurchase_timing's rule)
     buys = ev[ev["event_type"].isin(list(purchase_event_types))]
     cols = pd.Index(item_ids).get_indexer(buys["item_id"].astype(str))

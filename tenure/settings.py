@@ -842,11 +842,17 @@ def load_settings(config_file: Path | str | None = None, **overrides: Any) -> Se
         raise SettingsError(_format_validation_error(exc, source)) from exc
 
 
+#: ``TENURE_*`` variables that are not settings: the settings file, and the test suite's and
+#: benchmarks' browser levers (docs/dashboard.md). Any other ``TENURE_*`` name must be a setting,
+#: so a misspelt one is an error rather than silently ignored.
+ENV_NOT_SETTINGS = frozenset({"TENURE_CONFIG", "TENURE_CHROMIUM", "TENURE_SKIP_BROWSER", "TENURE_DASHBOARD_SCREENSHOT"})
+
+
 def _read_env_values() -> dict[str, Any]:
     """Collect ``TENURE_*`` variables into a nested dict (``__`` separates levels)."""
     values: dict[str, Any] = {}
     for name, raw in os.environ.items():
-        if not name.startswith("TENURE_") or name == "TENURE_CONFIG":
+        if not name.startswith("TENURE_") or name in ENV_NOT_SETTINGS:
             continue
         parts = [p.lower() for p in name[len("TENURE_"):].split("__")]
         node = values

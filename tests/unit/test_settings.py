@@ -29,6 +29,16 @@ def test_bad_value_names_setting_and_allowed_values(monkeypatch):
         load_settings()
 
 
+def test_misspelt_env_variable_is_an_error_but_the_documented_levers_are_not_settings(monkeypatch):
+    monkeypatch.setenv("TENURE_SKIP_BROWSER", "1")
+    monkeypatch.setenv("TENURE_CHROMIUM", "/usr/bin/chromium")
+    monkeypatch.setenv("TENURE_DASHBOARD_SCREENSHOT", "/tmp/shot.png")
+    assert load_settings().churn.horizon_days == 30
+    monkeypatch.setenv("TENURE_CHURN_HORIZON_DAYS", "20")  # one underscore where two belong
+    with pytest.raises(SettingsError, match="churn_horizon_days"):
+        load_settings()
+
+
 def test_unknown_key_in_file_is_an_error(tmp_path):
     config = tmp_path / "tenure.yaml"
     config.write_text("churn:\n  horizon_dayz: 20\n")

@@ -318,7 +318,7 @@ def run_point(args, n: int, workdir: Path, reuse: bool) -> dict:
         return {"stages": rows}
     for path in args.paths:
         limit = args.local_limit_gib if path == "local" else args.dask_limit_gib
-        for stage in ("features", "frame_fit"):
+        for stage in args.stages:
             row = run_child(stage, point_args, path, limit)
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -347,6 +347,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the point's tables (for --reuse-tables)")
     parser.add_argument("--reuse-tables", action="store_true",
                         help="the workdir already holds this point's ingested tables: skip generate and ingest")
+    parser.add_argument("--stages", nargs="+", default=["features", "frame_fit"], choices=["features", "frame_fit"],
+                        help="timed stages per path (frame_fit needs the features of the same path and point)")
     parser.add_argument("--tables-only", action="store_true",
                         help="generate and ingest the point's tables, then stop (with --keep: the paths later, "
                              "with --reuse-tables, e.g. on a quiet machine)")

@@ -38,6 +38,11 @@ def ingest_step(settings: Settings) -> StepOutput:
     rows: dict[str, int] = {}
     details: dict[str, Any] = {}
     sources = [p for p in (settings.paths.raw_dir, settings.paths.event_log_dir) if p.exists() and any(p.iterdir())]
+    if not sources and _has_stored_customers(settings):
+        # tables ingested by hand (`tenure ingest FILE`, `--source movielens`): the later steps use them
+        logger.warning("no new files under %s or %s: the stored tables are used as they are",
+                       settings.paths.raw_dir, settings.paths.event_log_dir)
+        return StepOutput(rows={}, details={"new_files": 0, "stored_tables": str(settings.paths.tables_dir)})
     if not sources:
         raise FileNotFoundError(
             f"nothing to ingest: {settings.paths.raw_dir} and {settings.paths.event_log_dir} are empty; "
@@ -51,6 +56,14 @@ def ingest_step(settings: Settings) -> StepOutput:
             rows[key] = rows.get(key, 0) + value
         details[str(source)] = _jsonable(report)
     return StepOutput(rows=rows, details=details)
+
+
+def _has_stored_customers(settings: Settings) -> bool:
+    """Whether a customers table is stored (its Parquet files), without reading it."""
+    from tenure.features.tables import table_path
+
+    folder = table_path(settings, "customers")
+    return folder.is_dir() and any(folder.rglob("*.parquet"))
 
 
 def _report_counts(report: Any) -> dict[str, int]:

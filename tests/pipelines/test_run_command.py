@@ -19,6 +19,17 @@ def _config(tmp_path: Path) -> Path:
     return path
 
 
+def test_ingest_step_without_new_files_uses_tables_ingested_by_hand(tmp_path: Path) -> None:
+    """`tenure ingest customers FILE` then `tenure run all`: the run goes on with the stored tables."""
+    config = _config(tmp_path)
+    customers = tmp_path / "customers.csv"
+    customers.write_text("customer_id,signup_at,country,acquisition_channel,consent_personalization\nc1,2026-01-01T00:00:00Z,DE,web,true\n")
+    assert CliRunner().invoke(app, ["--config", str(config), "ingest", "customers", str(customers)]).exit_code == 0
+    result = CliRunner().invoke(app, ["--config", str(config), "run", "ingest"])
+    assert result.exit_code == 0, result.output
+    assert "stored tables are used" in " ".join(result.output.split())
+
+
 def test_unknown_step_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["--config", str(_config(tmp_path)), "run", "deploy"])
     assert result.exit_code == 2

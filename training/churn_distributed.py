@@ -94,12 +94,15 @@ def service_views(settings: Settings, store=None, feature_service: str = "churn_
     return views
 
 
-def build_training_frame_on_cluster(settings: Settings, store=None) -> tuple[dd.DataFrame, list[pd.Timestamp]]:
+def build_training_frame_on_cluster(settings: Settings, store=None, select=None
+                                    ) -> tuple[dd.DataFrame, list[pd.Timestamp]]:
     """The churn training frame as a partitioned Dask frame (nothing collected), and its cut-offs.
 
     The same rows as :func:`training.churn_dataset.build_churn_training_set` (labels at every matured
     snapshot time within ``churn.history_days``, the ``churn_v1`` features joined point-in-time),
     in partition order. Needs an active Dask client (:func:`compute.cluster.dask_client`).
+    ``select``: keeps some of those cut-offs (a function of the sorted list, e.g. the test window's);
+    only they are labelled and joined.
     """
     from tenure.compute.frames import data_end, labels_on_cluster, point_in_time_join
     from tenure.compute.partitions import read_customers_partitioned, read_events_partitioned
@@ -119,6 +122,8 @@ def build_training_frame_on_cluster(settings: Settings, store=None) -> tuple[dd.
     if not cutoffs:
         raise ValueError(f"no feature snapshot is at least {settings.churn.horizon_days} days before the last event "
                          f"({end}); the training window is empty: build snapshots earlier in the history")
+    if select is not None:
+        cutoffs = list(select(sorted(cutoffs)))
     labels = labels_on_cluster(events, customers, cutoffs, settings.churn.horizon_days,
                                settings.churn.qualifying_event_types)
     return point_in_time_join(labels, service_views(settings, store), n), cutoffs

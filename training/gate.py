@@ -136,34 +136,22 @@ def churn_test_window_on_cluster(settings: Settings, client=None, store=None) ->
     ValueError
         Without feature snapshots, with too few matured cut-offs, or when the window has a single class.
     """
-    import pandas as pd
-
-    from tenure.training.churn_dataset import LABEL_COLUMN, matured_cutoffs, split_cutoffs
+    from tenure.training.churn_dataset import LABEL_COLUMN, split_cutoffs
 
     if client is None:
         from tenure.compute.cluster import dask_client
 
         with dask_client(settings.compute) as own:
             return churn_test_window_on_cluster(settings, own, store)
-    from tenure.compute.frames import data_end, labels_on_cluster, point_in_time_join
-    from tenure.compute.partitions import read_customers_partitioned, read_events_partitioned
-    from tenure.features.snapshots import CUSTOMER_TABLE
-    from tenure.training.churn_distributed import service_views
+    from tenure.training.churn_distributed import build_training_frame_on_cluster
 
     c = settings.churn
-    table = settings.paths.features_dir / CUSTOMER_TABLE
-    if not table.exists():
-        raise ValueError(f"no feature table at {table}; run `tenure features build` first")
-    n = settings.compute.partitions
-    snapshot_times = pd.read_parquet(table, columns=["event_timestamp"])["event_timestamp"].unique()
-    events = read_events_partitioned(settings, n, ["event_type"])
-    customers = read_customers_partitioned(settings, n)
-    end = data_end(events)
-    cutoffs = matured_cutoffs(pd.to_datetime(snapshot_times, utc=True), end, c.horizon_days)
-    cutoffs = sorted(t for t in cutoffs if t >= end - pd.Timedelta(days=c.history_days))
-    _, _, test_times = split_cutoffs(cutoffs, c.validation_cutoffs, c.test_cutoffs, c.horizon_days)
-    labels = labels_on_cluster(events, customers, test_times, c.horizon_days, c.qualifying_event_types)
-    test = point_in_time_join(labels, service_views(settings, store), n).compute()
+
+    def test_cutoffs(cutoffs: list) -> list:
+        return split_cutoffs(cutoffs, c.validation_cutoffs, c.test_cutoffs, c.horizon_days)[2]
+
+    frame, test_times = build_training_frame_on_cluster(settings, store, select=test_cutoffs)
+    test = frame.compute()
     test = test.sort_values(["event_timestamp", "customer_id"], kind="stable").reset_index(drop=True)
     if test[LABEL_COLUMN].nunique() < 2:
         raise ValueError(f"the test window has a single class ({len(test)} rows); churn cannot be judged there; "

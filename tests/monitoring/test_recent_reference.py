@@ -9,7 +9,12 @@ import pytest
 from tenure.monitoring.alerts import EpisodeTracker
 from tenure.monitoring.drift import drift_report
 from tenure.monitoring.policy import decide_retrain
-from tenure.monitoring.reference import confirm_drift, describe_confirmation, recent_cutoff, recent_reference
+from tenure.monitoring.reference import (
+    confirm_drift,
+    describe_confirmation,
+    recent_cutoff,
+    recent_reference,
+)
 from tenure.settings import MonitoringSettings
 
 NUMERICAL, CATEGORICAL = ["tenure_days", "sessions_30d"], ["acquisition_channel"]

@@ -272,7 +272,9 @@ def run_child(stage: str, args, path: str, limit_gib: float | None, shard: int =
         row.update(status="stopped", error=f"stopped after {wall:.0f} s: {watch.stopped}")
         return row
     if proc.returncode != 0:
-        row.update(status="failed", error=(stderr.strip().splitlines() or ["?"])[-1][:300])
+        log = args.workdir / f"failed-{stage}-{path}-{shard}.stderr"  # the whole story (worker restarts...)
+        log.write_text(stderr)
+        row.update(status="failed", error=(stderr.strip().splitlines() or ["?"])[-1][:300], stderr_file=str(log))
         return row
     result = json.loads(stdout.strip().splitlines()[-1])
     done_at = result.pop("frame_done_at", None)

@@ -66,25 +66,33 @@ def compute_feature_snapshots_on_cluster(
 ):
     """Feature snapshots of aligned, bucketed ``events`` and ``customers`` (Dask frames).
 
+    Nothing is gathered here: the partitions compute while the caller writes their customer rows
+    in order, and the item frames are added up on the cluster, two at a time.
+
     Returns
     -------
-    (customer_futures, item_frame):
+    (customer_futures, item_future):
         One future per partition, each a customer frame as :func:`features.snapshots.compute_feature_snapshots`
-        returns (the rows of that partition's customers), and the item frame of all partitions.
+        returns (the rows of that partition's customers), and one future of the item frame of all partitions.
     """
     import dask
 
     if events.npartitions != customers.npartitions:
         raise ValueError(f"events ({events.npartitions}) and customers ({customers.npartitions}) must have the "
                          "same partitions")
-    items_ref = client.scatter(items, broadcast=True)
-    tasks = [dask.delayed(_partition_snapshots, pure=True)(ev, cu, items_ref, list(times), created)
+    # the catalogue rides in the graph (not scattered): a worker restarted for memory loses nothing
+    # that cannot be computed again
+    items_node = dask.delayed(items, pure=True)
+    tasks = [dask.delayed(_partition_snapshots, pure=True)(ev, cu, items_node, list(times), created)
              for ev, cu in zip(events.to_delayed(), customers.to_delayed(), strict=True)]
     futures = client.compute(tasks)
-    item_parts = client.gather([client.submit(itemgetter(1), f) for f in futures])
     customer_futures = [client.submit(itemgetter(0), f) for f in futures]
+    item_futures = [client.submit(itemgetter(1), f) for f in futures]
     del futures
-    return customer_futures, _sum_items(item_parts)
+    while len(item_futures) > 1:  # a tree of sums: one item frame reaches the driver, not one per partition
+        pairs = [item_futures[i:i + 2] for i in range(0, len(item_futures), 2)]
+        item_futures = [client.submit(_sum_items, pair) if len(pair) == 2 else pair[0] for pair in pairs]
+    return customer_futures, item_futures[0]
 
 
 def _stream_parquet(client: Client, futures, path: Path, keep_old: Path | None, rebuilt: set) -> int:
@@ -176,13 +184,14 @@ def build_feature_tables_on_cluster(settings: Settings, as_of: Sequence[object],
     customers = _customers(settings, n)
     items = read_items(settings)
     created = pd.Timestamp.now(tz="UTC")
-    customer_futures, item_frame = compute_feature_snapshots_on_cluster(client, events, customers, items, times,
-                                                                          created)
+    customer_futures, item_future = compute_feature_snapshots_on_cluster(client, events, customers, items, times,
+                                                                           created)
     out_dir = settings.paths.features_dir
     customer_path, item_path = out_dir / CUSTOMER_TABLE, out_dir / ITEM_TABLE
     rebuilt = set(times)
     keep_old = customer_path if (not replace and customer_path.exists()) else None
     customer_rows = _stream_parquet(client, customer_futures, customer_path, keep_old, rebuilt)
+    item_frame = item_future.result()
     from tenure.features.snapshots import _merge_existing, _write
 
     item_frame[CREATED_COLUMN] = created

@@ -100,23 +100,16 @@ def score_on_cluster(settings: Settings, k: int) -> tuple[Any, dict[str, Any]]:
     recommender = load_champion(settings, "recommender") if k else None
     with dask_client(settings.compute) as client:
         customers = read_customers_partitioned(settings, settings.compute.partitions)
+        models = client.scatter([churn.runtime, (recommender.runtime, recommender.version) if recommender else None],
+                                broadcast=True)
         import dask
         import dask.dataframe as dd
-
-        models = _models_in_graph(dask, churn, recommender)
 
         parts = [dask.delayed(_score_partition)(part, settings, models[0], churn.version, models[1], k)
                  for part in customers.to_delayed()]
         scored = dd.from_delayed(parts, verify_meta=False)
         ordered = scored.sort_values("churn_probability", ascending=False)
         return _write_partitions(settings, client, ordered)
-
-
-def _models_in_graph(dask, churn, recommender) -> list:
-    """The champions as graph nodes the partitions share (each worker receives them once). Not scattered:
-    a worker restarted for memory would lose scattered data for good; a graph node is sent again."""
-    return [dask.delayed(churn.runtime, pure=False),
-            dask.delayed((recommender.runtime, recommender.version) if recommender else None, pure=False)]
 
 
 def _write_partitions(settings: Settings, client, frame, paths: dict[str, Any] | None = None
@@ -215,7 +208,8 @@ def export_audience_on_cluster(settings: Settings, risk=("high",), k: int = 0, f
         import dask.dataframe as dd
 
         customers = read_customers_partitioned(settings, settings.compute.partitions)
-        models = _models_in_graph(dask, churn, recommender)
+        models = client.scatter([churn.runtime, (recommender.runtime, recommender.version) if recommender else None],
+                                broadcast=True)
         parts = [dask.delayed(_audience_partition)(part, settings, models[0], churn.version, models[1], k, tuple(risk),
                                                    source) for part in customers.to_delayed()]
         audience = dd.from_delayed(parts, verify_meta=False).sort_values("churn_probability", ascending=False)

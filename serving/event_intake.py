@@ -132,12 +132,15 @@ class DurableEventLog:
         self.remote = remote
         self._lock_fd = os.open(self.folder / "commit.lock", os.O_RDWR | os.O_CREAT, 0o640)
         self._db = sqlite3.connect(self.folder / "accepted_ids.sqlite", check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # the log is the truth; the index is rebuilt from it
-        self._db.execute("CREATE TABLE IF NOT EXISTS accepted (event_id TEXT PRIMARY KEY, logged_at TEXT)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS indexed (k INTEGER PRIMARY KEY CHECK (k = 0), file TEXT, "
-                         "offset INTEGER)")
-        self._db.commit()
+        # Switching to WAL needs an exclusive lock SQLite does not wait for (its busy timeout does not apply):
+        # workers starting together on one folder take turns under the commit lock instead.
+        with self._commit_lock():
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # the log is the truth; the index is rebuilt from it
+            self._db.execute("CREATE TABLE IF NOT EXISTS accepted (event_id TEXT PRIMARY KEY, logged_at TEXT)")
+            self._db.execute("CREATE TABLE IF NOT EXISTS indexed (k INTEGER PRIMARY KEY CHECK (k = 0), file TEXT, "
+                             "offset INTEGER)")
+            self._db.commit()
         self._db_lock = threading.Lock()
         self.commits: deque[tuple[LogPosition, float]] = deque(maxlen=100_000)
         self._listeners: list[Callable[[], None]] = []

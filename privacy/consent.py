@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from tenure.files import open_sqlite_wal
 
 logger = logging.getLogger(__name__)
 
@@ -118,8 +119,7 @@ class ConsentStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_sqlite_wal(self.path)
         self._db.execute("PRAGMA secure_delete=ON")  # erased rows are overwritten, not left in free pages
         self._db.executescript(_SCHEMA)
         self._db.commit()

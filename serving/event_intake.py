@@ -30,7 +30,6 @@ import logging
 import math
 import os
 import queue
-import sqlite3
 import threading
 import time
 from collections import deque
@@ -42,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from tenure.files import fsync_path
+from tenure.files import fsync_path, open_sqlite_wal
 from tenure.jsonable import to_jsonable
 
 logger = logging.getLogger(__name__)
@@ -131,11 +130,10 @@ class DurableEventLog:
         self.commit_window_s = commit_window_s
         self.remote = remote
         self._lock_fd = os.open(self.folder / "commit.lock", os.O_RDWR | os.O_CREAT, 0o640)
-        self._db = sqlite3.connect(self.folder / "accepted_ids.sqlite", check_same_thread=False, timeout=30)
-        # Switching to WAL needs an exclusive lock SQLite does not wait for (its busy timeout does not apply):
-        # workers starting together on one folder take turns under the commit lock instead.
+        # Switching to WAL takes a lock SQLite's busy timeout does not wait for: workers starting together
+        # on one folder take turns under the commit lock (and the switch is retried, tenure.files).
         with self._commit_lock():
-            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db = open_sqlite_wal(self.folder / "accepted_ids.sqlite")
             self._db.execute("PRAGMA synchronous=NORMAL")  # the log is the truth; the index is rebuilt from it
             self._db.execute("CREATE TABLE IF NOT EXISTS accepted (event_id TEXT PRIMARY KEY, logged_at TEXT)")
             self._db.execute("CREATE TABLE IF NOT EXISTS indexed (k INTEGER PRIMARY KEY CHECK (k = 0), file TEXT, "

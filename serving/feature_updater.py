@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from tenure.features.incremental import CustomerState, ItemCatalog, Profile, fold, parse_time_ns
+from tenure.files import open_sqlite_wal
 from tenure.serving.background import BackgroundLoop
 from tenure.serving.event_intake import LogPosition, read_log
 
@@ -64,8 +65,7 @@ STATE_FILE = "feature_state.sqlite"
 
 def open_state_db(folder: Path) -> sqlite3.Connection:
     """``feature_state.sqlite`` in ``folder`` with its tables (WAL: the workers read while the updater writes)."""
-    db = sqlite3.connect(Path(folder) / STATE_FILE, check_same_thread=False, timeout=30)
-    db.execute("PRAGMA journal_mode=WAL")
+    db = open_sqlite_wal(Path(folder) / STATE_FILE)
     db.execute("PRAGMA synchronous=NORMAL")  # the event log is the truth; a lost tail is applied again
     db.execute("CREATE TABLE IF NOT EXISTS state (customer_id TEXT PRIMARY KEY, data TEXT)")
     db.execute("CREATE TABLE IF NOT EXISTS progress (k INTEGER PRIMARY KEY CHECK (k = 0), file TEXT, "

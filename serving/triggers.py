@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sqlite3
 import threading
 import time
 import urllib.error
@@ -39,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tenure.files import open_sqlite_wal
 from tenure.serving.background import BackgroundLoop
 
 logger = logging.getLogger(__name__)
@@ -79,8 +79,7 @@ class Triggers:
         self._ref = customer_ref or (lambda customer_id: customer_id)
         self.min_interval_s = min_interval_s
         self._count = count or (lambda outcome, n: None)
-        self._db = sqlite3.connect(Path(folder) / "triggers.sqlite", check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = open_sqlite_wal(Path(folder) / "triggers.sqlite")
         self._db.execute("CREATE TABLE IF NOT EXISTS band (customer_id TEXT PRIMARY KEY, band TEXT, crossings INTEGER, "
                          "last_sent REAL, seq REAL)")
         if "seq" not in {row[1] for row in self._db.execute("PRAGMA table_info(band)")}:

@@ -9,6 +9,7 @@ that cluster, else to a LocalCluster started for the step (``compute.local_worke
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -62,9 +63,36 @@ def _consent_of(settings: Settings, customers) -> dict[str, bool]:
     return consent
 
 
-def _score_partition(customers, settings: Settings, churn_runtime, churn_version: str, recommender, k: int,
-                     source: str = "auto"):
-    """One partition's batch scores: :func:`pipelines.scoring.batch_score`'s steps for its customers only."""
+def _model_ref(settings: Settings, champion) -> tuple[str, tuple[tuple[str, str], ...], str, str, str] | None:
+    """What a partition needs to load ``champion`` itself: registry, model names, cache folder, kind, version.
+
+    Only these strings travel in the graph, never the loaded model: data scattered to the workers is lost for
+    good when a worker is restarted (for memory, say), while a graph node can always be run again.
+    """
+    if champion is None:
+        return None
+    from tenure.registry.champion import ModelCache
+
+    cache = ModelCache.from_settings(settings)
+    return (cache.tracking_uri, tuple(sorted(cache.model_names.items())), str(cache.cache_dir), champion.kind,
+            str(champion.version))
+
+
+@functools.lru_cache(maxsize=4)
+def _runtime_on_worker(ref: tuple[str, tuple[tuple[str, str], ...], str, str, str]) -> Any:
+    """The runtime behind a :func:`_model_ref`, loaded once per worker process (downloaded on first use)."""
+    from pathlib import Path
+
+    from tenure.registry.champion import ModelCache, load_runtime
+
+    tracking_uri, names, cache_dir, kind, version = ref
+    cache = ModelCache(tracking_uri, dict(names), Path(cache_dir))
+    return load_runtime(kind, cache.download(kind, version), version)
+
+
+def _score_partition(customers, settings: Settings, churn_ref, recommender_ref, k: int, source: str = "auto"):
+    """One partition's batch scores: :func:`pipelines.scoring.batch_score`'s steps for its customers only
+    (``churn_ref``, ``recommender_ref``: :func:`_model_ref`; the recommender's may be None)."""
     from tenure.pipelines.scoring import (
         _consenting,
         add_recommendations,
@@ -74,18 +102,19 @@ def _score_partition(customers, settings: Settings, churn_runtime, churn_version
 
     ids = sorted(customers["customer_id"].astype(str))
     ids, rows, used = read_feature_rows(settings, ids, source)
-    frame = score_rows(churn_runtime, churn_version, ids, rows, n_reasons=settings.serving.top_reasons,
+    frame = score_rows(_runtime_on_worker(churn_ref), churn_ref[-1], ids, rows, n_reasons=settings.serving.top_reasons,
                        feature_source=used)
     frame = _consenting(settings, frame, ("profiling",))
-    if k and recommender is not None:
-        frame = add_recommendations(frame, recommender[0], recommender[1], k, _consent_of(settings, customers))
+    if k and recommender_ref is not None:
+        frame = add_recommendations(frame, _runtime_on_worker(recommender_ref), recommender_ref[-1], k,
+                                    _consent_of(settings, customers))
     return frame
 
 
 def score_on_cluster(settings: Settings, k: int) -> tuple[Any, dict[str, Any]]:
     """:func:`pipelines.scoring.batch_score` partitioned: each customer-hash partition reads its customers'
-    features (online store, else the latest snapshot), scores them with the champion (sent once to each
-    worker) and adds ``k`` recommendations; the partitions are sorted by churn probability on the cluster
+    features (online store, else the latest snapshot), scores them with the champion (each worker loads
+    it once from the model cache; only its version travels in the graph) and adds ``k`` recommendations; the partitions are sorted by churn probability on the cluster
     and streamed into the same ``exports_dir/scores/scores.{parquet,csv}`` the local step writes.
 
     Returns
@@ -96,17 +125,16 @@ def score_on_cluster(settings: Settings, k: int) -> tuple[Any, dict[str, Any]]:
     from tenure.compute.partitions import read_customers_partitioned
     from tenure.registry.champion import load_champion
 
-    churn = load_champion(settings, "churn")  # NoChampionError (a ValueError) says what to run
-    recommender = load_champion(settings, "recommender") if k else None
+    # downloaded here once (the workers of one machine share the cache); NoChampionError says what to run
+    churn = load_champion(settings, "churn", runtime=False)
+    recommender = load_champion(settings, "recommender", runtime=False) if k else None
     with dask_client(settings.compute) as client:
         customers = read_customers_partitioned(settings, settings.compute.partitions)
-        models = client.scatter([churn.runtime, (recommender.runtime, recommender.version) if recommender else None],
-                                broadcast=True)
         import dask
         import dask.dataframe as dd
 
-        parts = [dask.delayed(_score_partition)(part, settings, models[0], churn.version, models[1], k)
-                 for part in customers.to_delayed()]
+        refs = _model_ref(settings, churn), _model_ref(settings, recommender)
+        parts = [dask.delayed(_score_partition)(part, settings, *refs, k) for part in customers.to_delayed()]
         scored = dd.from_delayed(parts, verify_meta=False)
         ordered = scored.sort_values("churn_probability", ascending=False)
         return _write_partitions(settings, client, ordered)
@@ -155,8 +183,8 @@ def _write_partitions(settings: Settings, client, frame, paths: dict[str, Any] |
             {kind: str(path) for kind, path in paths.items()})
 
 
-def _audience_partition(customers, settings: Settings, churn_runtime, churn_version: str, recommender, k: int,
-                        risk: tuple[str, ...], source: str):
+def _audience_partition(customers, settings: Settings, churn_ref, recommender_ref, k: int, risk: tuple[str, ...],
+                        source: str):
     """One partition's audience: :func:`pipelines.scoring.export_audience`'s steps for its customers only."""
     from tenure.pipelines.scoring import (
         _consenting,
@@ -165,10 +193,11 @@ def _audience_partition(customers, settings: Settings, churn_runtime, churn_vers
         select_audience,
     )
 
-    scored = _score_partition(customers, settings, churn_runtime, churn_version, None, 0, source)
+    scored = _score_partition(customers, settings, churn_ref, None, 0, source)
     audience = _consenting(settings, select_audience(scored, risk), ("marketing",))
-    if k and recommender is not None and len(audience):
-        audience = add_recommendations(audience, recommender[0], recommender[1], k, _consent_of(settings, customers))
+    if k and recommender_ref is not None and len(audience):
+        audience = add_recommendations(audience, _runtime_on_worker(recommender_ref), recommender_ref[-1], k,
+                                       _consent_of(settings, customers))
     elif k:
         import pandas as pd
 
@@ -200,18 +229,17 @@ def export_audience_on_cluster(settings: Settings, risk=("high",), k: int = 0, f
     bad = sorted(set(risk) - set(RISK_BANDS))
     if bad or not risk:
         raise ValueError(f"risk bands must be among {list(RISK_BANDS)}, got {list(risk)}")
-    churn = load_champion(settings, "churn")
-    recommender = load_champion(settings, "recommender") if k else None
+    churn = load_champion(settings, "churn", runtime=False)
+    recommender = load_champion(settings, "recommender", runtime=False) if k else None
     path = Path(out) if out is not None else default_audience_path(settings, tuple(risk), file_format)
     with dask_client(settings.compute) as client:
         import dask
         import dask.dataframe as dd
 
         customers = read_customers_partitioned(settings, settings.compute.partitions)
-        models = client.scatter([churn.runtime, (recommender.runtime, recommender.version) if recommender else None],
-                                broadcast=True)
-        parts = [dask.delayed(_audience_partition)(part, settings, models[0], churn.version, models[1], k, tuple(risk),
-                                                   source) for part in customers.to_delayed()]
+        refs = _model_ref(settings, churn), _model_ref(settings, recommender)
+        parts = [dask.delayed(_audience_partition)(part, settings, *refs, k, tuple(risk), source)
+                 for part in customers.to_delayed()]
         audience = dd.from_delayed(parts, verify_meta=False).sort_values("churn_probability", ascending=False)
         summary, _ = _write_partitions(settings, client, audience, {file_format: path})
     logger.info("wrote %d customers (%s risk) to %s, partition by partition", summary["customers_scored"],

@@ -19,7 +19,7 @@ from .conftest import isolated_overrides
 pytestmark = pytest.mark.slow
 
 
-def test_run_all_on_a_local_dask_cluster(tmp_path: Path) -> None:
+def test_run_all_on_a_local_dask_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from tenure.pipelines.scoring import batch_score
     from tenure.pipelines.steps import StepRunner
     from tenure.registry.models import configure_mlflow, get_alias_version, model_name_for
@@ -77,6 +77,14 @@ def test_run_all_on_a_local_dask_cluster(tmp_path: Path) -> None:
     # the audience export, partition by partition through the CLI, equals the local export
     from tenure.pipelines.scoring import export_audience
 
+    # the champions reach the partitions as versions the workers load, not as scattered data (which a worker
+    # restarted for memory would lose for good)
+    import distributed
+
+    def no_scatter(*args, **kwargs):
+        raise AssertionError("scattered data is lost when a worker restarts")
+
+    monkeypatch.setattr(distributed.Client, "scatter", no_scatter)
     exported = runner.invoke(app, ["--config", str(config), "export", "audience", "--risk", "medium", "--risk", "high",
                                    "-k", "3", "--format", "parquet", "--out", str(tmp_path / "dask.parquet"), "--json"])
     assert exported.exit_code == 0, exported.output

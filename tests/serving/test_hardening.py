@@ -47,7 +47,7 @@ def test_hostile_json_is_a_400_in_milliseconds(body):
     assert status == 400 and not seen, payload
     answer = json.loads(payload)
     assert isinstance(answer["error"], str) and isinstance(answer["detail"], list) and answer["detail"]
-    assert elapsed < 0.1
+    assert elapsed < 0.5  # milliseconds when idle; the margin is for a busy CI machine, a blow-up takes seconds
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data",

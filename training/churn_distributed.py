@@ -178,7 +178,7 @@ def fit_ranks(client: Client, X: dd.DataFrame, y: dd.Series, params: dict[str, A
     from urllib.parse import urlparse
 
     import lightgbm as lgb
-    from lightgbm.dask import _assign_open_ports_to_workers, _train_part
+    from lightgbm.dask import _assign_open_ports_to_workers
 
     workers = sorted(client.scheduler_info()["workers"])
     n = min(len(workers), X.npartitions)
@@ -193,7 +193,7 @@ def fit_ranks(client: Client, X: dd.DataFrame, y: dd.Series, params: dict[str, A
     machines = ",".join(f"{urlparse(w).hostname}:{ports[w]}" for w in used)
     nthreads = client.nthreads()
     params = {k: v for k, v in params.items() if k not in ("num_threads", "n_jobs", "num_machines")}
-    futures = [client.submit(_train_part, model_factory=lgb.LGBMClassifier,
+    futures = [client.submit(_train_rank, model_factory=lgb.LGBMClassifier,
                              params={**params, "tree_learner": "data", "num_threads": nthreads[w]},
                              list_of_parts=parts[w], machines=machines, local_listen_port=ports[w], num_machines=n,
                              return_model=(j == 0), time_out=params.get("time_out", 120),
@@ -202,6 +202,22 @@ def fit_ranks(client: Client, X: dd.DataFrame, y: dd.Series, params: dict[str, A
                for j, w in enumerate(used)]
     model = client.gather(futures)[0]
     return model.booster_
+
+
+def _train_rank(**kwargs: Any):
+    """``lightgbm.dask``'s training task, with LightGBM's native messages sent to the ``lightgbm`` logger.
+
+    The network set-up prints ``[LightGBM] [Info]`` lines whatever ``verbosity`` says, and LightGBM's log
+    callback is per thread (registered on import, in the importing thread only), so the worker thread that
+    trains registers it again before it starts.
+    """
+    import lightgbm as lgb
+    import lightgbm.basic
+    from lightgbm.dask import _train_part
+
+    lgb.register_logger(logging.getLogger("lightgbm"))
+    lightgbm.basic._LIB.LGBM_RegisterLogCallback(lightgbm.basic._LIB.callback)
+    return _train_part(**kwargs)
 
 
 def _delayed_part(xp, yp):

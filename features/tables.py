@@ -243,6 +243,7 @@ def read_events(
     columns: Sequence[str] | None = None,
     missing_ok: bool = True,
     customer_ids: Iterable[str] | None = None,
+    event_types: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """The stored events with ``start <= event_at <= end`` (both inclusive; None = open).
 
@@ -257,6 +258,7 @@ def read_events(
     columns: canonical columns to read (default: all). ``event_at`` is always included.
     missing_ok: when no events are stored, return an empty frame (default) rather than raise.
     customer_ids: only these customers' events (default: everyone's).
+    event_types: only events of these types, kept while scanning (default: every type).
 
     Returns
     -------
@@ -292,6 +294,9 @@ def read_events(
         flt = cond if flt is None else (flt & cond)
     if customer_ids is not None:
         cond = pc.field("customer_id").isin(sorted({str(c) for c in customer_ids}))
+        flt = cond if flt is None else (flt & cond)
+    if event_types is not None:
+        cond = pc.field("event_type").isin(sorted({str(t) for t in event_types}))
         flt = cond if flt is None else (flt & cond)
     table = dataset.to_table(columns=columns, filter=flt)
     frame = table.to_pandas()

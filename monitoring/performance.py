@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tenure.monitoring.snapshots import Snapshots, as_snapshots
+
 logger = logging.getLogger(__name__)
 
 
@@ -37,35 +39,42 @@ def churn_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 def matured_snapshot_performance(
-    snapshots: pd.DataFrame,
+    snapshots: pd.DataFrame | Snapshots,
     events: pd.DataFrame,
     customers: pd.DataFrame,
     horizon_days: int,
     qualifying_event_types: Sequence[str],
     score,
+    data_end: pd.Timestamp | None = None,
 ) -> dict[str, Any] | None:
     """Realised churn metrics on the newest matured snapshot, or None when none has matured.
 
     Parameters
     ----------
     snapshots:
-        Batch feature table (``customer_id``, ``event_timestamp`` and features).
+        Batch feature table (``customer_id``, ``event_timestamp`` and features): a frame, or a
+        :class:`~tenure.monitoring.snapshots.SnapshotTable` (only the matured snapshot's rows are read).
     events, customers:
-        Canonical tables, for the labels.
+        Canonical tables, for the labels (events: at least those within ``horizon_days`` of the
+        matured cut-off and the cancellations before, :func:`tenure.monitoring.snapshots.label_events`).
     score:
         Callable ``DataFrame -> array of probabilities`` (the champion).
+    data_end:
+        The newest stored event's time (default: the newest of ``events``).
     """
     from tenure.features.labels import label_churn, matured_cutoffs
 
-    if events.empty or snapshots.empty:
-        return None
-    data_end = events["event_at"].max()
-    matured = matured_cutoffs(pd.to_datetime(snapshots["event_timestamp"].unique(), utc=True), data_end, horizon_days)
+    snapshots = as_snapshots(snapshots)
+    if data_end is None:
+        if events.empty:
+            return None
+        data_end = events["event_at"].max()
+    matured = matured_cutoffs(snapshots.as_of_times(), data_end, horizon_days)
     if not matured:
         return None
     cutoff = matured[-1]
     labels = label_churn(events, customers, [cutoff], horizon_days, qualifying_event_types)
-    rows = snapshots[snapshots["event_timestamp"] == cutoff].merge(labels[["customer_id", "label"]], on="customer_id")
+    rows = snapshots.rows([cutoff]).merge(labels[["customer_id", "label"]], on="customer_id")
     if len(rows) < 30:
         return None
     metrics = churn_metrics(rows["label"].to_numpy(), score(rows))

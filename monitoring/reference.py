@@ -40,6 +40,8 @@ from typing import Any
 
 import pandas as pd
 
+from tenure.monitoring.snapshots import Snapshots, as_snapshots
+
 logger = logging.getLogger(__name__)
 
 MODES = ("auto", "latest", "same_season")
@@ -83,14 +85,15 @@ def choose_reference(mode: str, cutoffs: Sequence[pd.Timestamp], now: pd.Timesta
     return "latest", [], why
 
 
-def seasonal_reference(snapshots: pd.DataFrame, now: pd.Timestamp, mode: str, season_days: int, tolerance_days: int,
+def seasonal_reference(snapshots: pd.DataFrame | Snapshots, now: pd.Timestamp, mode: str, season_days: int, tolerance_days: int,
                        prepare: Callable[[pd.DataFrame], pd.DataFrame], columns: Sequence[str],
                        rows_per_cutoff: int = 5000, seed: int = 0) -> tuple[pd.DataFrame | None, str]:
     """The same-season reference frame from the batch feature table, or None (use the champion's sample).
 
     Parameters
     ----------
-    snapshots: the batch feature table (``event_timestamp`` and features).
+    snapshots: the batch feature table (``event_timestamp`` and features): a frame, or a
+        :class:`~tenure.monitoring.snapshots.SnapshotTable` that reads only the chosen cut-offs' rows.
     now, mode, season_days, tolerance_days: as :func:`choose_reference`.
     prepare: rows of one or more cut-offs -> the population the model scores, with ``prediction``
         and ``risk_band`` (the runner: alive customers without withdrawn consent, scored by the champion).
@@ -101,10 +104,8 @@ def seasonal_reference(snapshots: pd.DataFrame, now: pd.Timestamp, mode: str, se
     -------
     (frame or None, why) — ``why`` says which reference and why, for the summary and the alert.
     """
-    if "event_timestamp" not in snapshots.columns:
-        raise ValueError("the batch feature table lacks event_timestamp")
-    cutoffs = pd.to_datetime(snapshots["event_timestamp"].unique(), utc=True)
-    kind, chosen, why = choose_reference(mode, list(cutoffs), pd.Timestamp(now), season_days, tolerance_days)
+    snapshots = as_snapshots(snapshots)
+    kind, chosen, why = choose_reference(mode, snapshots.as_of_times(), pd.Timestamp(now), season_days, tolerance_days)
     if kind == "latest":
         return None, why
     frame = snapshot_frame(snapshots, chosen, prepare, columns, rows_per_cutoff, seed)
@@ -113,14 +114,15 @@ def seasonal_reference(snapshots: pd.DataFrame, now: pd.Timestamp, mode: str, se
     return frame, why
 
 
-def snapshot_frame(snapshots: pd.DataFrame, chosen: Sequence[pd.Timestamp], prepare: Callable[[pd.DataFrame], pd.DataFrame],
+def snapshot_frame(snapshots: pd.DataFrame | Snapshots, chosen: Sequence[pd.Timestamp], prepare: Callable[[pd.DataFrame], pd.DataFrame],
                    columns: Sequence[str], rows_per_cutoff: int = 5000, seed: int = 0) -> pd.DataFrame:
     """Rows of the ``chosen`` cut-offs (a seeded sample of at most ``rows_per_cutoff`` each), ``prepare``d,
     with the ``columns`` kept plus ``prediction`` and ``risk_band``."""
-    stamps = pd.to_datetime(snapshots["event_timestamp"], utc=True)
+    found = as_snapshots(snapshots).rows(list(chosen))  # one read for every chosen cut-off
+    stamps = pd.to_datetime(found["event_timestamp"], utc=True)
     parts = []
     for cut in chosen:
-        rows = snapshots[stamps == cut]
+        rows = found[(stamps == cut).to_numpy()]
         if len(rows) > rows_per_cutoff:
             rows = rows.sample(n=rows_per_cutoff, random_state=seed)
         parts.append(rows)
@@ -151,7 +153,7 @@ def recent_cutoff(cutoffs: Sequence[pd.Timestamp], now: pd.Timestamp, recent_day
     return min(near, key=lambda c: (abs(c - centre), c)) if near else None
 
 
-def recent_reference(snapshots: pd.DataFrame, now: pd.Timestamp, recent_days: int,
+def recent_reference(snapshots: pd.DataFrame | Snapshots, now: pd.Timestamp, recent_days: int,
                      prepare: Callable[[pd.DataFrame], pd.DataFrame], columns: Sequence[str],
                      frozen: pd.Timestamp | None = None, rows_per_cutoff: int = 5000,
                      seed: int = 0) -> tuple[pd.DataFrame | None, str, pd.Timestamp | None]:
@@ -160,10 +162,8 @@ def recent_reference(snapshots: pd.DataFrame, now: pd.Timestamp, recent_days: in
     Parameters as :func:`seasonal_reference` and :func:`recent_cutoff`; None when the table has no
     snapshot near ``now - recent_days`` (the primary reference alone decides, and ``why`` says so).
     """
-    if "event_timestamp" not in snapshots.columns:
-        raise ValueError("the batch feature table lacks event_timestamp")
-    cutoffs = pd.to_datetime(snapshots["event_timestamp"].unique(), utc=True)
-    cut = recent_cutoff(list(cutoffs), pd.Timestamp(now), recent_days, frozen)
+    snapshots = as_snapshots(snapshots)
+    cut = recent_cutoff(snapshots.as_of_times(), pd.Timestamp(now), recent_days, frozen)
     if cut is None:
         why = ("monitoring.recent_reference_days is 0: the primary reference alone" if recent_days == 0 else
                f"no snapshot {recent_days} +/- {RECENT_TOLERANCE_DAYS} days before {pd.Timestamp(now):%Y-%m-%d}: "

@@ -35,6 +35,7 @@ from tenure.monitoring.reference import (
     seasonal_reference,
 )
 from tenure.monitoring.reports import log_to_mlflow, write_index, write_report
+from tenure.monitoring.snapshots import feature_table, label_events, newest_event_time
 from tenure.monitoring.sources import (
     latest_snapshot,
     load_champion,
@@ -220,7 +221,7 @@ def _same_season(settings, model, anchor: pd.Timestamp, columns: list[str]) -> t
     """The same-season drift reference from the batch feature table (``monitoring.reference``), or None."""
     m = settings.monitoring
     latest = "the champion's training sample"
-    table = settings.paths.features_dir / "customer_features.parquet"
+    table = feature_table(settings)
     if m.reference == "latest" or not table.exists():
         return None, latest
 
@@ -229,7 +230,7 @@ def _same_season(settings, model, anchor: pd.Timestamp, columns: list[str]) -> t
         return score_with_champion(model(), rows)
 
     found = _guarded("same-season reference", lambda: seasonal_reference(
-        pd.read_parquet(table), anchor, m.reference, m.season_days, m.season_tolerance_days, prepare, columns))
+        table, anchor, m.reference, m.season_days, m.season_tolerance_days, prepare, columns))
     return found if found is not None else (None, latest)
 
 
@@ -237,7 +238,7 @@ def _recent(settings, model, anchor: pd.Timestamp, columns: list[str],
             frozen: Any) -> tuple[pd.DataFrame | None, str, pd.Timestamp | None]:
     """The recent reference from the batch feature table (``monitoring.recent_reference_days``), or None."""
     days = settings.monitoring.recent_reference_days
-    table = settings.paths.features_dir / "customer_features.parquet"
+    table = feature_table(settings)
     if days == 0 or not table.exists():
         return None, ("monitoring.recent_reference_days is 0" if days == 0 else "no batch feature table") + \
             ": the primary reference alone", None
@@ -247,7 +248,7 @@ def _recent(settings, model, anchor: pd.Timestamp, columns: list[str],
         return score_with_champion(model(), rows)
 
     held = pd.Timestamp(frozen) if frozen else None
-    found = _guarded("recent reference", lambda: recent_reference(pd.read_parquet(table), anchor, days, prepare,
+    found = _guarded("recent reference", lambda: recent_reference(table, anchor, days, prepare,
                                                                    columns, frozen=held))
     return found if found is not None else (None, "the recent reference failed: the primary reference alone", None)
 
@@ -271,14 +272,21 @@ def _sequential(settings, early: dict[str, Any] | None, version: str | None) -> 
 
 
 def _realised(settings, champion, model) -> dict[str, Any] | None:
-    from tenure.features.tables import read_customers, read_events
+    """Realised performance on the newest matured snapshot: only its rows and the events its labels need are read."""
+    from tenure.features.labels import matured_cutoffs
+    from tenure.features.tables import read_customers
 
-    table = settings.paths.features_dir / "customer_features.parquet"
+    table = feature_table(settings)
     if not table.exists():
         return None
     try:
-        snapshots = pd.read_parquet(table)
-        events = read_events(settings, columns=["customer_id", "event_at", "event_type"])
+        horizon = settings.churn.horizon_days
+        data_end = newest_event_time(settings, table.as_of_times())
+        matured = matured_cutoffs(table.as_of_times(), data_end, horizon) if data_end is not None else []
+        if not matured:
+            logger.info("no realised performance this pass: no snapshot's %d-day label window has passed", horizon)
+            return None
+        events = label_events(settings, matured[-1:], horizon)
         customers = read_customers(settings)
 
         scored: list[Any] = []
@@ -287,8 +295,8 @@ def _realised(settings, champion, model) -> dict[str, Any] | None:
             scored.append(score_with_champion(model(), rows)["prediction"].to_numpy())
             return scored[-1]
 
-        result = matured_snapshot_performance(snapshots, events, customers, settings.churn.horizon_days,
-                                              settings.churn.qualifying_event_types, score)
+        result = matured_snapshot_performance(table, events, customers, horizon,
+                                              settings.churn.qualifying_event_types, score, data_end=data_end)
     except (ValueError, FileNotFoundError) as exc:
         logger.info("no realised performance this pass: %s", exc)
         return None

@@ -67,15 +67,16 @@ def load_champion(settings, kind: str, with_reference: bool = True) -> Champion 
 
 
 def latest_snapshot(features_dir: Path, table: str = "customer_features.parquet") -> tuple[pd.Timestamp, pd.DataFrame] | None:
-    """The newest as-of time in the batch feature table and its rows."""
-    path = Path(features_dir) / table
-    if not path.exists():
+    """The newest as-of time in the batch feature table and its rows (only those rows are read)."""
+    from tenure.monitoring.snapshots import SnapshotTable
+
+    snapshots = SnapshotTable(Path(features_dir) / table)
+    if not snapshots.exists():
         return None
-    frame = pd.read_parquet(path)
-    if frame.empty:
+    times = snapshots.as_of_times()
+    if not times:
         return None
-    latest = frame["event_timestamp"].max()
-    return latest, frame[frame["event_timestamp"] == latest].reset_index(drop=True)
+    return times[-1], snapshots.rows(times[-1:]).reset_index(drop=True)
 
 
 def load_champion_runtime(settings, champion: Champion):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -202,6 +203,24 @@ def drift_confidence(drift, estimate: dict[str, Any] | None) -> str:
 
 
 # ----------------------------------------------------------------------------- early outcome / concept
+def early_outcome_cohorts(cutoffs: Sequence[pd.Timestamp], data_end: pd.Timestamp, days: int,
+                          baseline_days: int) -> tuple[pd.Timestamp, list[pd.Timestamp]] | None:
+    """The early-outcome cohort and its reference cohorts among the snapshot ``cutoffs``, or None.
+
+    The cohort is the newest cut-off whose ``days`` have passed by ``data_end`` (the newest stored
+    event); the references are the cut-offs of the ``baseline_days`` before it whose ``days`` ended
+    by the cohort's cut-off. None when no cut-off has matured or none precedes it in the baseline.
+    """
+    span = pd.Timedelta(days=days)
+    cuts = sorted(pd.Timestamp(c) for c in cutoffs)
+    matured = [c for c in cuts if c + span <= data_end]
+    if not matured:
+        return None
+    cohort = matured[-1]
+    refs = [c for c in cuts if cohort - pd.Timedelta(days=baseline_days) <= c and c + span <= cohort]
+    return (cohort, refs) if refs else None
+
+
 def early_outcome_current(settings, score, categorical: list[str]) -> dict[str, Any] | None:
     """The early-outcome check on the batch feature table: the newest snapshot whose
     ``monitoring.early_outcome_days`` have passed (in the stored events) against the snapshots of the
@@ -219,35 +238,30 @@ def early_outcome_current(settings, score, categorical: list[str]) -> dict[str, 
     ``reference_cohorts``; None when switched off, or no snapshot's early outcome has passed.
     """
     from tenure.features.labels import label_churn
-    from tenure.features.tables import read_customers, read_events
+    from tenure.features.tables import read_customers
     from tenure.monitoring.early_outcome import early_outcome_check
     from tenure.monitoring.runner import alive_population
+    from tenure.monitoring.snapshots import feature_table, label_events, newest_event_time
 
     m = settings.monitoring
     k = m.early_outcome_days
-    table = settings.paths.features_dir / "customer_features.parquet"
+    table = feature_table(settings)
     if k <= 0 or not table.exists():
         return None
-    snapshots = pd.read_parquet(table)
-    if snapshots.empty:
+    cuts = table.as_of_times()
+    data_end = newest_event_time(settings, cuts)
+    if data_end is None:
         return None
-    events = read_events(settings, columns=["customer_id", "event_at", "event_type"])
-    if events.empty:
+    chosen = early_outcome_cohorts(cuts, data_end, k, m.early_outcome_baseline_days)
+    if chosen is None:
         return None
-    stamps = pd.to_datetime(snapshots["event_timestamp"], utc=True)
-    cuts = sorted(pd.Timestamp(c) for c in stamps.unique())
-    days = pd.Timedelta(days=k)
-    matured = [c for c in cuts if c + days <= events["event_at"].max()]
-    if not matured:
-        return None
-    cohort = matured[-1]
-    refs = [c for c in cuts if cohort - pd.Timedelta(days=m.early_outcome_baseline_days) <= c and c + days <= cohort]
-    if not refs:
-        return None
+    cohort, refs = chosen
+    events = label_events(settings, [cohort, *refs], k)  # only the events these cohorts' outcomes need
     labels = label_churn(events, read_customers(settings), [cohort, *refs], k, settings.churn.qualifying_event_types)
     labels = labels.rename(columns={"label": "outcome"})
     labels["event_timestamp"] = pd.to_datetime(labels["event_timestamp"], utc=True)
-    rows = snapshots[stamps.isin([cohort, *refs])].assign(event_timestamp=stamps[stamps.isin([cohort, *refs])])
+    rows = table.rows([cohort, *refs])  # only the cohorts' snapshots are read
+    rows = rows.assign(event_timestamp=pd.to_datetime(rows["event_timestamp"], utc=True))
     rows = alive_population(rows.reset_index(drop=True), settings.churn.horizon_days)
     rows = rows.merge(labels[["customer_id", "event_timestamp", "outcome"]], on=["customer_id", "event_timestamp"])
     if rows.empty:

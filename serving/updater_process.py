@@ -282,8 +282,12 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(OSError):
         os.nice(UPDATER_NICE)
     stop = threading.Event()
+
+    def starting_up(*_) -> None:  # nothing applied yet, nothing to checkpoint: leave at once
+        raise SystemExit(0)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, starting_up)
     from tenure.logging_setup import quiet_third_party
     from tenure.settings import load_settings
 
@@ -292,7 +296,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s [updater %(process)d] %(message)s")
     quiet_third_party(1 if settings.log_level == "DEBUG" else 0)
     logging.getLogger("tenure").setLevel(settings.log_level)
-    runner = UpdaterRunner(settings)
+    runner = UpdaterRunner(settings)  # the stack's imports and the stores: seconds, more on a busy machine
+    for sig in (signal.SIGTERM, signal.SIGINT):  # from now on a stop finishes the micro-batch and checkpoints
+        signal.signal(sig, lambda *_: stop.set())
     logger.info("updater process %d applies %s", os.getpid(), settings.paths.event_log_dir)
     try:
         runner.run(stop, args.parent)

@@ -44,15 +44,32 @@ def item_columns(k: int) -> list[str]:
     return [f"item_{i}" for i in range(1, k + 1)]
 
 
+def snapshot_rows_of(path, customer_ids: Sequence[str] | None) -> pd.DataFrame:  # noqa: F821
+    """Every snapshot row of ``customer_ids`` in the batch feature table at ``path`` (all rows when None).
+
+    The customers are picked while the file is scanned (a pyarrow filter), so scoring a few customers, or
+    one partition of them on a cluster, holds their rows only, not the table (19.7M rows at 1M customers).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    dataset = ds.dataset(str(path), format="parquet")
+    kind = dataset.schema.field("customer_id").type
+    if customer_ids is None or not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return dataset.to_table().to_pandas()
+    wanted = pa.array([str(c) for c in customer_ids], type=kind)
+    return dataset.to_table(filter=pc.field("customer_id").isin(wanted)).to_pandas()
+
+
 def _read_snapshot_rows(settings: Settings, customer_ids: Sequence[str] | None) -> tuple[list[str], list[dict | None]]:
     import numpy as np
-    import pandas as pd
 
     path = settings.paths.features_dir / "customer_features.parquet"
     if not path.exists():
         raise FileNotFoundError(f"no feature snapshot at {path}; run `tenure run features` first")
-    frame = pd.read_parquet(path)
-    frame = frame.sort_values("event_timestamp").drop_duplicates("customer_id", keep="last")
+    frame = snapshot_rows_of(path, customer_ids)
+    frame = frame.sort_values("event_timestamp", kind="stable").drop_duplicates("customer_id", keep="last")
     frame["customer_id"] = frame["customer_id"].astype(str)
     frame = frame.set_index("customer_id")
     ids = list(customer_ids) if customer_ids is not None else sorted(frame.index)

@@ -116,3 +116,43 @@ def test_event_batches_keep_customers_together() -> None:
         for cid in {r["customer_id"] for r in batch}:
             times = [r["event_at"] for r in batch if r["customer_id"] == cid]
             assert times == sorted(times)
+
+
+def _snapshot_table(path: Path) -> pd.DataFrame:
+    """Three weekly snapshots of 40 customers; c7 is missing from the newest (its older row is its latest)."""
+    rng = np.random.default_rng(3)
+    frames = []
+    for week, at in enumerate(pd.date_range("2026-01-04", periods=3, freq="7D", tz="UTC")):
+        ids = [f"c{i}" for i in range(40) if not (week == 2 and i == 7)]
+        frames.append(pd.DataFrame({"customer_id": ids, "event_timestamp": at,
+                                    "gap": rng.integers(0, 100, len(ids)).astype(float)}))
+    table = pd.concat(frames, ignore_index=True)
+    table.to_parquet(path, row_group_size=25)
+    return table
+
+
+def test_snapshot_rows_of_some_customers_are_read_while_scanning(tmp_path: Path) -> None:
+    """Scoring some customers from the snapshot holds their rows only, and their latest row is the one of
+    a whole read (c7's comes from the week before the newest)."""
+    from tenure.pipelines.scoring import _read_snapshot_rows, snapshot_rows_of
+
+    path = tmp_path / "features" / "customer_features.parquet"
+    path.parent.mkdir()
+    table = _snapshot_table(path)
+    some = ["c3", "c7", "c39", "nobody"]
+    rows = snapshot_rows_of(path, some)
+    assert len(rows) == 3 + 2 + 3 and set(rows["customer_id"]) == {"c3", "c7", "c39"}
+    assert len(snapshot_rows_of(path, None)) == len(table)
+
+    class Paths:
+        features_dir = path.parent
+
+    class Settings:
+        paths = Paths
+
+    ids, got = _read_snapshot_rows(Settings, some)
+    latest = table.sort_values("event_timestamp", kind="stable").drop_duplicates("customer_id", keep="last")
+    want = latest.set_index("customer_id")["gap"]
+    assert ids == some and got[-1] is None
+    assert [r["gap"] for r in got[:3]] == [want["c3"], want["c7"], want["c39"]]
+    assert got[1]["gap"] == table[(table["customer_id"] == "c7")].iloc[-1]["gap"]

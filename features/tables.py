@@ -230,6 +230,22 @@ def _event_files(settings: Settings, start: pd.Timestamp | None, end: pd.Timesta
     return files
 
 
+def latest_event_time(settings: Settings) -> pd.Timestamp | None:
+    """The newest stored event's ``event_at`` (UTC), or None when no event is stored.
+
+    Only ``event_at`` of the newest ``event_date`` partition that holds rows is read, not the table.
+    """
+    folder = table_path(settings, "events")
+    if not folder.is_dir():
+        return None
+    days = sorted(day for part in folder.iterdir() if part.is_dir() and (day := _partition_date(part)) is not None)
+    for day in reversed(days):
+        times = read_events(settings, start=day, columns=["event_at"])["event_at"]
+        if len(times):
+            return pd.Timestamp(times.max())
+    return None
+
+
 def _events_arrow_schema():
     import pyarrow as pa
 

@@ -126,18 +126,15 @@ def feature_table(settings) -> SnapshotTable:
 def newest_event_time(settings, cutoffs: Sequence[pd.Timestamp]) -> pd.Timestamp | None:
     """The newest stored event's time, or None when no event is at or after the earliest of ``cutoffs``.
 
-    Only ``event_at`` of the events since the newest cut-off (else since the earliest) is read. None
+    Only ``event_at`` of the newest day's partition is read (``features.tables.latest_event_time``). None
     means every event is older than every cut-off, so no cut-off's label window has passed.
     """
-    from tenure.features.tables import read_events
+    from tenure.features.tables import latest_event_time
 
     if not cutoffs:
         return None
-    for start in dict.fromkeys((max(cutoffs), min(cutoffs))):
-        times = read_events(settings, start=start, columns=["event_at"])["event_at"]
-        if len(times):
-            return pd.Timestamp(times.max())
-    return None
+    newest = latest_event_time(settings)
+    return None if newest is None or newest < min(cutoffs) else newest
 
 
 def label_events(settings, cutoffs: Sequence[pd.Timestamp], horizon_days: int) -> pd.DataFrame:

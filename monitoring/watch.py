@@ -109,15 +109,14 @@ def estimate_current(current: pd.DataFrame, reference: pd.DataFrame, promised: f
 
 def current_event_shifts(settings, window: timedelta) -> list[Any]:
     """Event-level shifts of the newest ``window`` of stored events against the weeks before it."""
-    from tenure.features.tables import read_events
+    from tenure.features.tables import latest_event_time, read_events
     from tenure.monitoring.event_drift import event_drift
 
     days = max(1, round(window / timedelta(days=1)))
     baseline = max(settings.monitoring.event_baseline_days, days)
-    newest = read_events(settings, columns=["event_at"], start=pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=400))
-    if newest.empty:
+    end = latest_event_time(settings)  # the newest day's partition only; history of any age (a replayed dataset)
+    if end is None:
         return []
-    end = newest["event_at"].max()
     events = read_events(settings, start=end - pd.Timedelta(days=days + baseline + 29), end=end,
                          columns=["customer_id", "event_at", "event_type", "amount"])
     return event_drift(events, end, days, baseline, settings.monitoring)

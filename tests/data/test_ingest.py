@@ -36,6 +36,22 @@ def test_from_dir_stores_all_three_tables(settings, small_raw):
     assert parts[0].startswith("event_date=2026-01-01")
 
 
+def test_latest_event_time_reads_the_newest_day_only(settings, small_raw, monkeypatch):
+    assert tables.latest_event_time(settings) is None  # nothing stored yet
+    ingest(settings, small_raw["events"].parent)
+    want = tables.read_events(settings)["event_at"].max()
+    starts = []
+    read = tables.read_events
+
+    def spy(s, start=None, **kwargs):
+        starts.append(start)
+        return read(s, start=start, **kwargs)
+
+    monkeypatch.setattr(tables, "read_events", spy)
+    assert tables.latest_event_time(settings) == want
+    assert starts == [want.normalize()], "one read, from the newest event_date partition on"
+
+
 def test_reingest_is_idempotent(settings, small_raw):
     first = ingest(settings, small_raw["events"].parent)
     before = tables.read_events(settings)

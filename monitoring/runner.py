@@ -35,7 +35,7 @@ from tenure.monitoring.reference import (
     seasonal_reference,
 )
 from tenure.monitoring.reports import log_to_mlflow, write_index, write_report
-from tenure.monitoring.snapshots import feature_table, label_events, newest_event_time
+from tenure.monitoring.snapshots import feature_table, label_events
 from tenure.monitoring.sources import (
     latest_snapshot,
     load_champion,
@@ -274,14 +274,14 @@ def _sequential(settings, early: dict[str, Any] | None, version: str | None) -> 
 def _realised(settings, champion, model) -> dict[str, Any] | None:
     """Realised performance on the newest matured snapshot: only its rows and the events its labels need are read."""
     from tenure.features.labels import matured_cutoffs
-    from tenure.features.tables import read_customers
+    from tenure.features.tables import latest_event_time, read_customers
 
     table = feature_table(settings)
     if not table.exists():
         return None
     try:
         horizon = settings.churn.horizon_days
-        data_end = newest_event_time(settings, table.as_of_times())
+        data_end = latest_event_time(settings)
         matured = matured_cutoffs(table.as_of_times(), data_end, horizon) if data_end is not None else []
         if not matured:
             logger.info("no realised performance this pass: no snapshot's %d-day label window has passed", horizon)

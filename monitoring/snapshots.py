@@ -10,7 +10,7 @@ that hold the table), so the reference and performance functions take either.
 
 Labels (``features.labels.label_churn``) at cut-offs ``T`` with horizon ``H`` depend only on the
 events in ``[min T - H, max T + H]`` and on the cancellations before (a customer who cancelled is
-not alive); :func:`label_events` reads just those, :func:`newest_event_time` the newest event time.
+not alive); :func:`label_events` reads just those.
 """
 
 from __future__ import annotations
@@ -121,20 +121,6 @@ def as_snapshots(snapshots: pd.DataFrame | Snapshots) -> Snapshots:
 def feature_table(settings) -> SnapshotTable:
     """The batch feature table of ``settings.paths.features_dir``."""
     return SnapshotTable(settings.paths.features_dir / "customer_features.parquet")
-
-
-def newest_event_time(settings, cutoffs: Sequence[pd.Timestamp]) -> pd.Timestamp | None:
-    """The newest stored event's time, or None when no event is at or after the earliest of ``cutoffs``.
-
-    Only ``event_at`` of the newest day's partition is read (``features.tables.latest_event_time``). None
-    means every event is older than every cut-off, so no cut-off's label window has passed.
-    """
-    from tenure.features.tables import latest_event_time
-
-    if not cutoffs:
-        return None
-    newest = latest_event_time(settings)
-    return None if newest is None or newest < min(cutoffs) else newest
 
 
 def label_events(settings, cutoffs: Sequence[pd.Timestamp], horizon_days: int) -> pd.DataFrame:

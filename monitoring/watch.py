@@ -237,10 +237,10 @@ def early_outcome_current(settings, score, categorical: list[str]) -> dict[str, 
     ``reference_cohorts``; None when switched off, or no snapshot's early outcome has passed.
     """
     from tenure.features.labels import label_churn
-    from tenure.features.tables import read_customers
+    from tenure.features.tables import latest_event_time, read_customers
     from tenure.monitoring.early_outcome import early_outcome_check
     from tenure.monitoring.runner import alive_population
-    from tenure.monitoring.snapshots import feature_table, label_events, newest_event_time
+    from tenure.monitoring.snapshots import feature_table, label_events
 
     m = settings.monitoring
     k = m.early_outcome_days
@@ -248,7 +248,7 @@ def early_outcome_current(settings, score, categorical: list[str]) -> dict[str, 
     if k <= 0 or not table.exists():
         return None
     cuts = table.as_of_times()
-    data_end = newest_event_time(settings, cuts)
+    data_end = latest_event_time(settings)
     if data_end is None:
         return None
     chosen = early_outcome_cohorts(cuts, data_end, k, m.early_outcome_baseline_days)

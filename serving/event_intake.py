@@ -130,15 +130,12 @@ class DurableEventLog:
         self.commit_window_s = commit_window_s
         self.remote = remote
         self._lock_fd = os.open(self.folder / "commit.lock", os.O_RDWR | os.O_CREAT, 0o640)
-        # Switching to WAL takes a lock SQLite's busy timeout does not wait for: workers starting together
-        # on one folder take turns under the commit lock (and the switch is retried, tenure.files).
-        with self._commit_lock():
-            self._db = open_sqlite_wal(self.folder / "accepted_ids.sqlite")
-            self._db.execute("PRAGMA synchronous=NORMAL")  # the log is the truth; the index is rebuilt from it
-            self._db.execute("CREATE TABLE IF NOT EXISTS accepted (event_id TEXT PRIMARY KEY, logged_at TEXT)")
-            self._db.execute("CREATE TABLE IF NOT EXISTS indexed (k INTEGER PRIMARY KEY CHECK (k = 0), file TEXT, "
-                             "offset INTEGER)")
-            self._db.commit()
+        self._db = open_sqlite_wal(self.folder / "accepted_ids.sqlite")  # safe when workers start together
+        self._db.execute("PRAGMA synchronous=NORMAL")  # the log is the truth; the index is rebuilt from it
+        self._db.execute("CREATE TABLE IF NOT EXISTS accepted (event_id TEXT PRIMARY KEY, logged_at TEXT)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS indexed (k INTEGER PRIMARY KEY CHECK (k = 0), file TEXT, "
+                         "offset INTEGER)")
+        self._db.commit()
         self._db_lock = threading.Lock()
         self.commits: deque[tuple[LogPosition, float]] = deque(maxlen=100_000)
         self._listeners: list[Callable[[], None]] = []

@@ -74,12 +74,12 @@ def test_run_all_on_a_local_dask_cluster(tmp_path: Path, monkeypatch: pytest.Mon
     pd.testing.assert_frame_equal(scores[columns].sort_values("customer_id").reset_index(drop=True),
                                   local[columns].sort_values("customer_id").reset_index(drop=True), check_dtype=False)
 
-    # the audience export, partition by partition through the CLI, equals the local export
-    from tenure.pipelines.scoring import export_audience
-
-    # the champions reach the partitions as versions the workers load, not as scattered data (which a worker
-    # restarted for memory would lose for good)
+    # the audience export, partition by partition through the CLI, equals the local export; the champions
+    # reach the partitions as versions the workers load, not as scattered data (which a worker restarted for
+    # memory would lose for good)
     import distributed
+
+    from tenure.pipelines.scoring import export_audience
 
     def no_scatter(*args, **kwargs):
         raise AssertionError("scattered data is lost when a worker restarts")

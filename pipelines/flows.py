@@ -180,13 +180,19 @@ def train_step(settings: Settings, kinds: Sequence[str] = MODEL_KINDS, promote: 
     gate of each (``training.gate.promote``, the one place that decides) unless ``promote`` is False."""
     from tenure.registry.models import get_alias_version
     from tenure.training.gate import promote as run_gate
+    from tenure.training.recommender_pipeline import NothingToRecommend
 
     rows: dict[str, int] = {}
     details: dict[str, Any] = {}
     for kind in kinds:
         if kind not in MODEL_KINDS:
             raise ValueError(f"model kind must be one of {list(MODEL_KINDS)}, got {kind!r}")
-        result = _train(settings, kind)
+        try:
+            result = _train(settings, kind)
+        except NothingToRecommend as exc:  # a churn-only history: the loop goes on without a recommender
+            logger.warning("recommender not trained: %s", exc)
+            details[kind] = {"skipped": str(exc)}
+            continue
         info: dict[str, Any] = {"result": _jsonable(_summarise_training(result))}
         info["challenger_version"] = get_alias_version(settings, kind, "challenger")
         if promote and info["challenger_version"] is not None:

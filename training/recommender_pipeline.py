@@ -66,6 +66,28 @@ class RecommenderData:
     purchase_event_types: tuple[str, ...] = ("purchase",)  # what "already bought" means
 
 
+class NothingToRecommend(ValueError):
+    """The data name fewer than two items (a churn-only history, say): a recommender has no choice to make."""
+
+
+def require_items(data: RecommenderData) -> int:
+    """The number of items a recommender can choose among (the catalogue, else the events' items).
+
+    Raises
+    ------
+    NothingToRecommend
+        When there are fewer than two: ALS cannot factorise one column (it fails with NaN factors).
+    """
+    if data.items is not None and len(data.items):
+        n = int(data.items["item_id"].nunique())
+    else:
+        n = int(data.events["item_id"].dropna().nunique()) if "item_id" in data.events.columns else 0
+    if n < 2:
+        raise NothingToRecommend(f"the data name {n} item(s); a recommender needs at least 2 to choose among "
+                                 "(a history without products trains the churn model only)")
+    return n
+
+
 @dataclasses.dataclass
 class TrainResult:
     """What ``train_recommender`` did: run, version, the metrics table and the configuration used."""
@@ -596,12 +618,14 @@ def train_recommender(
     r = settings.recommender
     if _on_cluster(settings, data, source, tune_trials):
         data = cluster_data(settings)
+        require_items(data)
         config = config_from_settings(settings, data)
         prepared = _prepare_on_cluster(settings, data, config, num_threads, say)
     else:
         if data is None:
             data = load_data(settings, source)
         say(f"loaded {len(data.events):,} events ({data.source})")
+        require_items(data)
         config = config_from_settings(settings, data)
         if tune_trials:
             config = tune(data, config, tune_trials, r.holdout_days, r.k, num_threads, progress=say)

@@ -256,8 +256,12 @@ def _float(value: Any) -> Any:
 def score_step(settings: Settings, k: int | None = None) -> StepOutput:
     """Churn scores (and ``k`` recommendations) for every customer -> ``exports_dir/scores/``."""
     from tenure.pipelines.scoring import batch_score, write_scores
+    from tenure.registry.champion import find_champion
 
     k = settings.recommender.k if k is None else k
+    if k and find_champion(settings, "recommender") is None:  # e.g. skipped on a history without products
+        logger.warning("no recommender champion: the scores go out without recommendations")
+        k = 0
     if settings.compute.engine == "dask":  # the same scores, partitioned on the cluster
         from tenure.pipelines.cluster_steps import score_on_cluster
 

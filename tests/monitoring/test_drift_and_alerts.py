@@ -56,6 +56,18 @@ def test_shifted_copy_drifts_and_resampled_copy_does_not():
     assert "metrics" in snapshot.dict()
 
 
+def test_a_feature_without_values_is_left_out_of_the_drift_tests():
+    """CDNOW has no sessions: an all-empty column has no distribution, so it is not tested (Evidently refused
+    the whole report); its missing share is still reported, and the other columns are judged as before."""
+    settings = MonitoringSettings()
+    reference, current = frame(3000, 0), frame(2000, 2, shift=0.6)
+    reference["sessions"] = current["sessions"] = np.nan
+    summary, _ = drift_report(reference, current, NUMERICAL, CATEGORICAL, settings)
+    assert [f.column for f in summary.features] == ["recency", "spend", "channel"]
+    assert {"recency", "spend"} <= set(summary.drifted)
+    assert summary.missing_share["sessions"]["current"] == 1.0
+
+
 def test_per_feature_overrides_from_settings_and_argument():
     reference, current = frame(3000, 0), frame(2000, 3, shift=0.15)
     settings = MonitoringSettings(feature_overrides={"recency": {"method": "psi", "threshold": 5.0},
